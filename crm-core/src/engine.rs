@@ -1,0 +1,1943 @@
+//! The façade a host calls: loads members from a [`Store`], decides, appends
+//! the events and returns results. `now` is always an argument.
+//!
+//! ```
+//! use crm_core::{Engine, MemoryStore, Program, Order};
+//! use chrono::{TimeZone, Utc};
+//! use rust_decimal::Decimal;
+//!
+//! let engine = Engine::new(Program::default_demo(), MemoryStore::new());
+//! let now = Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap();
+//! let order = Order::paid("o-1", "alice", now, Decimal::new(12_999, 2)); // 129.99
+//! engine.record_order(order, now).unwrap();
+//! assert_eq!(engine.balance(&"alice".into(), "reward", now).unwrap().available, 129);
+//! engine.redeem(&"alice".into(), "reward", 100, "redeem-1", now).unwrap();
+//! assert_eq!(engine.balance(&"alice".into(), "reward", now).unwrap().available, 29);
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Clawback, Command, Outcome};
+use crate::error::{CrmError, Result};
+use crate::facts::{
+    check_amount, check_ref, Order, OrderStatus, Refund, RefundScope, ReturnedItem,
+};
+use crate::ledger::{self, Allocation, Balance, Lot, LotPhase, LotSource};
+use crate::member::{Identity, MemberId, MemberStatus, Profile};
+use crate::program::{Action, ClawbackPolicy, ExpiryPolicy, Program};
+use crate::rules;
+use crate::state::{Event, MemberState, OrderLedger};
+use crate::store::{Commit, CommitError, MemberWrite, Receipt, Store, Versioned};
+use crate::time::{add_local_days, local_date};
+
+/// Largest number of points one command may move.
+pub const MAX_POINTS: i64 = 1_000_000_000_000;
+const MAX_ATTEMPTS: usize = 16;
+const MAX_MERGE_DEPTH: usize = 32;
+
+/// The loyalty engine over a store.
+pub struct Engine<S: Store> {
+    program: Program,
+    store: S,
+}
+
+/// Idempotency key used for an order.
+pub fn order_key(order_id: &str) -> String {
+    format!("order:{order_id}")
+}
+
+/// A page of a member's statement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatementPage {
+    pub entries: Vec<StatementEntry>,
+    /// Entries in the whole statement.
+    pub total: usize,
+    /// Offset of the next page, if there is one.
+    pub next_offset: Option<usize>,
+}
+
+/// One line of a statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementEntry {
+    /// Position in the member's event log (1-based).
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    /// `earn`, `redeem`, `reverse`, `clawback`, `adjust`, `expire`, `merge_in`, `merge_out`.
+    pub kind: String,
+    pub points: i64,
+    /// Outstanding points (available + pending − debt) after this entry.
+    pub balance: i64,
+    /// Order, redemption, bonus or member the entry refers to.
+    pub reference: Option<String>,
+}
+
+/// Points expiring within a window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expiring {
+    pub total: i64,
+    /// `(expires_at, points)`, soonest first.
+    pub buckets: Vec<(DateTime<Utc>, i64)>,
+}
+
+/// Outstanding points of one type across the programme.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointTypeLiability {
+    pub point_type: String,
+    pub spendable: bool,
+    /// Members holding any outstanding points of this type.
+    pub members: u64,
+    pub available: i64,
+    pub pending: i64,
+    pub debt: i64,
+    /// `available + pending` (debt already deducted from available).
+    pub outstanding: i64,
+    /// `outstanding × value_per_point` for spendable types, else zero.
+    pub value: Decimal,
+}
+
+/// Programme-wide liability at an instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Liability {
+    pub at: DateTime<Utc>,
+    pub members: u64,
+    pub point_types: Vec<PointTypeLiability>,
+    /// Sum of `value` over spendable types.
+    pub value: Decimal,
+}
+
+struct Working {
+    state: MemberState,
+    version: u64,
+    events: Vec<Event>,
+}
+
+/// One decision in progress: the members it touched and what it will commit.
+struct Tx<'a, S: Store> {
+    program: &'a Program,
+    store: &'a S,
+    now: DateTime<Utc>,
+    members: HashMap<MemberId, Working>,
+    commit: Commit,
+}
+
+struct Checkpoint {
+    members: Vec<(MemberId, usize)>,
+    identities: usize,
+    orders: usize,
+    redact: usize,
+}
+
+impl<'a, S: Store> Tx<'a, S> {
+    fn new(program: &'a Program, store: &'a S, now: DateTime<Utc>) -> Self {
+        Tx {
+            program,
+            store,
+            now,
+            members: HashMap::new(),
+            commit: Commit::default(),
+        }
+    }
+
+    fn tz(&self) -> chrono_tz::Tz {
+        self.program.timezone
+    }
+
+    /// Load a member into the transaction; `false` when it does not exist.
+    fn load(&mut self, id: &MemberId) -> Result<bool> {
+        if self.members.contains_key(id) {
+            return Ok(true);
+        }
+        match self.store.load(id)? {
+            Some(Versioned { state, version }) => {
+                self.members.insert(
+                    id.clone(),
+                    Working {
+                        state,
+                        version,
+                        events: Vec::new(),
+                    },
+                );
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn state(&self, id: &MemberId) -> &MemberState {
+        &self.members[id].state
+    }
+
+    fn emit(&mut self, id: &MemberId, event: Event) {
+        let w = self
+            .members
+            .get_mut(id)
+            .expect("member loaded before emitting");
+        w.state.evolve(&event);
+        w.events.push(event);
+    }
+
+    /// Follow merges to the surviving member; erased members take no commands.
+    fn active(&mut self, id: &MemberId, field: &str) -> Result<MemberId> {
+        let mut current = id.clone();
+        for _ in 0..MAX_MERGE_DEPTH {
+            if !self.load(&current)? {
+                return Err(CrmError::NotFound {
+                    entity: "member",
+                    id: current.0,
+                });
+            }
+            match &self.state(&current).status {
+                MemberStatus::Active => return Ok(current),
+                MemberStatus::Merged { into, .. } => current = into.clone(),
+                MemberStatus::Erased { .. } => {
+                    return Err(CrmError::invalid(
+                        field,
+                        format!("member {current} has been erased"),
+                    ));
+                }
+            }
+        }
+        Err(CrmError::conflict(format!(
+            "merge chain of {id} is too long"
+        )))
+    }
+
+    fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            members: self
+                .members
+                .iter()
+                .map(|(k, w)| (k.clone(), w.events.len()))
+                .collect(),
+            identities: self.commit.identities.len(),
+            orders: self.commit.orders.len(),
+            redact: self.commit.redact.len(),
+        }
+    }
+
+    /// Undo everything since `cp` (a failed command inside a batch).
+    fn rollback(&mut self, cp: Checkpoint) -> Result<()> {
+        let before: HashMap<MemberId, usize> = cp.members.into_iter().collect();
+        let mut drop = Vec::new();
+        for (id, w) in self.members.iter_mut() {
+            match before.get(id) {
+                None => drop.push(id.clone()),
+                Some(&n) if w.events.len() > n => {
+                    w.events.truncate(n);
+                    let mut state = match self.store.load(id)? {
+                        Some(v) => v.state,
+                        None => MemberState::new(
+                            id.clone(),
+                            w.events.first().map_or(self.now, Event::at),
+                        ),
+                    };
+                    for e in &w.events {
+                        state.evolve(e);
+                    }
+                    w.state = state;
+                }
+                Some(_) => {}
+            }
+        }
+        for id in drop {
+            self.members.remove(&id);
+        }
+        self.commit.identities.truncate(cp.identities);
+        self.commit.orders.truncate(cp.orders);
+        self.commit.redact.truncate(cp.redact);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Commit {
+        let mut members: Vec<_> = self
+            .members
+            .into_values()
+            .filter(|w| !w.events.is_empty())
+            .collect();
+        members.sort_by(|a, b| a.state.id.cmp(&b.state.id));
+        self.commit.members = members
+            .into_iter()
+            .map(|w| MemberWrite {
+                expected_version: w.version,
+                events: w.events,
+                state: w.state,
+            })
+            .collect();
+        self.commit
+    }
+
+    // ----- decisions -------------------------------------------------------
+
+    fn apply(&mut self, key: &str, command: &Command) -> Result<(Outcome, Option<MemberId>)> {
+        match command {
+            Command::CreateMember {
+                member_id,
+                profile,
+                identities,
+                tags,
+                consents,
+            } => {
+                MemberId::parse(member_id.0.clone(), "member_id")?;
+                profile.validate("profile", self.now)?;
+                for (i, identity) in identities.iter().enumerate() {
+                    identity.validate(&format!("identities[{i}]"))?;
+                }
+                for (i, tag) in tags.iter().enumerate() {
+                    check_tag(tag, &format!("tags[{i}]"))?;
+                }
+                for channel in consents.keys() {
+                    check_ref(channel, "consents")?;
+                }
+                if self.load(member_id)? {
+                    return Err(CrmError::conflict(format!(
+                        "member {member_id} already exists"
+                    )));
+                }
+                for identity in identities {
+                    if let Some(owner) = self.store.identity_owner(identity)? {
+                        return Err(identity_taken(identity, &owner));
+                    }
+                }
+                let mut profile = profile.clone();
+                profile.joined_at.get_or_insert(self.now);
+                let at = self.now;
+                self.create(member_id, profile, at);
+                for identity in identities {
+                    self.emit(
+                        member_id,
+                        Event::IdentityLinked {
+                            at,
+                            identity: identity.clone(),
+                        },
+                    );
+                    self.commit
+                        .identities
+                        .push((identity.clone(), Some(member_id.clone())));
+                }
+                for tag in tags {
+                    self.emit(
+                        member_id,
+                        Event::TagAdded {
+                            at,
+                            tag: tag.clone(),
+                        },
+                    );
+                }
+                for (channel, granted) in consents {
+                    self.emit(
+                        member_id,
+                        Event::ConsentChanged {
+                            at,
+                            channel: channel.clone(),
+                            granted: *granted,
+                        },
+                    );
+                }
+                self.profile_bonus(member_id, at)?;
+                Ok((
+                    Outcome::Member {
+                        member_id: member_id.clone(),
+                    },
+                    Some(member_id.clone()),
+                ))
+            }
+            Command::UpdateProfile { member_id, patch } => {
+                patch.validate(self.now)?;
+                let id = self.active(member_id, "member_id")?;
+                self.emit(
+                    &id,
+                    Event::ProfileUpdated {
+                        at: self.now,
+                        patch: patch.clone(),
+                    },
+                );
+                self.profile_bonus(&id, self.now)?;
+                Ok((
+                    Outcome::Member {
+                        member_id: id.clone(),
+                    },
+                    Some(id),
+                ))
+            }
+            Command::LinkIdentity {
+                member_id,
+                identity,
+            } => {
+                identity.validate("identity")?;
+                let id = self.active(member_id, "member_id")?;
+                match self.store.identity_owner(identity)? {
+                    Some(owner) if owner == id => {}
+                    Some(owner) => return Err(identity_taken(identity, &owner)),
+                    None => {
+                        self.emit(
+                            &id,
+                            Event::IdentityLinked {
+                                at: self.now,
+                                identity: identity.clone(),
+                            },
+                        );
+                        self.commit
+                            .identities
+                            .push((identity.clone(), Some(id.clone())));
+                    }
+                }
+                Ok((
+                    Outcome::Member {
+                        member_id: id.clone(),
+                    },
+                    Some(id),
+                ))
+            }
+            Command::UnlinkIdentity {
+                member_id,
+                identity,
+            } => {
+                let id = self.active(member_id, "member_id")?;
+                if !self.state(&id).identities.contains(identity) {
+                    return Err(CrmError::NotFound {
+                        entity: "identity",
+                        id: format!("{}:{}", identity.channel, identity.external_id),
+                    });
+                }
+                self.emit(
+                    &id,
+                    Event::IdentityUnlinked {
+                        at: self.now,
+                        identity: identity.clone(),
+                    },
+                );
+                self.commit.identities.push((identity.clone(), None));
+                Ok((
+                    Outcome::Member {
+                        member_id: id.clone(),
+                    },
+                    Some(id),
+                ))
+            }
+            Command::AddTag { member_id, tag } | Command::RemoveTag { member_id, tag } => {
+                check_tag(tag, "tag")?;
+                let id = self.active(member_id, "member_id")?;
+                let has = self.state(&id).tags.contains(tag);
+                let at = self.now;
+                match command {
+                    Command::AddTag { .. } if !has => self.emit(
+                        &id,
+                        Event::TagAdded {
+                            at,
+                            tag: tag.clone(),
+                        },
+                    ),
+                    Command::RemoveTag { .. } if has => self.emit(
+                        &id,
+                        Event::TagRemoved {
+                            at,
+                            tag: tag.clone(),
+                        },
+                    ),
+                    _ => {}
+                }
+                Ok((
+                    Outcome::Member {
+                        member_id: id.clone(),
+                    },
+                    Some(id),
+                ))
+            }
+            Command::SetConsent {
+                member_id,
+                channel,
+                granted,
+            } => {
+                check_ref(channel, "channel")?;
+                let id = self.active(member_id, "member_id")?;
+                self.emit(
+                    &id,
+                    Event::ConsentChanged {
+                        at: self.now,
+                        channel: channel.clone(),
+                        granted: *granted,
+                    },
+                );
+                Ok((
+                    Outcome::Member {
+                        member_id: id.clone(),
+                    },
+                    Some(id),
+                ))
+            }
+            Command::RecordOrder { order } => self.record_order(order),
+            Command::SetOrderStatus {
+                order_id,
+                status,
+                at,
+            } => self.set_order_status(order_id, *status, at.unwrap_or(self.now)),
+            Command::RecordRefund { refund } => self.refund(refund),
+            Command::RecordAction {
+                member_id,
+                action,
+                reference,
+            } => {
+                check_ref(reference, "reference")?;
+                let id = self.active(member_id, "member_id")?;
+                let awarded = self.award(&id, action, self.now)?;
+                Ok((
+                    Outcome::Action {
+                        member_id: id.clone(),
+                        awarded,
+                    },
+                    Some(id),
+                ))
+            }
+            Command::Redeem {
+                member_id,
+                point_type,
+                points,
+                ..
+            } => {
+                let pt = self.program.require_point_type(point_type, "point_type")?;
+                if !pt.spendable {
+                    return Err(CrmError::invalid(
+                        "point_type",
+                        format!("{point_type:?} points cannot be spent"),
+                    ));
+                }
+                check_points(*points, "points")?;
+                if *points <= 0 {
+                    return Err(CrmError::invalid("points", "must be positive"));
+                }
+                let id = self.active(member_id, "member_id")?;
+                let st = self.state(&id);
+                let available =
+                    ledger::balance(&st.lots, point_type, st.debt(point_type), self.now).available;
+                if available < *points {
+                    return Err(CrmError::InsufficientPoints {
+                        requested: *points,
+                        available: available.max(0),
+                    });
+                }
+                let (allocations, _) = ledger::allocate(&st.lots, point_type, *points, self.now);
+                let at = self.now;
+                self.emit(
+                    &id,
+                    Event::PointsRedeemed {
+                        at,
+                        redemption_id: key.to_string(),
+                        point_type: point_type.clone(),
+                        points: *points,
+                        allocations: allocations.clone(),
+                    },
+                );
+                self.extend_inactivity(&id, point_type, at);
+                Ok((
+                    Outcome::Redemption {
+                        redemption_id: key.to_string(),
+                        member_id: id.clone(),
+                        point_type: point_type.clone(),
+                        points: *points,
+                        allocations,
+                    },
+                    Some(id),
+                ))
+            }
+            Command::ReverseRedemption {
+                member_id,
+                redemption_id,
+            } => {
+                let id = self.active(member_id, "member_id")?;
+                let r = self
+                    .state(&id)
+                    .redemptions
+                    .get(redemption_id)
+                    .cloned()
+                    .ok_or_else(|| CrmError::NotFound {
+                        entity: "redemption",
+                        id: redemption_id.clone(),
+                    })?;
+                if r.reversed {
+                    return Err(CrmError::conflict(format!(
+                        "redemption {redemption_id} was already reversed"
+                    )));
+                }
+                self.emit(
+                    &id,
+                    Event::RedemptionReversed {
+                        at: self.now,
+                        redemption_id: redemption_id.clone(),
+                        point_type: r.point_type.clone(),
+                        points: r.points,
+                        allocations: r.allocations,
+                    },
+                );
+                Ok((
+                    Outcome::Reversal {
+                        redemption_id: redemption_id.clone(),
+                        member_id: id.clone(),
+                        point_type: r.point_type,
+                        points: r.points,
+                    },
+                    Some(id),
+                ))
+            }
+            Command::Adjust {
+                member_id,
+                point_type,
+                delta,
+                reason,
+                actor,
+            } => self.adjust(member_id, point_type, *delta, reason, actor),
+            Command::Merge { survivor, merged } => self.merge(survivor, merged),
+            Command::Erase { member_id } => {
+                let id = self.active(member_id, "member_id")?;
+                let st = self.state(&id).clone();
+                for identity in &st.identities {
+                    self.commit.identities.push((identity.clone(), None));
+                }
+                self.emit(&id, Event::Erased { at: self.now });
+                self.commit.redact.push(id.clone());
+                self.commit.redact.extend(st.merged_from.iter().cloned());
+                Ok((
+                    Outcome::Erasure {
+                        member_id: id.clone(),
+                    },
+                    Some(id),
+                ))
+            }
+            Command::RunDue => Err(CrmError::invalid(
+                "command",
+                "run_due is executed by Engine::run_due",
+            )),
+        }
+    }
+
+    fn create(&mut self, id: &MemberId, profile: Profile, at: DateTime<Utc>) {
+        self.members.insert(
+            id.clone(),
+            Working {
+                state: MemberState::new(id.clone(), at),
+                version: 0,
+                events: Vec::new(),
+            },
+        );
+        self.emit(id, Event::MemberCreated { at, profile });
+    }
+
+    fn record_order(&mut self, order: &Order) -> Result<(Outcome, Option<MemberId>)> {
+        order.validate(&self.program.currency)?;
+        if let Some(owner) = self.store.order_owner(&order.id)? {
+            return Err(CrmError::conflict(format!(
+                "order {} was already recorded for member {owner}",
+                order.id
+            )));
+        }
+        let id = if self.load(&order.member_id)? {
+            self.active(&order.member_id, "order.member_id")?
+        } else if self.program.auto_enroll {
+            let profile = Profile {
+                joined_at: Some(order.placed_at),
+                join_channel: order.channel.clone(),
+                ..Profile::default()
+            };
+            self.create(&order.member_id, profile, order.placed_at);
+            self.award(&order.member_id, &Action::SignUp, order.placed_at)?;
+            order.member_id.clone()
+        } else {
+            return Err(CrmError::NotFound {
+                entity: "member",
+                id: order.member_id.0.clone(),
+            });
+        };
+        if self.state(&id).orders.contains_key(&order.id) {
+            return Err(CrmError::conflict(format!(
+                "order {} was already recorded",
+                order.id
+            )));
+        }
+        let mut stored = order.clone();
+        stored.member_id = id.clone();
+        let ledger = OrderLedger {
+            order: stored,
+            refunded: Decimal::ZERO,
+            returned: BTreeMap::new(),
+            earned: BTreeMap::new(),
+            clawed: BTreeMap::new(),
+        };
+        self.emit(
+            &id,
+            Event::OrderRecorded {
+                at: order.placed_at,
+                order: ledger,
+            },
+        );
+        self.commit.orders.push((order.id.clone(), id.clone()));
+        let (earned, lots) = if order.status.earns() {
+            self.earn(&id, &order.id)?
+        } else {
+            Default::default()
+        };
+        Ok((
+            Outcome::Order {
+                order_id: order.id.clone(),
+                member_id: id.clone(),
+                earned,
+                lots,
+            },
+            Some(id),
+        ))
+    }
+
+    /// Award the earn rules (and the first-order bonus) for a paid order.
+    fn earn(
+        &mut self,
+        id: &MemberId,
+        order_id: &str,
+    ) -> Result<(BTreeMap<String, i64>, Vec<String>)> {
+        let order = self.state(id).orders[order_id].order.clone();
+        let at = order.earned_at();
+        let tz = self.tz();
+        let day = local_date(tz, at);
+        let mut earned = BTreeMap::new();
+        let mut lots = Vec::new();
+        for rule in &self.program.earn.rules {
+            let st = self.state(id);
+            let mut points = rules::order_points(rule, &order, st, tz);
+            let capped = rule.per_day_cap.is_some() || rule.per_month_cap.is_some();
+            if capped {
+                let usage = st.rule_days.get(&rule.id);
+                let used_day = usage.and_then(|u| u.get(&day)).copied().unwrap_or(0);
+                let used_month = usage.map_or(0, |u| {
+                    u.iter()
+                        .filter(|(d, _)| {
+                            chrono::Datelike::year(*d) == chrono::Datelike::year(&day)
+                                && chrono::Datelike::month(*d) == chrono::Datelike::month(&day)
+                        })
+                        .map(|(_, p)| p)
+                        .sum()
+                });
+                points = rules::apply_period_caps(rule, points, used_day, used_month);
+            }
+            if points > 0 {
+                if capped {
+                    self.emit(
+                        id,
+                        Event::RuleUsage {
+                            at,
+                            rule_id: rule.id.clone(),
+                            day,
+                            points,
+                        },
+                    );
+                }
+                let source = LotSource::Order {
+                    order_id: order_id.to_string(),
+                    rule_id: rule.id.clone(),
+                };
+                lots.push(self.grant(id, &rule.point_type, points, at, source));
+                *earned.entry(rule.point_type.clone()).or_insert(0) += points;
+            }
+        }
+        if self.state(id).stats.orders == 1 {
+            for (pt, p) in self.award(id, &Action::FirstOrder, at)? {
+                *earned.entry(pt).or_insert(0) += p;
+            }
+        }
+        Ok((earned, lots))
+    }
+
+    /// Credit a new lot; pays off debt first and pushes inactivity expiry.
+    fn grant(
+        &mut self,
+        id: &MemberId,
+        point_type: &str,
+        points: i64,
+        at: DateTime<Utc>,
+        source: LotSource,
+    ) -> String {
+        let tz = self.tz();
+        let pt = self
+            .program
+            .point_type(point_type)
+            .expect("validated point type");
+        let st = self.state(id);
+        let lot_id = st.next_lot_id();
+        let pending = pt.pending_days > 0 && !matches!(source, LotSource::Adjustment);
+        let available_at = if pending {
+            add_local_days(tz, at, pt.pending_days)
+        } else {
+            at
+        };
+        let last = st
+            .last_activity
+            .get(point_type)
+            .copied()
+            .unwrap_or(at)
+            .max(at);
+        let expires_at = ledger::expires_at(pt.expiry, tz, at, last);
+        let debt = st.debt(point_type);
+        let lot = Lot {
+            id: lot_id.clone(),
+            point_type: point_type.to_string(),
+            granted: points,
+            remaining: points,
+            earned_at: at,
+            available_at,
+            expires_at,
+            source,
+            activated: !pending,
+        };
+        self.emit(id, Event::PointsEarned { at, lot });
+        self.extend_inactivity(id, point_type, at);
+        if debt > 0 {
+            self.emit(
+                id,
+                Event::DebtSettled {
+                    at,
+                    point_type: point_type.to_string(),
+                    lot_id: lot_id.clone(),
+                    points: debt.min(points),
+                },
+            );
+        }
+        lot_id
+    }
+
+    /// Under the inactivity policy, activity at `at` moves every open lot's expiry.
+    fn extend_inactivity(&mut self, id: &MemberId, point_type: &str, at: DateTime<Utc>) {
+        let pt = self
+            .program
+            .point_type(point_type)
+            .expect("validated point type");
+        if let ExpiryPolicy::Inactivity { .. } = pt.expiry {
+            let st = self.state(id);
+            let last = st.last_activity.get(point_type).copied().unwrap_or(at);
+            if at >= last && st.lots.iter().any(|l| l.point_type == point_type) {
+                if let Some(expires_at) = ledger::expires_at(pt.expiry, self.tz(), at, last) {
+                    self.emit(
+                        id,
+                        Event::ExpiryExtended {
+                            at,
+                            point_type: point_type.to_string(),
+                            expires_at,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Award every bonus configured for `action` that the member may still get.
+    fn award(
+        &mut self,
+        id: &MemberId,
+        action: &Action,
+        at: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, i64>> {
+        let mut awarded = BTreeMap::new();
+        for bonus in self
+            .program
+            .earn
+            .bonuses
+            .iter()
+            .filter(|b| &b.action == action)
+        {
+            let once = matches!(
+                action,
+                Action::SignUp | Action::FirstOrder | Action::ProfileCompleted
+            );
+            let limit = bonus
+                .max_per_member
+                .unwrap_or(if once { 1 } else { u32::MAX });
+            if self
+                .state(id)
+                .bonus_counts
+                .get(&bonus.id)
+                .copied()
+                .unwrap_or(0)
+                >= limit
+            {
+                continue;
+            }
+            self.emit(
+                id,
+                Event::BonusCounted {
+                    at,
+                    bonus_id: bonus.id.clone(),
+                },
+            );
+            self.grant(
+                id,
+                &bonus.point_type,
+                bonus.points,
+                at,
+                LotSource::Bonus {
+                    bonus_id: bonus.id.clone(),
+                },
+            );
+            *awarded.entry(bonus.point_type.clone()).or_insert(0) += bonus.points;
+        }
+        Ok(awarded)
+    }
+
+    fn profile_bonus(&mut self, id: &MemberId, at: DateTime<Utc>) -> Result<()> {
+        let p = &self.state(id).profile;
+        let complete = p.name.is_some()
+            && p.phone.is_some()
+            && p.email.is_some()
+            && p.birthday.is_some()
+            && p.gender.is_some()
+            && p.region.is_some();
+        if complete {
+            self.award(id, &Action::ProfileCompleted, at)?;
+        }
+        Ok(())
+    }
+
+    fn set_order_status(
+        &mut self,
+        order_id: &str,
+        status: OrderStatus,
+        at: DateTime<Utc>,
+    ) -> Result<(Outcome, Option<MemberId>)> {
+        check_ref(order_id, "order_id")?;
+        let owner = self
+            .store
+            .order_owner(order_id)?
+            .ok_or_else(|| CrmError::NotFound {
+                entity: "order",
+                id: order_id.into(),
+            })?;
+        let id = self.active(&owner, "order_id")?;
+        let current = self.state(&id).orders[order_id].order.status;
+        use OrderStatus::*;
+        match (current, status) {
+            (a, b) if a == b => Ok((
+                Outcome::Order {
+                    order_id: order_id.into(),
+                    member_id: id.clone(),
+                    earned: BTreeMap::new(),
+                    lots: vec![],
+                },
+                Some(id),
+            )),
+            (Placed, Paid | Completed) => {
+                self.emit(
+                    &id,
+                    Event::OrderStatusChanged {
+                        at,
+                        order_id: order_id.into(),
+                        status,
+                    },
+                );
+                let (earned, lots) = self.earn(&id, order_id)?;
+                Ok((
+                    Outcome::Order {
+                        order_id: order_id.into(),
+                        member_id: id.clone(),
+                        earned,
+                        lots,
+                    },
+                    Some(id),
+                ))
+            }
+            (Paid, Completed) | (Placed, Cancelled) => {
+                self.emit(
+                    &id,
+                    Event::OrderStatusChanged {
+                        at,
+                        order_id: order_id.into(),
+                        status,
+                    },
+                );
+                Ok((
+                    Outcome::Order {
+                        order_id: order_id.into(),
+                        member_id: id.clone(),
+                        earned: BTreeMap::new(),
+                        lots: vec![],
+                    },
+                    Some(id),
+                ))
+            }
+            (Paid | Completed, Cancelled) => {
+                self.emit(
+                    &id,
+                    Event::OrderStatusChanged {
+                        at,
+                        order_id: order_id.into(),
+                        status,
+                    },
+                );
+                let refund = Refund {
+                    id: format!("cancel:{order_id}"),
+                    order_id: order_id.into(),
+                    at,
+                    scope: RefundScope::Full,
+                };
+                if self.state(&id).orders[order_id].refunded
+                    >= self.state(&id).orders[order_id].order.amount
+                {
+                    return Ok((
+                        Outcome::Order {
+                            order_id: order_id.into(),
+                            member_id: id.clone(),
+                            earned: BTreeMap::new(),
+                            lots: vec![],
+                        },
+                        Some(id),
+                    ));
+                }
+                self.refund(&refund)
+            }
+            (from, to) => Err(CrmError::invalid(
+                "status",
+                format!("cannot change an order from {from:?} to {to:?}"),
+            )),
+        }
+    }
+
+    fn refund(&mut self, refund: &Refund) -> Result<(Outcome, Option<MemberId>)> {
+        check_ref(&refund.id, "refund.id")?;
+        check_ref(&refund.order_id, "refund.order_id")?;
+        let owner =
+            self.store
+                .order_owner(&refund.order_id)?
+                .ok_or_else(|| CrmError::NotFound {
+                    entity: "order",
+                    id: refund.order_id.clone(),
+                })?;
+        let id = self.active(&owner, "refund.order_id")?;
+        let ledger = self.state(&id).orders[&refund.order_id].clone();
+        if ledger.order.status == OrderStatus::Placed {
+            return Err(CrmError::invalid(
+                "refund.order_id",
+                "the order was never paid",
+            ));
+        }
+        let remaining = ledger.order.amount - ledger.refunded;
+        let (amount, items) = refund_amount(&ledger, &refund.scope, remaining)?;
+        let at = refund.at;
+        self.emit(
+            &id,
+            Event::OrderRefunded {
+                at,
+                refund_id: refund.id.clone(),
+                order_id: refund.order_id.clone(),
+                amount,
+                items,
+            },
+        );
+        let refunded_after = ledger.refunded + amount;
+        let mut clawbacks = Vec::new();
+        for (point_type, &earned) in &ledger.earned {
+            let target = if refunded_after >= ledger.order.amount || ledger.order.amount.is_zero() {
+                earned
+            } else {
+                let t = Decimal::from(earned) * refunded_after / ledger.order.amount;
+                i64::try_from(t.floor()).unwrap_or(earned).min(earned)
+            };
+            let claw = target - ledger.clawed.get(point_type).copied().unwrap_or(0);
+            if claw <= 0 {
+                continue;
+            }
+            let st = self.state(&id);
+            // The order's own lots first, whatever their phase short of expired…
+            let own = st.lots.iter().filter(|l| {
+                l.point_type == *point_type
+                    && l.phase(at) != LotPhase::Expired
+                    && matches!(&l.source, LotSource::Order { order_id, .. } if *order_id == refund.order_id)
+            });
+            let (mut allocations, got) = ledger::take(own, claw);
+            // …then other available lots, soonest expiry first.
+            if got < claw {
+                let mut rest = st.lots.clone();
+                for a in &allocations {
+                    if let Some(l) = rest.iter_mut().find(|l| l.id == a.lot_id) {
+                        l.remaining -= a.points;
+                    }
+                }
+                let (more, _) = ledger::allocate(&rest, point_type, claw - got, at);
+                allocations.extend(more);
+            }
+            let taken: i64 = allocations.iter().map(|a| a.points).sum();
+            let missing = claw - taken;
+            let (debt, shortfall) = match self.program.refunds.clawback {
+                ClawbackPolicy::AllowNegative => (missing, 0),
+                ClawbackPolicy::CapAtZero => (0, missing),
+            };
+            self.emit(
+                &id,
+                Event::PointsClawedBack {
+                    at,
+                    refund_id: refund.id.clone(),
+                    order_id: refund.order_id.clone(),
+                    point_type: point_type.clone(),
+                    allocations,
+                    debt,
+                    shortfall,
+                },
+            );
+            clawbacks.push(Clawback {
+                point_type: point_type.clone(),
+                taken,
+                debt,
+                shortfall,
+            });
+        }
+        Ok((
+            Outcome::Refund {
+                refund_id: refund.id.clone(),
+                order_id: refund.order_id.clone(),
+                member_id: id.clone(),
+                amount,
+                clawbacks,
+            },
+            Some(id),
+        ))
+    }
+
+    fn adjust(
+        &mut self,
+        member_id: &MemberId,
+        point_type: &str,
+        delta: i64,
+        reason: &str,
+        actor: &str,
+    ) -> Result<(Outcome, Option<MemberId>)> {
+        self.program.require_point_type(point_type, "point_type")?;
+        check_points(delta, "delta")?;
+        if delta == 0 {
+            return Err(CrmError::invalid("delta", "must not be zero"));
+        }
+        for (field, v) in [("reason", reason), ("actor", actor)] {
+            if v.trim().is_empty() || v.len() > 500 {
+                return Err(CrmError::invalid(field, "must be 1-500 characters"));
+            }
+        }
+        let id = self.active(member_id, "member_id")?;
+        let at = self.now;
+        let (lot, allocations) = if delta > 0 {
+            let st = self.state(&id);
+            let pt = self.program.point_type(point_type).expect("checked");
+            let last = st
+                .last_activity
+                .get(point_type)
+                .copied()
+                .unwrap_or(at)
+                .max(at);
+            let lot = Lot {
+                id: st.next_lot_id(),
+                point_type: point_type.to_string(),
+                granted: delta,
+                remaining: delta,
+                earned_at: at,
+                available_at: at,
+                expires_at: ledger::expires_at(pt.expiry, self.tz(), at, last),
+                source: LotSource::Adjustment,
+                activated: true,
+            };
+            (Some(lot), Vec::new())
+        } else {
+            let st = self.state(&id);
+            let available =
+                ledger::balance(&st.lots, point_type, st.debt(point_type), at).available;
+            if available < -delta {
+                return Err(CrmError::InsufficientPoints {
+                    requested: -delta,
+                    available: available.max(0),
+                });
+            }
+            (None, ledger::allocate(&st.lots, point_type, -delta, at).0)
+        };
+        let lot_id = lot.as_ref().map(|l| l.id.clone());
+        let debt = self.state(&id).debt(point_type);
+        self.emit(
+            &id,
+            Event::PointsAdjusted {
+                at,
+                point_type: point_type.into(),
+                delta,
+                reason: reason.into(),
+                actor: actor.into(),
+                lot,
+                allocations,
+            },
+        );
+        self.extend_inactivity(&id, point_type, at);
+        if let (Some(lot_id), true) = (&lot_id, debt > 0) {
+            self.emit(
+                &id,
+                Event::DebtSettled {
+                    at,
+                    point_type: point_type.into(),
+                    lot_id: lot_id.clone(),
+                    points: debt.min(delta),
+                },
+            );
+        }
+        Ok((
+            Outcome::Adjustment {
+                member_id: id.clone(),
+                point_type: point_type.into(),
+                delta,
+                lot_id,
+            },
+            Some(id),
+        ))
+    }
+
+    fn merge(
+        &mut self,
+        survivor: &MemberId,
+        merged: &MemberId,
+    ) -> Result<(Outcome, Option<MemberId>)> {
+        if survivor == merged {
+            return Err(CrmError::invalid(
+                "merged",
+                "cannot merge a member into itself",
+            ));
+        }
+        if !self.load(merged)? {
+            return Err(CrmError::NotFound {
+                entity: "member",
+                id: merged.0.clone(),
+            });
+        }
+        match &self.state(merged).status {
+            MemberStatus::Merged { into, .. } if into == survivor => {
+                return Ok((
+                    Outcome::Merge {
+                        survivor: survivor.clone(),
+                        merged: merged.clone(),
+                        moved: BTreeMap::new(),
+                    },
+                    Some(survivor.clone()),
+                ));
+            }
+            MemberStatus::Active => {}
+            _ => {
+                return Err(CrmError::invalid(
+                    "merged",
+                    format!("member {merged} is not active"),
+                ))
+            }
+        }
+        let s = self.active(survivor, "survivor")?;
+        if &s != survivor {
+            return Err(CrmError::invalid(
+                "survivor",
+                format!("member {survivor} was merged into {s}"),
+            ));
+        }
+        let from = self.state(merged).clone();
+        let mut moved = BTreeMap::new();
+        for pt in &self.program.point_types {
+            let b = ledger::balance(&from.lots, &pt.id, from.debt(&pt.id), self.now);
+            let expired: i64 = from
+                .lots
+                .iter()
+                .filter(|l| l.point_type == pt.id && l.phase(self.now) == LotPhase::Expired)
+                .map(|l| l.remaining)
+                .sum();
+            let total = b.total() + expired;
+            if total != 0 {
+                moved.insert(pt.id.clone(), total);
+            }
+        }
+        for identity in &from.identities {
+            self.commit
+                .identities
+                .push((identity.clone(), Some(s.clone())));
+        }
+        for order_id in from.orders.keys() {
+            self.commit.orders.push((order_id.clone(), s.clone()));
+        }
+        let at = self.now;
+        self.emit(
+            &s,
+            Event::MergedIn {
+                at,
+                from: Box::new(from),
+            },
+        );
+        self.emit(
+            merged,
+            Event::MergedInto {
+                at,
+                into: s.clone(),
+                moved: moved.clone(),
+            },
+        );
+        Ok((
+            Outcome::Merge {
+                survivor: s.clone(),
+                merged: merged.clone(),
+                moved,
+            },
+            Some(s),
+        ))
+    }
+}
+
+fn identity_taken(identity: &Identity, owner: &MemberId) -> CrmError {
+    CrmError::conflict(format!(
+        "identity {}:{} already belongs to member {owner}",
+        identity.channel, identity.external_id
+    ))
+}
+
+fn check_tag(tag: &str, field: &str) -> Result<()> {
+    if tag.is_empty() || tag.len() > 64 || tag.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(CrmError::invalid(
+            field,
+            "must be 1-64 characters without spaces",
+        ));
+    }
+    Ok(())
+}
+
+fn check_points(points: i64, field: &str) -> Result<()> {
+    if points.abs() > MAX_POINTS {
+        return Err(CrmError::invalid(
+            field,
+            format!("must be at most {MAX_POINTS} in magnitude"),
+        ));
+    }
+    Ok(())
+}
+
+/// Money value of a refund and the items it returns.
+fn refund_amount(
+    ledger: &OrderLedger,
+    scope: &RefundScope,
+    remaining: Decimal,
+) -> Result<(Decimal, Vec<ReturnedItem>)> {
+    if remaining <= Decimal::ZERO {
+        return Err(CrmError::invalid(
+            "refund.order_id",
+            "the order is already fully refunded",
+        ));
+    }
+    match scope {
+        RefundScope::Full => Ok((remaining, Vec::new())),
+        RefundScope::Amount { amount } => {
+            check_amount(*amount, "refund.scope.amount")?;
+            if amount.is_zero() {
+                return Err(CrmError::invalid("refund.scope.amount", "must be positive"));
+            }
+            if *amount > remaining {
+                return Err(CrmError::invalid(
+                    "refund.scope.amount",
+                    format!("exceeds the refundable {remaining}"),
+                ));
+            }
+            Ok((*amount, Vec::new()))
+        }
+        RefundScope::Items { items } => {
+            if items.is_empty() {
+                return Err(CrmError::invalid("refund.scope.items", "must not be empty"));
+            }
+            let order = &ledger.order;
+            let mut value = Decimal::ZERO;
+            let mut returned = ledger.returned.clone();
+            for (i, r) in items.iter().enumerate() {
+                let field = format!("refund.scope.items[{i}]");
+                let lines: Vec<_> = order.items.iter().filter(|l| l.sku == r.sku).collect();
+                if lines.is_empty() {
+                    return Err(CrmError::invalid(
+                        format!("{field}.sku"),
+                        format!("{:?} is not in the order", r.sku),
+                    ));
+                }
+                let bought: u32 = lines.iter().map(|l| l.qty).sum();
+                let done = returned.entry(r.sku.clone()).or_insert(0);
+                if r.qty == 0 || *done + r.qty > bought {
+                    return Err(CrmError::invalid(
+                        format!("{field}.qty"),
+                        format!("must be 1..={}", bought - *done),
+                    ));
+                }
+                *done += r.qty;
+                let unit = lines
+                    .iter()
+                    .map(|l| l.price * Decimal::from(l.qty))
+                    .sum::<Decimal>()
+                    / Decimal::from(bought);
+                value += unit * Decimal::from(r.qty);
+            }
+            let all_returned = order.items.iter().all(|l| {
+                returned.get(&l.sku).copied().unwrap_or(0)
+                    >= order
+                        .items
+                        .iter()
+                        .filter(|x| x.sku == l.sku)
+                        .map(|x| x.qty)
+                        .sum()
+            });
+            let items_value = order.items_value();
+            let amount = if all_returned || items_value.is_zero() {
+                remaining
+            } else {
+                (value * order.amount / items_value)
+                    .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+                    .min(remaining)
+            };
+            Ok((amount, items.clone()))
+        }
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// An engine running `program` over `store`.
+    pub fn new(program: Program, store: S) -> Self {
+        Engine { program, store }
+    }
+
+    /// The programme.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Execute a command under an idempotency key. Repeating a key with the
+    /// same command returns the first outcome; with another command it is a
+    /// conflict. Concurrent writers are retried (optimistic concurrency).
+    pub fn execute(&self, key: &str, command: Command, now: DateTime<Utc>) -> Result<Outcome> {
+        check_ref(key, "idempotency_key")?;
+        if let Command::RunDue = command {
+            return self.run_due_keyed(key, now);
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            if let Some(r) = self.store.receipt(key)? {
+                return same_or_conflict(r, &command);
+            }
+            let mut tx = Tx::new(&self.program, &self.store, now);
+            let (outcome, member_id) = tx.apply(key, &command)?;
+            tx.commit.receipts.push(Receipt {
+                key: key.to_string(),
+                now,
+                member_id,
+                command: command.clone(),
+                outcome: outcome.clone(),
+            });
+            match self.store.commit(tx.finish()) {
+                Ok(()) => return Ok(outcome),
+                Err(CommitError::Stale { .. } | CommitError::DuplicateKey { .. }) => continue,
+                Err(CommitError::IdentityTaken { identity, owner }) => {
+                    return Err(identity_taken(&identity, &owner))
+                }
+                Err(CommitError::Store(e)) => return Err(e),
+            }
+        }
+        Err(CrmError::conflict("too many concurrent writers; try again"))
+    }
+
+    /// Import many orders in one atomic commit. Each order gets its own
+    /// result; a bad order does not stop the others. Idempotent per order id.
+    pub fn record_orders(
+        &self,
+        orders: &[Order],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<Outcome>>> {
+        for _ in 0..MAX_ATTEMPTS {
+            let mut tx = Tx::new(&self.program, &self.store, now);
+            let mut results = Vec::with_capacity(orders.len());
+            let mut in_batch: HashMap<String, usize> = HashMap::new();
+            for order in orders {
+                let key = order_key(&order.id);
+                let command = Command::RecordOrder {
+                    order: order.clone(),
+                };
+                if let Some(&i) = in_batch.get(&key) {
+                    results.push(same_or_conflict(tx.commit.receipts[i].clone(), &command));
+                    continue;
+                }
+                if let Some(r) = self.store.receipt(&key)? {
+                    results.push(same_or_conflict(r, &command));
+                    continue;
+                }
+                let cp = tx.checkpoint();
+                match tx.apply(&key, &command) {
+                    Ok((outcome, member_id)) => {
+                        in_batch.insert(key.clone(), tx.commit.receipts.len());
+                        tx.commit.receipts.push(Receipt {
+                            key,
+                            now,
+                            member_id,
+                            command,
+                            outcome: outcome.clone(),
+                        });
+                        results.push(Ok(outcome));
+                    }
+                    Err(e) => {
+                        tx.rollback(cp)?;
+                        results.push(Err(e));
+                    }
+                }
+            }
+            match self.store.commit(tx.finish()) {
+                Ok(()) => return Ok(results),
+                Err(CommitError::Stale { .. } | CommitError::DuplicateKey { .. }) => continue,
+                Err(CommitError::IdentityTaken { identity, owner }) => {
+                    return Err(identity_taken(&identity, &owner))
+                }
+                Err(CommitError::Store(e)) => return Err(e),
+            }
+        }
+        Err(CrmError::conflict("too many concurrent writers; try again"))
+    }
+
+    /// Activate pending lots and expire lots due at `now`, for every member.
+    /// Idempotent: running it again for the same `now` changes nothing.
+    pub fn run_due(&self, now: DateTime<Utc>) -> Result<Outcome> {
+        self.run_due_keyed(&format!("run_due:{}", now.to_rfc3339()), now)
+    }
+
+    fn run_due_keyed(&self, key: &str, now: DateTime<Utc>) -> Result<Outcome> {
+        if let Some(r) = self.store.receipt(key)? {
+            return same_or_conflict(r, &Command::RunDue);
+        }
+        let mut due = Vec::new();
+        self.store.scan(&mut |v| {
+            if has_due(&v.state, now) {
+                due.push(v.state.id);
+            }
+            Ok(())
+        })?;
+        let (mut members, mut activated, mut expired) = (0u64, 0i64, 0i64);
+        for chunk in due.chunks(1000) {
+            'attempt: for attempt in 0..MAX_ATTEMPTS {
+                let mut tx = Tx::new(&self.program, &self.store, now);
+                let (mut m, mut a, mut e) = (0u64, 0i64, 0i64);
+                for id in chunk {
+                    if !tx.load(id)? {
+                        continue;
+                    }
+                    let (act, exp) = tx.due_events(id);
+                    if act + exp > 0 {
+                        m += 1;
+                        a += act;
+                        e += exp;
+                    }
+                }
+                match self.store.commit(tx.finish()) {
+                    Ok(()) => {
+                        members += m;
+                        activated += a;
+                        expired += e;
+                        break 'attempt;
+                    }
+                    Err(CommitError::Stale { .. }) if attempt + 1 < MAX_ATTEMPTS => continue,
+                    Err(CommitError::Store(e)) => return Err(e),
+                    Err(_) => {
+                        return Err(CrmError::conflict("run_due could not commit; try again"))
+                    }
+                }
+            }
+        }
+        let outcome = Outcome::Due {
+            members,
+            activated,
+            expired,
+        };
+        let receipt = Receipt {
+            key: key.to_string(),
+            now,
+            member_id: None,
+            command: Command::RunDue,
+            outcome: outcome.clone(),
+        };
+        match self.store.commit(Commit {
+            receipts: vec![receipt],
+            ..Commit::default()
+        }) {
+            Ok(()) | Err(CommitError::DuplicateKey { .. }) => Ok(outcome),
+            Err(CommitError::Store(e)) => Err(e),
+            Err(_) => Err(CrmError::conflict("run_due receipt")),
+        }
+    }
+
+    // ----- convenience commands -------------------------------------------
+
+    /// Record an order (idempotency key `order:<id>`).
+    pub fn record_order(&self, order: Order, now: DateTime<Utc>) -> Result<Outcome> {
+        let key = order_key(&order.id);
+        self.execute(&key, Command::RecordOrder { order }, now)
+    }
+
+    /// Record a refund (idempotency key `refund:<id>`).
+    pub fn record_refund(&self, refund: Refund, now: DateTime<Utc>) -> Result<Outcome> {
+        let key = format!("refund:{}", refund.id);
+        self.execute(&key, Command::RecordRefund { refund }, now)
+    }
+
+    /// Spend points; the idempotency key is also the redemption id.
+    pub fn redeem(
+        &self,
+        member: &MemberId,
+        point_type: &str,
+        points: i64,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome> {
+        self.execute(
+            key,
+            Command::Redeem {
+                member_id: member.clone(),
+                point_type: point_type.into(),
+                points,
+                reason: None,
+            },
+            now,
+        )
+    }
+
+    // ----- queries ----------------------------------------------------------
+
+    /// The stored member record (merged and erased members included).
+    pub fn member(&self, id: &MemberId) -> Result<MemberState> {
+        self.store
+            .load(id)?
+            .map(|v| v.state)
+            .ok_or_else(|| CrmError::NotFound {
+                entity: "member",
+                id: id.0.clone(),
+            })
+    }
+
+    /// The member that now owns `id` (following merges).
+    pub fn resolve(&self, id: &MemberId) -> Result<MemberState> {
+        let mut st = self.member(id)?;
+        for _ in 0..MAX_MERGE_DEPTH {
+            match &st.status {
+                MemberStatus::Merged { into, .. } => st = self.member(into)?,
+                _ => return Ok(st),
+            }
+        }
+        Err(CrmError::conflict(format!(
+            "merge chain of {id} is too long"
+        )))
+    }
+
+    /// The member an identity belongs to.
+    pub fn find_by_identity(&self, identity: &Identity) -> Result<Option<MemberId>> {
+        self.store.identity_owner(identity)
+    }
+
+    /// The member's state as of instant `at`, rebuilt from its events.
+    pub fn member_as_of(&self, id: &MemberId, at: DateTime<Utc>) -> Result<MemberState> {
+        let events = self.store.events(id)?;
+        let first = events.first().ok_or_else(|| CrmError::NotFound {
+            entity: "member",
+            id: id.0.clone(),
+        })?;
+        let mut st = MemberState::new(id.clone(), first.at());
+        for e in events.iter().filter(|e| e.at() <= at) {
+            st.evolve(e);
+        }
+        Ok(st)
+    }
+
+    /// Balance of a point type at `at` — now or any past instant. Follows merges.
+    pub fn balance(&self, id: &MemberId, point_type: &str, at: DateTime<Utc>) -> Result<Balance> {
+        self.program.require_point_type(point_type, "point_type")?;
+        let st = self.resolve(id)?;
+        let st = if at >= st.last_event_at {
+            st
+        } else {
+            self.member_as_of(&st.id, at)?
+        };
+        Ok(ledger::balance(
+            &st.lots,
+            point_type,
+            st.debt(point_type),
+            at,
+        ))
+    }
+
+    /// Open lots of a member (all point types), soonest expiry first.
+    pub fn lots(&self, id: &MemberId) -> Result<Vec<Lot>> {
+        let mut lots = self.resolve(id)?.lots;
+        lots.sort_by_key(|l| (l.expires_at.is_none(), l.expires_at, l.earned_at));
+        Ok(lots)
+    }
+
+    /// Points of a type that expire in `(now, now + days]`, bucketed by instant.
+    pub fn expiring(
+        &self,
+        id: &MemberId,
+        point_type: &str,
+        now: DateTime<Utc>,
+        days: u32,
+    ) -> Result<Expiring> {
+        self.program.require_point_type(point_type, "point_type")?;
+        let until = now + chrono::Duration::days(i64::from(days));
+        let st = self.resolve(id)?;
+        let mut buckets: BTreeMap<DateTime<Utc>, i64> = BTreeMap::new();
+        for lot in st
+            .lots
+            .iter()
+            .filter(|l| l.point_type == point_type && l.remaining > 0)
+        {
+            if let Some(e) = lot.expires_at.filter(|e| *e > now && *e <= until) {
+                *buckets.entry(e).or_insert(0) += lot.remaining;
+            }
+        }
+        Ok(Expiring {
+            total: buckets.values().sum(),
+            buckets: buckets.into_iter().collect(),
+        })
+    }
+
+    /// A page of the member's statement for one point type, oldest first.
+    pub fn statement(
+        &self,
+        id: &MemberId,
+        point_type: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<StatementPage> {
+        self.program.require_point_type(point_type, "point_type")?;
+        if limit == 0 || limit > 10_000 {
+            return Err(CrmError::invalid("limit", "must be 1-10000"));
+        }
+        let id = self.resolve(id)?.id;
+        let events = self.store.events(&id)?;
+        let entries = statement_entries(&events, point_type);
+        let total = entries.len();
+        let page: Vec<_> = entries.into_iter().skip(offset).take(limit).collect();
+        let next_offset = (offset + page.len() < total).then_some(offset + page.len());
+        Ok(StatementPage {
+            entries: page,
+            total,
+            next_offset,
+        })
+    }
+
+    /// Programme-wide outstanding points and their money value at `at`.
+    pub fn liability(&self, at: DateTime<Utc>) -> Result<Liability> {
+        let mut by_type: Vec<PointTypeLiability> = self
+            .program
+            .point_types
+            .iter()
+            .map(|t| PointTypeLiability {
+                point_type: t.id.clone(),
+                spendable: t.spendable,
+                members: 0,
+                available: 0,
+                pending: 0,
+                debt: 0,
+                outstanding: 0,
+                value: Decimal::ZERO,
+            })
+            .collect();
+        let mut members = 0;
+        self.store.scan(&mut |v| {
+            members += 1;
+            for l in by_type.iter_mut() {
+                let b = ledger::balance(
+                    &v.state.lots,
+                    &l.point_type,
+                    v.state.debt(&l.point_type),
+                    at,
+                );
+                if b.total() != 0 {
+                    l.members += 1;
+                }
+                l.available += b.available;
+                l.pending += b.pending;
+                l.debt += b.debt;
+            }
+            Ok(())
+        })?;
+        let mut value = Decimal::ZERO;
+        for l in by_type.iter_mut() {
+            l.outstanding = l.available + l.pending;
+            if l.spendable {
+                l.value = Decimal::from(l.outstanding) * self.program.value_per_point;
+                value += l.value;
+            }
+        }
+        Ok(Liability {
+            at,
+            members,
+            point_types: by_type,
+            value,
+        })
+    }
+
+    /// Re-execute this store's command log, in order, into another engine
+    /// (replay, migration, what-if under another programme).
+    pub fn replay_into<T: Store>(&self, target: &Engine<T>) -> Result<u64> {
+        let mut n = 0;
+        self.store.receipts(&mut |r| {
+            n += 1;
+            match target.execute(&r.key, r.command, r.now) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            }
+        })?;
+        Ok(n)
+    }
+}
+
+impl<S: Store> Tx<'_, S> {
+    /// Emit activation and expiry events due at `now`; returns the points.
+    fn due_events(&mut self, id: &MemberId) -> (i64, i64) {
+        let now = self.now;
+        let st = self.state(id);
+        let activations: Vec<(String, i64)> = st
+            .lots
+            .iter()
+            .filter(|l| !l.activated && l.available_at <= now && l.phase(now) != LotPhase::Expired)
+            .map(|l| (l.id.clone(), l.remaining))
+            .collect();
+        let mut expiries: BTreeMap<(String, DateTime<Utc>), Vec<Allocation>> = BTreeMap::new();
+        for l in st
+            .lots
+            .iter()
+            .filter(|l| l.remaining > 0 && l.phase(now) == LotPhase::Expired)
+        {
+            let at = l.expires_at.expect("expired lots have an expiry");
+            expiries
+                .entry((l.point_type.clone(), at))
+                .or_default()
+                .push(Allocation {
+                    lot_id: l.id.clone(),
+                    points: l.remaining,
+                    expires_at: l.expires_at,
+                });
+        }
+        let mut activated = 0;
+        for (lot_id, points) in activations {
+            activated += points;
+            self.emit(
+                id,
+                Event::PointsActivated {
+                    at: now,
+                    lot_id,
+                    points,
+                },
+            );
+        }
+        let mut expired = 0;
+        for ((point_type, at), allocations) in expiries {
+            expired += allocations.iter().map(|a| a.points).sum::<i64>();
+            self.emit(
+                id,
+                Event::PointsExpired {
+                    at,
+                    point_type,
+                    allocations,
+                },
+            );
+        }
+        (activated, expired)
+    }
+}
+
+fn has_due(st: &MemberState, now: DateTime<Utc>) -> bool {
+    st.lots.iter().any(|l| {
+        (!l.activated && l.available_at <= now)
+            || (l.remaining > 0 && l.phase(now) == LotPhase::Expired)
+    })
+}
+
+fn same_or_conflict(r: Receipt, command: &Command) -> Result<Outcome> {
+    if &r.command == command || r.command == command.redacted() {
+        Ok(r.outcome)
+    } else {
+        Err(CrmError::conflict(format!(
+            "idempotency key {:?} was used for a different command",
+            r.key
+        )))
+    }
+}
+
+/// Statement lines of one point type from a member's events.
+pub fn statement_entries(events: &[Event], point_type: &str) -> Vec<StatementEntry> {
+    let mut out = Vec::new();
+    let mut balance = 0i64;
+    let sum = |a: &[Allocation]| a.iter().map(|x| x.points).sum::<i64>();
+    for (i, e) in events.iter().enumerate() {
+        let (kind, points, reference) = match e {
+            Event::PointsEarned { lot, .. } if lot.point_type == point_type => {
+                let r = match &lot.source {
+                    LotSource::Order { order_id, .. } => Some(order_id.clone()),
+                    LotSource::Bonus { bonus_id } => Some(bonus_id.clone()),
+                    _ => None,
+                };
+                ("earn", lot.granted, r)
+            }
+            Event::PointsRedeemed {
+                point_type: pt,
+                redemption_id,
+                points,
+                ..
+            } if pt == point_type => ("redeem", -points, Some(redemption_id.clone())),
+            Event::RedemptionReversed {
+                point_type: pt,
+                redemption_id,
+                points,
+                ..
+            } if pt == point_type => ("reverse", *points, Some(redemption_id.clone())),
+            Event::PointsClawedBack {
+                point_type: pt,
+                order_id,
+                allocations,
+                debt,
+                ..
+            } if pt == point_type => (
+                "clawback",
+                -(sum(allocations) + debt),
+                Some(order_id.clone()),
+            ),
+            Event::PointsAdjusted {
+                point_type: pt,
+                delta,
+                reason,
+                ..
+            } if pt == point_type => ("adjust", *delta, Some(reason.clone())),
+            Event::PointsExpired {
+                point_type: pt,
+                allocations,
+                ..
+            } if pt == point_type => ("expire", -sum(allocations), None),
+            Event::MergedIn { from, .. } => {
+                let p: i64 = from
+                    .lots
+                    .iter()
+                    .filter(|l| l.point_type == point_type)
+                    .map(|l| l.remaining)
+                    .sum::<i64>()
+                    - from.debt(point_type);
+                if p == 0 {
+                    continue;
+                }
+                ("merge_in", p, Some(from.id.0.clone()))
+            }
+            Event::MergedInto { into, moved, .. } => match moved.get(point_type) {
+                Some(p) if *p != 0 => ("merge_out", -p, Some(into.0.clone())),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        balance += points;
+        out.push(StatementEntry {
+            seq: i as u64 + 1,
+            at: e.at(),
+            kind: kind.to_string(),
+            points,
+            balance,
+            reference,
+        });
+    }
+    out
+}

@@ -1,0 +1,35 @@
+//! # crm-core
+//!
+//! An embeddable membership and loyalty engine: members and their identities,
+//! orders and refunds, point ledgers with lots, pending periods and expiry,
+//! behind small storage traits with in-memory and SQLite adapters.
+//!
+//! The domain modules are pure: no I/O and no clock. Every command takes
+//! `now`; the [`Engine`] loads a member from a [`store::Store`], decides the
+//! events, and commits them atomically with optimistic concurrency.
+
+pub mod command;
+pub mod engine;
+pub mod error;
+pub mod facts;
+pub mod ledger;
+pub mod member;
+pub mod program;
+pub mod rules;
+pub mod state;
+pub mod store;
+pub mod time;
+
+pub use command::{Clawback, Command, Outcome};
+pub use engine::{
+    order_key, Engine, Expiring, Liability, PointTypeLiability, StatementEntry, StatementPage,
+};
+pub use error::{CrmError, Result};
+pub use facts::{Order, OrderItem, OrderStatus, Refund, RefundScope, ReturnedItem};
+pub use ledger::{Allocation, Balance, Lot, LotSource};
+pub use member::{Consent, Gender, Identity, MemberId, MemberStatus, Profile, ProfilePatch};
+pub use program::Program;
+pub use state::{Event, MemberState};
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::{MemoryStore, Store};

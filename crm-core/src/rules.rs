@@ -1,0 +1,256 @@
+//! Earn rules: how many points an order earns under one rule.
+//!
+//! `points = round(amount × points_per_unit × factors)`, rounded once per order
+//! with the rule's explicit rounding mode, then capped per order. Category
+//! multipliers apply per line: the order amount is spread over the lines in
+//! proportion to `qty × price`, so discounts and shipping are shared fairly.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+
+use crate::facts::Order;
+use crate::program::{Condition, EarnRule, Stacking};
+use crate::state::MemberState;
+use crate::time::local_date;
+
+/// Does an order-level condition hold for this order and member?
+fn holds(cond: &Condition, order: &Order, member: &MemberState, tz: Tz, t: DateTime<Utc>) -> bool {
+    match cond {
+        Condition::Channel { channels } => {
+            order.channel.as_ref().is_some_and(|c| channels.contains(c))
+        }
+        Condition::Store { stores } => order.store.as_ref().is_some_and(|s| stores.contains(s)),
+        Condition::Category { .. } => false,
+        Condition::BirthdayMonth => {
+            let zone = member.profile.timezone.unwrap_or(tz);
+            member
+                .profile
+                .birthday
+                .is_some_and(|b| b.month() == local_date(zone, t).month())
+        }
+        Condition::MemberDay { day } => {
+            let d = local_date(tz, t);
+            d.day() == (*day).min(days_in_month(d))
+        }
+        Condition::DateRange { from, to } => *from <= t && t < *to,
+        Condition::Tag { tag } => member.tags.contains(tag),
+    }
+}
+
+fn days_in_month(d: NaiveDate) -> u32 {
+    let next = crate::time::first_of_month_after(d, 1);
+    (next - chrono::Days::new(1)).day()
+}
+
+fn combine(stacking: Stacking, factors: impl Iterator<Item = Decimal>) -> Decimal {
+    match stacking {
+        Stacking::Multiply => factors.fold(Decimal::ONE, |acc, f| {
+            acc.checked_mul(f).unwrap_or(Decimal::MAX)
+        }),
+        Stacking::Highest => factors.fold(Decimal::ONE, Decimal::max),
+    }
+}
+
+/// Points one rule awards for an order, after rounding and the per-order cap
+/// (day and month caps depend on the member's usage and are applied by the caller).
+pub fn order_points(rule: &EarnRule, order: &Order, member: &MemberState, tz: Tz) -> i64 {
+    let t = order.earned_at();
+    let order_factors: Vec<Decimal> = rule
+        .multipliers
+        .iter()
+        .filter(|m| holds(&m.when, order, member, tz, t))
+        .map(|m| m.factor)
+        .collect();
+    let has_line_rules = rule
+        .multipliers
+        .iter()
+        .any(|m| matches!(m.when, Condition::Category { .. }));
+    let items_value = order.items_value();
+    let raw = if !has_line_rules || items_value.is_zero() {
+        mul(
+            order.amount,
+            rule.points_per_unit,
+            combine(rule.stacking, order_factors.iter().copied()),
+        )
+    } else {
+        order.items.iter().fold(Decimal::ZERO, |acc, item| {
+            let line_value = item.price * Decimal::from(item.qty);
+            let share = order.amount * line_value / items_value;
+            let line_factors = rule.multipliers.iter().filter_map(|m| match &m.when {
+                Condition::Category { categories }
+                    if item
+                        .category
+                        .as_ref()
+                        .is_some_and(|c| categories.contains(c)) =>
+                {
+                    Some(m.factor)
+                }
+                _ => None,
+            });
+            let factor = combine(
+                rule.stacking,
+                order_factors.iter().copied().chain(line_factors),
+            );
+            acc.saturating_add(mul(share, rule.points_per_unit, factor))
+        })
+    };
+    let points = rule.rounding.apply(raw).max(0);
+    rule.per_order_cap.map_or(points, |cap| points.min(cap))
+}
+
+fn mul(a: Decimal, b: Decimal, c: Decimal) -> Decimal {
+    a.checked_mul(b)
+        .and_then(|x| x.checked_mul(c))
+        .unwrap_or(Decimal::MAX)
+}
+
+/// Apply the rule's day and month caps given what the member already earned
+/// from it (`used_day`, `used_month`).
+pub fn apply_period_caps(rule: &EarnRule, points: i64, used_day: i64, used_month: i64) -> i64 {
+    let mut p = points;
+    if let Some(cap) = rule.per_day_cap {
+        p = p.min(cap - used_day);
+    }
+    if let Some(cap) = rule.per_month_cap {
+        p = p.min(cap - used_month);
+    }
+    p.max(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::OrderItem;
+    use crate::program::{Multiplier, Rounding};
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+    fn rule(mults: Vec<Multiplier>) -> EarnRule {
+        EarnRule {
+            id: "r".into(),
+            point_type: "reward".into(),
+            points_per_unit: d("1"),
+            rounding: Rounding::Floor,
+            multipliers: mults,
+            stacking: Stacking::Multiply,
+            per_order_cap: None,
+            per_day_cap: None,
+            per_month_cap: None,
+        }
+    }
+    fn member() -> MemberState {
+        MemberState::new("m".into(), utc("2024-01-01T00:00:00Z"))
+    }
+    fn sh() -> Tz {
+        "Asia/Shanghai".parse().unwrap()
+    }
+
+    #[test]
+    fn floor_per_order_and_zero_amount() {
+        let o = Order::paid("o", "m", utc("2024-01-01T00:00:00Z"), d("99.99"));
+        assert_eq!(order_points(&rule(vec![]), &o, &member(), sh()), 99);
+        let o = Order::paid("o", "m", utc("2024-01-01T00:00:00Z"), d("0"));
+        assert_eq!(order_points(&rule(vec![]), &o, &member(), sh()), 0);
+    }
+
+    #[test]
+    fn member_day_is_local_and_clamps_to_month_end() {
+        let r = rule(vec![Multiplier {
+            when: Condition::MemberDay { day: 31 },
+            factor: d("2"),
+        }]);
+        // 29 Feb 2024 17:00Z is 1 March 01:00 in Shanghai: not the last day of February.
+        let o = Order::paid("o", "m", utc("2024-02-29T17:00:00Z"), d("10"));
+        assert_eq!(order_points(&r, &o, &member(), sh()), 10);
+        // 29 Feb 2024 15:59Z is still 29 Feb 23:59 local: the clamped member day.
+        let o = Order::paid("o", "m", utc("2024-02-29T15:59:00Z"), d("10"));
+        assert_eq!(order_points(&r, &o, &member(), sh()), 20);
+    }
+
+    #[test]
+    fn category_multiplier_applies_to_its_share_only() {
+        let r = rule(vec![Multiplier {
+            when: Condition::Category {
+                categories: vec!["shoes".into()],
+            },
+            factor: d("3"),
+        }]);
+        let mut o = Order::paid("o", "m", utc("2024-01-01T00:00:00Z"), d("90"));
+        o.items = vec![
+            OrderItem {
+                sku: "a".into(),
+                category: Some("shoes".into()),
+                qty: 1,
+                price: d("50"),
+            },
+            OrderItem {
+                sku: "b".into(),
+                category: Some("socks".into()),
+                qty: 2,
+                price: d("25"),
+            },
+        ];
+        // 90 paid on 100 of lines: shoes share 45 x3 = 135, socks 45 x1 = 45.
+        assert_eq!(order_points(&r, &o, &member(), sh()), 180);
+    }
+
+    #[test]
+    fn stacking_and_caps() {
+        let mut r = rule(vec![
+            Multiplier {
+                when: Condition::Channel {
+                    channels: vec!["app".into()],
+                },
+                factor: d("2"),
+            },
+            Multiplier {
+                when: Condition::MemberDay { day: 1 },
+                factor: d("3"),
+            },
+        ]);
+        let mut o = Order::paid("o", "m", utc("2024-03-01T02:00:00Z"), d("10"));
+        o.channel = Some("app".into());
+        assert_eq!(order_points(&r, &o, &member(), sh()), 60);
+        r.stacking = Stacking::Highest;
+        assert_eq!(order_points(&r, &o, &member(), sh()), 30);
+        r.per_order_cap = Some(25);
+        assert_eq!(order_points(&r, &o, &member(), sh()), 25);
+        r.per_day_cap = Some(40);
+        r.per_month_cap = Some(100);
+        assert_eq!(apply_period_caps(&r, 25, 30, 0), 10);
+        assert_eq!(apply_period_caps(&r, 25, 0, 90), 10);
+        assert_eq!(apply_period_caps(&r, 25, 50, 0), 0);
+    }
+
+    #[test]
+    fn birthday_month_uses_member_zone() {
+        let r = rule(vec![Multiplier {
+            when: Condition::BirthdayMonth,
+            factor: d("2"),
+        }]);
+        let mut m = member();
+        m.profile.birthday = NaiveDate::from_ymd_opt(1990, 3, 15);
+        // 29 Feb 2024 20:00Z: March in Shanghai, still February in New York.
+        let o = Order::paid("o", "m", utc("2024-02-29T20:00:00Z"), d("10"));
+        assert_eq!(order_points(&r, &o, &m, sh()), 20);
+        m.profile.timezone = Some("America/New_York".parse().unwrap());
+        assert_eq!(order_points(&r, &o, &m, sh()), 10);
+    }
+
+    #[test]
+    fn half_rounding_modes_per_order() {
+        let mut r = rule(vec![]);
+        r.points_per_unit = d("0.5");
+        let o = Order::paid("o", "m", utc("2024-01-01T00:00:00Z"), d("5"));
+        r.rounding = Rounding::HalfUp;
+        assert_eq!(order_points(&r, &o, &member(), sh()), 3);
+        r.rounding = Rounding::HalfEven;
+        assert_eq!(order_points(&r, &o, &member(), sh()), 2);
+    }
+}

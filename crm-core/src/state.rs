@@ -1,0 +1,683 @@
+//! The member aggregate: everything needed to decide the next command, and
+//! the events that change it. `evolve` is the only place state changes, so a
+//! member's state is always the fold of its events (replay and as-of views
+//! rely on that).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::facts::{Order, OrderStatus, ReturnedItem};
+use crate::ledger::{Allocation, Lot, LotSource};
+use crate::member::{Consent, Identity, MemberId, MemberStatus, Profile, ProfilePatch};
+
+/// What the ledger remembers of one order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderLedger {
+    /// The order as reported (its `status` is kept current).
+    pub order: Order,
+    /// Amount refunded so far.
+    pub refunded: Decimal,
+    /// Quantity returned per sku.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub returned: BTreeMap<String, u32>,
+    /// Points earned per point type.
+    #[serde(default)]
+    pub earned: BTreeMap<String, i64>,
+    /// Points clawed back per point type (including amounts carried as debt
+    /// or written off as shortfall).
+    #[serde(default)]
+    pub clawed: BTreeMap<String, i64>,
+}
+
+/// A redemption and whether it was reversed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redemption {
+    pub point_type: String,
+    pub points: i64,
+    pub allocations: Vec<Allocation>,
+    pub reversed: bool,
+}
+
+/// Running order aggregates.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OrderStats {
+    /// Paid (earning) orders.
+    pub orders: u64,
+    /// Sum of paid order amounts.
+    pub spend: Decimal,
+    /// Sum of refunds.
+    pub refunded: Decimal,
+    pub first_order_at: Option<DateTime<Utc>>,
+    pub last_order_at: Option<DateTime<Utc>>,
+}
+
+/// The member aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberState {
+    pub id: MemberId,
+    pub status: MemberStatus,
+    pub created_at: DateTime<Utc>,
+    pub profile: Profile,
+    pub identities: BTreeSet<Identity>,
+    pub tags: BTreeSet<String>,
+    pub consents: BTreeMap<String, Consent>,
+    /// Members merged into this one (lineage).
+    pub merged_from: Vec<MemberId>,
+    /// Open lots (lots with nothing left are dropped; the events keep them).
+    pub lots: Vec<Lot>,
+    pub next_lot: u64,
+    /// Negative balance per point type.
+    pub debts: BTreeMap<String, i64>,
+    /// Clawbacks written off under the cap-at-zero policy, per point type.
+    pub shortfalls: BTreeMap<String, i64>,
+    pub orders: BTreeMap<String, OrderLedger>,
+    pub redemptions: BTreeMap<String, Redemption>,
+    pub stats: OrderStats,
+    /// Times each bonus was awarded.
+    pub bonus_counts: BTreeMap<String, u32>,
+    /// Points earned per rule per local day (only for rules with day/month caps).
+    pub rule_days: BTreeMap<String, BTreeMap<NaiveDate, i64>>,
+    /// Last earning or spending per point type (inactivity expiry).
+    pub last_activity: BTreeMap<String, DateTime<Utc>>,
+    /// Latest effective time of any event.
+    pub last_event_at: DateTime<Utc>,
+}
+
+/// A change to a member. Events are facts: they are stored, never edited
+/// (except redaction of personal data on erasure).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    MemberCreated {
+        at: DateTime<Utc>,
+        profile: Profile,
+    },
+    ProfileUpdated {
+        at: DateTime<Utc>,
+        patch: ProfilePatch,
+    },
+    IdentityLinked {
+        at: DateTime<Utc>,
+        identity: Identity,
+    },
+    IdentityUnlinked {
+        at: DateTime<Utc>,
+        identity: Identity,
+    },
+    TagAdded {
+        at: DateTime<Utc>,
+        tag: String,
+    },
+    TagRemoved {
+        at: DateTime<Utc>,
+        tag: String,
+    },
+    ConsentChanged {
+        at: DateTime<Utc>,
+        channel: String,
+        granted: bool,
+    },
+    OrderRecorded {
+        at: DateTime<Utc>,
+        order: OrderLedger,
+    },
+    OrderStatusChanged {
+        at: DateTime<Utc>,
+        order_id: String,
+        status: OrderStatus,
+    },
+    PointsEarned {
+        at: DateTime<Utc>,
+        lot: Lot,
+    },
+    /// Part of a newly earned lot paid off a negative balance.
+    DebtSettled {
+        at: DateTime<Utc>,
+        point_type: String,
+        lot_id: String,
+        points: i64,
+    },
+    PointsActivated {
+        at: DateTime<Utc>,
+        lot_id: String,
+        points: i64,
+    },
+    PointsRedeemed {
+        at: DateTime<Utc>,
+        redemption_id: String,
+        point_type: String,
+        points: i64,
+        allocations: Vec<Allocation>,
+    },
+    RedemptionReversed {
+        at: DateTime<Utc>,
+        redemption_id: String,
+        point_type: String,
+        points: i64,
+        allocations: Vec<Allocation>,
+    },
+    OrderRefunded {
+        at: DateTime<Utc>,
+        refund_id: String,
+        order_id: String,
+        amount: Decimal,
+        items: Vec<ReturnedItem>,
+    },
+    PointsClawedBack {
+        at: DateTime<Utc>,
+        refund_id: String,
+        order_id: String,
+        point_type: String,
+        /// Points taken from lots.
+        allocations: Vec<Allocation>,
+        /// Added to the negative balance.
+        debt: i64,
+        /// Written off (cap-at-zero policy).
+        shortfall: i64,
+    },
+    PointsAdjusted {
+        at: DateTime<Utc>,
+        point_type: String,
+        delta: i64,
+        reason: String,
+        actor: String,
+        lot: Option<Lot>,
+        allocations: Vec<Allocation>,
+    },
+    PointsExpired {
+        at: DateTime<Utc>,
+        point_type: String,
+        allocations: Vec<Allocation>,
+    },
+    /// Inactivity policy: every open lot of the type now expires at `expires_at`.
+    ExpiryExtended {
+        at: DateTime<Utc>,
+        point_type: String,
+        expires_at: DateTime<Utc>,
+    },
+    BonusCounted {
+        at: DateTime<Utc>,
+        bonus_id: String,
+    },
+    RuleUsage {
+        at: DateTime<Utc>,
+        rule_id: String,
+        day: NaiveDate,
+        points: i64,
+    },
+    /// Another member was merged into this one.
+    MergedIn {
+        at: DateTime<Utc>,
+        from: Box<MemberState>,
+    },
+    /// This member was merged into `into`; `moved` is the balance per type that left.
+    MergedInto {
+        at: DateTime<Utc>,
+        into: MemberId,
+        moved: BTreeMap<String, i64>,
+    },
+    Erased {
+        at: DateTime<Utc>,
+    },
+}
+
+impl Event {
+    /// Effective time of the event.
+    pub fn at(&self) -> DateTime<Utc> {
+        use Event::*;
+        match self {
+            MemberCreated { at, .. }
+            | ProfileUpdated { at, .. }
+            | IdentityLinked { at, .. }
+            | IdentityUnlinked { at, .. }
+            | TagAdded { at, .. }
+            | TagRemoved { at, .. }
+            | ConsentChanged { at, .. }
+            | OrderRecorded { at, .. }
+            | OrderStatusChanged { at, .. }
+            | PointsEarned { at, .. }
+            | DebtSettled { at, .. }
+            | PointsActivated { at, .. }
+            | PointsRedeemed { at, .. }
+            | RedemptionReversed { at, .. }
+            | OrderRefunded { at, .. }
+            | PointsClawedBack { at, .. }
+            | PointsAdjusted { at, .. }
+            | PointsExpired { at, .. }
+            | ExpiryExtended { at, .. }
+            | BonusCounted { at, .. }
+            | RuleUsage { at, .. }
+            | MergedIn { at, .. }
+            | MergedInto { at, .. }
+            | Erased { at } => *at,
+        }
+    }
+
+    /// The same event with personal data removed (erasure).
+    pub fn redacted(&self) -> Event {
+        match self {
+            Event::MemberCreated { at, profile } => Event::MemberCreated {
+                at: *at,
+                profile: anonymise(profile),
+            },
+            Event::ProfileUpdated { at, .. } => Event::ProfileUpdated {
+                at: *at,
+                patch: ProfilePatch::default(),
+            },
+            Event::IdentityLinked { at, .. } | Event::IdentityUnlinked { at, .. } => {
+                Event::IdentityUnlinked {
+                    at: *at,
+                    identity: Identity {
+                        channel: "erased".into(),
+                        external_id: "erased".into(),
+                    },
+                }
+            }
+            Event::MergedIn { at, from } => {
+                let mut from = from.clone();
+                from.profile = anonymise(&from.profile);
+                from.identities.clear();
+                Event::MergedIn { at: *at, from }
+            }
+            other => other.clone(),
+        }
+    }
+}
+
+/// Profile with personal data removed; join date and channel stay for cohorts.
+pub fn anonymise(p: &Profile) -> Profile {
+    Profile {
+        joined_at: p.joined_at,
+        join_channel: p.join_channel.clone(),
+        ..Profile::default()
+    }
+}
+
+impl MemberState {
+    /// An empty member; `MemberCreated` fills in the profile.
+    pub fn new(id: MemberId, at: DateTime<Utc>) -> MemberState {
+        MemberState {
+            id,
+            status: MemberStatus::Active,
+            created_at: at,
+            profile: Profile::default(),
+            identities: BTreeSet::new(),
+            tags: BTreeSet::new(),
+            consents: BTreeMap::new(),
+            merged_from: Vec::new(),
+            lots: Vec::new(),
+            next_lot: 1,
+            debts: BTreeMap::new(),
+            shortfalls: BTreeMap::new(),
+            orders: BTreeMap::new(),
+            redemptions: BTreeMap::new(),
+            stats: OrderStats::default(),
+            bonus_counts: BTreeMap::new(),
+            rule_days: BTreeMap::new(),
+            last_activity: BTreeMap::new(),
+            last_event_at: at,
+        }
+    }
+
+    /// Is the member active (neither merged nor erased)?
+    pub fn is_active(&self) -> bool {
+        self.status == MemberStatus::Active
+    }
+
+    /// Id for the next lot; unique across merges because it carries the member id.
+    pub fn next_lot_id(&self) -> String {
+        format!("{}#{}", self.id, self.next_lot)
+    }
+
+    /// Negative balance of a point type.
+    pub fn debt(&self, point_type: &str) -> i64 {
+        self.debts.get(point_type).copied().unwrap_or(0)
+    }
+
+    fn lot_mut(&mut self, id: &str) -> Option<&mut Lot> {
+        self.lots.iter_mut().find(|l| l.id == id)
+    }
+
+    fn take(&mut self, allocations: &[Allocation]) {
+        for a in allocations {
+            if let Some(lot) = self.lot_mut(&a.lot_id) {
+                lot.remaining -= a.points;
+            }
+        }
+        self.lots.retain(|l| l.remaining > 0);
+    }
+
+    fn put_back(&mut self, point_type: &str, allocations: &[Allocation], at: DateTime<Utc>) {
+        for a in allocations {
+            if let Some(lot) = self.lot_mut(&a.lot_id) {
+                lot.remaining += a.points;
+            } else {
+                // The lot was used up and dropped; restore it under its old id
+                // (ids are never reused) with its original expiry.
+                self.lots.push(Lot {
+                    id: a.lot_id.clone(),
+                    point_type: point_type.to_string(),
+                    granted: a.points,
+                    remaining: a.points,
+                    earned_at: at,
+                    available_at: at,
+                    expires_at: a.expires_at,
+                    source: LotSource::Restored,
+                    activated: true,
+                });
+            }
+        }
+    }
+
+    fn touch(&mut self, point_type: &str, at: DateTime<Utc>) {
+        let e = self
+            .last_activity
+            .entry(point_type.to_string())
+            .or_insert(at);
+        if at > *e {
+            *e = at;
+        }
+    }
+
+    /// Apply one event. Total: unknown references are ignored rather than
+    /// panicking, because `decide` has already checked them.
+    pub fn evolve(&mut self, event: &Event) {
+        if event.at() > self.last_event_at {
+            self.last_event_at = event.at();
+        }
+        match event {
+            Event::MemberCreated { at, profile } => {
+                self.created_at = *at;
+                self.profile = profile.clone();
+            }
+            Event::ProfileUpdated { patch, .. } => self.profile.apply(patch),
+            Event::IdentityLinked { identity, .. } => {
+                self.identities.insert(identity.clone());
+            }
+            Event::IdentityUnlinked { identity, .. } => {
+                self.identities.remove(identity);
+            }
+            Event::TagAdded { tag, .. } => {
+                self.tags.insert(tag.clone());
+            }
+            Event::TagRemoved { tag, .. } => {
+                self.tags.remove(tag);
+            }
+            Event::ConsentChanged {
+                at,
+                channel,
+                granted,
+            } => {
+                self.consents.insert(
+                    channel.clone(),
+                    Consent {
+                        granted: *granted,
+                        at: *at,
+                    },
+                );
+            }
+            Event::OrderRecorded { order, .. } => {
+                if order.order.status.earns() {
+                    self.count_paid(order.order.amount, order.order.placed_at);
+                }
+                self.orders.insert(order.order.id.clone(), order.clone());
+            }
+            Event::OrderStatusChanged {
+                order_id, status, ..
+            } => {
+                let mut paid = None;
+                if let Some(o) = self.orders.get_mut(order_id) {
+                    if !o.order.status.earns() && status.earns() {
+                        paid = Some((o.order.amount, o.order.placed_at));
+                    }
+                    o.order.status = *status;
+                }
+                if let Some((amount, at)) = paid {
+                    self.count_paid(amount, at);
+                }
+            }
+            Event::PointsEarned { at, lot } => {
+                self.next_lot += 1;
+                if let LotSource::Order { order_id, .. } = &lot.source {
+                    if let Some(o) = self.orders.get_mut(order_id) {
+                        *o.earned.entry(lot.point_type.clone()).or_insert(0) += lot.granted;
+                    }
+                }
+                self.touch(&lot.point_type, *at);
+                if lot.remaining > 0 {
+                    self.lots.push(lot.clone());
+                }
+            }
+            Event::DebtSettled {
+                point_type,
+                lot_id,
+                points,
+                ..
+            } => {
+                self.take(&[Allocation {
+                    lot_id: lot_id.clone(),
+                    points: *points,
+                    expires_at: None,
+                }]);
+                *self.debts.entry(point_type.clone()).or_insert(0) -= points;
+                self.debts.retain(|_, d| *d != 0);
+            }
+            Event::PointsActivated { lot_id, .. } => {
+                if let Some(lot) = self.lot_mut(lot_id) {
+                    lot.activated = true;
+                }
+            }
+            Event::BonusCounted { bonus_id, .. } => {
+                *self.bonus_counts.entry(bonus_id.clone()).or_insert(0) += 1;
+            }
+            Event::RuleUsage {
+                rule_id,
+                day,
+                points,
+                ..
+            } => {
+                *self
+                    .rule_days
+                    .entry(rule_id.clone())
+                    .or_default()
+                    .entry(*day)
+                    .or_insert(0) += points;
+            }
+            Event::PointsRedeemed {
+                at,
+                redemption_id,
+                point_type,
+                points,
+                allocations,
+            } => {
+                self.take(allocations);
+                self.touch(point_type, *at);
+                self.redemptions.insert(
+                    redemption_id.clone(),
+                    Redemption {
+                        point_type: point_type.clone(),
+                        points: *points,
+                        allocations: allocations.clone(),
+                        reversed: false,
+                    },
+                );
+            }
+            Event::RedemptionReversed {
+                at,
+                redemption_id,
+                point_type,
+                allocations,
+                ..
+            } => {
+                self.put_back(point_type, allocations, *at);
+                if let Some(r) = self.redemptions.get_mut(redemption_id) {
+                    r.reversed = true;
+                }
+            }
+            Event::OrderRefunded {
+                amount,
+                order_id,
+                items,
+                ..
+            } => {
+                if let Some(o) = self.orders.get_mut(order_id) {
+                    o.refunded += *amount;
+                    for i in items {
+                        *o.returned.entry(i.sku.clone()).or_insert(0) += i.qty;
+                    }
+                }
+                self.stats.refunded += *amount;
+            }
+            Event::PointsClawedBack {
+                order_id,
+                point_type,
+                allocations,
+                debt,
+                shortfall,
+                ..
+            } => {
+                self.take(allocations);
+                if *debt != 0 {
+                    *self.debts.entry(point_type.clone()).or_insert(0) += debt;
+                }
+                if *shortfall != 0 {
+                    *self.shortfalls.entry(point_type.clone()).or_insert(0) += shortfall;
+                }
+                let taken: i64 =
+                    allocations.iter().map(|a| a.points).sum::<i64>() + debt + shortfall;
+                if let Some(o) = self.orders.get_mut(order_id) {
+                    *o.clawed.entry(point_type.clone()).or_insert(0) += taken;
+                }
+            }
+            Event::PointsAdjusted {
+                at,
+                point_type,
+                lot,
+                allocations,
+                ..
+            } => {
+                self.touch(point_type, *at);
+                if let Some(lot) = lot {
+                    self.next_lot += 1;
+                    self.lots.push(lot.clone());
+                }
+                self.take(allocations);
+            }
+            Event::PointsExpired { allocations, .. } => self.take(allocations),
+            Event::ExpiryExtended {
+                point_type,
+                expires_at,
+                ..
+            } => {
+                for lot in self.lots.iter_mut().filter(|l| &l.point_type == point_type) {
+                    lot.expires_at = Some(*expires_at);
+                }
+            }
+            Event::MergedIn { from, .. } => self.absorb(from),
+            Event::MergedInto { at, into, .. } => {
+                self.status = MemberStatus::Merged {
+                    into: into.clone(),
+                    at: *at,
+                };
+                self.lots.clear();
+                self.debts.clear();
+                self.orders.clear();
+                self.redemptions.clear();
+                self.identities.clear();
+            }
+            Event::Erased { at } => {
+                self.status = MemberStatus::Erased { at: *at };
+                self.profile = anonymise(&self.profile);
+                self.identities.clear();
+                self.tags.clear();
+                self.consents.clear();
+            }
+        }
+    }
+
+    fn count_paid(&mut self, amount: Decimal, at: DateTime<Utc>) {
+        self.stats.orders += 1;
+        self.stats.spend += amount;
+        self.stats.first_order_at = Some(self.stats.first_order_at.map_or(at, |f| f.min(at)));
+        self.stats.last_order_at = Some(self.stats.last_order_at.map_or(at, |l| l.max(at)));
+    }
+
+    fn absorb(&mut self, other: &MemberState) {
+        self.merged_from.push(other.id.clone());
+        self.lots.extend(other.lots.iter().cloned());
+        for (k, v) in &other.debts {
+            *self.debts.entry(k.clone()).or_insert(0) += v;
+        }
+        for (k, v) in &other.shortfalls {
+            *self.shortfalls.entry(k.clone()).or_insert(0) += v;
+        }
+        for (k, v) in &other.orders {
+            self.orders.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (k, v) in &other.redemptions {
+            self.redemptions
+                .entry(k.clone())
+                .or_insert_with(|| v.clone());
+        }
+        self.identities.extend(other.identities.iter().cloned());
+        self.tags.extend(other.tags.iter().cloned());
+        for (ch, c) in &other.consents {
+            match self.consents.get(ch) {
+                Some(mine) if mine.at >= c.at => {}
+                _ => {
+                    self.consents.insert(ch.clone(), c.clone());
+                }
+            }
+        }
+        let s = &other.stats;
+        self.stats.orders += s.orders;
+        self.stats.spend += s.spend;
+        self.stats.refunded += s.refunded;
+        self.stats.first_order_at = min_opt(self.stats.first_order_at, s.first_order_at);
+        self.stats.last_order_at = self.stats.last_order_at.max(s.last_order_at);
+        for (k, v) in &other.bonus_counts {
+            *self.bonus_counts.entry(k.clone()).or_insert(0) += v;
+        }
+        for (rule, days) in &other.rule_days {
+            let mine = self.rule_days.entry(rule.clone()).or_default();
+            for (d, p) in days {
+                *mine.entry(*d).or_insert(0) += p;
+            }
+        }
+        for (k, t) in &other.last_activity {
+            self.touch(k, *t);
+        }
+        // Fill profile gaps from the merged member; the survivor's values win.
+        let p = &mut self.profile;
+        let o = &other.profile;
+        macro_rules! fill {
+            ($($f:ident),*) => { $( if p.$f.is_none() { p.$f = o.$f.clone(); } )* };
+        }
+        fill!(
+            name,
+            phone,
+            email,
+            birthday,
+            gender,
+            region,
+            joined_at,
+            join_channel,
+            timezone
+        );
+        for (k, v) in &o.attributes {
+            p.attributes.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+}
+
+fn min_opt(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}

@@ -1,0 +1,152 @@
+//! Storage traits and their adapters.
+//!
+//! A store is deliberately small so a host can implement it over its own
+//! database: load a member snapshot with its version, commit a batch of
+//! member writes atomically with optimistic concurrency, look up identities,
+//! order owners and idempotency receipts, and scan members for batch work.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Command, Outcome};
+use crate::error::CrmError;
+use crate::member::{Identity, MemberId};
+use crate::state::{Event, MemberState};
+
+pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+/// A member snapshot and the number of events it folds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned {
+    pub state: MemberState,
+    pub version: u64,
+}
+
+/// New events of one member, the resulting snapshot, and the version the
+/// decision was based on (0 for a new member).
+#[derive(Debug, Clone)]
+pub struct MemberWrite {
+    pub expected_version: u64,
+    pub events: Vec<Event>,
+    pub state: MemberState,
+}
+
+/// The record of an executed command, kept under its idempotency key.
+/// Receipts in commit order are the command log that replay re-executes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub key: String,
+    pub now: DateTime<Utc>,
+    /// The member the command was about (for erasure of personal data).
+    pub member_id: Option<MemberId>,
+    pub command: Command,
+    pub outcome: Outcome,
+}
+
+/// Everything one command (or one import batch) changes, committed atomically.
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    pub members: Vec<MemberWrite>,
+    /// Identities to point at a member (`Some`) or release (`None`).
+    pub identities: Vec<(Identity, Option<MemberId>)>,
+    /// Order ids to point at their owning member.
+    pub orders: Vec<(String, MemberId)>,
+    pub receipts: Vec<Receipt>,
+    /// Members whose stored events and receipts must lose their personal data.
+    pub redact: Vec<MemberId>,
+}
+
+impl Commit {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+            && self.identities.is_empty()
+            && self.orders.is_empty()
+            && self.receipts.is_empty()
+    }
+}
+
+/// Why a commit was refused. Nothing of a refused commit is written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommitError {
+    /// Another writer changed this member since it was loaded.
+    Stale { member: MemberId },
+    /// A receipt with this key already exists.
+    DuplicateKey { key: String },
+    /// The identity already belongs to another member.
+    IdentityTaken { identity: Identity, owner: MemberId },
+    /// The store itself failed.
+    Store(CrmError),
+}
+
+impl From<CrmError> for CommitError {
+    fn from(e: CrmError) -> Self {
+        CommitError::Store(e)
+    }
+}
+
+/// The storage contract. Implementations must make `commit` atomic: either
+/// every part of it is durable, or none is.
+pub trait Store: Send + Sync {
+    /// The member's snapshot, if it exists.
+    fn load(&self, id: &MemberId) -> Result<Option<Versioned>, CrmError>;
+    /// The member an identity belongs to.
+    fn identity_owner(&self, identity: &Identity) -> Result<Option<MemberId>, CrmError>;
+    /// The member an order was recorded for.
+    fn order_owner(&self, order_id: &str) -> Result<Option<MemberId>, CrmError>;
+    /// The receipt stored under an idempotency key.
+    fn receipt(&self, key: &str) -> Result<Option<Receipt>, CrmError>;
+    /// Atomically apply a commit (see [`CommitError`]).
+    fn commit(&self, commit: Commit) -> Result<(), CommitError>;
+    /// All events of a member, oldest first.
+    fn events(&self, id: &MemberId) -> Result<Vec<Event>, CrmError>;
+    /// Visit every member snapshot (order unspecified).
+    fn scan(
+        &self,
+        visit: &mut dyn FnMut(Versioned) -> Result<(), CrmError>,
+    ) -> Result<(), CrmError>;
+    /// Visit every receipt in commit order (the command log).
+    fn receipts(
+        &self,
+        visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>,
+    ) -> Result<(), CrmError>;
+}
+
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn load(&self, id: &MemberId) -> Result<Option<Versioned>, CrmError> {
+        (**self).load(id)
+    }
+    fn identity_owner(&self, identity: &Identity) -> Result<Option<MemberId>, CrmError> {
+        (**self).identity_owner(identity)
+    }
+    fn order_owner(&self, order_id: &str) -> Result<Option<MemberId>, CrmError> {
+        (**self).order_owner(order_id)
+    }
+    fn receipt(&self, key: &str) -> Result<Option<Receipt>, CrmError> {
+        (**self).receipt(key)
+    }
+    fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+        (**self).commit(commit)
+    }
+    fn events(&self, id: &MemberId) -> Result<Vec<Event>, CrmError> {
+        (**self).events(id)
+    }
+    fn scan(
+        &self,
+        visit: &mut dyn FnMut(Versioned) -> Result<(), CrmError>,
+    ) -> Result<(), CrmError> {
+        (**self).scan(visit)
+    }
+    fn receipts(
+        &self,
+        visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>,
+    ) -> Result<(), CrmError> {
+        (**self).receipts(visit)
+    }
+}

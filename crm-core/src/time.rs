@@ -1,0 +1,103 @@
+//! Calendar arithmetic in a programme or member time zone.
+//!
+//! All instants are stored in UTC; every *calendar* rule (end of day, end of
+//! month, member day, birthday month) is evaluated in an IANA zone. Local
+//! midnights that fall into a DST gap resolve to the first valid instant after
+//! the gap; ambiguous local times (DST fall-back) resolve to the earlier one.
+
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// Calendar date of `t` in zone `tz`.
+pub fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
+    t.with_timezone(&tz).date_naive()
+}
+
+/// Resolve a local wall-clock time to an instant (gap: first instant after it;
+/// overlap: the earlier instant).
+pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    let mut probe = local;
+    // DST gaps are at most a few hours; walk forward minute by minute.
+    for _ in 0..(24 * 60) {
+        match tz.from_local_datetime(&probe) {
+            LocalResult::Single(t) => return t.with_timezone(&Utc),
+            LocalResult::Ambiguous(early, _) => return early.with_timezone(&Utc),
+            LocalResult::None => probe += Duration::minutes(1),
+        }
+    }
+    // Unreachable for real zones; fall back to reading the wall time as UTC.
+    Utc.from_utc_datetime(&local)
+}
+
+/// First instant of calendar day `d` in zone `tz`.
+pub fn start_of_day(tz: Tz, d: NaiveDate) -> DateTime<Utc> {
+    resolve_local(tz, d.and_hms_opt(0, 0, 0).expect("midnight exists"))
+}
+
+/// The same wall-clock time `days` calendar days later (DST-aware).
+pub fn add_local_days(tz: Tz, t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+    let local = t.with_timezone(&tz).naive_local() + Duration::days(i64::from(days));
+    resolve_local(tz, local)
+}
+
+/// First day of the month that is `months` months after the month of `d`.
+pub fn first_of_month_after(d: NaiveDate, months: u32) -> NaiveDate {
+    let total = d.year() as i64 * 12 + (d.month0() as i64) + i64::from(months);
+    let year = total.div_euclid(12) as i32;
+    let month = total.rem_euclid(12) as u32 + 1;
+    NaiveDate::from_ymd_opt(year, month, 1).expect("valid first of month")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn midnight_in_shanghai_is_16_utc_the_day_before() {
+        let tz: Tz = "Asia/Shanghai".parse().unwrap();
+        let d = NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
+        assert_eq!(start_of_day(tz, d), utc("2024-02-28T16:00:00Z"));
+        assert_eq!(
+            local_date(tz, utc("2024-02-28T15:59:59Z")),
+            NaiveDate::from_ymd_opt(2024, 2, 28).unwrap()
+        );
+        assert_eq!(local_date(tz, utc("2024-02-28T16:00:00Z")), d);
+    }
+
+    #[test]
+    fn midnight_inside_a_dst_gap_resolves_after_the_gap() {
+        // Santiago springs forward at 00:00 -> 01:00 on 2024-09-08.
+        let tz: Tz = "America/Santiago".parse().unwrap();
+        let d = NaiveDate::from_ymd_opt(2024, 9, 8).unwrap();
+        assert_eq!(start_of_day(tz, d), utc("2024-09-08T04:00:00Z"));
+    }
+
+    #[test]
+    fn adding_days_keeps_wall_clock_across_dst() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        // 12:00 CET on 30 March 2024 -> 12:00 CEST on 31 March (only 23 h later).
+        let t = utc("2024-03-30T11:00:00Z");
+        assert_eq!(add_local_days(tz, t, 1), utc("2024-03-31T10:00:00Z"));
+    }
+
+    #[test]
+    fn month_arithmetic_wraps_years() {
+        let d = NaiveDate::from_ymd_opt(2023, 11, 30).unwrap();
+        assert_eq!(
+            first_of_month_after(d, 1),
+            NaiveDate::from_ymd_opt(2023, 12, 1).unwrap()
+        );
+        assert_eq!(
+            first_of_month_after(d, 2),
+            NaiveDate::from_ymd_opt(2024, 1, 1).unwrap()
+        );
+        assert_eq!(
+            first_of_month_after(d, 14),
+            NaiveDate::from_ymd_opt(2025, 1, 1).unwrap()
+        );
+    }
+}
