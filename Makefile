@@ -1,0 +1,63 @@
+# Top-level test entry point: `make test` runs everything CI runs.
+# Every target is idempotent and works from a fresh clone.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+CARGO  ?= cargo
+NPM    ?= npm
+PYTHON ?= python3
+
+VENV       ?= .venv
+VENV_ABS   := $(abspath $(VENV))
+VENV_BIN   := $(VENV_ABS)/bin
+VENV_PY    := $(VENV_BIN)/python
+VENV_STAMP := $(VENV_ABS)/.deps-stamp
+PY_DEPS    := "maturin>=1.16,<2" pytest
+
+PY_CRATE   := crm-py
+NODE_CRATE := crm-node
+
+.PHONY: test lint fmt-check clippy test-rust test-py test-node venv clean-venv
+
+test: lint test-rust test-py test-node
+
+lint: fmt-check clippy
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# The binding crates are cdylibs exercised through their own test suites below.
+test-rust:
+	$(CARGO) test --workspace --exclude $(PY_CRATE) --exclude $(NODE_CRATE)
+
+# --- Python -----------------------------------------------------------------
+
+$(VENV_PY):
+	$(PYTHON) -m venv $(VENV_ABS)
+
+$(VENV_STAMP): $(VENV_PY)
+	$(VENV_PY) -m pip install --quiet --upgrade $(PY_DEPS)
+	touch $@
+
+venv: $(VENV_STAMP)
+
+# `maturin develop` builds the extension (debug profile) straight into the venv
+# as an editable install of crm-py/python; no isolated build environment needed.
+test-py: $(VENV_STAMP)
+	VIRTUAL_ENV=$(VENV_ABS) PATH="$(VENV_BIN):$$PATH" \
+	  $(VENV_BIN)/maturin develop --manifest-path $(PY_CRATE)/Cargo.toml
+	$(VENV_BIN)/pytest $(PY_CRATE)/tests
+
+clean-venv:
+	rm -rf $(VENV_ABS)
+
+# --- Node -------------------------------------------------------------------
+
+test-node:
+	cd $(NODE_CRATE) && { $(NPM) ci || $(NPM) install; }
+	cd $(NODE_CRATE) && $(NPM) run build
+	cd $(NODE_CRATE) && $(NPM) test
