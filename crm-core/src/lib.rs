@@ -14,6 +14,7 @@ pub mod error;
 pub mod facts;
 pub mod ledger;
 pub mod member;
+pub mod money;
 pub mod program;
 pub mod rules;
 pub mod state;
