@@ -104,6 +104,49 @@ pub enum Command {
 }
 
 impl Command {
+    /// The idempotency key used when the caller gives none, or `None` when
+    /// the command moves points on request (redeem, reverse, adjust) and the
+    /// caller must choose the key. Facts use their own id (`order:<id>`,
+    /// `refund:<id>`); state-setting commands use their content and `now`, so
+    /// a retry at the same `now` is recognised.
+    pub fn default_key(&self, now: DateTime<Utc>) -> Option<String> {
+        let content = |kind: &str| {
+            let body = serde_json::to_string(self).unwrap_or_default();
+            format!("{kind}:{}:{body}", now.to_rfc3339())
+        };
+        Some(match self {
+            Command::CreateMember { member_id, .. } => format!("member:{member_id}"),
+            Command::RecordOrder { order } => format!("order:{}", order.id),
+            Command::RecordRefund { refund } => format!("refund:{}", refund.id),
+            Command::SetOrderStatus {
+                order_id, status, ..
+            } => format!(
+                "status:{order_id}:{}",
+                serde_json::to_value(status).ok()?.as_str()?
+            ),
+            Command::RecordAction {
+                member_id,
+                action,
+                reference,
+            } => {
+                format!(
+                    "action:{member_id}:{}:{reference}",
+                    serde_json::to_string(action).ok()?.trim_matches('"')
+                )
+            }
+            Command::Merge { survivor, merged } => format!("merge:{merged}->{survivor}"),
+            Command::Erase { member_id } => format!("erase:{member_id}"),
+            Command::RunDue => format!("run_due:{}", now.to_rfc3339()),
+            Command::UpdateProfile { .. } => content("profile"),
+            Command::LinkIdentity { .. } | Command::UnlinkIdentity { .. } => content("identity"),
+            Command::AddTag { .. } | Command::RemoveTag { .. } => content("tag"),
+            Command::SetConsent { .. } => content("consent"),
+            Command::Redeem { .. } | Command::ReverseRedemption { .. } | Command::Adjust { .. } => {
+                return None
+            }
+        })
+    }
+
     /// The same command with personal data removed (erasure).
     pub fn redacted(&self) -> Command {
         match self {

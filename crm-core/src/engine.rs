@@ -1439,6 +1439,28 @@ impl<S: Store> Engine<S> {
         Err(CrmError::conflict("too many concurrent writers; try again"))
     }
 
+    /// Execute under the caller's key, or the command's default key
+    /// ([`Command::default_key`]) when `key` is `None`.
+    pub fn submit(
+        &self,
+        key: Option<&str>,
+        command: Command,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome> {
+        match key {
+            Some(k) => self.execute(k, command, now),
+            None => {
+                let k = command.default_key(now).ok_or_else(|| {
+                    CrmError::invalid(
+                        "idempotency_key",
+                        "is required for commands that move points on request",
+                    )
+                })?;
+                self.execute(&k, command, now)
+            }
+        }
+    }
+
     /// Import many orders in one atomic commit. Each order gets its own
     /// result; a bad order does not stop the others. Idempotent per order id.
     pub fn record_orders(
@@ -1497,7 +1519,10 @@ impl<S: Store> Engine<S> {
     /// Activate pending lots and expire lots due at `now`, for every member.
     /// Idempotent: running it again for the same `now` changes nothing.
     pub fn run_due(&self, now: DateTime<Utc>) -> Result<Outcome> {
-        self.run_due_keyed(&format!("run_due:{}", now.to_rfc3339()), now)
+        let key = Command::RunDue
+            .default_key(now)
+            .expect("run_due has a default key");
+        self.run_due_keyed(&key, now)
     }
 
     fn run_due_keyed(&self, key: &str, now: DateTime<Utc>) -> Result<Outcome> {
