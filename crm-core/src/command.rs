@@ -118,21 +118,11 @@ impl Command {
             Command::CreateMember { member_id, .. } => format!("member:{member_id}"),
             Command::RecordOrder { order } => format!("order:{}", order.id),
             Command::RecordRefund { refund } => format!("refund:{}", refund.id),
-            Command::SetOrderStatus {
-                order_id, status, ..
-            } => format!(
-                "status:{order_id}:{}",
-                serde_json::to_value(status).ok()?.as_str()?
-            ),
-            Command::RecordAction {
-                member_id,
-                action,
-                reference,
-            } => {
-                format!(
-                    "action:{member_id}:{}:{reference}",
-                    serde_json::to_string(action).ok()?.trim_matches('"')
-                )
+            Command::SetOrderStatus { order_id, status, .. } => {
+                format!("status:{order_id}:{}", serde_json::to_value(status).ok()?.as_str()?)
+            }
+            Command::RecordAction { member_id, action, reference } => {
+                format!("action:{member_id}:{}:{reference}", serde_json::to_string(action).ok()?.trim_matches('"'))
             }
             Command::Merge { survivor, merged } => format!("merge:{merged}->{survivor}"),
             Command::Erase { member_id } => format!("erase:{member_id}"),
@@ -141,37 +131,25 @@ impl Command {
             Command::LinkIdentity { .. } | Command::UnlinkIdentity { .. } => content("identity"),
             Command::AddTag { .. } | Command::RemoveTag { .. } => content("tag"),
             Command::SetConsent { .. } => content("consent"),
-            Command::Redeem { .. } | Command::ReverseRedemption { .. } | Command::Adjust { .. } => {
-                return None
-            }
+            Command::Redeem { .. } | Command::ReverseRedemption { .. } | Command::Adjust { .. } => return None,
         })
     }
 
     /// The same command with personal data removed (erasure).
     pub fn redacted(&self) -> Command {
         match self {
-            Command::CreateMember {
-                member_id,
-                profile,
-                tags,
-                consents,
-                ..
-            } => Command::CreateMember {
+            Command::CreateMember { member_id, profile, tags, consents, .. } => Command::CreateMember {
                 member_id: member_id.clone(),
                 profile: anonymise(profile),
                 identities: Vec::new(),
                 tags: tags.clone(),
                 consents: consents.clone(),
             },
-            Command::UpdateProfile { member_id, .. } => Command::UpdateProfile {
-                member_id: member_id.clone(),
-                patch: ProfilePatch::default(),
-            },
+            Command::UpdateProfile { member_id, .. } => {
+                Command::UpdateProfile { member_id: member_id.clone(), patch: ProfilePatch::default() }
+            }
             Command::LinkIdentity { member_id, .. } | Command::UnlinkIdentity { member_id, .. } => {
-                Command::AddTag {
-                    member_id: member_id.clone(),
-                    tag: "erased".into(),
-                }
+                Command::AddTag { member_id: member_id.clone(), tag: "erased".into() }
             }
             other => other.clone(),
         }

@@ -23,9 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Clawback, Command, Outcome};
 use crate::error::{CrmError, Result};
-use crate::facts::{
-    check_amount, check_ref, Order, OrderStatus, Refund, RefundScope, ReturnedItem,
-};
+use crate::facts::{check_amount, check_ref, Order, OrderStatus, Refund, RefundScope, ReturnedItem};
 use crate::ledger::{self, Allocation, Balance, Lot, LotPhase, LotSource};
 use crate::member::{Identity, MemberId, MemberStatus, Profile};
 use crate::program::{Action, ClawbackPolicy, ExpiryPolicy, Program};
@@ -133,13 +131,7 @@ struct Checkpoint {
 
 impl<'a, S: Store> Tx<'a, S> {
     fn new(program: &'a Program, store: &'a S, now: DateTime<Utc>) -> Self {
-        Tx {
-            program,
-            store,
-            now,
-            members: HashMap::new(),
-            commit: Commit::default(),
-        }
+        Tx { program, store, now, members: HashMap::new(), commit: Commit::default() }
     }
 
     fn tz(&self) -> chrono_tz::Tz {
@@ -153,14 +145,7 @@ impl<'a, S: Store> Tx<'a, S> {
         }
         match self.store.load(id)? {
             Some(Versioned { state, version }) => {
-                self.members.insert(
-                    id.clone(),
-                    Working {
-                        state,
-                        version,
-                        events: Vec::new(),
-                    },
-                );
+                self.members.insert(id.clone(), Working { state, version, events: Vec::new() });
                 Ok(true)
             }
             None => Ok(false),
@@ -172,10 +157,7 @@ impl<'a, S: Store> Tx<'a, S> {
     }
 
     fn emit(&mut self, id: &MemberId, event: Event) {
-        let w = self
-            .members
-            .get_mut(id)
-            .expect("member loaded before emitting");
+        let w = self.members.get_mut(id).expect("member loaded before emitting");
         w.state.evolve(&event);
         w.events.push(event);
     }
@@ -185,34 +167,22 @@ impl<'a, S: Store> Tx<'a, S> {
         let mut current = id.clone();
         for _ in 0..MAX_MERGE_DEPTH {
             if !self.load(&current)? {
-                return Err(CrmError::NotFound {
-                    entity: "member",
-                    id: current.0,
-                });
+                return Err(CrmError::NotFound { entity: "member", id: current.0 });
             }
             match &self.state(&current).status {
                 MemberStatus::Active => return Ok(current),
                 MemberStatus::Merged { into, .. } => current = into.clone(),
                 MemberStatus::Erased { .. } => {
-                    return Err(CrmError::invalid(
-                        field,
-                        format!("member {current} has been erased"),
-                    ));
+                    return Err(CrmError::invalid(field, format!("member {current} has been erased")));
                 }
             }
         }
-        Err(CrmError::conflict(format!(
-            "merge chain of {id} is too long"
-        )))
+        Err(CrmError::conflict(format!("merge chain of {id} is too long")))
     }
 
     fn checkpoint(&self) -> Checkpoint {
         Checkpoint {
-            members: self
-                .members
-                .iter()
-                .map(|(k, w)| (k.clone(), w.events.len()))
-                .collect(),
+            members: self.members.iter().map(|(k, w)| (k.clone(), w.events.len())).collect(),
             identities: self.commit.identities.len(),
             orders: self.commit.orders.len(),
             redact: self.commit.redact.len(),
@@ -230,10 +200,7 @@ impl<'a, S: Store> Tx<'a, S> {
                     w.events.truncate(n);
                     let mut state = match self.store.load(id)? {
                         Some(v) => v.state,
-                        None => MemberState::new(
-                            id.clone(),
-                            w.events.first().map_or(self.now, Event::at),
-                        ),
+                        None => MemberState::new(id.clone(), w.events.first().map_or(self.now, Event::at)),
                     };
                     for e in &w.events {
                         state.evolve(e);
@@ -253,19 +220,11 @@ impl<'a, S: Store> Tx<'a, S> {
     }
 
     fn finish(mut self) -> Commit {
-        let mut members: Vec<_> = self
-            .members
-            .into_values()
-            .filter(|w| !w.events.is_empty())
-            .collect();
+        let mut members: Vec<_> = self.members.into_values().filter(|w| !w.events.is_empty()).collect();
         members.sort_by(|a, b| a.state.id.cmp(&b.state.id));
         self.commit.members = members
             .into_iter()
-            .map(|w| MemberWrite {
-                expected_version: w.version,
-                events: w.events,
-                state: w.state,
-            })
+            .map(|w| MemberWrite { expected_version: w.version, events: w.events, state: w.state })
             .collect();
         self.commit
     }
@@ -274,13 +233,7 @@ impl<'a, S: Store> Tx<'a, S> {
 
     fn apply(&mut self, key: &str, command: &Command) -> Result<(Outcome, Option<MemberId>)> {
         match command {
-            Command::CreateMember {
-                member_id,
-                profile,
-                identities,
-                tags,
-                consents,
-            } => {
+            Command::CreateMember { member_id, profile, identities, tags, consents } => {
                 MemberId::parse(member_id.0.clone(), "member_id")?;
                 profile.validate("profile", self.now)?;
                 for (i, identity) in identities.iter().enumerate() {
@@ -293,9 +246,7 @@ impl<'a, S: Store> Tx<'a, S> {
                     check_ref(channel, "consents")?;
                 }
                 if self.load(member_id)? {
-                    return Err(CrmError::conflict(format!(
-                        "member {member_id} already exists"
-                    )));
+                    return Err(CrmError::conflict(format!("member {member_id} already exists")));
                 }
                 for identity in identities {
                     if let Some(owner) = self.store.identity_owner(identity)? {
@@ -307,95 +258,39 @@ impl<'a, S: Store> Tx<'a, S> {
                 let at = self.now;
                 self.create(member_id, profile, at);
                 for identity in identities {
-                    self.emit(
-                        member_id,
-                        Event::IdentityLinked {
-                            at,
-                            identity: identity.clone(),
-                        },
-                    );
-                    self.commit
-                        .identities
-                        .push((identity.clone(), Some(member_id.clone())));
+                    self.emit(member_id, Event::IdentityLinked { at, identity: identity.clone() });
+                    self.commit.identities.push((identity.clone(), Some(member_id.clone())));
                 }
                 for tag in tags {
-                    self.emit(
-                        member_id,
-                        Event::TagAdded {
-                            at,
-                            tag: tag.clone(),
-                        },
-                    );
+                    self.emit(member_id, Event::TagAdded { at, tag: tag.clone() });
                 }
                 for (channel, granted) in consents {
-                    self.emit(
-                        member_id,
-                        Event::ConsentChanged {
-                            at,
-                            channel: channel.clone(),
-                            granted: *granted,
-                        },
-                    );
+                    self.emit(member_id, Event::ConsentChanged { at, channel: channel.clone(), granted: *granted });
                 }
                 self.profile_bonus(member_id, at)?;
-                Ok((
-                    Outcome::Member {
-                        member_id: member_id.clone(),
-                    },
-                    Some(member_id.clone()),
-                ))
+                Ok((Outcome::Member { member_id: member_id.clone() }, Some(member_id.clone())))
             }
             Command::UpdateProfile { member_id, patch } => {
                 patch.validate(self.now)?;
                 let id = self.active(member_id, "member_id")?;
-                self.emit(
-                    &id,
-                    Event::ProfileUpdated {
-                        at: self.now,
-                        patch: patch.clone(),
-                    },
-                );
+                self.emit(&id, Event::ProfileUpdated { at: self.now, patch: patch.clone() });
                 self.profile_bonus(&id, self.now)?;
-                Ok((
-                    Outcome::Member {
-                        member_id: id.clone(),
-                    },
-                    Some(id),
-                ))
+                Ok((Outcome::Member { member_id: id.clone() }, Some(id)))
             }
-            Command::LinkIdentity {
-                member_id,
-                identity,
-            } => {
+            Command::LinkIdentity { member_id, identity } => {
                 identity.validate("identity")?;
                 let id = self.active(member_id, "member_id")?;
                 match self.store.identity_owner(identity)? {
                     Some(owner) if owner == id => {}
                     Some(owner) => return Err(identity_taken(identity, &owner)),
                     None => {
-                        self.emit(
-                            &id,
-                            Event::IdentityLinked {
-                                at: self.now,
-                                identity: identity.clone(),
-                            },
-                        );
-                        self.commit
-                            .identities
-                            .push((identity.clone(), Some(id.clone())));
+                        self.emit(&id, Event::IdentityLinked { at: self.now, identity: identity.clone() });
+                        self.commit.identities.push((identity.clone(), Some(id.clone())));
                     }
                 }
-                Ok((
-                    Outcome::Member {
-                        member_id: id.clone(),
-                    },
-                    Some(id),
-                ))
+                Ok((Outcome::Member { member_id: id.clone() }, Some(id)))
             }
-            Command::UnlinkIdentity {
-                member_id,
-                identity,
-            } => {
+            Command::UnlinkIdentity { member_id, identity } => {
                 let id = self.active(member_id, "member_id")?;
                 if !self.state(&id).identities.contains(identity) {
                     return Err(CrmError::NotFound {
@@ -403,20 +298,9 @@ impl<'a, S: Store> Tx<'a, S> {
                         id: format!("{}:{}", identity.channel, identity.external_id),
                     });
                 }
-                self.emit(
-                    &id,
-                    Event::IdentityUnlinked {
-                        at: self.now,
-                        identity: identity.clone(),
-                    },
-                );
+                self.emit(&id, Event::IdentityUnlinked { at: self.now, identity: identity.clone() });
                 self.commit.identities.push((identity.clone(), None));
-                Ok((
-                    Outcome::Member {
-                        member_id: id.clone(),
-                    },
-                    Some(id),
-                ))
+                Ok((Outcome::Member { member_id: id.clone() }, Some(id)))
             }
             Command::AddTag { member_id, tag } | Command::RemoveTag { member_id, tag } => {
                 check_tag(tag, "tag")?;
@@ -424,86 +308,33 @@ impl<'a, S: Store> Tx<'a, S> {
                 let has = self.state(&id).tags.contains(tag);
                 let at = self.now;
                 match command {
-                    Command::AddTag { .. } if !has => self.emit(
-                        &id,
-                        Event::TagAdded {
-                            at,
-                            tag: tag.clone(),
-                        },
-                    ),
-                    Command::RemoveTag { .. } if has => self.emit(
-                        &id,
-                        Event::TagRemoved {
-                            at,
-                            tag: tag.clone(),
-                        },
-                    ),
+                    Command::AddTag { .. } if !has => self.emit(&id, Event::TagAdded { at, tag: tag.clone() }),
+                    Command::RemoveTag { .. } if has => self.emit(&id, Event::TagRemoved { at, tag: tag.clone() }),
                     _ => {}
                 }
-                Ok((
-                    Outcome::Member {
-                        member_id: id.clone(),
-                    },
-                    Some(id),
-                ))
+                Ok((Outcome::Member { member_id: id.clone() }, Some(id)))
             }
-            Command::SetConsent {
-                member_id,
-                channel,
-                granted,
-            } => {
+            Command::SetConsent { member_id, channel, granted } => {
                 check_ref(channel, "channel")?;
                 let id = self.active(member_id, "member_id")?;
-                self.emit(
-                    &id,
-                    Event::ConsentChanged {
-                        at: self.now,
-                        channel: channel.clone(),
-                        granted: *granted,
-                    },
-                );
-                Ok((
-                    Outcome::Member {
-                        member_id: id.clone(),
-                    },
-                    Some(id),
-                ))
+                self.emit(&id, Event::ConsentChanged { at: self.now, channel: channel.clone(), granted: *granted });
+                Ok((Outcome::Member { member_id: id.clone() }, Some(id)))
             }
             Command::RecordOrder { order } => self.record_order(order),
-            Command::SetOrderStatus {
-                order_id,
-                status,
-                at,
-            } => self.set_order_status(order_id, *status, at.unwrap_or(self.now)),
+            Command::SetOrderStatus { order_id, status, at } => {
+                self.set_order_status(order_id, *status, at.unwrap_or(self.now))
+            }
             Command::RecordRefund { refund } => self.refund(refund),
-            Command::RecordAction {
-                member_id,
-                action,
-                reference,
-            } => {
+            Command::RecordAction { member_id, action, reference } => {
                 check_ref(reference, "reference")?;
                 let id = self.active(member_id, "member_id")?;
                 let awarded = self.award(&id, action, self.now)?;
-                Ok((
-                    Outcome::Action {
-                        member_id: id.clone(),
-                        awarded,
-                    },
-                    Some(id),
-                ))
+                Ok((Outcome::Action { member_id: id.clone(), awarded }, Some(id)))
             }
-            Command::Redeem {
-                member_id,
-                point_type,
-                points,
-                ..
-            } => {
+            Command::Redeem { member_id, point_type, points, .. } => {
                 let pt = self.program.require_point_type(point_type, "point_type")?;
                 if !pt.spendable {
-                    return Err(CrmError::invalid(
-                        "point_type",
-                        format!("{point_type:?} points cannot be spent"),
-                    ));
+                    return Err(CrmError::invalid("point_type", format!("{point_type:?} points cannot be spent")));
                 }
                 check_points(*points, "points")?;
                 if *points <= 0 {
@@ -511,13 +342,9 @@ impl<'a, S: Store> Tx<'a, S> {
                 }
                 let id = self.active(member_id, "member_id")?;
                 let st = self.state(&id);
-                let available =
-                    ledger::balance(&st.lots, point_type, st.debt(point_type), self.now).available;
+                let available = ledger::balance(&st.lots, point_type, st.debt(point_type), self.now).available;
                 if available < *points {
-                    return Err(CrmError::InsufficientPoints {
-                        requested: *points,
-                        available: available.max(0),
-                    });
+                    return Err(CrmError::InsufficientPoints { requested: *points, available: available.max(0) });
                 }
                 let (allocations, _) = ledger::allocate(&st.lots, point_type, *points, self.now);
                 let at = self.now;
@@ -543,24 +370,16 @@ impl<'a, S: Store> Tx<'a, S> {
                     Some(id),
                 ))
             }
-            Command::ReverseRedemption {
-                member_id,
-                redemption_id,
-            } => {
+            Command::ReverseRedemption { member_id, redemption_id } => {
                 let id = self.active(member_id, "member_id")?;
                 let r = self
                     .state(&id)
                     .redemptions
                     .get(redemption_id)
                     .cloned()
-                    .ok_or_else(|| CrmError::NotFound {
-                        entity: "redemption",
-                        id: redemption_id.clone(),
-                    })?;
+                    .ok_or_else(|| CrmError::NotFound { entity: "redemption", id: redemption_id.clone() })?;
                 if r.reversed {
-                    return Err(CrmError::conflict(format!(
-                        "redemption {redemption_id} was already reversed"
-                    )));
+                    return Err(CrmError::conflict(format!("redemption {redemption_id} was already reversed")));
                 }
                 self.emit(
                     &id,
@@ -582,13 +401,9 @@ impl<'a, S: Store> Tx<'a, S> {
                     Some(id),
                 ))
             }
-            Command::Adjust {
-                member_id,
-                point_type,
-                delta,
-                reason,
-                actor,
-            } => self.adjust(member_id, point_type, *delta, reason, actor),
+            Command::Adjust { member_id, point_type, delta, reason, actor } => {
+                self.adjust(member_id, point_type, *delta, reason, actor)
+            }
             Command::Merge { survivor, merged } => self.merge(survivor, merged),
             Command::Erase { member_id } => {
                 let id = self.active(member_id, "member_id")?;
@@ -599,62 +414,36 @@ impl<'a, S: Store> Tx<'a, S> {
                 self.emit(&id, Event::Erased { at: self.now });
                 self.commit.redact.push(id.clone());
                 self.commit.redact.extend(st.merged_from.iter().cloned());
-                Ok((
-                    Outcome::Erasure {
-                        member_id: id.clone(),
-                    },
-                    Some(id),
-                ))
+                Ok((Outcome::Erasure { member_id: id.clone() }, Some(id)))
             }
-            Command::RunDue => Err(CrmError::invalid(
-                "command",
-                "run_due is executed by Engine::run_due",
-            )),
+            Command::RunDue => Err(CrmError::invalid("command", "run_due is executed by Engine::run_due")),
         }
     }
 
     fn create(&mut self, id: &MemberId, profile: Profile, at: DateTime<Utc>) {
-        self.members.insert(
-            id.clone(),
-            Working {
-                state: MemberState::new(id.clone(), at),
-                version: 0,
-                events: Vec::new(),
-            },
-        );
+        self.members
+            .insert(id.clone(), Working { state: MemberState::new(id.clone(), at), version: 0, events: Vec::new() });
         self.emit(id, Event::MemberCreated { at, profile });
     }
 
     fn record_order(&mut self, order: &Order) -> Result<(Outcome, Option<MemberId>)> {
         order.validate(&self.program.currency)?;
         if let Some(owner) = self.store.order_owner(&order.id)? {
-            return Err(CrmError::conflict(format!(
-                "order {} was already recorded for member {owner}",
-                order.id
-            )));
+            return Err(CrmError::conflict(format!("order {} was already recorded for member {owner}", order.id)));
         }
         let id = if self.load(&order.member_id)? {
             self.active(&order.member_id, "order.member_id")?
         } else if self.program.auto_enroll {
-            let profile = Profile {
-                joined_at: Some(order.placed_at),
-                join_channel: order.channel.clone(),
-                ..Profile::default()
-            };
+            let profile =
+                Profile { joined_at: Some(order.placed_at), join_channel: order.channel.clone(), ..Profile::default() };
             self.create(&order.member_id, profile, order.placed_at);
             self.award(&order.member_id, &Action::SignUp, order.placed_at)?;
             order.member_id.clone()
         } else {
-            return Err(CrmError::NotFound {
-                entity: "member",
-                id: order.member_id.0.clone(),
-            });
+            return Err(CrmError::NotFound { entity: "member", id: order.member_id.0.clone() });
         };
         if self.state(&id).orders.contains_key(&order.id) {
-            return Err(CrmError::conflict(format!(
-                "order {} was already recorded",
-                order.id
-            )));
+            return Err(CrmError::conflict(format!("order {} was already recorded", order.id)));
         }
         let mut stored = order.clone();
         stored.member_id = id.clone();
@@ -665,36 +454,14 @@ impl<'a, S: Store> Tx<'a, S> {
             earned: BTreeMap::new(),
             clawed: BTreeMap::new(),
         };
-        self.emit(
-            &id,
-            Event::OrderRecorded {
-                at: order.placed_at,
-                order: ledger,
-            },
-        );
+        self.emit(&id, Event::OrderRecorded { at: order.placed_at, order: ledger });
         self.commit.orders.push((order.id.clone(), id.clone()));
-        let (earned, lots) = if order.status.earns() {
-            self.earn(&id, &order.id)?
-        } else {
-            Default::default()
-        };
-        Ok((
-            Outcome::Order {
-                order_id: order.id.clone(),
-                member_id: id.clone(),
-                earned,
-                lots,
-            },
-            Some(id),
-        ))
+        let (earned, lots) = if order.status.earns() { self.earn(&id, &order.id)? } else { Default::default() };
+        Ok((Outcome::Order { order_id: order.id.clone(), member_id: id.clone(), earned, lots }, Some(id)))
     }
 
     /// Award the earn rules (and the first-order bonus) for a paid order.
-    fn earn(
-        &mut self,
-        id: &MemberId,
-        order_id: &str,
-    ) -> Result<(BTreeMap<String, i64>, Vec<String>)> {
+    fn earn(&mut self, id: &MemberId, order_id: &str) -> Result<(BTreeMap<String, i64>, Vec<String>)> {
         let order = self.state(id).orders[order_id].order.clone();
         let at = order.earned_at();
         let tz = self.tz();
@@ -721,20 +488,9 @@ impl<'a, S: Store> Tx<'a, S> {
             }
             if points > 0 {
                 if capped {
-                    self.emit(
-                        id,
-                        Event::RuleUsage {
-                            at,
-                            rule_id: rule.id.clone(),
-                            day,
-                            points,
-                        },
-                    );
+                    self.emit(id, Event::RuleUsage { at, rule_id: rule.id.clone(), day, points });
                 }
-                let source = LotSource::Order {
-                    order_id: order_id.to_string(),
-                    rule_id: rule.id.clone(),
-                };
+                let source = LotSource::Order { order_id: order_id.to_string(), rule_id: rule.id.clone() };
                 lots.push(self.grant(id, &rule.point_type, points, at, source));
                 *earned.entry(rule.point_type.clone()).or_insert(0) += points;
             }
@@ -748,33 +504,14 @@ impl<'a, S: Store> Tx<'a, S> {
     }
 
     /// Credit a new lot; pays off debt first and pushes inactivity expiry.
-    fn grant(
-        &mut self,
-        id: &MemberId,
-        point_type: &str,
-        points: i64,
-        at: DateTime<Utc>,
-        source: LotSource,
-    ) -> String {
+    fn grant(&mut self, id: &MemberId, point_type: &str, points: i64, at: DateTime<Utc>, source: LotSource) -> String {
         let tz = self.tz();
-        let pt = self
-            .program
-            .point_type(point_type)
-            .expect("validated point type");
+        let pt = self.program.point_type(point_type).expect("validated point type");
         let st = self.state(id);
         let lot_id = st.next_lot_id();
         let pending = pt.pending_days > 0 && !matches!(source, LotSource::Adjustment);
-        let available_at = if pending {
-            add_local_days(tz, at, pt.pending_days)
-        } else {
-            at
-        };
-        let last = st
-            .last_activity
-            .get(point_type)
-            .copied()
-            .unwrap_or(at)
-            .max(at);
+        let available_at = if pending { add_local_days(tz, at, pt.pending_days) } else { at };
+        let last = st.last_activity.get(point_type).copied().unwrap_or(at).max(at);
         let expires_at = ledger::expires_at(pt.expiry, tz, at, last);
         let debt = st.debt(point_type);
         let lot = Lot {
@@ -806,76 +543,29 @@ impl<'a, S: Store> Tx<'a, S> {
 
     /// Under the inactivity policy, activity at `at` moves every open lot's expiry.
     fn extend_inactivity(&mut self, id: &MemberId, point_type: &str, at: DateTime<Utc>) {
-        let pt = self
-            .program
-            .point_type(point_type)
-            .expect("validated point type");
+        let pt = self.program.point_type(point_type).expect("validated point type");
         if let ExpiryPolicy::Inactivity { .. } = pt.expiry {
             let st = self.state(id);
             let last = st.last_activity.get(point_type).copied().unwrap_or(at);
             if at >= last && st.lots.iter().any(|l| l.point_type == point_type) {
                 if let Some(expires_at) = ledger::expires_at(pt.expiry, self.tz(), at, last) {
-                    self.emit(
-                        id,
-                        Event::ExpiryExtended {
-                            at,
-                            point_type: point_type.to_string(),
-                            expires_at,
-                        },
-                    );
+                    self.emit(id, Event::ExpiryExtended { at, point_type: point_type.to_string(), expires_at });
                 }
             }
         }
     }
 
     /// Award every bonus configured for `action` that the member may still get.
-    fn award(
-        &mut self,
-        id: &MemberId,
-        action: &Action,
-        at: DateTime<Utc>,
-    ) -> Result<BTreeMap<String, i64>> {
+    fn award(&mut self, id: &MemberId, action: &Action, at: DateTime<Utc>) -> Result<BTreeMap<String, i64>> {
         let mut awarded = BTreeMap::new();
-        for bonus in self
-            .program
-            .earn
-            .bonuses
-            .iter()
-            .filter(|b| &b.action == action)
-        {
-            let once = matches!(
-                action,
-                Action::SignUp | Action::FirstOrder | Action::ProfileCompleted
-            );
-            let limit = bonus
-                .max_per_member
-                .unwrap_or(if once { 1 } else { u32::MAX });
-            if self
-                .state(id)
-                .bonus_counts
-                .get(&bonus.id)
-                .copied()
-                .unwrap_or(0)
-                >= limit
-            {
+        for bonus in self.program.earn.bonuses.iter().filter(|b| &b.action == action) {
+            let once = matches!(action, Action::SignUp | Action::FirstOrder | Action::ProfileCompleted);
+            let limit = bonus.max_per_member.unwrap_or(if once { 1 } else { u32::MAX });
+            if self.state(id).bonus_counts.get(&bonus.id).copied().unwrap_or(0) >= limit {
                 continue;
             }
-            self.emit(
-                id,
-                Event::BonusCounted {
-                    at,
-                    bonus_id: bonus.id.clone(),
-                },
-            );
-            self.grant(
-                id,
-                &bonus.point_type,
-                bonus.points,
-                at,
-                LotSource::Bonus {
-                    bonus_id: bonus.id.clone(),
-                },
-            );
+            self.emit(id, Event::BonusCounted { at, bonus_id: bonus.id.clone() });
+            self.grant(id, &bonus.point_type, bonus.points, at, LotSource::Bonus { bonus_id: bonus.id.clone() });
             *awarded.entry(bonus.point_type.clone()).or_insert(0) += bonus.points;
         }
         Ok(awarded)
@@ -905,10 +595,7 @@ impl<'a, S: Store> Tx<'a, S> {
         let owner = self
             .store
             .order_owner(order_id)?
-            .ok_or_else(|| CrmError::NotFound {
-                entity: "order",
-                id: order_id.into(),
-            })?;
+            .ok_or_else(|| CrmError::NotFound { entity: "order", id: order_id.into() })?;
         let id = self.active(&owner, "order_id")?;
         let current = self.state(&id).orders[order_id].order.status;
         use OrderStatus::*;
@@ -923,34 +610,12 @@ impl<'a, S: Store> Tx<'a, S> {
                 Some(id),
             )),
             (Placed, Paid | Completed) => {
-                self.emit(
-                    &id,
-                    Event::OrderStatusChanged {
-                        at,
-                        order_id: order_id.into(),
-                        status,
-                    },
-                );
+                self.emit(&id, Event::OrderStatusChanged { at, order_id: order_id.into(), status });
                 let (earned, lots) = self.earn(&id, order_id)?;
-                Ok((
-                    Outcome::Order {
-                        order_id: order_id.into(),
-                        member_id: id.clone(),
-                        earned,
-                        lots,
-                    },
-                    Some(id),
-                ))
+                Ok((Outcome::Order { order_id: order_id.into(), member_id: id.clone(), earned, lots }, Some(id)))
             }
             (Paid, Completed) | (Placed, Cancelled) => {
-                self.emit(
-                    &id,
-                    Event::OrderStatusChanged {
-                        at,
-                        order_id: order_id.into(),
-                        status,
-                    },
-                );
+                self.emit(&id, Event::OrderStatusChanged { at, order_id: order_id.into(), status });
                 Ok((
                     Outcome::Order {
                         order_id: order_id.into(),
@@ -962,23 +627,14 @@ impl<'a, S: Store> Tx<'a, S> {
                 ))
             }
             (Paid | Completed, Cancelled) => {
-                self.emit(
-                    &id,
-                    Event::OrderStatusChanged {
-                        at,
-                        order_id: order_id.into(),
-                        status,
-                    },
-                );
+                self.emit(&id, Event::OrderStatusChanged { at, order_id: order_id.into(), status });
                 let refund = Refund {
                     id: format!("cancel:{order_id}"),
                     order_id: order_id.into(),
                     at,
                     scope: RefundScope::Full,
                 };
-                if self.state(&id).orders[order_id].refunded
-                    >= self.state(&id).orders[order_id].order.amount
-                {
+                if self.state(&id).orders[order_id].refunded >= self.state(&id).orders[order_id].order.amount {
                     return Ok((
                         Outcome::Order {
                             order_id: order_id.into(),
@@ -991,43 +647,28 @@ impl<'a, S: Store> Tx<'a, S> {
                 }
                 self.refund(&refund)
             }
-            (from, to) => Err(CrmError::invalid(
-                "status",
-                format!("cannot change an order from {from:?} to {to:?}"),
-            )),
+            (from, to) => Err(CrmError::invalid("status", format!("cannot change an order from {from:?} to {to:?}"))),
         }
     }
 
     fn refund(&mut self, refund: &Refund) -> Result<(Outcome, Option<MemberId>)> {
         check_ref(&refund.id, "refund.id")?;
         check_ref(&refund.order_id, "refund.order_id")?;
-        let owner =
-            self.store
-                .order_owner(&refund.order_id)?
-                .ok_or_else(|| CrmError::NotFound {
-                    entity: "order",
-                    id: refund.order_id.clone(),
-                })?;
+        let owner = self
+            .store
+            .order_owner(&refund.order_id)?
+            .ok_or_else(|| CrmError::NotFound { entity: "order", id: refund.order_id.clone() })?;
         let id = self.active(&owner, "refund.order_id")?;
         let ledger = self.state(&id).orders[&refund.order_id].clone();
         if ledger.order.status == OrderStatus::Placed {
-            return Err(CrmError::invalid(
-                "refund.order_id",
-                "the order was never paid",
-            ));
+            return Err(CrmError::invalid("refund.order_id", "the order was never paid"));
         }
         let remaining = ledger.order.amount - ledger.refunded;
         let (amount, items) = refund_amount(&ledger, &refund.scope, remaining)?;
         let at = refund.at;
         self.emit(
             &id,
-            Event::OrderRefunded {
-                at,
-                refund_id: refund.id.clone(),
-                order_id: refund.order_id.clone(),
-                amount,
-                items,
-            },
+            Event::OrderRefunded { at, refund_id: refund.id.clone(), order_id: refund.order_id.clone(), amount, items },
         );
         let refunded_after = ledger.refunded + amount;
         let mut clawbacks = Vec::new();
@@ -1079,12 +720,7 @@ impl<'a, S: Store> Tx<'a, S> {
                     shortfall,
                 },
             );
-            clawbacks.push(Clawback {
-                point_type: point_type.clone(),
-                taken,
-                debt,
-                shortfall,
-            });
+            clawbacks.push(Clawback { point_type: point_type.clone(), taken, debt, shortfall });
         }
         Ok((
             Outcome::Refund {
@@ -1121,12 +757,7 @@ impl<'a, S: Store> Tx<'a, S> {
         let (lot, allocations) = if delta > 0 {
             let st = self.state(&id);
             let pt = self.program.point_type(point_type).expect("checked");
-            let last = st
-                .last_activity
-                .get(point_type)
-                .copied()
-                .unwrap_or(at)
-                .max(at);
+            let last = st.last_activity.get(point_type).copied().unwrap_or(at).max(at);
             let lot = Lot {
                 id: st.next_lot_id(),
                 point_type: point_type.to_string(),
@@ -1141,13 +772,9 @@ impl<'a, S: Store> Tx<'a, S> {
             (Some(lot), Vec::new())
         } else {
             let st = self.state(&id);
-            let available =
-                ledger::balance(&st.lots, point_type, st.debt(point_type), at).available;
+            let available = ledger::balance(&st.lots, point_type, st.debt(point_type), at).available;
             if available < -delta {
-                return Err(CrmError::InsufficientPoints {
-                    requested: -delta,
-                    available: available.max(0),
-                });
+                return Err(CrmError::InsufficientPoints { requested: -delta, available: available.max(0) });
             }
             (None, ledger::allocate(&st.lots, point_type, -delta, at).0)
         };
@@ -1177,59 +804,29 @@ impl<'a, S: Store> Tx<'a, S> {
                 },
             );
         }
-        Ok((
-            Outcome::Adjustment {
-                member_id: id.clone(),
-                point_type: point_type.into(),
-                delta,
-                lot_id,
-            },
-            Some(id),
-        ))
+        Ok((Outcome::Adjustment { member_id: id.clone(), point_type: point_type.into(), delta, lot_id }, Some(id)))
     }
 
-    fn merge(
-        &mut self,
-        survivor: &MemberId,
-        merged: &MemberId,
-    ) -> Result<(Outcome, Option<MemberId>)> {
+    fn merge(&mut self, survivor: &MemberId, merged: &MemberId) -> Result<(Outcome, Option<MemberId>)> {
         if survivor == merged {
-            return Err(CrmError::invalid(
-                "merged",
-                "cannot merge a member into itself",
-            ));
+            return Err(CrmError::invalid("merged", "cannot merge a member into itself"));
         }
         if !self.load(merged)? {
-            return Err(CrmError::NotFound {
-                entity: "member",
-                id: merged.0.clone(),
-            });
+            return Err(CrmError::NotFound { entity: "member", id: merged.0.clone() });
         }
         match &self.state(merged).status {
             MemberStatus::Merged { into, .. } if into == survivor => {
                 return Ok((
-                    Outcome::Merge {
-                        survivor: survivor.clone(),
-                        merged: merged.clone(),
-                        moved: BTreeMap::new(),
-                    },
+                    Outcome::Merge { survivor: survivor.clone(), merged: merged.clone(), moved: BTreeMap::new() },
                     Some(survivor.clone()),
                 ));
             }
             MemberStatus::Active => {}
-            _ => {
-                return Err(CrmError::invalid(
-                    "merged",
-                    format!("member {merged} is not active"),
-                ))
-            }
+            _ => return Err(CrmError::invalid("merged", format!("member {merged} is not active"))),
         }
         let s = self.active(survivor, "survivor")?;
         if &s != survivor {
-            return Err(CrmError::invalid(
-                "survivor",
-                format!("member {survivor} was merged into {s}"),
-            ));
+            return Err(CrmError::invalid("survivor", format!("member {survivor} was merged into {s}")));
         }
         let from = self.state(merged).clone();
         let mut moved = BTreeMap::new();
@@ -1247,37 +844,15 @@ impl<'a, S: Store> Tx<'a, S> {
             }
         }
         for identity in &from.identities {
-            self.commit
-                .identities
-                .push((identity.clone(), Some(s.clone())));
+            self.commit.identities.push((identity.clone(), Some(s.clone())));
         }
         for order_id in from.orders.keys() {
             self.commit.orders.push((order_id.clone(), s.clone()));
         }
         let at = self.now;
-        self.emit(
-            &s,
-            Event::MergedIn {
-                at,
-                from: Box::new(from),
-            },
-        );
-        self.emit(
-            merged,
-            Event::MergedInto {
-                at,
-                into: s.clone(),
-                moved: moved.clone(),
-            },
-        );
-        Ok((
-            Outcome::Merge {
-                survivor: s.clone(),
-                merged: merged.clone(),
-                moved,
-            },
-            Some(s),
-        ))
+        self.emit(&s, Event::MergedIn { at, from: Box::new(from) });
+        self.emit(merged, Event::MergedInto { at, into: s.clone(), moved: moved.clone() });
+        Ok((Outcome::Merge { survivor: s.clone(), merged: merged.clone(), moved }, Some(s)))
     }
 }
 
@@ -1289,22 +864,15 @@ fn identity_taken(identity: &Identity, owner: &MemberId) -> CrmError {
 }
 
 fn check_tag(tag: &str, field: &str) -> Result<()> {
-    if tag.is_empty() || tag.len() > 64 || tag.chars().any(|c| c.is_control() || c.is_whitespace())
-    {
-        return Err(CrmError::invalid(
-            field,
-            "must be 1-64 characters without spaces",
-        ));
+    if tag.is_empty() || tag.len() > 64 || tag.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(CrmError::invalid(field, "must be 1-64 characters without spaces"));
     }
     Ok(())
 }
 
 fn check_points(points: i64, field: &str) -> Result<()> {
     if points.abs() > MAX_POINTS {
-        return Err(CrmError::invalid(
-            field,
-            format!("must be at most {MAX_POINTS} in magnitude"),
-        ));
+        return Err(CrmError::invalid(field, format!("must be at most {MAX_POINTS} in magnitude")));
     }
     Ok(())
 }
@@ -1316,10 +884,7 @@ fn refund_amount(
     remaining: Decimal,
 ) -> Result<(Decimal, Vec<ReturnedItem>)> {
     if remaining <= Decimal::ZERO {
-        return Err(CrmError::invalid(
-            "refund.order_id",
-            "the order is already fully refunded",
-        ));
+        return Err(CrmError::invalid("refund.order_id", "the order is already fully refunded"));
     }
     match scope {
         RefundScope::Full => Ok((remaining, Vec::new())),
@@ -1329,10 +894,7 @@ fn refund_amount(
                 return Err(CrmError::invalid("refund.scope.amount", "must be positive"));
             }
             if *amount > remaining {
-                return Err(CrmError::invalid(
-                    "refund.scope.amount",
-                    format!("exceeds the refundable {remaining}"),
-                ));
+                return Err(CrmError::invalid("refund.scope.amount", format!("exceeds the refundable {remaining}")));
             }
             Ok((*amount, Vec::new()))
         }
@@ -1347,35 +909,21 @@ fn refund_amount(
                 let field = format!("refund.scope.items[{i}]");
                 let lines: Vec<_> = order.items.iter().filter(|l| l.sku == r.sku).collect();
                 if lines.is_empty() {
-                    return Err(CrmError::invalid(
-                        format!("{field}.sku"),
-                        format!("{:?} is not in the order", r.sku),
-                    ));
+                    return Err(CrmError::invalid(format!("{field}.sku"), format!("{:?} is not in the order", r.sku)));
                 }
                 let bought: u32 = lines.iter().map(|l| l.qty).sum();
                 let done = returned.entry(r.sku.clone()).or_insert(0);
                 if r.qty == 0 || *done + r.qty > bought {
-                    return Err(CrmError::invalid(
-                        format!("{field}.qty"),
-                        format!("must be 1..={}", bought - *done),
-                    ));
+                    return Err(CrmError::invalid(format!("{field}.qty"), format!("must be 1..={}", bought - *done)));
                 }
                 *done += r.qty;
-                let unit = lines
-                    .iter()
-                    .map(|l| l.price * Decimal::from(l.qty))
-                    .sum::<Decimal>()
-                    / Decimal::from(bought);
+                let unit =
+                    lines.iter().map(|l| l.price * Decimal::from(l.qty)).sum::<Decimal>() / Decimal::from(bought);
                 value += unit * Decimal::from(r.qty);
             }
             let all_returned = order.items.iter().all(|l| {
                 returned.get(&l.sku).copied().unwrap_or(0)
-                    >= order
-                        .items
-                        .iter()
-                        .filter(|x| x.sku == l.sku)
-                        .map(|x| x.qty)
-                        .sum()
+                    >= order.items.iter().filter(|x| x.sku == l.sku).map(|x| x.qty).sum()
             });
             let items_value = order.items_value();
             let amount = if all_returned || items_value.is_zero() {
@@ -1430,9 +978,7 @@ impl<S: Store> Engine<S> {
             match self.store.commit(tx.finish()) {
                 Ok(()) => return Ok(outcome),
                 Err(CommitError::Stale { .. } | CommitError::DuplicateKey { .. }) => continue,
-                Err(CommitError::IdentityTaken { identity, owner }) => {
-                    return Err(identity_taken(&identity, &owner))
-                }
+                Err(CommitError::IdentityTaken { identity, owner }) => return Err(identity_taken(&identity, &owner)),
                 Err(CommitError::Store(e)) => return Err(e),
             }
         }
@@ -1441,20 +987,12 @@ impl<S: Store> Engine<S> {
 
     /// Execute under the caller's key, or the command's default key
     /// ([`Command::default_key`]) when `key` is `None`.
-    pub fn submit(
-        &self,
-        key: Option<&str>,
-        command: Command,
-        now: DateTime<Utc>,
-    ) -> Result<Outcome> {
+    pub fn submit(&self, key: Option<&str>, command: Command, now: DateTime<Utc>) -> Result<Outcome> {
         match key {
             Some(k) => self.execute(k, command, now),
             None => {
                 let k = command.default_key(now).ok_or_else(|| {
-                    CrmError::invalid(
-                        "idempotency_key",
-                        "is required for commands that move points on request",
-                    )
+                    CrmError::invalid("idempotency_key", "is required for commands that move points on request")
                 })?;
                 self.execute(&k, command, now)
             }
@@ -1463,20 +1001,14 @@ impl<S: Store> Engine<S> {
 
     /// Import many orders in one atomic commit. Each order gets its own
     /// result; a bad order does not stop the others. Idempotent per order id.
-    pub fn record_orders(
-        &self,
-        orders: &[Order],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Result<Outcome>>> {
+    pub fn record_orders(&self, orders: &[Order], now: DateTime<Utc>) -> Result<Vec<Result<Outcome>>> {
         for _ in 0..MAX_ATTEMPTS {
             let mut tx = Tx::new(&self.program, &self.store, now);
             let mut results = Vec::with_capacity(orders.len());
             let mut in_batch: HashMap<String, usize> = HashMap::new();
             for order in orders {
                 let key = order_key(&order.id);
-                let command = Command::RecordOrder {
-                    order: order.clone(),
-                };
+                let command = Command::RecordOrder { order: order.clone() };
                 if let Some(&i) = in_batch.get(&key) {
                     results.push(same_or_conflict(tx.commit.receipts[i].clone(), &command));
                     continue;
@@ -1489,13 +1021,7 @@ impl<S: Store> Engine<S> {
                 match tx.apply(&key, &command) {
                     Ok((outcome, member_id)) => {
                         in_batch.insert(key.clone(), tx.commit.receipts.len());
-                        tx.commit.receipts.push(Receipt {
-                            key,
-                            now,
-                            member_id,
-                            command,
-                            outcome: outcome.clone(),
-                        });
+                        tx.commit.receipts.push(Receipt { key, now, member_id, command, outcome: outcome.clone() });
                         results.push(Ok(outcome));
                     }
                     Err(e) => {
@@ -1507,9 +1033,7 @@ impl<S: Store> Engine<S> {
             match self.store.commit(tx.finish()) {
                 Ok(()) => return Ok(results),
                 Err(CommitError::Stale { .. } | CommitError::DuplicateKey { .. }) => continue,
-                Err(CommitError::IdentityTaken { identity, owner }) => {
-                    return Err(identity_taken(&identity, &owner))
-                }
+                Err(CommitError::IdentityTaken { identity, owner }) => return Err(identity_taken(&identity, &owner)),
                 Err(CommitError::Store(e)) => return Err(e),
             }
         }
@@ -1519,9 +1043,7 @@ impl<S: Store> Engine<S> {
     /// Activate pending lots and expire lots due at `now`, for every member.
     /// Idempotent: running it again for the same `now` changes nothing.
     pub fn run_due(&self, now: DateTime<Utc>) -> Result<Outcome> {
-        let key = Command::RunDue
-            .default_key(now)
-            .expect("run_due has a default key");
+        let key = Command::RunDue.default_key(now).expect("run_due has a default key");
         self.run_due_keyed(&key, now)
     }
 
@@ -1561,28 +1083,14 @@ impl<S: Store> Engine<S> {
                     }
                     Err(CommitError::Stale { .. }) if attempt + 1 < MAX_ATTEMPTS => continue,
                     Err(CommitError::Store(e)) => return Err(e),
-                    Err(_) => {
-                        return Err(CrmError::conflict("run_due could not commit; try again"))
-                    }
+                    Err(_) => return Err(CrmError::conflict("run_due could not commit; try again")),
                 }
             }
         }
-        let outcome = Outcome::Due {
-            members,
-            activated,
-            expired,
-        };
-        let receipt = Receipt {
-            key: key.to_string(),
-            now,
-            member_id: None,
-            command: Command::RunDue,
-            outcome: outcome.clone(),
-        };
-        match self.store.commit(Commit {
-            receipts: vec![receipt],
-            ..Commit::default()
-        }) {
+        let outcome = Outcome::Due { members, activated, expired };
+        let receipt =
+            Receipt { key: key.to_string(), now, member_id: None, command: Command::RunDue, outcome: outcome.clone() };
+        match self.store.commit(Commit { receipts: vec![receipt], ..Commit::default() }) {
             Ok(()) | Err(CommitError::DuplicateKey { .. }) => Ok(outcome),
             Err(CommitError::Store(e)) => Err(e),
             Err(_) => Err(CrmError::conflict("run_due receipt")),
@@ -1614,12 +1122,7 @@ impl<S: Store> Engine<S> {
     ) -> Result<Outcome> {
         self.execute(
             key,
-            Command::Redeem {
-                member_id: member.clone(),
-                point_type: point_type.into(),
-                points,
-                reason: None,
-            },
+            Command::Redeem { member_id: member.clone(), point_type: point_type.into(), points, reason: None },
             now,
         )
     }
@@ -1628,13 +1131,7 @@ impl<S: Store> Engine<S> {
 
     /// The stored member record (merged and erased members included).
     pub fn member(&self, id: &MemberId) -> Result<MemberState> {
-        self.store
-            .load(id)?
-            .map(|v| v.state)
-            .ok_or_else(|| CrmError::NotFound {
-                entity: "member",
-                id: id.0.clone(),
-            })
+        self.store.load(id)?.map(|v| v.state).ok_or_else(|| CrmError::NotFound { entity: "member", id: id.0.clone() })
     }
 
     /// The member that now owns `id` (following merges).
@@ -1646,9 +1143,7 @@ impl<S: Store> Engine<S> {
                 _ => return Ok(st),
             }
         }
-        Err(CrmError::conflict(format!(
-            "merge chain of {id} is too long"
-        )))
+        Err(CrmError::conflict(format!("merge chain of {id} is too long")))
     }
 
     /// The member an identity belongs to.
@@ -1659,10 +1154,7 @@ impl<S: Store> Engine<S> {
     /// The member's state as of instant `at`, rebuilt from its events.
     pub fn member_as_of(&self, id: &MemberId, at: DateTime<Utc>) -> Result<MemberState> {
         let events = self.store.events(id)?;
-        let first = events.first().ok_or_else(|| CrmError::NotFound {
-            entity: "member",
-            id: id.0.clone(),
-        })?;
+        let first = events.first().ok_or_else(|| CrmError::NotFound { entity: "member", id: id.0.clone() })?;
         let mut st = MemberState::new(id.clone(), first.at());
         for e in events.iter().filter(|e| e.at() <= at) {
             st.evolve(e);
@@ -1674,17 +1166,8 @@ impl<S: Store> Engine<S> {
     pub fn balance(&self, id: &MemberId, point_type: &str, at: DateTime<Utc>) -> Result<Balance> {
         self.program.require_point_type(point_type, "point_type")?;
         let st = self.resolve(id)?;
-        let st = if at >= st.last_event_at {
-            st
-        } else {
-            self.member_as_of(&st.id, at)?
-        };
-        Ok(ledger::balance(
-            &st.lots,
-            point_type,
-            st.debt(point_type),
-            at,
-        ))
+        let st = if at >= st.last_event_at { st } else { self.member_as_of(&st.id, at)? };
+        Ok(ledger::balance(&st.lots, point_type, st.debt(point_type), at))
     }
 
     /// Open lots of a member (all point types), soonest expiry first.
@@ -1695,40 +1178,21 @@ impl<S: Store> Engine<S> {
     }
 
     /// Points of a type that expire in `(now, now + days]`, bucketed by instant.
-    pub fn expiring(
-        &self,
-        id: &MemberId,
-        point_type: &str,
-        now: DateTime<Utc>,
-        days: u32,
-    ) -> Result<Expiring> {
+    pub fn expiring(&self, id: &MemberId, point_type: &str, now: DateTime<Utc>, days: u32) -> Result<Expiring> {
         self.program.require_point_type(point_type, "point_type")?;
         let until = now + chrono::Duration::days(i64::from(days));
         let st = self.resolve(id)?;
         let mut buckets: BTreeMap<DateTime<Utc>, i64> = BTreeMap::new();
-        for lot in st
-            .lots
-            .iter()
-            .filter(|l| l.point_type == point_type && l.remaining > 0)
-        {
+        for lot in st.lots.iter().filter(|l| l.point_type == point_type && l.remaining > 0) {
             if let Some(e) = lot.expires_at.filter(|e| *e > now && *e <= until) {
                 *buckets.entry(e).or_insert(0) += lot.remaining;
             }
         }
-        Ok(Expiring {
-            total: buckets.values().sum(),
-            buckets: buckets.into_iter().collect(),
-        })
+        Ok(Expiring { total: buckets.values().sum(), buckets: buckets.into_iter().collect() })
     }
 
     /// A page of the member's statement for one point type, oldest first.
-    pub fn statement(
-        &self,
-        id: &MemberId,
-        point_type: &str,
-        offset: usize,
-        limit: usize,
-    ) -> Result<StatementPage> {
+    pub fn statement(&self, id: &MemberId, point_type: &str, offset: usize, limit: usize) -> Result<StatementPage> {
         self.program.require_point_type(point_type, "point_type")?;
         if limit == 0 || limit > 10_000 {
             return Err(CrmError::invalid("limit", "must be 1-10000"));
@@ -1739,11 +1203,7 @@ impl<S: Store> Engine<S> {
         let total = entries.len();
         let page: Vec<_> = entries.into_iter().skip(offset).take(limit).collect();
         let next_offset = (offset + page.len() < total).then_some(offset + page.len());
-        Ok(StatementPage {
-            entries: page,
-            total,
-            next_offset,
-        })
+        Ok(StatementPage { entries: page, total, next_offset })
     }
 
     /// Programme-wide outstanding points and their money value at `at`.
@@ -1767,12 +1227,7 @@ impl<S: Store> Engine<S> {
         self.store.scan(&mut |v| {
             members += 1;
             for l in by_type.iter_mut() {
-                let b = ledger::balance(
-                    &v.state.lots,
-                    &l.point_type,
-                    v.state.debt(&l.point_type),
-                    at,
-                );
+                let b = ledger::balance(&v.state.lots, &l.point_type, v.state.debt(&l.point_type), at);
                 if b.total() != 0 {
                     l.members += 1;
                 }
@@ -1790,12 +1245,7 @@ impl<S: Store> Engine<S> {
                 value += l.value;
             }
         }
-        Ok(Liability {
-            at,
-            members,
-            point_types: by_type,
-            value,
-        })
+        Ok(Liability { at, members, point_types: by_type, value })
     }
 
     /// Re-execute this store's command log, in order, into another engine
@@ -1825,64 +1275,39 @@ impl<S: Store> Tx<'_, S> {
             .map(|l| (l.id.clone(), l.remaining))
             .collect();
         let mut expiries: BTreeMap<(String, DateTime<Utc>), Vec<Allocation>> = BTreeMap::new();
-        for l in st
-            .lots
-            .iter()
-            .filter(|l| l.remaining > 0 && l.phase(now) == LotPhase::Expired)
-        {
+        for l in st.lots.iter().filter(|l| l.remaining > 0 && l.phase(now) == LotPhase::Expired) {
             let at = l.expires_at.expect("expired lots have an expiry");
-            expiries
-                .entry((l.point_type.clone(), at))
-                .or_default()
-                .push(Allocation {
-                    lot_id: l.id.clone(),
-                    points: l.remaining,
-                    expires_at: l.expires_at,
-                });
+            expiries.entry((l.point_type.clone(), at)).or_default().push(Allocation {
+                lot_id: l.id.clone(),
+                points: l.remaining,
+                expires_at: l.expires_at,
+            });
         }
         let mut activated = 0;
         for (lot_id, points) in activations {
             activated += points;
-            self.emit(
-                id,
-                Event::PointsActivated {
-                    at: now,
-                    lot_id,
-                    points,
-                },
-            );
+            self.emit(id, Event::PointsActivated { at: now, lot_id, points });
         }
         let mut expired = 0;
         for ((point_type, at), allocations) in expiries {
             expired += allocations.iter().map(|a| a.points).sum::<i64>();
-            self.emit(
-                id,
-                Event::PointsExpired {
-                    at,
-                    point_type,
-                    allocations,
-                },
-            );
+            self.emit(id, Event::PointsExpired { at, point_type, allocations });
         }
         (activated, expired)
     }
 }
 
 fn has_due(st: &MemberState, now: DateTime<Utc>) -> bool {
-    st.lots.iter().any(|l| {
-        (!l.activated && l.available_at <= now)
-            || (l.remaining > 0 && l.phase(now) == LotPhase::Expired)
-    })
+    st.lots
+        .iter()
+        .any(|l| (!l.activated && l.available_at <= now) || (l.remaining > 0 && l.phase(now) == LotPhase::Expired))
 }
 
 fn same_or_conflict(r: Receipt, command: &Command) -> Result<Outcome> {
     if &r.command == command || r.command == command.redacted() {
         Ok(r.outcome)
     } else {
-        Err(CrmError::conflict(format!(
-            "idempotency key {:?} was used for a different command",
-            r.key
-        )))
+        Err(CrmError::conflict(format!("idempotency key {:?} was used for a different command", r.key)))
     }
 }
 
@@ -1901,47 +1326,23 @@ pub fn statement_entries(events: &[Event], point_type: &str) -> Vec<StatementEnt
                 };
                 ("earn", lot.granted, r)
             }
-            Event::PointsRedeemed {
-                point_type: pt,
-                redemption_id,
-                points,
-                ..
-            } if pt == point_type => ("redeem", -points, Some(redemption_id.clone())),
-            Event::RedemptionReversed {
-                point_type: pt,
-                redemption_id,
-                points,
-                ..
-            } if pt == point_type => ("reverse", *points, Some(redemption_id.clone())),
-            Event::PointsClawedBack {
-                point_type: pt,
-                order_id,
-                allocations,
-                debt,
-                ..
-            } if pt == point_type => (
-                "clawback",
-                -(sum(allocations) + debt),
-                Some(order_id.clone()),
-            ),
-            Event::PointsAdjusted {
-                point_type: pt,
-                delta,
-                reason,
-                ..
-            } if pt == point_type => ("adjust", *delta, Some(reason.clone())),
-            Event::PointsExpired {
-                point_type: pt,
-                allocations,
-                ..
-            } if pt == point_type => ("expire", -sum(allocations), None),
+            Event::PointsRedeemed { point_type: pt, redemption_id, points, .. } if pt == point_type => {
+                ("redeem", -points, Some(redemption_id.clone()))
+            }
+            Event::RedemptionReversed { point_type: pt, redemption_id, points, .. } if pt == point_type => {
+                ("reverse", *points, Some(redemption_id.clone()))
+            }
+            Event::PointsClawedBack { point_type: pt, order_id, allocations, debt, .. } if pt == point_type => {
+                ("clawback", -(sum(allocations) + debt), Some(order_id.clone()))
+            }
+            Event::PointsAdjusted { point_type: pt, delta, reason, .. } if pt == point_type => {
+                ("adjust", *delta, Some(reason.clone()))
+            }
+            Event::PointsExpired { point_type: pt, allocations, .. } if pt == point_type => {
+                ("expire", -sum(allocations), None)
+            }
             Event::MergedIn { from, .. } => {
-                let p: i64 = from
-                    .lots
-                    .iter()
-                    .filter(|l| l.point_type == point_type)
-                    .map(|l| l.remaining)
-                    .sum::<i64>()
+                let p: i64 = from.lots.iter().filter(|l| l.point_type == point_type).map(|l| l.remaining).sum::<i64>()
                     - from.debt(point_type);
                 if p == 0 {
                     continue;
@@ -1955,14 +1356,7 @@ pub fn statement_entries(events: &[Event], point_type: &str) -> Vec<StatementEnt
             _ => continue,
         };
         balance += points;
-        out.push(StatementEntry {
-            seq: i as u64 + 1,
-            at: e.at(),
-            kind: kind.to_string(),
-            points,
-            balance,
-            reference,
-        });
+        out.push(StatementEntry { seq: i as u64 + 1, at: e.at(), kind: kind.to_string(), points, balance, reference });
     }
     out
 }

@@ -57,22 +57,14 @@ impl CrmError {
     }
 
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        CrmError::Validation {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        CrmError::Validation { field: field.into(), reason: reason.into() }
     }
 
     pub(crate) fn config(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        CrmError::Config {
-            path: path.into(),
-            reason: reason.into(),
-        }
+        CrmError::Config { path: path.into(), reason: reason.into() }
     }
 
     pub(crate) fn conflict(reason: impl Into<String>) -> Self {
-        CrmError::Conflict {
-            reason: reason.into(),
-        }
+        CrmError::Conflict { reason: reason.into() }
     }
 }

@@ -101,27 +101,18 @@ impl Order {
         check_amount(self.amount, "order.amount")?;
         if let Some(c) = &self.currency {
             if c != currency {
-                return Err(CrmError::invalid(
-                    "order.currency",
-                    format!("expected {currency}, got {c}"),
-                ));
+                return Err(CrmError::invalid("order.currency", format!("expected {currency}, got {c}")));
             }
         }
         if let Some(p) = self.paid_at {
             if p < self.placed_at {
-                return Err(CrmError::invalid(
-                    "order.paid_at",
-                    "must not be before placed_at",
-                ));
+                return Err(CrmError::invalid("order.paid_at", "must not be before placed_at"));
             }
         }
         for (i, item) in self.items.iter().enumerate() {
             check_ref(&item.sku, &format!("order.items[{i}].sku"))?;
             if item.qty == 0 {
-                return Err(CrmError::invalid(
-                    format!("order.items[{i}].qty"),
-                    "must be at least 1",
-                ));
+                return Err(CrmError::invalid(format!("order.items[{i}].qty"), "must be at least 1"));
             }
             check_amount(item.price, &format!("order.items[{i}].price"))?;
         }
@@ -130,10 +121,7 @@ impl Order {
 
     /// Value of the lines (`qty * price`), used to spread the amount over lines.
     pub fn items_value(&self) -> Decimal {
-        self.items
-            .iter()
-            .map(|i| i.price * Decimal::from(i.qty))
-            .sum()
+        self.items.iter().map(|i| i.price * Decimal::from(i.qty)).sum()
     }
 }
 
@@ -170,10 +158,7 @@ pub struct Refund {
 /// Reject empty or oversized references.
 pub(crate) fn check_ref(v: &str, field: &str) -> Result<()> {
     if v.is_empty() || v.len() > 128 || v.chars().any(char::is_control) {
-        return Err(CrmError::invalid(
-            field,
-            "must be 1-128 printable characters",
-        ));
+        return Err(CrmError::invalid(field, "must be 1-128 printable characters"));
     }
     Ok(())
 }
@@ -184,10 +169,7 @@ pub(crate) fn check_amount(v: Decimal, field: &str) -> Result<()> {
         return Err(CrmError::invalid(field, "must not be negative"));
     }
     if v > Decimal::from(MAX_AMOUNT) {
-        return Err(CrmError::invalid(
-            field,
-            format!("must be at most {MAX_AMOUNT}"),
-        ));
+        return Err(CrmError::invalid(field, format!("must be at most {MAX_AMOUNT}")));
     }
     if v.normalize().scale() > 4 {
         return Err(CrmError::invalid(field, "has more than 4 decimal places"));

@@ -95,16 +95,8 @@ impl Balance {
 }
 
 /// Balance of `point_type` over `lots` at `t`, less `debt`.
-pub fn balance<'a>(
-    lots: impl IntoIterator<Item = &'a Lot>,
-    point_type: &str,
-    debt: i64,
-    t: DateTime<Utc>,
-) -> Balance {
-    let mut b = Balance {
-        debt,
-        ..Balance::default()
-    };
+pub fn balance<'a>(lots: impl IntoIterator<Item = &'a Lot>, point_type: &str, debt: i64, t: DateTime<Utc>) -> Balance {
+    let mut b = Balance { debt, ..Balance::default() };
     for lot in lots.into_iter().filter(|l| l.point_type == point_type) {
         match lot.phase(t) {
             LotPhase::Available => b.available += lot.remaining,
@@ -119,31 +111,16 @@ pub fn balance<'a>(
 /// Order in which lots are spent: soonest expiry first, never-expiring last,
 /// then oldest, then by id for determinism.
 fn spend_order(a: &Lot, b: &Lot) -> std::cmp::Ordering {
-    let key = |l: &Lot| {
-        (
-            l.expires_at.is_none(),
-            l.expires_at,
-            l.earned_at,
-            l.id.len(),
-            l.id.clone(),
-        )
-    };
+    let key = |l: &Lot| (l.expires_at.is_none(), l.expires_at, l.earned_at, l.id.len(), l.id.clone());
     key(a).cmp(&key(b))
 }
 
 /// Choose lots to take up to `points` from the lots of `point_type` available
 /// at `t`. Returns the allocations and the points actually found.
-pub fn allocate(
-    lots: &[Lot],
-    point_type: &str,
-    points: i64,
-    t: DateTime<Utc>,
-) -> (Vec<Allocation>, i64) {
+pub fn allocate(lots: &[Lot], point_type: &str, points: i64, t: DateTime<Utc>) -> (Vec<Allocation>, i64) {
     let mut open: Vec<&Lot> = lots
         .iter()
-        .filter(|l| {
-            l.point_type == point_type && l.remaining > 0 && l.phase(t) == LotPhase::Available
-        })
+        .filter(|l| l.point_type == point_type && l.remaining > 0 && l.phase(t) == LotPhase::Available)
         .collect();
     open.sort_by(|a, b| spend_order(a, b));
     take(open, points)
@@ -159,11 +136,7 @@ pub fn take<'a>(lots: impl IntoIterator<Item = &'a Lot>, points: i64) -> (Vec<Al
         }
         let n = lot.remaining.min(need);
         if n > 0 {
-            out.push(Allocation {
-                lot_id: lot.id.clone(),
-                points: n,
-                expires_at: lot.expires_at,
-            });
+            out.push(Allocation { lot_id: lot.id.clone(), points: n, expires_at: lot.expires_at });
             need -= n;
         }
     }
@@ -184,20 +157,15 @@ pub fn expires_at(
             let d = local_date(tz, earned_at) + chrono::Days::new(u64::from(days) + 1);
             Some(start_of_day(tz, d))
         }
-        ExpiryPolicy::EndOfNthMonth { months } => Some(start_of_day(
-            tz,
-            first_of_month_after(local_date(tz, earned_at), months + 1),
-        )),
+        ExpiryPolicy::EndOfNthMonth { months } => {
+            Some(start_of_day(tz, first_of_month_after(local_date(tz, earned_at), months + 1)))
+        }
         ExpiryPolicy::EndOfFollowingYear => {
             let y = chrono::Datelike::year(&local_date(tz, earned_at));
-            Some(start_of_day(
-                tz,
-                chrono::NaiveDate::from_ymd_opt(y + 2, 1, 1).expect("valid date"),
-            ))
+            Some(start_of_day(tz, chrono::NaiveDate::from_ymd_opt(y + 2, 1, 1).expect("valid date")))
         }
         ExpiryPolicy::Inactivity { days } => {
-            let d = local_date(tz, last_activity.max(earned_at))
-                + chrono::Days::new(u64::from(days) + 1);
+            let d = local_date(tz, last_activity.max(earned_at)) + chrono::Days::new(u64::from(days) + 1);
             Some(start_of_day(tz, d))
         }
     }
@@ -283,31 +251,13 @@ mod tests {
         };
         let lots = vec![
             lot("L1", 50, "2024-01-01T00:00:00Z", None),
-            lot(
-                "L2",
-                30,
-                "2024-01-01T00:00:00Z",
-                Some("2024-06-01T00:00:00Z"),
-            ),
-            lot(
-                "L3",
-                20,
-                "2024-01-01T00:00:00Z",
-                Some("2024-03-01T00:00:00Z"),
-            ),
-            lot(
-                "L4",
-                99,
-                "2024-05-01T00:00:00Z",
-                Some("2024-02-01T00:00:00Z"),
-            ),
+            lot("L2", 30, "2024-01-01T00:00:00Z", Some("2024-06-01T00:00:00Z")),
+            lot("L3", 20, "2024-01-01T00:00:00Z", Some("2024-03-01T00:00:00Z")),
+            lot("L4", 99, "2024-05-01T00:00:00Z", Some("2024-02-01T00:00:00Z")),
         ];
         let (alloc, got) = allocate(&lots, "reward", 60, utc("2024-01-10T00:00:00Z"));
         assert_eq!(got, 60);
-        let ids: Vec<_> = alloc
-            .iter()
-            .map(|a| (a.lot_id.as_str(), a.points))
-            .collect();
+        let ids: Vec<_> = alloc.iter().map(|a| (a.lot_id.as_str(), a.points)).collect();
         assert_eq!(ids, vec![("L3", 20), ("L2", 30), ("L1", 10)]);
         let b = balance(&lots, "reward", 0, utc("2024-01-10T00:00:00Z"));
         assert_eq!((b.available, b.pending), (100, 99));

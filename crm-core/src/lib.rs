@@ -22,9 +22,7 @@ pub mod store;
 pub mod time;
 
 pub use command::{Clawback, Command, Outcome};
-pub use engine::{
-    order_key, Engine, Expiring, Liability, PointTypeLiability, StatementEntry, StatementPage,
-};
+pub use engine::{order_key, Engine, Expiring, Liability, PointTypeLiability, StatementEntry, StatementPage};
 pub use error::{CrmError, Result};
 pub use facts::{Order, OrderItem, OrderStatus, Refund, RefundScope, ReturnedItem};
 pub use ledger::{Allocation, Balance, Lot, LotSource};

@@ -19,10 +19,7 @@ impl MemberId {
     pub fn parse(id: impl Into<String>, field: &str) -> Result<MemberId> {
         let id = id.into();
         if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
-            return Err(CrmError::invalid(
-                field,
-                "must be 1-128 printable characters",
-            ));
+            return Err(CrmError::invalid(field, "must be 1-128 printable characters"));
         }
         Ok(MemberId(id))
     }
@@ -105,16 +102,7 @@ pub struct ProfilePatch {
     pub clear: Vec<String>,
 }
 
-const CLEARABLE: &[&str] = &[
-    "name",
-    "phone",
-    "email",
-    "birthday",
-    "gender",
-    "region",
-    "join_channel",
-    "timezone",
-];
+const CLEARABLE: &[&str] = &["name", "phone", "email", "birthday", "gender", "region", "join_channel", "timezone"];
 
 impl Profile {
     /// Validate a profile (field names are prefixed with `at`).
@@ -135,16 +123,7 @@ impl Profile {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = &patch.$f { self.$f = Some(v.clone()); } )* };
         }
-        set!(
-            name,
-            phone,
-            email,
-            birthday,
-            gender,
-            region,
-            join_channel,
-            timezone
-        );
+        set!(name, phone, email, birthday, gender, region, join_channel, timezone);
         for (k, v) in &patch.attributes {
             if v.is_null() {
                 self.attributes.remove(k);
@@ -182,10 +161,7 @@ impl ProfilePatch {
         )?;
         for (i, f) in self.clear.iter().enumerate() {
             if !CLEARABLE.contains(&f.as_str()) {
-                return Err(CrmError::invalid(
-                    format!("patch.clear[{i}]"),
-                    format!("cannot clear {f:?}"),
-                ));
+                return Err(CrmError::invalid(format!("patch.clear[{i}]"), format!("cannot clear {f:?}")));
             }
         }
         Ok(())
@@ -203,17 +179,12 @@ fn validate_fields(
 ) -> Result<()> {
     if let Some(n) = name {
         if n.trim().is_empty() || n.chars().count() > 200 {
-            return Err(CrmError::invalid(
-                format!("{at}.name"),
-                "must be 1-200 characters",
-            ));
+            return Err(CrmError::invalid(format!("{at}.name"), "must be 1-200 characters"));
         }
     }
     if let Some(p) = phone {
         let digits = p.chars().filter(char::is_ascii_digit).count();
-        if !(5..=20).contains(&digits)
-            || !p.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c))
-        {
+        if !(5..=20).contains(&digits) || !p.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c)) {
             return Err(CrmError::invalid(
                 format!("{at}.phone"),
                 "must be 5-20 digits with optional + - ( ) and spaces",
@@ -222,31 +193,21 @@ fn validate_fields(
     }
     if let Some(e) = email {
         let ok = e.len() <= 254
-            && e.split_once('@').is_some_and(|(l, d)| {
-                !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
-            })
+            && e.split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
             && !e.chars().any(char::is_whitespace);
         if !ok {
-            return Err(CrmError::invalid(
-                format!("{at}.email"),
-                "is not an email address",
-            ));
+            return Err(CrmError::invalid(format!("{at}.email"), "is not an email address"));
         }
     }
     if let Some(b) = birthday {
         if b > now.date_naive() {
-            return Err(CrmError::invalid(
-                format!("{at}.birthday"),
-                "must not be in the future",
-            ));
+            return Err(CrmError::invalid(format!("{at}.birthday"), "must not be in the future"));
         }
     }
     for k in attributes.keys() {
         if k.is_empty() || k.len() > 64 {
-            return Err(CrmError::invalid(
-                format!("{at}.attributes"),
-                "keys must be 1-64 characters",
-            ));
+            return Err(CrmError::invalid(format!("{at}.attributes"), "keys must be 1-64 characters"));
         }
     }
     Ok(())
@@ -264,10 +225,7 @@ pub struct Identity {
 impl Identity {
     /// Build and validate an identity.
     pub fn new(channel: impl Into<String>, external_id: impl Into<String>) -> Result<Identity> {
-        let i = Identity {
-            channel: channel.into(),
-            external_id: external_id.into(),
-        };
+        let i = Identity { channel: channel.into(), external_id: external_id.into() };
         i.validate("identity")?;
         Ok(i)
     }
@@ -275,16 +233,10 @@ impl Identity {
     /// Check both parts are present and reasonable.
     pub fn validate(&self, at: &str) -> Result<()> {
         if self.channel.is_empty() || self.channel.len() > 64 {
-            return Err(CrmError::invalid(
-                format!("{at}.channel"),
-                "must be 1-64 characters",
-            ));
+            return Err(CrmError::invalid(format!("{at}.channel"), "must be 1-64 characters"));
         }
         if self.external_id.is_empty() || self.external_id.len() > 256 {
-            return Err(CrmError::invalid(
-                format!("{at}.external_id"),
-                "must be 1-256 characters",
-            ));
+            return Err(CrmError::invalid(format!("{at}.external_id"), "must be 1-256 characters"));
         }
         Ok(())
     }

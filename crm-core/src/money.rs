@@ -42,16 +42,8 @@ pub fn from_f64(value: f64, currency: &str, field: &str) -> Result<Decimal> {
 /// Parse a decimal string (`"12.50"`, `"-3"`, `"1e3"` is rejected).
 pub fn parse(text: &str, field: &str) -> Result<Decimal> {
     let t = text.trim();
-    if t.is_empty()
-        || !t
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+')
-    {
-        return Err(CrmError::invalid(
-            field,
-            format!("{text:?} is not a decimal number"),
-        ));
+    if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+') {
+        return Err(CrmError::invalid(field, format!("{text:?} is not a decimal number")));
     }
-    Decimal::from_str(t)
-        .map_err(|_| CrmError::invalid(field, format!("{text:?} is not a decimal number")))
+    Decimal::from_str(t).map_err(|_| CrmError::invalid(field, format!("{text:?} is not a decimal number")))
 }

@@ -228,10 +228,7 @@ pub enum Condition {
     /// monthly member day (会员日). Day 31 means the last day in short months.
     MemberDay { day: u32 },
     /// The order falls in `[from, to)`.
-    DateRange {
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    },
+    DateRange { from: DateTime<Utc>, to: DateTime<Utc> },
     /// The member carries this tag.
     Tag { tag: String },
 }
@@ -302,20 +299,15 @@ mod tz_serde {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Tz, D::Error> {
         let name = String::deserialize(d)?;
-        name.parse::<Tz>()
-            .map_err(|_| serde::de::Error::custom(format!("unknown IANA time zone {name:?}")))
+        name.parse::<Tz>().map_err(|_| serde::de::Error::custom(format!("unknown IANA time zone {name:?}")))
     }
 }
 
 impl Program {
     /// Parse and validate a programme from JSON.
     pub fn from_json(text: &str) -> Result<Program> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-            CrmError::config(
-                format!("line {} column {}", e.line(), e.column()),
-                e.to_string(),
-            )
-        })?;
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| CrmError::config(format!("line {} column {}", e.line(), e.column()), e.to_string()))?;
         Program::from_value(value)
     }
 
@@ -337,8 +329,8 @@ impl Program {
     /// Read a programme file; `.toml` is TOML, anything else JSON.
     pub fn from_path(path: impl AsRef<std::path::Path>) -> Result<Program> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CrmError::config(path.display().to_string(), e.to_string()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| CrmError::config(path.display().to_string(), e.to_string()))?;
         if path.extension().is_some_and(|e| e == "toml") {
             Program::from_toml(&text)
         } else {
@@ -350,11 +342,7 @@ impl Program {
     pub fn from_value(value: serde_json::Value) -> Result<Program> {
         let program: Program = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            let path = if path == "." {
-                "programme".into()
-            } else {
-                path
-            };
+            let path = if path == "." { "programme".into() } else { path };
             CrmError::config(path, e.inner().to_string())
         })?;
         program.validate()?;
@@ -371,20 +359,14 @@ impl Program {
         if self.version != PROGRAM_SCHEMA_VERSION {
             return Err(CrmError::config(
                 "version",
-                format!(
-                    "unsupported schema version {}, expected {PROGRAM_SCHEMA_VERSION}",
-                    self.version
-                ),
+                format!("unsupported schema version {}, expected {PROGRAM_SCHEMA_VERSION}", self.version),
             ));
         }
         if self.name.trim().is_empty() {
             return Err(CrmError::config("name", "must not be empty"));
         }
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
-            return Err(CrmError::config(
-                "currency",
-                "must be a three-letter ISO 4217 code",
-            ));
+            return Err(CrmError::config("currency", "must be a three-letter ISO 4217 code"));
         }
         if self.value_per_point.is_sign_negative() {
             return Err(CrmError::config("value_per_point", "must not be negative"));
@@ -394,18 +376,11 @@ impl Program {
             let at = format!("point_types[{i}]");
             check_id(&t.id, &format!("{at}.id"))?;
             if !types.insert(t.id.as_str()) {
-                return Err(CrmError::config(
-                    format!("{at}.id"),
-                    format!("duplicate point type {:?}", t.id),
-                ));
+                return Err(CrmError::config(format!("{at}.id"), format!("duplicate point type {:?}", t.id)));
             }
             match t.expiry {
-                ExpiryPolicy::DaysAfterEarning { days: 0 }
-                | ExpiryPolicy::Inactivity { days: 0 } => {
-                    return Err(CrmError::config(
-                        format!("{at}.expiry.days"),
-                        "must be at least 1",
-                    ));
+                ExpiryPolicy::DaysAfterEarning { days: 0 } | ExpiryPolicy::Inactivity { days: 0 } => {
+                    return Err(CrmError::config(format!("{at}.expiry.days"), "must be at least 1"));
                 }
                 _ => {}
             }
@@ -422,60 +397,37 @@ impl Program {
             let at = format!("earn.rules[{i}]");
             check_id(&r.id, &format!("{at}.id"))?;
             if !rule_ids.insert(r.id.as_str()) {
-                return Err(CrmError::config(
-                    format!("{at}.id"),
-                    format!("duplicate rule {:?}", r.id),
-                ));
+                return Err(CrmError::config(format!("{at}.id"), format!("duplicate rule {:?}", r.id)));
             }
             point_type(&r.point_type, format!("{at}.point_type"))?;
             if r.points_per_unit.is_sign_negative() {
-                return Err(CrmError::config(
-                    format!("{at}.points_per_unit"),
-                    "must not be negative",
-                ));
+                return Err(CrmError::config(format!("{at}.points_per_unit"), "must not be negative"));
             }
-            for (name, cap) in [
-                ("per_order_cap", r.per_order_cap),
-                ("per_day_cap", r.per_day_cap),
-                ("per_month_cap", r.per_month_cap),
-            ] {
+            for (name, cap) in
+                [("per_order_cap", r.per_order_cap), ("per_day_cap", r.per_day_cap), ("per_month_cap", r.per_month_cap)]
+            {
                 if cap.is_some_and(|c| c < 0) {
-                    return Err(CrmError::config(
-                        format!("{at}.{name}"),
-                        "must not be negative",
-                    ));
+                    return Err(CrmError::config(format!("{at}.{name}"), "must not be negative"));
                 }
             }
             for (j, m) in r.multipliers.iter().enumerate() {
                 let mat = format!("{at}.multipliers[{j}]");
                 if m.factor <= Decimal::ZERO || m.factor > Decimal::from(1000) {
-                    return Err(CrmError::config(
-                        format!("{mat}.factor"),
-                        "must be greater than 0 and at most 1000",
-                    ));
+                    return Err(CrmError::config(format!("{mat}.factor"), "must be greater than 0 and at most 1000"));
                 }
                 match &m.when {
                     Condition::MemberDay { day } if !(1..=31).contains(day) => {
-                        return Err(CrmError::config(
-                            format!("{mat}.when.day"),
-                            "must be between 1 and 31",
-                        ));
+                        return Err(CrmError::config(format!("{mat}.when.day"), "must be between 1 and 31"));
                     }
                     Condition::DateRange { from, to } if from >= to => {
-                        return Err(CrmError::config(
-                            format!("{mat}.when.to"),
-                            "must be after `from`",
-                        ));
+                        return Err(CrmError::config(format!("{mat}.when.to"), "must be after `from`"));
                     }
                     Condition::Channel { channels: v }
                     | Condition::Store { stores: v }
                     | Condition::Category { categories: v }
                         if v.is_empty() =>
                     {
-                        return Err(CrmError::config(
-                            format!("{mat}.when"),
-                            "list must not be empty",
-                        ));
+                        return Err(CrmError::config(format!("{mat}.when"), "list must not be empty"));
                     }
                     _ => {}
                 }
@@ -486,10 +438,7 @@ impl Program {
             let at = format!("earn.bonuses[{i}]");
             check_id(&b.id, &format!("{at}.id"))?;
             if !bonus_ids.insert(b.id.as_str()) {
-                return Err(CrmError::config(
-                    format!("{at}.id"),
-                    format!("duplicate bonus {:?}", b.id),
-                ));
+                return Err(CrmError::config(format!("{at}.id"), format!("duplicate bonus {:?}", b.id)));
             }
             point_type(&b.point_type, format!("{at}.point_type"))?;
             if b.points <= 0 {
@@ -506,8 +455,7 @@ impl Program {
 
     /// The point type with this id, or a validation error naming `field`.
     pub fn require_point_type(&self, id: &str, field: &str) -> Result<&PointType> {
-        self.point_type(id)
-            .ok_or_else(|| CrmError::invalid(field, format!("unknown point type {id:?}")))
+        self.point_type(id).ok_or_else(|| CrmError::invalid(field, format!("unknown point type {id:?}")))
     }
 
     /// The default programme used by the demo and replay examples: one
@@ -547,16 +495,8 @@ impl Program {
 }
 
 fn check_id(id: &str, at: &str) -> Result<()> {
-    if id.is_empty()
-        || id.len() > 64
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(CrmError::config(
-            at,
-            "must be 1-64 characters of a-z, A-Z, 0-9, _ or -",
-        ));
+    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(CrmError::config(at, "must be 1-64 characters of a-z, A-Z, 0-9, _ or -"));
     }
     Ok(())
 }
@@ -606,26 +546,17 @@ mod tests {
     fn unknown_point_type_and_zone_are_rejected() {
         let mut v = base();
         v["earn"]["rules"][1]["point_type"] = "gold".into();
-        assert_eq!(
-            Program::from_value(v).unwrap_err().field(),
-            Some("earn.rules[1].point_type")
-        );
+        assert_eq!(Program::from_value(v).unwrap_err().field(), Some("earn.rules[1].point_type"));
         let mut v = base();
         v["timezone"] = "Asia/Atlantis".into();
-        assert_eq!(
-            Program::from_value(v).unwrap_err().field(),
-            Some("timezone")
-        );
+        assert_eq!(Program::from_value(v).unwrap_err().field(), Some("timezone"));
     }
 
     #[test]
     fn unknown_field_and_version_are_rejected() {
         let mut v = base();
         v["earn"]["rules"][0]["multiplyer"] = "2".into();
-        assert_eq!(
-            Program::from_value(v).unwrap_err().field(),
-            Some("earn.rules[0].multiplyer")
-        );
+        assert_eq!(Program::from_value(v).unwrap_err().field(), Some("earn.rules[0].multiplyer"));
         let mut v = base();
         v["version"] = 7.into();
         assert_eq!(Program::from_value(v).unwrap_err().field(), Some("version"));

@@ -17,17 +17,12 @@ use crate::time::local_date;
 /// Does an order-level condition hold for this order and member?
 fn holds(cond: &Condition, order: &Order, member: &MemberState, tz: Tz, t: DateTime<Utc>) -> bool {
     match cond {
-        Condition::Channel { channels } => {
-            order.channel.as_ref().is_some_and(|c| channels.contains(c))
-        }
+        Condition::Channel { channels } => order.channel.as_ref().is_some_and(|c| channels.contains(c)),
         Condition::Store { stores } => order.store.as_ref().is_some_and(|s| stores.contains(s)),
         Condition::Category { .. } => false,
         Condition::BirthdayMonth => {
             let zone = member.profile.timezone.unwrap_or(tz);
-            member
-                .profile
-                .birthday
-                .is_some_and(|b| b.month() == local_date(zone, t).month())
+            member.profile.birthday.is_some_and(|b| b.month() == local_date(zone, t).month())
         }
         Condition::MemberDay { day } => {
             let d = local_date(tz, t);
@@ -45,9 +40,7 @@ fn days_in_month(d: NaiveDate) -> u32 {
 
 fn combine(stacking: Stacking, factors: impl Iterator<Item = Decimal>) -> Decimal {
     match stacking {
-        Stacking::Multiply => factors.fold(Decimal::ONE, |acc, f| {
-            acc.checked_mul(f).unwrap_or(Decimal::MAX)
-        }),
+        Stacking::Multiply => factors.fold(Decimal::ONE, |acc, f| acc.checked_mul(f).unwrap_or(Decimal::MAX)),
         Stacking::Highest => factors.fold(Decimal::ONE, Decimal::max),
     }
 }
@@ -56,42 +49,25 @@ fn combine(stacking: Stacking, factors: impl Iterator<Item = Decimal>) -> Decima
 /// (day and month caps depend on the member's usage and are applied by the caller).
 pub fn order_points(rule: &EarnRule, order: &Order, member: &MemberState, tz: Tz) -> i64 {
     let t = order.earned_at();
-    let order_factors: Vec<Decimal> = rule
-        .multipliers
-        .iter()
-        .filter(|m| holds(&m.when, order, member, tz, t))
-        .map(|m| m.factor)
-        .collect();
-    let has_line_rules = rule
-        .multipliers
-        .iter()
-        .any(|m| matches!(m.when, Condition::Category { .. }));
+    let order_factors: Vec<Decimal> =
+        rule.multipliers.iter().filter(|m| holds(&m.when, order, member, tz, t)).map(|m| m.factor).collect();
+    let has_line_rules = rule.multipliers.iter().any(|m| matches!(m.when, Condition::Category { .. }));
     let items_value = order.items_value();
     let raw = if !has_line_rules || items_value.is_zero() {
-        mul(
-            order.amount,
-            rule.points_per_unit,
-            combine(rule.stacking, order_factors.iter().copied()),
-        )
+        mul(order.amount, rule.points_per_unit, combine(rule.stacking, order_factors.iter().copied()))
     } else {
         order.items.iter().fold(Decimal::ZERO, |acc, item| {
             let line_value = item.price * Decimal::from(item.qty);
             let share = order.amount * line_value / items_value;
             let line_factors = rule.multipliers.iter().filter_map(|m| match &m.when {
                 Condition::Category { categories }
-                    if item
-                        .category
-                        .as_ref()
-                        .is_some_and(|c| categories.contains(c)) =>
+                    if item.category.as_ref().is_some_and(|c| categories.contains(c)) =>
                 {
                     Some(m.factor)
                 }
                 _ => None,
             });
-            let factor = combine(
-                rule.stacking,
-                order_factors.iter().copied().chain(line_factors),
-            );
+            let factor = combine(rule.stacking, order_factors.iter().copied().chain(line_factors));
             acc.saturating_add(mul(share, rule.points_per_unit, factor))
         })
     };
@@ -100,9 +76,7 @@ pub fn order_points(rule: &EarnRule, order: &Order, member: &MemberState, tz: Tz
 }
 
 fn mul(a: Decimal, b: Decimal, c: Decimal) -> Decimal {
-    a.checked_mul(b)
-        .and_then(|x| x.checked_mul(c))
-        .unwrap_or(Decimal::MAX)
+    a.checked_mul(b).and_then(|x| x.checked_mul(c)).unwrap_or(Decimal::MAX)
 }
 
 /// Apply the rule's day and month caps given what the member already earned
@@ -161,10 +135,7 @@ mod tests {
 
     #[test]
     fn member_day_is_local_and_clamps_to_month_end() {
-        let r = rule(vec![Multiplier {
-            when: Condition::MemberDay { day: 31 },
-            factor: d("2"),
-        }]);
+        let r = rule(vec![Multiplier { when: Condition::MemberDay { day: 31 }, factor: d("2") }]);
         // 29 Feb 2024 17:00Z is 1 March 01:00 in Shanghai: not the last day of February.
         let o = Order::paid("o", "m", utc("2024-02-29T17:00:00Z"), d("10"));
         assert_eq!(order_points(&r, &o, &member(), sh()), 10);
@@ -175,26 +146,12 @@ mod tests {
 
     #[test]
     fn category_multiplier_applies_to_its_share_only() {
-        let r = rule(vec![Multiplier {
-            when: Condition::Category {
-                categories: vec!["shoes".into()],
-            },
-            factor: d("3"),
-        }]);
+        let r =
+            rule(vec![Multiplier { when: Condition::Category { categories: vec!["shoes".into()] }, factor: d("3") }]);
         let mut o = Order::paid("o", "m", utc("2024-01-01T00:00:00Z"), d("90"));
         o.items = vec![
-            OrderItem {
-                sku: "a".into(),
-                category: Some("shoes".into()),
-                qty: 1,
-                price: d("50"),
-            },
-            OrderItem {
-                sku: "b".into(),
-                category: Some("socks".into()),
-                qty: 2,
-                price: d("25"),
-            },
+            OrderItem { sku: "a".into(), category: Some("shoes".into()), qty: 1, price: d("50") },
+            OrderItem { sku: "b".into(), category: Some("socks".into()), qty: 2, price: d("25") },
         ];
         // 90 paid on 100 of lines: shoes share 45 x3 = 135, socks 45 x1 = 45.
         assert_eq!(order_points(&r, &o, &member(), sh()), 180);
@@ -203,16 +160,8 @@ mod tests {
     #[test]
     fn stacking_and_caps() {
         let mut r = rule(vec![
-            Multiplier {
-                when: Condition::Channel {
-                    channels: vec!["app".into()],
-                },
-                factor: d("2"),
-            },
-            Multiplier {
-                when: Condition::MemberDay { day: 1 },
-                factor: d("3"),
-            },
+            Multiplier { when: Condition::Channel { channels: vec!["app".into()] }, factor: d("2") },
+            Multiplier { when: Condition::MemberDay { day: 1 }, factor: d("3") },
         ]);
         let mut o = Order::paid("o", "m", utc("2024-03-01T02:00:00Z"), d("10"));
         o.channel = Some("app".into());
@@ -230,10 +179,7 @@ mod tests {
 
     #[test]
     fn birthday_month_uses_member_zone() {
-        let r = rule(vec![Multiplier {
-            when: Condition::BirthdayMonth,
-            factor: d("2"),
-        }]);
+        let r = rule(vec![Multiplier { when: Condition::BirthdayMonth, factor: d("2") }]);
         let mut m = member();
         m.profile.birthday = NaiveDate::from_ymd_opt(1990, 3, 15);
         // 29 Feb 2024 20:00Z: March in Shanghai, still February in New York.

@@ -260,23 +260,12 @@ impl Event {
     /// The same event with personal data removed (erasure).
     pub fn redacted(&self) -> Event {
         match self {
-            Event::MemberCreated { at, profile } => Event::MemberCreated {
+            Event::MemberCreated { at, profile } => Event::MemberCreated { at: *at, profile: anonymise(profile) },
+            Event::ProfileUpdated { at, .. } => Event::ProfileUpdated { at: *at, patch: ProfilePatch::default() },
+            Event::IdentityLinked { at, .. } | Event::IdentityUnlinked { at, .. } => Event::IdentityUnlinked {
                 at: *at,
-                profile: anonymise(profile),
+                identity: Identity { channel: "erased".into(), external_id: "erased".into() },
             },
-            Event::ProfileUpdated { at, .. } => Event::ProfileUpdated {
-                at: *at,
-                patch: ProfilePatch::default(),
-            },
-            Event::IdentityLinked { at, .. } | Event::IdentityUnlinked { at, .. } => {
-                Event::IdentityUnlinked {
-                    at: *at,
-                    identity: Identity {
-                        channel: "erased".into(),
-                        external_id: "erased".into(),
-                    },
-                }
-            }
             Event::MergedIn { at, from } => {
                 let mut from = from.clone();
                 from.profile = anonymise(&from.profile);
@@ -290,11 +279,7 @@ impl Event {
 
 /// Profile with personal data removed; join date and channel stay for cohorts.
 pub fn anonymise(p: &Profile) -> Profile {
-    Profile {
-        joined_at: p.joined_at,
-        join_channel: p.join_channel.clone(),
-        ..Profile::default()
-    }
+    Profile { joined_at: p.joined_at, join_channel: p.join_channel.clone(), ..Profile::default() }
 }
 
 impl MemberState {
@@ -374,10 +359,7 @@ impl MemberState {
     }
 
     fn touch(&mut self, point_type: &str, at: DateTime<Utc>) {
-        let e = self
-            .last_activity
-            .entry(point_type.to_string())
-            .or_insert(at);
+        let e = self.last_activity.entry(point_type.to_string()).or_insert(at);
         if at > *e {
             *e = at;
         }
@@ -407,18 +389,8 @@ impl MemberState {
             Event::TagRemoved { tag, .. } => {
                 self.tags.remove(tag);
             }
-            Event::ConsentChanged {
-                at,
-                channel,
-                granted,
-            } => {
-                self.consents.insert(
-                    channel.clone(),
-                    Consent {
-                        granted: *granted,
-                        at: *at,
-                    },
-                );
+            Event::ConsentChanged { at, channel, granted } => {
+                self.consents.insert(channel.clone(), Consent { granted: *granted, at: *at });
             }
             Event::OrderRecorded { order, .. } => {
                 if order.order.status.earns() {
@@ -426,9 +398,7 @@ impl MemberState {
                 }
                 self.orders.insert(order.order.id.clone(), order.clone());
             }
-            Event::OrderStatusChanged {
-                order_id, status, ..
-            } => {
+            Event::OrderStatusChanged { order_id, status, .. } => {
                 let mut paid = None;
                 if let Some(o) = self.orders.get_mut(order_id) {
                     if !o.order.status.earns() && status.earns() {
@@ -452,17 +422,8 @@ impl MemberState {
                     self.lots.push(lot.clone());
                 }
             }
-            Event::DebtSettled {
-                point_type,
-                lot_id,
-                points,
-                ..
-            } => {
-                self.take(&[Allocation {
-                    lot_id: lot_id.clone(),
-                    points: *points,
-                    expires_at: None,
-                }]);
+            Event::DebtSettled { point_type, lot_id, points, .. } => {
+                self.take(&[Allocation { lot_id: lot_id.clone(), points: *points, expires_at: None }]);
                 *self.debts.entry(point_type.clone()).or_insert(0) -= points;
                 self.debts.retain(|_, d| *d != 0);
             }
@@ -474,26 +435,10 @@ impl MemberState {
             Event::BonusCounted { bonus_id, .. } => {
                 *self.bonus_counts.entry(bonus_id.clone()).or_insert(0) += 1;
             }
-            Event::RuleUsage {
-                rule_id,
-                day,
-                points,
-                ..
-            } => {
-                *self
-                    .rule_days
-                    .entry(rule_id.clone())
-                    .or_default()
-                    .entry(*day)
-                    .or_insert(0) += points;
+            Event::RuleUsage { rule_id, day, points, .. } => {
+                *self.rule_days.entry(rule_id.clone()).or_default().entry(*day).or_insert(0) += points;
             }
-            Event::PointsRedeemed {
-                at,
-                redemption_id,
-                point_type,
-                points,
-                allocations,
-            } => {
+            Event::PointsRedeemed { at, redemption_id, point_type, points, allocations } => {
                 self.take(allocations);
                 self.touch(point_type, *at);
                 self.redemptions.insert(
@@ -506,24 +451,13 @@ impl MemberState {
                     },
                 );
             }
-            Event::RedemptionReversed {
-                at,
-                redemption_id,
-                point_type,
-                allocations,
-                ..
-            } => {
+            Event::RedemptionReversed { at, redemption_id, point_type, allocations, .. } => {
                 self.put_back(point_type, allocations, *at);
                 if let Some(r) = self.redemptions.get_mut(redemption_id) {
                     r.reversed = true;
                 }
             }
-            Event::OrderRefunded {
-                amount,
-                order_id,
-                items,
-                ..
-            } => {
+            Event::OrderRefunded { amount, order_id, items, .. } => {
                 if let Some(o) = self.orders.get_mut(order_id) {
                     o.refunded += *amount;
                     for i in items {
@@ -532,14 +466,7 @@ impl MemberState {
                 }
                 self.stats.refunded += *amount;
             }
-            Event::PointsClawedBack {
-                order_id,
-                point_type,
-                allocations,
-                debt,
-                shortfall,
-                ..
-            } => {
+            Event::PointsClawedBack { order_id, point_type, allocations, debt, shortfall, .. } => {
                 self.take(allocations);
                 if *debt != 0 {
                     *self.debts.entry(point_type.clone()).or_insert(0) += debt;
@@ -547,19 +474,12 @@ impl MemberState {
                 if *shortfall != 0 {
                     *self.shortfalls.entry(point_type.clone()).or_insert(0) += shortfall;
                 }
-                let taken: i64 =
-                    allocations.iter().map(|a| a.points).sum::<i64>() + debt + shortfall;
+                let taken: i64 = allocations.iter().map(|a| a.points).sum::<i64>() + debt + shortfall;
                 if let Some(o) = self.orders.get_mut(order_id) {
                     *o.clawed.entry(point_type.clone()).or_insert(0) += taken;
                 }
             }
-            Event::PointsAdjusted {
-                at,
-                point_type,
-                lot,
-                allocations,
-                ..
-            } => {
+            Event::PointsAdjusted { at, point_type, lot, allocations, .. } => {
                 self.touch(point_type, *at);
                 if let Some(lot) = lot {
                     self.next_lot += 1;
@@ -568,21 +488,16 @@ impl MemberState {
                 self.take(allocations);
             }
             Event::PointsExpired { allocations, .. } => self.take(allocations),
-            Event::ExpiryExtended {
-                point_type,
-                expires_at,
-                ..
-            } => {
-                for lot in self.lots.iter_mut().filter(|l| &l.point_type == point_type) {
+            Event::ExpiryExtended { at, point_type, expires_at } => {
+                // Lots that had already expired stay expired: activity cannot revive them.
+                let open = |l: &Lot| l.expires_at.is_none_or(|e| e > *at);
+                for lot in self.lots.iter_mut().filter(|l| &l.point_type == point_type && open(l)) {
                     lot.expires_at = Some(*expires_at);
                 }
             }
             Event::MergedIn { from, .. } => self.absorb(from),
             Event::MergedInto { at, into, .. } => {
-                self.status = MemberStatus::Merged {
-                    into: into.clone(),
-                    at: *at,
-                };
+                self.status = MemberStatus::Merged { into: into.clone(), at: *at };
                 self.lots.clear();
                 self.debts.clear();
                 self.orders.clear();
@@ -619,9 +534,7 @@ impl MemberState {
             self.orders.entry(k.clone()).or_insert_with(|| v.clone());
         }
         for (k, v) in &other.redemptions {
-            self.redemptions
-                .entry(k.clone())
-                .or_insert_with(|| v.clone());
+            self.redemptions.entry(k.clone()).or_insert_with(|| v.clone());
         }
         self.identities.extend(other.identities.iter().cloned());
         self.tags.extend(other.tags.iter().cloned());
@@ -657,17 +570,7 @@ impl MemberState {
         macro_rules! fill {
             ($($f:ident),*) => { $( if p.$f.is_none() { p.$f = o.$f.clone(); } )* };
         }
-        fill!(
-            name,
-            phone,
-            email,
-            birthday,
-            gender,
-            region,
-            joined_at,
-            join_channel,
-            timezone
-        );
+        fill!(name, phone, email, birthday, gender, region, joined_at, join_channel, timezone);
         for (k, v) in &o.attributes {
             p.attributes.entry(k.clone()).or_insert_with(|| v.clone());
         }

@@ -61,10 +61,7 @@ mod tests {
         let tz: Tz = "Asia/Shanghai".parse().unwrap();
         let d = NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
         assert_eq!(start_of_day(tz, d), utc("2024-02-28T16:00:00Z"));
-        assert_eq!(
-            local_date(tz, utc("2024-02-28T15:59:59Z")),
-            NaiveDate::from_ymd_opt(2024, 2, 28).unwrap()
-        );
+        assert_eq!(local_date(tz, utc("2024-02-28T15:59:59Z")), NaiveDate::from_ymd_opt(2024, 2, 28).unwrap());
         assert_eq!(local_date(tz, utc("2024-02-28T16:00:00Z")), d);
     }
 
@@ -87,17 +84,8 @@ mod tests {
     #[test]
     fn month_arithmetic_wraps_years() {
         let d = NaiveDate::from_ymd_opt(2023, 11, 30).unwrap();
-        assert_eq!(
-            first_of_month_after(d, 1),
-            NaiveDate::from_ymd_opt(2023, 12, 1).unwrap()
-        );
-        assert_eq!(
-            first_of_month_after(d, 2),
-            NaiveDate::from_ymd_opt(2024, 1, 1).unwrap()
-        );
-        assert_eq!(
-            first_of_month_after(d, 14),
-            NaiveDate::from_ymd_opt(2025, 1, 1).unwrap()
-        );
+        assert_eq!(first_of_month_after(d, 1), NaiveDate::from_ymd_opt(2023, 12, 1).unwrap());
+        assert_eq!(first_of_month_after(d, 2), NaiveDate::from_ymd_opt(2024, 1, 1).unwrap());
+        assert_eq!(first_of_month_after(d, 14), NaiveDate::from_ymd_opt(2025, 1, 1).unwrap());
     }
 }

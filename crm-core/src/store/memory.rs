@@ -36,10 +36,7 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn load(&self, id: &MemberId) -> Result<Option<Versioned>, CrmError> {
-        Ok(self.read().members.get(id).map(|(s, ev)| Versioned {
-            state: s.clone(),
-            version: ev.len() as u64,
-        }))
+        Ok(self.read().members.get(id).map(|(s, ev)| Versioned { state: s.clone(), version: ev.len() as u64 }))
     }
 
     fn identity_owner(&self, identity: &Identity) -> Result<Option<MemberId>, CrmError> {
@@ -59,14 +56,9 @@ impl Store for MemoryStore {
         let mut g = self.inner.write().unwrap_or_else(|p| p.into_inner());
         // Check everything first so a refused commit writes nothing.
         for w in &commit.members {
-            let current = g
-                .members
-                .get(&w.state.id)
-                .map_or(0, |(_, ev)| ev.len() as u64);
+            let current = g.members.get(&w.state.id).map_or(0, |(_, ev)| ev.len() as u64);
             if current != w.expected_version {
-                return Err(CommitError::Stale {
-                    member: w.state.id.clone(),
-                });
+                return Err(CommitError::Stale { member: w.state.id.clone() });
             }
         }
         for r in &commit.receipts {
@@ -76,23 +68,14 @@ impl Store for MemoryStore {
         }
         for (identity, owner) in &commit.identities {
             if let (Some(new), Some(old)) = (owner, g.identities.get(identity)) {
-                let released = commit
-                    .identities
-                    .iter()
-                    .any(|(i, o)| i == identity && o.is_none());
+                let released = commit.identities.iter().any(|(i, o)| i == identity && o.is_none());
                 if old != new && !released {
-                    return Err(CommitError::IdentityTaken {
-                        identity: identity.clone(),
-                        owner: old.clone(),
-                    });
+                    return Err(CommitError::IdentityTaken { identity: identity.clone(), owner: old.clone() });
                 }
             }
         }
         for w in commit.members {
-            let entry = g
-                .members
-                .entry(w.state.id.clone())
-                .or_insert_with(|| (w.state.clone(), Vec::new()));
+            let entry = g.members.entry(w.state.id.clone()).or_insert_with(|| (w.state.clone(), Vec::new()));
             entry.0 = w.state;
             entry.1.extend(w.events);
         }
@@ -116,11 +99,7 @@ impl Store for MemoryStore {
                     *e = e.redacted();
                 }
             }
-            for r in g
-                .receipts
-                .iter_mut()
-                .filter(|r| r.member_id.as_ref() == Some(id))
-            {
+            for r in g.receipts.iter_mut().filter(|r| r.member_id.as_ref() == Some(id)) {
                 r.command = r.command.redacted();
             }
         }
@@ -128,34 +107,20 @@ impl Store for MemoryStore {
     }
 
     fn events(&self, id: &MemberId) -> Result<Vec<Event>, CrmError> {
-        Ok(self
-            .read()
-            .members
-            .get(id)
-            .map(|(_, ev)| ev.clone())
-            .unwrap_or_default())
+        Ok(self.read().members.get(id).map(|(_, ev)| ev.clone()).unwrap_or_default())
     }
 
-    fn scan(
-        &self,
-        visit: &mut dyn FnMut(Versioned) -> Result<(), CrmError>,
-    ) -> Result<(), CrmError> {
+    fn scan(&self, visit: &mut dyn FnMut(Versioned) -> Result<(), CrmError>) -> Result<(), CrmError> {
         let snapshot: Vec<Versioned> = self
             .read()
             .members
             .values()
-            .map(|(s, ev)| Versioned {
-                state: s.clone(),
-                version: ev.len() as u64,
-            })
+            .map(|(s, ev)| Versioned { state: s.clone(), version: ev.len() as u64 })
             .collect();
         snapshot.into_iter().try_for_each(visit)
     }
 
-    fn receipts(
-        &self,
-        visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>,
-    ) -> Result<(), CrmError> {
+    fn receipts(&self, visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>) -> Result<(), CrmError> {
         let all = self.read().receipts.clone();
         all.into_iter().try_for_each(visit)
     }

@@ -65,10 +65,7 @@ pub struct Commit {
 impl Commit {
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-            && self.identities.is_empty()
-            && self.orders.is_empty()
-            && self.receipts.is_empty()
+        self.members.is_empty() && self.identities.is_empty() && self.orders.is_empty() && self.receipts.is_empty()
     }
 }
 
@@ -107,15 +104,9 @@ pub trait Store: Send + Sync {
     /// All events of a member, oldest first.
     fn events(&self, id: &MemberId) -> Result<Vec<Event>, CrmError>;
     /// Visit every member snapshot (order unspecified).
-    fn scan(
-        &self,
-        visit: &mut dyn FnMut(Versioned) -> Result<(), CrmError>,
-    ) -> Result<(), CrmError>;
+    fn scan(&self, visit: &mut dyn FnMut(Versioned) -> Result<(), CrmError>) -> Result<(), CrmError>;
     /// Visit every receipt in commit order (the command log).
-    fn receipts(
-        &self,
-        visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>,
-    ) -> Result<(), CrmError>;
+    fn receipts(&self, visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>) -> Result<(), CrmError>;
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -137,16 +128,10 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn events(&self, id: &MemberId) -> Result<Vec<Event>, CrmError> {
         (**self).events(id)
     }
-    fn scan(
-        &self,
-        visit: &mut dyn FnMut(Versioned) -> Result<(), CrmError>,
-    ) -> Result<(), CrmError> {
+    fn scan(&self, visit: &mut dyn FnMut(Versioned) -> Result<(), CrmError>) -> Result<(), CrmError> {
         (**self).scan(visit)
     }
-    fn receipts(
-        &self,
-        visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>,
-    ) -> Result<(), CrmError> {
+    fn receipts(&self, visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>) -> Result<(), CrmError> {
         (**self).receipts(visit)
     }
 }
