@@ -9,5 +9,192 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * The loyalty engine over a store. Every method returns a `Promise` and
+ * runs off the JavaScript thread; each has a `…Sync` twin that runs on the
+ * calling thread (fine for the in-memory engine and for scripts). Failures
+ * throw / reject with a `CrmError` (`code`, `field`, `message`).
+ */
+export declare class Engine {
+  /**
+   * An engine over a fresh in-memory store (state lives as long as the
+   * object; ideal for tests, imports and what-if runs).
+   */
+  static inMemory(program: Program): Engine
+  /**
+   * An engine over a SQLite database file (created when missing). Use the
+   * Promise methods in servers so the event loop never waits on disk.
+   */
+  static openSqlite(program: Program, path: string): Engine
+  /** The engine's programme. */
+  get program(): Program
+  /** Create a member (default idempotency key `member:<id>`). */
+  createMember(memberId: string, options: CreateMemberOptions): Promise<MemberOutcome>
+  /** Synchronous {@link Engine.createMember}. */
+  createMemberSync(memberId: string, options: CreateMemberOptions): MemberOutcome
+  /** Apply a profile patch (set fields, `attributes`, `clear`). */
+  updateProfile(memberId: string, patch: ProfilePatch, options: CommandOptions): Promise<MemberOutcome>
+  /** Synchronous {@link Engine.updateProfile}. */
+  updateProfileSync(memberId: string, patch: ProfilePatch, options: CommandOptions): MemberOutcome
+  /** Link a channel identity (WeChat openid, app account, store card, …). */
+  linkIdentity(memberId: string, identity: Identity, options: CommandOptions): Promise<MemberOutcome>
+  /** Synchronous {@link Engine.linkIdentity}. */
+  linkIdentitySync(memberId: string, identity: Identity, options: CommandOptions): MemberOutcome
+  /** Unlink a channel identity. */
+  unlinkIdentity(memberId: string, identity: Identity, options: CommandOptions): Promise<MemberOutcome>
+  /** Synchronous {@link Engine.unlinkIdentity}. */
+  unlinkIdentitySync(memberId: string, identity: Identity, options: CommandOptions): MemberOutcome
+  /** Add a tag. */
+  addTag(memberId: string, tag: string, options: CommandOptions): Promise<MemberOutcome>
+  /** Synchronous {@link Engine.addTag}. */
+  addTagSync(memberId: string, tag: string, options: CommandOptions): MemberOutcome
+  /** Remove a tag. */
+  removeTag(memberId: string, tag: string, options: CommandOptions): Promise<MemberOutcome>
+  /** Synchronous {@link Engine.removeTag}. */
+  removeTagSync(memberId: string, tag: string, options: CommandOptions): MemberOutcome
+  /** Grant or withdraw marketing consent on a channel. */
+  setConsent(memberId: string, channel: string, granted: boolean, options: CommandOptions): Promise<MemberOutcome>
+  /** Synchronous {@link Engine.setConsent}. */
+  setConsentSync(memberId: string, channel: string, granted: boolean, options: CommandOptions): MemberOutcome
+  /** Record an order (default idempotency key `order:<id>`). */
+  recordOrder(order: OrderInput, options: CommandOptions): Promise<OrderOutcome>
+  /** Synchronous {@link Engine.recordOrder}. */
+  recordOrderSync(order: OrderInput, options: CommandOptions): OrderOutcome
+  /**
+   * Import many orders in one atomic commit; one result per order, in
+   * order. A bad order does not stop the others. Idempotent per order id.
+   */
+  recordOrders(orders: OrderInput[], options: BatchOptions): Promise<BatchResult[]>
+  /** Synchronous {@link Engine.recordOrders}. */
+  recordOrdersSync(orders: OrderInput[], options: BatchOptions): BatchResult[]
+  /** Move an order to another status (`paid` earns, `cancelled` claws back). */
+  setOrderStatus(orderId: string, status: OrderStatus, options: SetOrderStatusOptions): Promise<OrderOutcome | RefundOutcome>
+  /** Synchronous {@link Engine.setOrderStatus}. */
+  setOrderStatusSync(orderId: string, status: OrderStatus, options: SetOrderStatusOptions): OrderOutcome | RefundOutcome
+  /** Record a refund or return (default idempotency key `refund:<id>`). */
+  recordRefund(refund: RefundInput, options: CommandOptions): Promise<RefundOutcome>
+  /** Synchronous {@link Engine.recordRefund}. */
+  recordRefundSync(refund: RefundInput, options: CommandOptions): RefundOutcome
+  /** Report an action that may earn a bonus (review, custom actions). */
+  recordAction(memberId: string, action: Action, reference: string, options: CommandOptions): Promise<ActionOutcome>
+  /** Synchronous {@link Engine.recordAction}. */
+  recordActionSync(memberId: string, action: Action, reference: string, options: CommandOptions): ActionOutcome
+  /**
+   * Spend points, soonest-expiring lots first. The idempotency key is
+   * required and is also the redemption id.
+   */
+  redeem(memberId: string, points: number, options: RedeemOptions): Promise<RedemptionOutcome>
+  /** Synchronous {@link Engine.redeem}. */
+  redeemSync(memberId: string, points: number, options: RedeemOptions): RedemptionOutcome
+  /** Put a redemption's points back (idempotency key required). */
+  reverseRedemption(memberId: string, redemptionId: string, options: KeyedCommandOptions): Promise<ReversalOutcome>
+  /** Synchronous {@link Engine.reverseRedemption}. */
+  reverseRedemptionSync(memberId: string, redemptionId: string, options: KeyedCommandOptions): ReversalOutcome
+  /** Manual adjustment with a reason and an actor (idempotency key required). */
+  adjust(memberId: string, delta: number, options: AdjustOptions): Promise<AdjustmentOutcome>
+  /** Synchronous {@link Engine.adjust}. */
+  adjustSync(memberId: string, delta: number, options: AdjustOptions): AdjustmentOutcome
+  /** Merge the duplicate `merged` into `survivor` (points, identities, orders). */
+  merge(survivor: string, merged: string, options: CommandOptions): Promise<MergeOutcome>
+  /** Synchronous {@link Engine.merge}. */
+  mergeSync(survivor: string, merged: string, options: CommandOptions): MergeOutcome
+  /** Erase a member's personal data (the anonymised ledger stays). */
+  erase(memberId: string, options: CommandOptions): Promise<ErasureOutcome>
+  /** Synchronous {@link Engine.erase}. */
+  eraseSync(memberId: string, options: CommandOptions): ErasureOutcome
+  /**
+   * Activate pending lots and expire lots due at `now`, for every member.
+   * Idempotent per `now`.
+   */
+  runDue(now: Instant): Promise<DueOutcome>
+  /** Synchronous {@link Engine.runDue}. */
+  runDueSync(now: Instant): DueOutcome
+  /**
+   * Execute any command under an explicit idempotency key. `command` is
+   * the core's command form with camelCase keys (`type` values as in the
+   * core: `record_order`, `redeem`, …).
+   */
+  execute(key: string, command: Command, now: Instant): Promise<Outcome>
+  /** Synchronous {@link Engine.execute}. */
+  executeSync(key: string, command: Command, now: Instant): Outcome
+  /** The stored member record (merged and erased members included). */
+  member(memberId: string): Promise<Member>
+  /** Synchronous {@link Engine.member}. */
+  memberSync(memberId: string): Member
+  /** The member that now owns `memberId` (following merges). */
+  resolve(memberId: string): Promise<Member>
+  /** Synchronous {@link Engine.resolve}. */
+  resolveSync(memberId: string): Member
+  /** Balance of a point type at `at` (default: now). Follows merges. */
+  balance(memberId: string, pointType: string, options?: AtOptions): Promise<Balance>
+  /** Synchronous {@link Engine.balance}. */
+  balanceSync(memberId: string, pointType: string, options?: AtOptions): Balance
+  /** Open lots of a member (all point types), soonest expiry first. */
+  lots(memberId: string): Promise<Lot[]>
+  /** Synchronous {@link Engine.lots}. */
+  lotsSync(memberId: string): Lot[]
+  /** A page of the member's statement (default offset 0, limit 100). */
+  statement(memberId: string, pointType: string, options?: PageOptions): Promise<StatementPage>
+  /** Synchronous {@link Engine.statement}. */
+  statementSync(memberId: string, pointType: string, options?: PageOptions): StatementPage
+  /** Points that expire in `(at, at + days]` (defaults: now, 30 days). */
+  expiring(memberId: string, pointType: string, options?: ExpiringOptions): Promise<Expiring>
+  /** Synchronous {@link Engine.expiring}. */
+  expiringSync(memberId: string, pointType: string, options?: ExpiringOptions): Expiring
+  /** Programme-wide outstanding points and their money value at `at`. */
+  liability(options?: AtOptions): Promise<Liability>
+  /** Synchronous {@link Engine.liability}. */
+  liabilitySync(options?: AtOptions): Liability
+  /** The member an identity belongs to, or `null`. */
+  findByIdentity(channel: string, externalId: string): Promise<string | null>
+  /** Synchronous {@link Engine.findByIdentity}. */
+  findByIdentitySync(channel: string, externalId: string): string | null
+  /** The member's state as of `at`, rebuilt from its events. */
+  memberAsOf(memberId: string, at: Instant): Promise<Member>
+  /** Synchronous {@link Engine.memberAsOf}. */
+  memberAsOfSync(memberId: string, at: Instant): Member
+}
+
+/**
+ * A validated loyalty programme: point types, earn rules, bonuses, refund
+ * policy. Create it with one of the static constructors; configuration
+ * errors throw a `CrmError` with code `config_error` and `field` set to the
+ * path of the offending setting.
+ */
+export declare class Program {
+  /** Parse and validate a programme from JSON text. */
+  static fromJson(text: string): Program
+  /** Parse and validate a programme from TOML text. */
+  static fromToml(text: string): Program
+  /**
+   * Build and validate a programme from a document object (the
+   * configuration schema, snake_case keys as in the JSON files).
+   */
+  static fromObject(document: ProgramConfig): Program
+  /** Read a programme file: `.toml` is TOML, anything else JSON. */
+  static fromFile(path: string): Program
+  /** The demo programme used by the quick start. */
+  static defaultDemo(): Program
+  /**
+   * The programme document (configuration schema, snake_case keys);
+   * `JSON.stringify(program)` therefore writes a loadable programme file.
+   */
+  toJSON(): ProgramConfig
+  /** Programme name. */
+  get name(): string
+  /** ISO 4217 currency of order amounts. */
+  get currency(): string
+  /** Programme time zone (IANA name). */
+  get timezone(): string
+  /** Ids of the programme's point types. */
+  get pointTypes(): Array<string>
+}
+
+/**
+ * True when `value` is an error thrown by this library (an `Error` with a
+ * string `code` and a `field` property).
+ */
+export declare function isCrmError(value: unknown): value is CrmError
+
 /** Version of the crm engine bindings. */
 export declare function version(): string

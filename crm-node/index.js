@@ -835,4 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.Engine = nativeBinding.Engine
+module.exports.Program = nativeBinding.Program
+module.exports.isCrmError = nativeBinding.isCrmError
 module.exports.version = nativeBinding.version

@@ -56,9 +56,10 @@ pub fn order_points(rule: &EarnRule, order: &Order, member: &MemberState, tz: Tz
     let raw = if !has_line_rules || items_value.is_zero() {
         mul(order.amount, rule.points_per_unit, combine(rule.stacking, order_factors.iter().copied()))
     } else {
-        order.items.iter().fold(Decimal::ZERO, |acc, item| {
+        // Σ(line value × line factor) first, one division last: dividing per
+        // line would lose exactness (three thirds summing to 0.999…).
+        let weighted = order.items.iter().fold(Decimal::ZERO, |acc, item| {
             let line_value = item.price * Decimal::from(item.qty);
-            let share = order.amount * line_value / items_value;
             let line_factors = rule.multipliers.iter().filter_map(|m| match &m.when {
                 Condition::Category { categories }
                     if item.category.as_ref().is_some_and(|c| categories.contains(c)) =>
@@ -68,8 +69,9 @@ pub fn order_points(rule: &EarnRule, order: &Order, member: &MemberState, tz: Tz
                 _ => None,
             });
             let factor = combine(rule.stacking, order_factors.iter().copied().chain(line_factors));
-            acc.saturating_add(mul(share, rule.points_per_unit, factor))
-        })
+            acc.saturating_add(line_value.checked_mul(factor).unwrap_or(Decimal::MAX))
+        });
+        mul(order.amount, rule.points_per_unit, weighted).checked_div(items_value).unwrap_or(Decimal::MAX)
     };
     let points = rule.rounding.apply(raw).max(0);
     rule.per_order_cap.map_or(points, |cap| points.min(cap))

@@ -1,9 +1,47 @@
-//! Node.js bindings for the crm loyalty engine.
+//! Node.js bindings for the crm loyalty engine: conversions and error
+//! mapping only — every rule lives in `crm-core`.
+//!
+//! * [`program`] — `Program` (configuration documents).
+//! * [`engine`] — `Engine`: Promise methods plus `…Sync` twins.
+//! * [`convert`] — camelCase ↔ core JSON, money, integers, times.
+//! * [`errors`] — `CrmError` objects with `code` and `field`.
 
+use napi::bindgen_prelude::{JsObjectValue, Object, Unknown};
+use napi::ValueType;
 use napi_derive::napi;
+
+mod convert;
+mod engine;
+mod errors;
+mod program;
+mod store;
 
 /// Version of the crm engine bindings.
 #[napi]
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// True when `value` is an error thrown by this library (an `Error` with a
+/// string `code` and a `field` property).
+#[napi(ts_args_type = "value: unknown", ts_return_type = "value is CrmError")]
+pub fn is_crm_error(value: Unknown<'_>) -> bool {
+    fn check(value: Unknown<'_>) -> napi::Result<bool> {
+        if value.get_type()? != ValueType::Object || !napi::JsValue::is_error(&value)? {
+            return Ok(false);
+        }
+        let obj = unsafe { value.cast::<Object>() }?;
+        let name: Option<Unknown> = obj.get("name")?;
+        let code: Option<Unknown> = obj.get("code")?;
+        let string = |v: Option<Unknown>| -> napi::Result<Option<String>> {
+            match v {
+                Some(v) if v.get_type()? == ValueType::String => Ok(Some(unsafe { v.cast::<String>() }?)),
+                _ => Ok(None),
+            }
+        };
+        Ok(string(name)?.as_deref() == Some("CrmError")
+            && string(code)?.is_some()
+            && obj.has_named_property("field")?)
+    }
+    check(value).unwrap_or(false)
 }

@@ -1,1 +1,640 @@
-pub struct SqliteStore;
+//! SQLite store: one file, durable, shareable between processes.
+//!
+//! ```
+//! use crm_core::{Engine, Order, Program, SqliteStore};
+//! use chrono::{TimeZone, Utc};
+//! use rust_decimal::Decimal;
+//!
+//! let store = SqliteStore::open_in_memory().unwrap();
+//! let engine = Engine::new(Program::default_demo(), store);
+//! let now = Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap();
+//! engine
+//!     .record_order(Order::paid("o-1", "alice", now, Decimal::new(4_250, 2)), now)
+//!     .unwrap();
+//! assert_eq!(engine.balance(&"alice".into(), "reward", now).unwrap().available, 42);
+//! ```
+//!
+//! # Layout
+//!
+//! | table        | key                    | holds                                   |
+//! |--------------|------------------------|-----------------------------------------|
+//! | `members`    | `id`                   | version and the JSON snapshot            |
+//! | `events`     | `(member_id, seq)`     | the member's JSON events, `seq` 1-based |
+//! | `identities` | `(channel, external_id)` | owning member                         |
+//! | `orders`     | `order_id`             | owning member                           |
+//! | `receipts`   | `seq` (autoincrement), `key` unique | the JSON [`Receipt`]       |
+//!
+//! A member's version is the number of its events, exactly as in the
+//! in-memory store, so `events.seq` runs `1..=version`.
+//!
+//! # Durability
+//!
+//! File databases run in WAL mode. With [`Synchronous::Full`] (the default)
+//! every commit fsyncs the WAL before `commit` returns, so an acknowledged
+//! commit survives power loss. [`Synchronous::Normal`] only fsyncs at WAL
+//! checkpoints: a commit survives a crash of the process but the last few may
+//! be lost if the machine loses power (the database itself stays consistent).
+//!
+//! # Concurrency
+//!
+//! A [`SqliteStore`] owns one connection behind a mutex, so one handle
+//! serialises its own callers. Several handles — in one process or several —
+//! may share a file: every commit runs in `BEGIN IMMEDIATE`, which takes the
+//! database write lock up front, so writers queue (for at most the busy
+//! timeout) instead of failing half way, and the version checks inside the
+//! transaction make optimistic concurrency hold across processes. Readers
+//! never block writers in WAL mode.
+//!
+//! # Schema versions
+//!
+//! The schema is a list of migrations applied in order inside one
+//! transaction and tracked in `PRAGMA user_version`. Opening a database
+//! written by a newer version of this crate is refused rather than guessed at.
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{Commit, CommitError, Receipt, Store, Versioned};
+use crate::error::CrmError;
+use crate::member::{Identity, MemberId};
+use crate::state::{Event, MemberState};
+
+/// Schema migrations, applied in order. Entry `i` moves the schema from
+/// `user_version = i` to `i + 1`. Never edit a shipped entry; append.
+const MIGRATIONS: &[&str] = &[
+    // 1: initial schema.
+    "
+    CREATE TABLE members (
+        id      TEXT    NOT NULL PRIMARY KEY,
+        version INTEGER NOT NULL CHECK (version >= 0),
+        state   TEXT    NOT NULL
+    ) STRICT;
+    CREATE TABLE events (
+        member_id TEXT    NOT NULL REFERENCES members (id),
+        seq       INTEGER NOT NULL CHECK (seq >= 1),
+        event     TEXT    NOT NULL,
+        PRIMARY KEY (member_id, seq)
+    ) STRICT;
+    CREATE TABLE identities (
+        channel     TEXT NOT NULL,
+        external_id TEXT NOT NULL,
+        member_id   TEXT NOT NULL,
+        PRIMARY KEY (channel, external_id)
+    ) WITHOUT ROWID, STRICT;
+    CREATE TABLE orders (
+        order_id  TEXT NOT NULL PRIMARY KEY,
+        member_id TEXT NOT NULL
+    ) WITHOUT ROWID, STRICT;
+    CREATE TABLE receipts (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        key       TEXT    NOT NULL UNIQUE,
+        member_id TEXT,
+        body      TEXT    NOT NULL
+    ) STRICT;
+    CREATE INDEX receipts_by_member ON receipts (member_id);
+    ",
+];
+
+/// The schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Rows fetched per lock acquisition by [`Store::scan`] and [`Store::receipts`].
+const CHUNK: i64 = 256;
+
+/// How hard a commit pushes data to stable storage (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Fsync the WAL on every commit: an acknowledged commit survives power
+    /// loss. The safe default for a ledger.
+    #[default]
+    Full,
+    /// Fsync only at checkpoints: a commit survives a process crash, but the
+    /// most recent commits can be lost on power loss or an OS crash. Several
+    /// times faster for small commits; choose it when the host can re-send
+    /// recent commands (they are idempotent) after such a failure.
+    Normal,
+}
+
+/// How to open a [`SqliteStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// Durability of commits (default [`Synchronous::Full`]).
+    pub synchronous: Synchronous,
+    /// How long to wait for another connection's write lock before failing
+    /// with a store error (default 5 s).
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions { synchronous: Synchronous::Full, busy_timeout: Duration::from_secs(5) }
+    }
+}
+
+impl SqliteOptions {
+    /// The defaults: [`Synchronous::Full`], 5 s busy timeout.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Set the durability level.
+    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+
+    /// Set the busy timeout.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+}
+
+/// A [`Store`] over one SQLite database (see the [module docs](self)).
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Open (or create) a database file with the default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, CrmError> {
+        SqliteStore::open_with(path, SqliteOptions::default())
+    }
+
+    /// Open (or create) a database file.
+    pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore, CrmError> {
+        let path = path.as_ref();
+        let conn = Connection::open(path)
+            .map_err(|e| CrmError::Store(format!("sqlite: cannot open {}: {e}", path.display())))?;
+        SqliteStore::init(conn, Some(path.to_path_buf()), &options)
+    }
+
+    /// A private database in memory (gone when the store is dropped).
+    pub fn open_in_memory() -> Result<SqliteStore, CrmError> {
+        let conn = Connection::open_in_memory().map_err(db)?;
+        SqliteStore::init(conn, None, &SqliteOptions::default())
+    }
+
+    /// The database file, `None` for an in-memory database.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn init(mut conn: Connection, path: Option<PathBuf>, options: &SqliteOptions) -> Result<SqliteStore, CrmError> {
+        // The busy timeout first: switching to WAL and migrating take locks
+        // that another process may hold for a moment.
+        conn.busy_timeout(options.busy_timeout).map_err(db)?;
+        if path.is_some() {
+            let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(db)?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(CrmError::Store(format!("sqlite: cannot switch to WAL journal mode (got {mode})")));
+            }
+        }
+        let sync = match options.synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", sync).map_err(db)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        // 16 MiB of page cache per connection.
+        conn.pragma_update(None, "cache_size", -16_384).map_err(db)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        migrate(&mut conn)?;
+        Ok(SqliteStore { conn: Mutex::new(conn), path })
+    }
+
+    /// The connection. Poison-tolerant: a panic in another caller cannot have
+    /// left a half-applied commit behind (the transaction rolls back when it
+    /// is dropped during unwinding), and the rollback below is a second line
+    /// of defence should a transaction ever be left open.
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        conn
+    }
+}
+
+/// Bring the schema up to [`SCHEMA_VERSION`], refusing newer databases.
+fn migrate(conn: &mut Connection) -> Result<(), CrmError> {
+    let known = MIGRATIONS.len() as i64;
+    let check = |v: i64| {
+        if v > known || v < 0 {
+            Err(CrmError::Store(format!(
+                "sqlite: database schema version {v} is newer than this build supports \
+                 ({known}); upgrade crm-core to open it"
+            )))
+        } else {
+            Ok(v)
+        }
+    };
+    let read = |c: &Connection| -> Result<i64, CrmError> {
+        c.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db)
+    };
+    if check(read(conn)?)? == known {
+        return Ok(());
+    }
+    // Re-read under the write lock: another process may have migrated while
+    // we were waiting for it.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+    let current = check(read(&tx)?)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql).map_err(|e| CrmError::Store(format!("sqlite: migration {} failed: {e}", i + 1)))?;
+    }
+    tx.pragma_update(None, "user_version", known).map_err(db)?;
+    tx.commit().map_err(db)
+}
+
+fn db(e: rusqlite::Error) -> CrmError {
+    CrmError::Store(format!("sqlite: {e}"))
+}
+
+fn corrupt(table: &str, key: &dyn Display, why: impl Display) -> CrmError {
+    CrmError::Store(format!("sqlite: corrupt row in {table} ({key}): {why}"))
+}
+
+fn encode<T: Serialize>(value: &T, what: &str) -> Result<String, CrmError> {
+    serde_json::to_string(value).map_err(|e| CrmError::Store(format!("cannot encode {what}: {e}")))
+}
+
+/// Decode a JSON column, naming the table and key when it is not valid.
+fn decode<T: DeserializeOwned>(v: ValueRef<'_>, table: &str, key: &dyn Display) -> Result<T, CrmError> {
+    let bytes = match v {
+        ValueRef::Text(b) | ValueRef::Blob(b) => b,
+        other => return Err(corrupt(table, key, format_args!("expected JSON text, found {}", other.data_type()))),
+    };
+    serde_json::from_slice(bytes).map_err(|e| corrupt(table, key, e))
+}
+
+fn decode_u64(v: ValueRef<'_>, table: &str, key: &dyn Display) -> Result<u64, CrmError> {
+    match v {
+        ValueRef::Integer(n) if n >= 0 => Ok(n as u64),
+        other => Err(corrupt(table, key, format_args!("expected a non-negative integer, found {other:?}"))),
+    }
+}
+
+fn decode_text(v: ValueRef<'_>, table: &str, key: &dyn Display) -> Result<String, CrmError> {
+    match v {
+        ValueRef::Text(b) => String::from_utf8(b.to_vec()).map_err(|e| corrupt(table, key, e)),
+        other => Err(corrupt(table, key, format_args!("expected text, found {}", other.data_type()))),
+    }
+}
+
+fn to_i64(v: u64, what: &str) -> Result<i64, CrmError> {
+    i64::try_from(v).map_err(|_| CrmError::Store(format!("sqlite: {what} {v} is out of range")))
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.code == ErrorCode::ConstraintViolation
+            && f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+/// A member snapshot row.
+fn member_row(row: &rusqlite::Row<'_>, id: &dyn Display) -> Result<Versioned, CrmError> {
+    let version = decode_u64(row.get_ref(0).map_err(db)?, "members", id)?;
+    let state: MemberState = decode(row.get_ref(1).map_err(db)?, "members", id)?;
+    Ok(Versioned { state, version })
+}
+
+/// Names an event row in error messages without allocating on the happy path.
+struct EventKey<'a>(&'a MemberId, u64);
+
+impl Display for EventKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "member {} seq {}", self.0, self.1)
+    }
+}
+
+/// One member write, encoded before the lock is taken.
+struct EncodedWrite {
+    id: String,
+    expected: i64,
+    version: i64,
+    state: String,
+    events: Vec<String>,
+}
+
+impl Store for SqliteStore {
+    fn load(&self, id: &MemberId) -> Result<Option<Versioned>, CrmError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT version, state FROM members WHERE id = ?1").map_err(db)?;
+        let mut rows = stmt.query([id.as_str()]).map_err(db)?;
+        let Some(row) = rows.next().map_err(db)? else {
+            return Ok(None);
+        };
+        let v = member_row(row, id)?;
+        if &v.state.id != id {
+            return Err(corrupt("members", id, format_args!("snapshot belongs to member {}", v.state.id)));
+        }
+        Ok(Some(v))
+    }
+
+    fn identity_owner(&self, identity: &Identity) -> Result<Option<MemberId>, CrmError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT member_id FROM identities WHERE channel = ?1 AND external_id = ?2")
+            .map_err(db)?;
+        stmt.query_row(params![identity.channel, identity.external_id], |r| r.get::<_, String>(0))
+            .optional()
+            .map(|o| o.map(MemberId))
+            .map_err(db)
+    }
+
+    fn order_owner(&self, order_id: &str) -> Result<Option<MemberId>, CrmError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT member_id FROM orders WHERE order_id = ?1").map_err(db)?;
+        stmt.query_row([order_id], |r| r.get::<_, String>(0)).optional().map(|o| o.map(MemberId)).map_err(db)
+    }
+
+    fn receipt(&self, key: &str) -> Result<Option<Receipt>, CrmError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT body FROM receipts WHERE key = ?1").map_err(db)?;
+        let mut rows = stmt.query([key]).map_err(db)?;
+        match rows.next().map_err(db)? {
+            Some(row) => Ok(Some(decode(row.get_ref(0).map_err(db)?, "receipts", &key)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction: version checks, receipts (which
+    /// detect duplicate keys through the unique index), identity checks,
+    /// then the writes. Any refusal or error rolls everything back.
+    fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+        if commit.is_empty() && commit.redact.is_empty() {
+            return Ok(());
+        }
+        // Serialise before taking the lock so concurrent callers overlap.
+        let mut writes = Vec::with_capacity(commit.members.len());
+        for w in &commit.members {
+            let expected = to_i64(w.expected_version, "expected version")?;
+            let version = to_i64(w.expected_version + w.events.len() as u64, "member version")?;
+            writes.push(EncodedWrite {
+                id: w.state.id.0.clone(),
+                expected,
+                version,
+                state: encode(&w.state, "member state")?,
+                events: w.events.iter().map(|e| encode(e, "event")).collect::<Result<_, _>>()?,
+            });
+        }
+        let receipts = commit.receipts.iter().map(|r| encode(r, "receipt")).collect::<Result<Vec<_>, _>>()?;
+
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        apply(&tx, &commit, &writes, &receipts)?;
+        tx.commit().map_err(db)?;
+        Ok(())
+        // On any early return `tx` is dropped, which rolls back.
+    }
+
+    fn events(&self, id: &MemberId) -> Result<Vec<Event>, CrmError> {
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare_cached("SELECT seq, event FROM events WHERE member_id = ?1 ORDER BY seq").map_err(db)?;
+        let mut rows = stmt.query([id.as_str()]).map_err(db)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(db)? {
+            let expected = out.len() as u64 + 1;
+            let key = EventKey(id, expected);
+            if decode_u64(row.get_ref(0).map_err(db)?, "events", &key)? != expected {
+                return Err(corrupt("events", &key, "gap in the event sequence"));
+            }
+            out.push(decode(row.get_ref(1).map_err(db)?, "events", &key)?);
+        }
+        Ok(out)
+    }
+
+    /// Visits members in chunks, releasing the lock between chunks, so the
+    /// visitor may call back into this store (even commit). Members written
+    /// during the scan may or may not be visited; none is visited twice.
+    fn scan(&self, visit: &mut dyn FnMut(Versioned) -> Result<(), CrmError>) -> Result<(), CrmError> {
+        let mut after = 0i64;
+        loop {
+            let chunk = {
+                let conn = self.lock();
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT version, state, rowid, id FROM members \
+                         WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                    )
+                    .map_err(db)?;
+                let mut rows = stmt.query([after, CHUNK]).map_err(db)?;
+                let mut chunk = Vec::with_capacity(CHUNK as usize);
+                while let Some(row) = rows.next().map_err(db)? {
+                    after = row.get(2).map_err(db)?;
+                    let id = decode_text(row.get_ref(3).map_err(db)?, "members", &after)?;
+                    chunk.push(member_row(row, &id)?);
+                }
+                chunk
+            };
+            let last = (chunk.len() as i64) < CHUNK;
+            for v in chunk {
+                visit(v)?;
+            }
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Visits receipts in commit order, chunked like [`Store::scan`].
+    fn receipts(&self, visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>) -> Result<(), CrmError> {
+        let mut after = 0i64;
+        loop {
+            let chunk = {
+                let conn = self.lock();
+                let mut stmt = conn
+                    .prepare_cached("SELECT seq, key, body FROM receipts WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                    .map_err(db)?;
+                let mut rows = stmt.query([after, CHUNK]).map_err(db)?;
+                let mut chunk = Vec::with_capacity(CHUNK as usize);
+                while let Some(row) = rows.next().map_err(db)? {
+                    after = row.get(0).map_err(db)?;
+                    let key = match row.get_ref(1).map_err(db)? {
+                        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                        _ => format!("seq {after}"),
+                    };
+                    chunk.push(decode::<Receipt>(row.get_ref(2).map_err(db)?, "receipts", &key)?);
+                }
+                chunk
+            };
+            let last = (chunk.len() as i64) < CHUNK;
+            for r in chunk {
+                visit(r)?;
+            }
+            if last {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The body of [`SqliteStore::commit`], inside the transaction.
+fn apply(tx: &Connection, commit: &Commit, writes: &[EncodedWrite], receipts: &[String]) -> Result<(), CommitError> {
+    // 1. Members: the version check and the snapshot write are one statement
+    //    each, so a stale write changes no row.
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO members (id, version, state) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (id) DO UPDATE SET version = excluded.version, state = excluded.state \
+                 WHERE members.version = 0",
+            )
+            .map_err(db)?;
+        let mut update = tx
+            .prepare_cached("UPDATE members SET version = ?2, state = ?3 WHERE id = ?1 AND version = ?4")
+            .map_err(db)?;
+        for w in writes {
+            let changed = if w.expected == 0 {
+                insert.execute(params![w.id, w.version, w.state])
+            } else {
+                update.execute(params![w.id, w.version, w.state, w.expected])
+            }
+            .map_err(db)?;
+            if changed != 1 {
+                return Err(CommitError::Stale { member: MemberId(w.id.clone()) });
+            }
+        }
+    }
+
+    // 2. Receipts, in order; the unique index on `key` reports duplicates.
+    {
+        let mut insert =
+            tx.prepare_cached("INSERT INTO receipts (key, member_id, body) VALUES (?1, ?2, ?3)").map_err(db)?;
+        for (r, body) in commit.receipts.iter().zip(receipts) {
+            match insert.execute(params![r.key, r.member_id.as_ref().map(MemberId::as_str), body]) {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Err(CommitError::DuplicateKey { key: r.key.clone() }),
+                Err(e) => return Err(db(e).into()),
+            }
+        }
+    }
+
+    // 3. Identity claims against the identities as they were before.
+    {
+        let mut owner = tx
+            .prepare_cached("SELECT member_id FROM identities WHERE channel = ?1 AND external_id = ?2")
+            .map_err(db)?;
+        for (identity, claim) in &commit.identities {
+            let Some(new) = claim else { continue };
+            let old: Option<String> = owner
+                .query_row(params![identity.channel, identity.external_id], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            if let Some(old) = old {
+                let released = commit.identities.iter().any(|(i, o)| i == identity && o.is_none());
+                if old != new.0 && !released {
+                    return Err(CommitError::IdentityTaken { identity: identity.clone(), owner: MemberId(old) });
+                }
+            }
+        }
+    }
+
+    // 4. Events, numbered on from the expected version.
+    {
+        let mut insert =
+            tx.prepare_cached("INSERT INTO events (member_id, seq, event) VALUES (?1, ?2, ?3)").map_err(db)?;
+        for w in writes {
+            for (i, event) in w.events.iter().enumerate() {
+                insert.execute(params![w.id, w.expected + 1 + i as i64, event]).map_err(db)?;
+            }
+        }
+    }
+
+    // 5. Identity claims and releases, in order.
+    {
+        let mut upsert = tx
+            .prepare_cached(
+                "INSERT INTO identities (channel, external_id, member_id) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (channel, external_id) DO UPDATE SET member_id = excluded.member_id",
+            )
+            .map_err(db)?;
+        let mut delete =
+            tx.prepare_cached("DELETE FROM identities WHERE channel = ?1 AND external_id = ?2").map_err(db)?;
+        for (identity, claim) in &commit.identities {
+            match claim {
+                Some(m) => upsert.execute(params![identity.channel, identity.external_id, m.0]),
+                None => delete.execute(params![identity.channel, identity.external_id]),
+            }
+            .map_err(db)?;
+        }
+    }
+
+    // 6. Order owners.
+    {
+        let mut upsert = tx
+            .prepare_cached(
+                "INSERT INTO orders (order_id, member_id) VALUES (?1, ?2) \
+                 ON CONFLICT (order_id) DO UPDATE SET member_id = excluded.member_id",
+            )
+            .map_err(db)?;
+        for (order, member) in &commit.orders {
+            upsert.execute(params![order, member.0]).map_err(db)?;
+        }
+    }
+
+    // 7. Erasure: rewrite stored events and receipt commands (including
+    //    those written above).
+    for id in &commit.redact {
+        redact(tx, id)?;
+    }
+    Ok(())
+}
+
+fn redact(tx: &Connection, id: &MemberId) -> Result<(), CrmError> {
+    let mut rewrites: Vec<(i64, String)> = Vec::new();
+    {
+        let mut select = tx.prepare_cached("SELECT seq, event FROM events WHERE member_id = ?1").map_err(db)?;
+        let mut rows = select.query([id.as_str()]).map_err(db)?;
+        while let Some(row) = rows.next().map_err(db)? {
+            let seq: i64 = row.get(0).map_err(db)?;
+            let event: Event = decode(row.get_ref(1).map_err(db)?, "events", &EventKey(id, seq as u64))?;
+            let redacted = event.redacted();
+            if redacted != event {
+                rewrites.push((seq, encode(&redacted, "event")?));
+            }
+        }
+    }
+    {
+        let mut update =
+            tx.prepare_cached("UPDATE events SET event = ?3 WHERE member_id = ?1 AND seq = ?2").map_err(db)?;
+        for (seq, event) in rewrites.drain(..) {
+            update.execute(params![id.as_str(), seq, event]).map_err(db)?;
+        }
+    }
+    {
+        let mut select = tx.prepare_cached("SELECT seq, key, body FROM receipts WHERE member_id = ?1").map_err(db)?;
+        let mut rows = select.query([id.as_str()]).map_err(db)?;
+        while let Some(row) = rows.next().map_err(db)? {
+            let seq: i64 = row.get(0).map_err(db)?;
+            let key: String = row.get(1).map_err(db)?;
+            let mut receipt: Receipt = decode(row.get_ref(2).map_err(db)?, "receipts", &key)?;
+            let command = receipt.command.redacted();
+            if command != receipt.command {
+                receipt.command = command;
+                rewrites.push((seq, encode(&receipt, "receipt")?));
+            }
+        }
+    }
+    let mut update = tx.prepare_cached("UPDATE receipts SET body = ?2 WHERE seq = ?1").map_err(db)?;
+    for (seq, body) in rewrites {
+        update.execute(params![seq, body]).map_err(db)?;
+    }
+    Ok(())
+}

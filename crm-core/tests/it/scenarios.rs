@@ -1,0 +1,155 @@
+//! Runs every shared JSON scenario in `../scenarios` against the memory and
+//! SQLite stores. Python and Node run the same files through their bindings.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use crm_core::{Command, CrmError, Engine, Identity, MemberId, MemoryStore, Program, Store};
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+fn scenario_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+fn files() -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(scenario_dir())
+        .expect("scenarios folder")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn error_json(e: &CrmError) -> Value {
+    json!({ "code": e.code(), "field": e.field(), "message": e.to_string() })
+}
+
+/// Subset match with decimal-aware string comparison.
+pub fn matches(expected: &Value, actual: &Value, path: &str) -> Result<(), String> {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for (k, ev) in e {
+                let av = a.get(k).unwrap_or(&Value::Null);
+                matches(ev, av, &format!("{path}.{k}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(e), Value::Array(a)) => {
+            if e.len() != a.len() {
+                return Err(format!("{path}: expected {} elements, got {}: {actual}", e.len(), a.len()));
+            }
+            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
+                matches(ev, av, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        (Value::String(e), Value::String(a)) if e != a => match (e.parse::<Decimal>(), a.parse::<Decimal>()) {
+            (Ok(x), Ok(y)) if x == y => Ok(()),
+            _ => Err(format!("{path}: expected {e:?}, got {a:?}")),
+        },
+        (e, a) if e == a => Ok(()),
+        (e, a) => Err(format!("{path}: expected {e}, got {a}")),
+    }
+}
+
+fn ts(v: &Value, field: &str) -> DateTime<Utc> {
+    serde_json::from_value(v.get(field).cloned().unwrap_or(Value::Null)).unwrap_or_else(|e| panic!("{field}: {e}"))
+}
+
+fn s(v: &Value, field: &str) -> String {
+    v[field].as_str().unwrap_or_else(|| panic!("query needs {field}")).to_string()
+}
+
+fn query<S: Store>(engine: &Engine<S>, q: &Value, now: DateTime<Utc>) -> Result<Value, CrmError> {
+    let member = || MemberId::from(s(q, "member_id"));
+    let to = |v: &dyn erased::Ser| v.json();
+    Ok(match q["type"].as_str().unwrap_or_default() {
+        "balance" => {
+            let at = if q.get("at").is_some() { ts(q, "at") } else { now };
+            to(&engine.balance(&member(), &s(q, "point_type"), at)?)
+        }
+        "lots" => to(&engine.lots(&member())?),
+        "statement" => to(&engine.statement(
+            &member(),
+            &s(q, "point_type"),
+            q["offset"].as_u64().unwrap_or(0) as usize,
+            q["limit"].as_u64().unwrap_or(100) as usize,
+        )?),
+        "expiring" => {
+            to(&engine.expiring(&member(), &s(q, "point_type"), now, q["days"].as_u64().unwrap_or(30) as u32)?)
+        }
+        "liability" => to(&engine.liability(now)?),
+        "member" => to(&engine.member(&member())?),
+        "find_by_identity" => {
+            let identity = Identity { channel: s(q, "channel"), external_id: s(q, "external_id") };
+            to(&engine.find_by_identity(&identity)?)
+        }
+        other => panic!("unknown query type {other:?}"),
+    })
+}
+
+mod erased {
+    pub trait Ser {
+        fn json(&self) -> serde_json::Value;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn json(&self) -> serde_json::Value {
+            serde_json::to_value(self).expect("serialisable")
+        }
+    }
+}
+
+fn run<S: Store>(path: &PathBuf, store: S) -> Result<usize, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let sc: Value = serde_json::from_str(&text).map_err(|e| format!("bad scenario JSON: {e}"))?;
+    let program = Program::from_value(sc["program"].clone()).map_err(|e| format!("program: {e}"))?;
+    let engine = Engine::new(program, store);
+    let steps = sc["steps"].as_array().ok_or("steps must be an array")?;
+    for (i, step) in steps.iter().enumerate() {
+        let now = ts(step, "now");
+        let result: Result<Value, CrmError> = if let Some(c) = step.get("command") {
+            let key = step["key"].as_str().ok_or(format!("step {i}: command steps need a key"))?;
+            let command: Command =
+                serde_json::from_value(c.clone()).map_err(|e| format!("step {i}: bad command: {e}"))?;
+            engine.execute(key, command, now).map(|o| serde_json::to_value(o).unwrap())
+        } else if let Some(q) = step.get("query") {
+            query(&engine, q, now)
+        } else {
+            return Err(format!("step {i}: needs command or query"));
+        };
+        match (result, step.get("error")) {
+            (Ok(v), None) => {
+                if let Some(e) = step.get("expect") {
+                    matches(e, &v, "$").map_err(|m| format!("step {i}: {m}"))?;
+                }
+            }
+            (Err(err), Some(e)) => {
+                matches(e, &error_json(&err), "error").map_err(|m| format!("step {i}: {m}"))?;
+            }
+            (Ok(v), Some(e)) => return Err(format!("step {i}: expected error {e}, got {v}")),
+            (Err(err), None) => return Err(format!("step {i}: unexpected error {err} ({})", err.code())),
+        }
+    }
+    Ok(steps.len())
+}
+
+#[test]
+fn every_scenario_passes_on_every_store() {
+    let files = files();
+    assert!(!files.is_empty(), "no scenarios found in {}", scenario_dir().display());
+    let mut failures = Vec::new();
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        if let Err(e) = run(f, MemoryStore::new()) {
+            failures.push(format!("{name} [memory]: {e}"));
+        }
+        #[cfg(feature = "sqlite")]
+        if let Err(e) = run(f, crm_core::SqliteStore::open_in_memory().expect("sqlite")) {
+            failures.push(format!("{name} [sqlite]: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} scenarios failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+    eprintln!("{} scenarios passed", files.len());
+}

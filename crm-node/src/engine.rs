@@ -1,0 +1,1122 @@
+//! `Engine`: the core's engine over an in-memory or SQLite store.
+//!
+//! Convention: every method returns a `Promise` and runs on the libuv thread
+//! pool, so the event loop never waits on the store; each has a `…Sync`
+//! twin that runs on the calling thread (use it with the in-memory engine
+//! or in scripts). Both take the same arguments and give the same results.
+//!
+//! Each method converts its arguments on the JS thread into one unit of
+//! [`Work`] (a closure over the core's `Engine`), then runs it now (`…Sync`)
+//! or on a worker ([`Job`]). Results go back through [`Js`].
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use crm_core::{Command, Identity, MemberId, Order, Store};
+use napi::bindgen_prelude::{AsyncTask, ClassInstance, JsValue, Object, Unknown};
+use napi::{Env, Task, ValueType};
+use napi_derive::napi;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::convert::{boolean, instance, instant, integer, string, Js, Mode, Reader};
+use crate::errors::{de_error, into_napi, invalid, to_napi, BResult, ErrorInfo, Fail};
+use crate::program::Program;
+
+type CoreEngine = crm_core::Engine<Arc<dyn Store>>;
+
+/// One call into the core, ready to run on any thread.
+type Work = Box<dyn FnOnce(&CoreEngine) -> Result<Value, ErrorInfo> + Send>;
+
+/// Runs [`Work`] on the libuv thread pool; the promise settles on the JS thread.
+pub struct Job {
+    engine: Arc<CoreEngine>,
+    pending: Option<Result<Work, ErrorInfo>>,
+}
+
+impl Task for Job {
+    type Output = Result<Value, ErrorInfo>;
+    type JsValue = Js;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(match self.pending.take() {
+            Some(Ok(work)) => guard(&self.engine, work),
+            Some(Err(e)) => Err(e),
+            None => Err(ErrorInfo::internal("task ran twice")),
+        })
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Js> {
+        output.map(Js).map_err(|e| to_napi(&env, &e))
+    }
+}
+
+/// Run work, turning a panic into an `internal_error` instead of unwinding
+/// across the FFI boundary.
+fn guard(engine: &CoreEngine, work: Work) -> Result<Value, ErrorInfo> {
+    catch_unwind(AssertUnwindSafe(|| work(engine))).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        Err(ErrorInfo::internal(format!("internal error: {msg}")))
+    })
+}
+
+fn to_json<T: Serialize>(r: crm_core::Result<T>) -> Result<Value, ErrorInfo> {
+    let v = r.map_err(ErrorInfo::from)?;
+    serde_json::to_value(v).map_err(|e| ErrorInfo::internal(e.to_string()))
+}
+
+fn submit(key: Option<String>, command: Command, now: DateTime<Utc>) -> BResult<Work> {
+    Ok(Box::new(move |e: &CoreEngine| to_json(e.submit(key.as_deref(), command, now))))
+}
+
+fn query<T: Serialize + 'static>(f: impl FnOnce(&CoreEngine) -> crm_core::Result<T> + Send + 'static) -> BResult<Work> {
+    Ok(Box::new(move |e: &CoreEngine| to_json(f(e))))
+}
+
+/// Deserialize a value read from JS into a core type, errors named by the
+/// core's field path below `prefix`.
+fn decode<T: serde::de::DeserializeOwned>(prefix: &str, v: Value) -> BResult<T> {
+    serde_path_to_error::deserialize(v).map_err(|e| de_error(prefix, e, invalid))
+}
+
+fn command(ty: &str, fields: Vec<(&str, Value)>) -> BResult<Command> {
+    let mut map = Map::new();
+    map.insert("type".into(), Value::String(ty.into()));
+    for (k, v) in fields {
+        if !v.is_null() {
+            map.insert(k.into(), v);
+        }
+    }
+    decode("", Value::Object(map))
+}
+
+/// The options object of a call (`{ now, idempotencyKey, … }`).
+struct Opts<'a> {
+    obj: Option<Object<'a>>,
+}
+
+impl<'a> Opts<'a> {
+    fn new(v: Option<Unknown<'a>>) -> BResult<Self> {
+        let Some(v) = v else {
+            return Ok(Opts { obj: None });
+        };
+        match v.get_type()? {
+            ValueType::Undefined | ValueType::Null => Ok(Opts { obj: None }),
+            ValueType::Object => Ok(Opts { obj: Some(unsafe { v.cast::<Object>() }?) }),
+            _ => Err(invalid("options", "must be an object")),
+        }
+    }
+
+    fn get(&self, name: &str) -> BResult<Option<Unknown<'a>>> {
+        let Some(obj) = &self.obj else {
+            return Ok(None);
+        };
+        let v: Option<Unknown<'a>> = obj.get(name)?;
+        match v {
+            Some(u) if u.get_type()? == ValueType::Null => Ok(None),
+            other => Ok(other),
+        }
+    }
+
+    fn required(&self, name: &str, field: &str) -> BResult<Unknown<'a>> {
+        self.get(name)?.ok_or_else(|| invalid(field, "is required"))
+    }
+
+    /// `now`, required for commands.
+    fn now(&self) -> BResult<DateTime<Utc>> {
+        instant(self.required("now", "now")?, "now")
+    }
+
+    /// An optional instant; the host's clock when absent (queries only).
+    fn at_or_now(&self, name: &str) -> BResult<DateTime<Utc>> {
+        match self.get(name)? {
+            Some(v) => instant(v, name),
+            None => Ok(Utc::now()),
+        }
+    }
+
+    fn key(&self) -> BResult<Option<String>> {
+        self.get("idempotencyKey")?.map(|v| string(v, "idempotency_key")).transpose()
+    }
+
+    fn string(&self, name: &str, field: &str) -> BResult<Option<String>> {
+        self.get(name)?.map(|v| string(v, field)).transpose()
+    }
+
+    fn req_string(&self, name: &str, field: &str) -> BResult<String> {
+        string(self.required(name, field)?, field)
+    }
+
+    fn count(&self, name: &str, default: u64, max: u64) -> BResult<u64> {
+        match self.get(name)? {
+            None => Ok(default),
+            Some(v) => {
+                let n = integer(v, name)?;
+                if n < 0 || n as u64 > max {
+                    return Err(invalid(name, format!("must be between 0 and {max}")));
+                }
+                Ok(n as u64)
+            }
+        }
+    }
+
+    fn read(&self, reader: &Reader, name: &str, field: &str, mode: Mode) -> BResult<Value> {
+        match self.get(name)? {
+            Some(v) => reader.read(v, field, mode),
+            None => Ok(Value::Null),
+        }
+    }
+}
+
+/// The loyalty engine over a store. Every method returns a `Promise` and
+/// runs off the JavaScript thread; each has a `…Sync` twin that runs on the
+/// calling thread (fine for the in-memory engine and for scripts). Failures
+/// throw / reject with a `CrmError` (`code`, `field`, `message`).
+#[napi]
+pub struct Engine {
+    inner: Arc<CoreEngine>,
+}
+
+macro_rules! member_id {
+    ($v:expr) => {
+        Value::String(string($v, "member_id")?)
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Argument conversion: one builder per method, shared by both variants.
+
+impl Engine {
+    fn reader(&self) -> Reader<'_> {
+        Reader { currency: &self.inner.program().currency }
+    }
+
+    fn spawn(&self, built: BResult<Work>) -> napi::Result<AsyncTask<Job>> {
+        let pending = match built {
+            Ok(w) => Ok(w),
+            Err(Fail::Info(i)) => Err(i),
+            Err(Fail::Js(e)) => return Err(e),
+        };
+        Ok(AsyncTask::new(Job { engine: self.inner.clone(), pending: Some(pending) }))
+    }
+
+    fn run(&self, env: &Env, built: BResult<Work>) -> napi::Result<Js> {
+        let work = built.map_err(|f| into_napi(env, f))?;
+        guard(&self.inner, work).map(Js).map_err(|e| to_napi(env, &e))
+    }
+
+    fn b_create_member(&self, member: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let r = self.reader();
+        let cmd = command(
+            "create_member",
+            vec![
+                ("member_id", member_id!(member)),
+                ("profile", o.read(&r, "profile", "profile", Mode::Fields)?),
+                ("identities", o.read(&r, "identities", "identities", Mode::Fields)?),
+                ("tags", o.read(&r, "tags", "tags", Mode::Fields)?),
+                ("consents", o.read(&r, "consents", "consents", Mode::Keyed)?),
+            ],
+        )?;
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_update_profile(&self, member: Unknown, patch: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = command(
+            "update_profile",
+            vec![("member_id", member_id!(member)), ("patch", self.reader().read(patch, "patch", Mode::Fields)?)],
+        )?;
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_identity(&self, ty: &str, member: Unknown, identity: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = command(
+            ty,
+            vec![
+                ("member_id", member_id!(member)),
+                ("identity", self.reader().read(identity, "identity", Mode::Fields)?),
+            ],
+        )?;
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_tag(&self, ty: &str, member: Unknown, tag: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = command(ty, vec![("member_id", member_id!(member)), ("tag", Value::String(string(tag, "tag")?))])?;
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_set_consent(
+        &self,
+        member: Unknown,
+        channel: Unknown,
+        granted: Unknown,
+        options: Option<Unknown>,
+    ) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = command(
+            "set_consent",
+            vec![
+                ("member_id", member_id!(member)),
+                ("channel", Value::String(string(channel, "channel")?)),
+                ("granted", Value::Bool(boolean(granted, "granted")?)),
+            ],
+        )?;
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_record_order(&self, order: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = command("record_order", vec![("order", self.reader().read(order, "order", Mode::Fields)?)])?;
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_record_orders(&self, orders: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let now = o.now()?;
+        if o.get("idempotencyKey")?.is_some() {
+            return Err(invalid("idempotency_key", "is not accepted by recordOrders: each order is keyed by its id"));
+        }
+        let arr = match orders.get_type()? {
+            ValueType::Object => {
+                let obj = unsafe { orders.cast::<Object>() }?;
+                if !obj.is_array()? {
+                    return Err(invalid("orders", "must be an array"));
+                }
+                unsafe { orders.cast::<napi::bindgen_prelude::Array>() }?
+            }
+            _ => return Err(invalid("orders", "must be an array")),
+        };
+        let reader = self.reader();
+        // A bad order does not stop the others: conversion errors become
+        // that order's result, like the core's own validation errors.
+        let mut parsed: Vec<Result<Order, ErrorInfo>> = Vec::with_capacity(arr.len() as usize);
+        for i in 0..arr.len() {
+            let item = arr.get::<Unknown>(i)?;
+            let r = match item {
+                Some(v) => reader.read(v, "order", Mode::Fields).and_then(|v| decode::<Order>("order", v)),
+                None => Err(invalid("order", "is required")),
+            };
+            parsed.push(match r {
+                Ok(order) => Ok(order),
+                Err(Fail::Info(e)) => Err(e),
+                Err(Fail::Js(e)) => return Err(Fail::Js(e)),
+            });
+        }
+        Ok(Box::new(move |e: &CoreEngine| {
+            let good: Vec<Order> = parsed.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+            let mut results = e.record_orders(&good, now).map_err(ErrorInfo::from)?.into_iter();
+            let mut out = Vec::with_capacity(parsed.len());
+            for p in &parsed {
+                let r = match p {
+                    Ok(_) => results
+                        .next()
+                        .unwrap_or_else(|| Err(crm_core::CrmError::Store("missing batch result".into())))
+                        .map_err(ErrorInfo::from),
+                    Err(err) => Err(err.clone()),
+                };
+                out.push(match r {
+                    Ok(outcome) => json!({
+                        "ok": true,
+                        "outcome": serde_json::to_value(outcome)
+                            .map_err(|e| ErrorInfo::internal(e.to_string()))?,
+                    }),
+                    Err(err) => json!({ "ok": false, "error": err.to_value() }),
+                });
+            }
+            Ok(Value::Array(out))
+        }))
+    }
+
+    fn b_set_order_status(&self, order_id: Unknown, status: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let at = match o.get("at")? {
+            Some(v) => Value::String(crate::convert::rfc3339(instant(v, "at")?)),
+            None => Value::Null,
+        };
+        let cmd = command(
+            "set_order_status",
+            vec![
+                ("order_id", Value::String(string(order_id, "order_id")?)),
+                ("status", Value::String(string(status, "status")?)),
+                ("at", at),
+            ],
+        )?;
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_record_refund(&self, refund: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = command("record_refund", vec![("refund", self.reader().read(refund, "refund", Mode::Fields)?)])?;
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_record_action(
+        &self,
+        member: Unknown,
+        action: Unknown,
+        reference: Unknown,
+        options: Option<Unknown>,
+    ) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = command(
+            "record_action",
+            vec![
+                ("member_id", member_id!(member)),
+                ("action", Value::String(string(action, "action")?)),
+                ("reference", Value::String(string(reference, "reference")?)),
+            ],
+        )?;
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_redeem(&self, member: Unknown, points: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let reason = o.string("reason", "reason")?.map_or(Value::Null, Value::String);
+        let cmd = command(
+            "redeem",
+            vec![
+                ("member_id", member_id!(member)),
+                ("point_type", Value::String(o.req_string("pointType", "point_type")?)),
+                ("points", integer(points, "points")?.into()),
+                ("reason", reason),
+            ],
+        )?;
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_reverse_redemption(&self, member: Unknown, redemption_id: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = command(
+            "reverse_redemption",
+            vec![
+                ("member_id", member_id!(member)),
+                ("redemption_id", Value::String(string(redemption_id, "redemption_id")?)),
+            ],
+        )?;
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_adjust(&self, member: Unknown, delta: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = command(
+            "adjust",
+            vec![
+                ("member_id", member_id!(member)),
+                ("point_type", Value::String(o.req_string("pointType", "point_type")?)),
+                ("delta", integer(delta, "delta")?.into()),
+                ("reason", Value::String(o.req_string("reason", "reason")?)),
+                ("actor", Value::String(o.req_string("actor", "actor")?)),
+            ],
+        )?;
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_merge(&self, survivor: Unknown, merged: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = command(
+            "merge",
+            vec![
+                ("survivor", Value::String(string(survivor, "survivor")?)),
+                ("merged", Value::String(string(merged, "merged")?)),
+            ],
+        )?;
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_erase(&self, member: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = command("erase", vec![("member_id", member_id!(member))])?;
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_run_due(&self, now: Unknown) -> BResult<Work> {
+        let now = instant(now, "now")?;
+        query(move |e| e.run_due(now))
+    }
+
+    fn b_execute(&self, key: Unknown, cmd: Unknown, now: Unknown) -> BResult<Work> {
+        let key = string(key, "idempotency_key")?;
+        let cmd: Command = decode("", self.reader().read(cmd, "", Mode::Fields)?)?;
+        let now = instant(now, "now")?;
+        query(move |e| e.execute(&key, cmd, now))
+    }
+
+    fn b_member(&self, member: Unknown) -> BResult<Work> {
+        let id = MemberId::from(string(member, "member_id")?);
+        query(move |e| e.member(&id))
+    }
+
+    fn b_resolve(&self, member: Unknown) -> BResult<Work> {
+        let id = MemberId::from(string(member, "member_id")?);
+        query(move |e| e.resolve(&id))
+    }
+
+    fn b_balance(&self, member: Unknown, point_type: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let id = MemberId::from(string(member, "member_id")?);
+        let pt = string(point_type, "point_type")?;
+        let at = Opts::new(options)?.at_or_now("at")?;
+        query(move |e| e.balance(&id, &pt, at))
+    }
+
+    fn b_lots(&self, member: Unknown) -> BResult<Work> {
+        let id = MemberId::from(string(member, "member_id")?);
+        query(move |e| e.lots(&id))
+    }
+
+    fn b_statement(&self, member: Unknown, point_type: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let id = MemberId::from(string(member, "member_id")?);
+        let pt = string(point_type, "point_type")?;
+        let o = Opts::new(options)?;
+        let offset = o.count("offset", 0, crate::convert::MAX_SAFE as u64)? as usize;
+        let limit = o.count("limit", 100, crate::convert::MAX_SAFE as u64)? as usize;
+        query(move |e| e.statement(&id, &pt, offset, limit))
+    }
+
+    fn b_expiring(&self, member: Unknown, point_type: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let id = MemberId::from(string(member, "member_id")?);
+        let pt = string(point_type, "point_type")?;
+        let o = Opts::new(options)?;
+        let at = o.at_or_now("at")?;
+        let days = o.count("days", 30, u64::from(u32::MAX))? as u32;
+        query(move |e| e.expiring(&id, &pt, at, days))
+    }
+
+    fn b_liability(&self, options: Option<Unknown>) -> BResult<Work> {
+        let at = Opts::new(options)?.at_or_now("at")?;
+        query(move |e| e.liability(at))
+    }
+
+    fn b_find_by_identity(&self, channel: Unknown, external_id: Unknown) -> BResult<Work> {
+        let identity =
+            Identity { channel: string(channel, "channel")?, external_id: string(external_id, "external_id")? };
+        query(move |e| e.find_by_identity(&identity))
+    }
+
+    fn b_member_as_of(&self, member: Unknown, at: Unknown) -> BResult<Work> {
+        let id = MemberId::from(string(member, "member_id")?);
+        let at = instant(at, "at")?;
+        query(move |e| e.member_as_of(&id, at))
+    }
+}
+
+fn program_arg(env: &Env, program: Unknown<'_>) -> napi::Result<crm_core::Program> {
+    instance::<ClassInstance<Program>>(program, "program", "Program")
+        .map(|p| p.inner.clone())
+        .map_err(|f| into_napi(env, f))
+}
+
+// ---------------------------------------------------------------------------
+// The JavaScript surface.
+
+#[napi]
+impl Engine {
+    /// An engine over a fresh in-memory store (state lives as long as the
+    /// object; ideal for tests, imports and what-if runs).
+    #[napi(factory, ts_args_type = "program: Program")]
+    pub fn in_memory(env: Env, program: Unknown<'_>) -> napi::Result<Engine> {
+        let program = program_arg(&env, program)?;
+        let store: Arc<dyn Store> = Arc::new(crm_core::MemoryStore::new());
+        Ok(Engine { inner: Arc::new(crm_core::Engine::new(program, store)) })
+    }
+
+    /// An engine over a SQLite database file (created when missing). Use the
+    /// Promise methods in servers so the event loop never waits on disk.
+    #[napi(factory, ts_args_type = "program: Program, path: string")]
+    pub fn open_sqlite(env: Env, program: Unknown<'_>, path: Unknown<'_>) -> napi::Result<Engine> {
+        let program = program_arg(&env, program)?;
+        let path = string(path, "path").map_err(|f| into_napi(&env, f))?;
+        let store = crate::store::open_sqlite(&path).map_err(|e| to_napi(&env, &e.into()))?;
+        Ok(Engine { inner: Arc::new(crm_core::Engine::new(program, store)) })
+    }
+
+    /// The engine's programme.
+    #[napi(getter)]
+    pub fn program(&self) -> Program {
+        Program { inner: self.inner.program().clone() }
+    }
+
+    // ----- commands --------------------------------------------------------
+
+    /// Create a member (default idempotency key `member:<id>`).
+    #[napi(ts_args_type = "memberId: string, options: CreateMemberOptions", ts_return_type = "Promise<MemberOutcome>")]
+    pub fn create_member(&self, member_id: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_create_member(member_id, options))
+    }
+
+    /// Synchronous {@link Engine.createMember}.
+    #[napi(ts_args_type = "memberId: string, options: CreateMemberOptions", ts_return_type = "MemberOutcome")]
+    pub fn create_member_sync(&self, env: Env, member_id: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
+        self.run(&env, self.b_create_member(member_id, options))
+    }
+
+    /// Apply a profile patch (set fields, `attributes`, `clear`).
+    #[napi(
+        ts_args_type = "memberId: string, patch: ProfilePatch, options: CommandOptions",
+        ts_return_type = "Promise<MemberOutcome>"
+    )]
+    pub fn update_profile(
+        &self,
+        member_id: Unknown,
+        patch: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_update_profile(member_id, patch, options))
+    }
+
+    /// Synchronous {@link Engine.updateProfile}.
+    #[napi(
+        ts_args_type = "memberId: string, patch: ProfilePatch, options: CommandOptions",
+        ts_return_type = "MemberOutcome"
+    )]
+    pub fn update_profile_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        patch: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_update_profile(member_id, patch, options))
+    }
+
+    /// Link a channel identity (WeChat openid, app account, store card, …).
+    #[napi(
+        ts_args_type = "memberId: string, identity: Identity, options: CommandOptions",
+        ts_return_type = "Promise<MemberOutcome>"
+    )]
+    pub fn link_identity(
+        &self,
+        member_id: Unknown,
+        identity: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_identity("link_identity", member_id, identity, options))
+    }
+
+    /// Synchronous {@link Engine.linkIdentity}.
+    #[napi(
+        ts_args_type = "memberId: string, identity: Identity, options: CommandOptions",
+        ts_return_type = "MemberOutcome"
+    )]
+    pub fn link_identity_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        identity: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_identity("link_identity", member_id, identity, options))
+    }
+
+    /// Unlink a channel identity.
+    #[napi(
+        ts_args_type = "memberId: string, identity: Identity, options: CommandOptions",
+        ts_return_type = "Promise<MemberOutcome>"
+    )]
+    pub fn unlink_identity(
+        &self,
+        member_id: Unknown,
+        identity: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_identity("unlink_identity", member_id, identity, options))
+    }
+
+    /// Synchronous {@link Engine.unlinkIdentity}.
+    #[napi(
+        ts_args_type = "memberId: string, identity: Identity, options: CommandOptions",
+        ts_return_type = "MemberOutcome"
+    )]
+    pub fn unlink_identity_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        identity: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_identity("unlink_identity", member_id, identity, options))
+    }
+
+    /// Add a tag.
+    #[napi(
+        ts_args_type = "memberId: string, tag: string, options: CommandOptions",
+        ts_return_type = "Promise<MemberOutcome>"
+    )]
+    pub fn add_tag(&self, member_id: Unknown, tag: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_tag("add_tag", member_id, tag, options))
+    }
+
+    /// Synchronous {@link Engine.addTag}.
+    #[napi(ts_args_type = "memberId: string, tag: string, options: CommandOptions", ts_return_type = "MemberOutcome")]
+    pub fn add_tag_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        tag: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_tag("add_tag", member_id, tag, options))
+    }
+
+    /// Remove a tag.
+    #[napi(
+        ts_args_type = "memberId: string, tag: string, options: CommandOptions",
+        ts_return_type = "Promise<MemberOutcome>"
+    )]
+    pub fn remove_tag(
+        &self,
+        member_id: Unknown,
+        tag: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_tag("remove_tag", member_id, tag, options))
+    }
+
+    /// Synchronous {@link Engine.removeTag}.
+    #[napi(ts_args_type = "memberId: string, tag: string, options: CommandOptions", ts_return_type = "MemberOutcome")]
+    pub fn remove_tag_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        tag: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_tag("remove_tag", member_id, tag, options))
+    }
+
+    /// Grant or withdraw marketing consent on a channel.
+    #[napi(
+        ts_args_type = "memberId: string, channel: string, granted: boolean, options: CommandOptions",
+        ts_return_type = "Promise<MemberOutcome>"
+    )]
+    pub fn set_consent(
+        &self,
+        member_id: Unknown,
+        channel: Unknown,
+        granted: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_set_consent(member_id, channel, granted, options))
+    }
+
+    /// Synchronous {@link Engine.setConsent}.
+    #[napi(
+        ts_args_type = "memberId: string, channel: string, granted: boolean, options: CommandOptions",
+        ts_return_type = "MemberOutcome"
+    )]
+    pub fn set_consent_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        channel: Unknown,
+        granted: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_set_consent(member_id, channel, granted, options))
+    }
+
+    /// Record an order (default idempotency key `order:<id>`).
+    #[napi(ts_args_type = "order: OrderInput, options: CommandOptions", ts_return_type = "Promise<OrderOutcome>")]
+    pub fn record_order(&self, order: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_record_order(order, options))
+    }
+
+    /// Synchronous {@link Engine.recordOrder}.
+    #[napi(ts_args_type = "order: OrderInput, options: CommandOptions", ts_return_type = "OrderOutcome")]
+    pub fn record_order_sync(&self, env: Env, order: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
+        self.run(&env, self.b_record_order(order, options))
+    }
+
+    /// Import many orders in one atomic commit; one result per order, in
+    /// order. A bad order does not stop the others. Idempotent per order id.
+    #[napi(ts_args_type = "orders: OrderInput[], options: BatchOptions", ts_return_type = "Promise<BatchResult[]>")]
+    pub fn record_orders(&self, orders: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_record_orders(orders, options))
+    }
+
+    /// Synchronous {@link Engine.recordOrders}.
+    #[napi(ts_args_type = "orders: OrderInput[], options: BatchOptions", ts_return_type = "BatchResult[]")]
+    pub fn record_orders_sync(&self, env: Env, orders: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
+        self.run(&env, self.b_record_orders(orders, options))
+    }
+
+    /// Move an order to another status (`paid` earns, `cancelled` claws back).
+    #[napi(
+        ts_args_type = "orderId: string, status: OrderStatus, options: SetOrderStatusOptions",
+        ts_return_type = "Promise<OrderOutcome | RefundOutcome>"
+    )]
+    pub fn set_order_status(
+        &self,
+        order_id: Unknown,
+        status: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_set_order_status(order_id, status, options))
+    }
+
+    /// Synchronous {@link Engine.setOrderStatus}.
+    #[napi(
+        ts_args_type = "orderId: string, status: OrderStatus, options: SetOrderStatusOptions",
+        ts_return_type = "OrderOutcome | RefundOutcome"
+    )]
+    pub fn set_order_status_sync(
+        &self,
+        env: Env,
+        order_id: Unknown,
+        status: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_set_order_status(order_id, status, options))
+    }
+
+    /// Record a refund or return (default idempotency key `refund:<id>`).
+    #[napi(ts_args_type = "refund: RefundInput, options: CommandOptions", ts_return_type = "Promise<RefundOutcome>")]
+    pub fn record_refund(&self, refund: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_record_refund(refund, options))
+    }
+
+    /// Synchronous {@link Engine.recordRefund}.
+    #[napi(ts_args_type = "refund: RefundInput, options: CommandOptions", ts_return_type = "RefundOutcome")]
+    pub fn record_refund_sync(&self, env: Env, refund: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
+        self.run(&env, self.b_record_refund(refund, options))
+    }
+
+    /// Report an action that may earn a bonus (review, custom actions).
+    #[napi(
+        ts_args_type = "memberId: string, action: Action, reference: string, options: CommandOptions",
+        ts_return_type = "Promise<ActionOutcome>"
+    )]
+    pub fn record_action(
+        &self,
+        member_id: Unknown,
+        action: Unknown,
+        reference: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_record_action(member_id, action, reference, options))
+    }
+
+    /// Synchronous {@link Engine.recordAction}.
+    #[napi(
+        ts_args_type = "memberId: string, action: Action, reference: string, options: CommandOptions",
+        ts_return_type = "ActionOutcome"
+    )]
+    pub fn record_action_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        action: Unknown,
+        reference: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_record_action(member_id, action, reference, options))
+    }
+
+    /// Spend points, soonest-expiring lots first. The idempotency key is
+    /// required and is also the redemption id.
+    #[napi(
+        ts_args_type = "memberId: string, points: number, options: RedeemOptions",
+        ts_return_type = "Promise<RedemptionOutcome>"
+    )]
+    pub fn redeem(
+        &self,
+        member_id: Unknown,
+        points: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_redeem(member_id, points, options))
+    }
+
+    /// Synchronous {@link Engine.redeem}.
+    #[napi(
+        ts_args_type = "memberId: string, points: number, options: RedeemOptions",
+        ts_return_type = "RedemptionOutcome"
+    )]
+    pub fn redeem_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        points: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_redeem(member_id, points, options))
+    }
+
+    /// Put a redemption's points back (idempotency key required).
+    #[napi(
+        ts_args_type = "memberId: string, redemptionId: string, options: KeyedCommandOptions",
+        ts_return_type = "Promise<ReversalOutcome>"
+    )]
+    pub fn reverse_redemption(
+        &self,
+        member_id: Unknown,
+        redemption_id: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_reverse_redemption(member_id, redemption_id, options))
+    }
+
+    /// Synchronous {@link Engine.reverseRedemption}.
+    #[napi(
+        ts_args_type = "memberId: string, redemptionId: string, options: KeyedCommandOptions",
+        ts_return_type = "ReversalOutcome"
+    )]
+    pub fn reverse_redemption_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        redemption_id: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_reverse_redemption(member_id, redemption_id, options))
+    }
+
+    /// Manual adjustment with a reason and an actor (idempotency key required).
+    #[napi(
+        ts_args_type = "memberId: string, delta: number, options: AdjustOptions",
+        ts_return_type = "Promise<AdjustmentOutcome>"
+    )]
+    pub fn adjust(&self, member_id: Unknown, delta: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_adjust(member_id, delta, options))
+    }
+
+    /// Synchronous {@link Engine.adjust}.
+    #[napi(
+        ts_args_type = "memberId: string, delta: number, options: AdjustOptions",
+        ts_return_type = "AdjustmentOutcome"
+    )]
+    pub fn adjust_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        delta: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_adjust(member_id, delta, options))
+    }
+
+    /// Merge the duplicate `merged` into `survivor` (points, identities, orders).
+    #[napi(
+        ts_args_type = "survivor: string, merged: string, options: CommandOptions",
+        ts_return_type = "Promise<MergeOutcome>"
+    )]
+    pub fn merge(&self, survivor: Unknown, merged: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_merge(survivor, merged, options))
+    }
+
+    /// Synchronous {@link Engine.merge}.
+    #[napi(ts_args_type = "survivor: string, merged: string, options: CommandOptions", ts_return_type = "MergeOutcome")]
+    pub fn merge_sync(
+        &self,
+        env: Env,
+        survivor: Unknown,
+        merged: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_merge(survivor, merged, options))
+    }
+
+    /// Erase a member's personal data (the anonymised ledger stays).
+    #[napi(ts_args_type = "memberId: string, options: CommandOptions", ts_return_type = "Promise<ErasureOutcome>")]
+    pub fn erase(&self, member_id: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_erase(member_id, options))
+    }
+
+    /// Synchronous {@link Engine.erase}.
+    #[napi(ts_args_type = "memberId: string, options: CommandOptions", ts_return_type = "ErasureOutcome")]
+    pub fn erase_sync(&self, env: Env, member_id: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
+        self.run(&env, self.b_erase(member_id, options))
+    }
+
+    /// Activate pending lots and expire lots due at `now`, for every member.
+    /// Idempotent per `now`.
+    #[napi(ts_args_type = "now: Instant", ts_return_type = "Promise<DueOutcome>")]
+    pub fn run_due(&self, now: Unknown) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_run_due(now))
+    }
+
+    /// Synchronous {@link Engine.runDue}.
+    #[napi(ts_args_type = "now: Instant", ts_return_type = "DueOutcome")]
+    pub fn run_due_sync(&self, env: Env, now: Unknown) -> napi::Result<Js> {
+        self.run(&env, self.b_run_due(now))
+    }
+
+    /// Execute any command under an explicit idempotency key. `command` is
+    /// the core's command form with camelCase keys (`type` values as in the
+    /// core: `record_order`, `redeem`, …).
+    #[napi(ts_args_type = "key: string, command: Command, now: Instant", ts_return_type = "Promise<Outcome>")]
+    pub fn execute(&self, key: Unknown, command: Unknown, now: Unknown) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_execute(key, command, now))
+    }
+
+    /// Synchronous {@link Engine.execute}.
+    #[napi(ts_args_type = "key: string, command: Command, now: Instant", ts_return_type = "Outcome")]
+    pub fn execute_sync(&self, env: Env, key: Unknown, command: Unknown, now: Unknown) -> napi::Result<Js> {
+        self.run(&env, self.b_execute(key, command, now))
+    }
+
+    // ----- queries ---------------------------------------------------------
+
+    /// The stored member record (merged and erased members included).
+    #[napi(ts_args_type = "memberId: string", ts_return_type = "Promise<Member>")]
+    pub fn member(&self, member_id: Unknown) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_member(member_id))
+    }
+
+    /// Synchronous {@link Engine.member}.
+    #[napi(ts_args_type = "memberId: string", ts_return_type = "Member")]
+    pub fn member_sync(&self, env: Env, member_id: Unknown) -> napi::Result<Js> {
+        self.run(&env, self.b_member(member_id))
+    }
+
+    /// The member that now owns `memberId` (following merges).
+    #[napi(ts_args_type = "memberId: string", ts_return_type = "Promise<Member>")]
+    pub fn resolve(&self, member_id: Unknown) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_resolve(member_id))
+    }
+
+    /// Synchronous {@link Engine.resolve}.
+    #[napi(ts_args_type = "memberId: string", ts_return_type = "Member")]
+    pub fn resolve_sync(&self, env: Env, member_id: Unknown) -> napi::Result<Js> {
+        self.run(&env, self.b_resolve(member_id))
+    }
+
+    /// Balance of a point type at `at` (default: now). Follows merges.
+    #[napi(
+        ts_args_type = "memberId: string, pointType: string, options?: AtOptions",
+        ts_return_type = "Promise<Balance>"
+    )]
+    pub fn balance(
+        &self,
+        member_id: Unknown,
+        point_type: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_balance(member_id, point_type, options))
+    }
+
+    /// Synchronous {@link Engine.balance}.
+    #[napi(ts_args_type = "memberId: string, pointType: string, options?: AtOptions", ts_return_type = "Balance")]
+    pub fn balance_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        point_type: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_balance(member_id, point_type, options))
+    }
+
+    /// Open lots of a member (all point types), soonest expiry first.
+    #[napi(ts_args_type = "memberId: string", ts_return_type = "Promise<Lot[]>")]
+    pub fn lots(&self, member_id: Unknown) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_lots(member_id))
+    }
+
+    /// Synchronous {@link Engine.lots}.
+    #[napi(ts_args_type = "memberId: string", ts_return_type = "Lot[]")]
+    pub fn lots_sync(&self, env: Env, member_id: Unknown) -> napi::Result<Js> {
+        self.run(&env, self.b_lots(member_id))
+    }
+
+    /// A page of the member's statement (default offset 0, limit 100).
+    #[napi(
+        ts_args_type = "memberId: string, pointType: string, options?: PageOptions",
+        ts_return_type = "Promise<StatementPage>"
+    )]
+    pub fn statement(
+        &self,
+        member_id: Unknown,
+        point_type: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_statement(member_id, point_type, options))
+    }
+
+    /// Synchronous {@link Engine.statement}.
+    #[napi(
+        ts_args_type = "memberId: string, pointType: string, options?: PageOptions",
+        ts_return_type = "StatementPage"
+    )]
+    pub fn statement_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        point_type: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_statement(member_id, point_type, options))
+    }
+
+    /// Points that expire in `(at, at + days]` (defaults: now, 30 days).
+    #[napi(
+        ts_args_type = "memberId: string, pointType: string, options?: ExpiringOptions",
+        ts_return_type = "Promise<Expiring>"
+    )]
+    pub fn expiring(
+        &self,
+        member_id: Unknown,
+        point_type: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_expiring(member_id, point_type, options))
+    }
+
+    /// Synchronous {@link Engine.expiring}.
+    #[napi(
+        ts_args_type = "memberId: string, pointType: string, options?: ExpiringOptions",
+        ts_return_type = "Expiring"
+    )]
+    pub fn expiring_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        point_type: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_expiring(member_id, point_type, options))
+    }
+
+    /// Programme-wide outstanding points and their money value at `at`.
+    #[napi(ts_args_type = "options?: AtOptions", ts_return_type = "Promise<Liability>")]
+    pub fn liability(&self, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_liability(options))
+    }
+
+    /// Synchronous {@link Engine.liability}.
+    #[napi(ts_args_type = "options?: AtOptions", ts_return_type = "Liability")]
+    pub fn liability_sync(&self, env: Env, options: Option<Unknown>) -> napi::Result<Js> {
+        self.run(&env, self.b_liability(options))
+    }
+
+    /// The member an identity belongs to, or `null`.
+    #[napi(ts_args_type = "channel: string, externalId: string", ts_return_type = "Promise<string | null>")]
+    pub fn find_by_identity(&self, channel: Unknown, external_id: Unknown) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_find_by_identity(channel, external_id))
+    }
+
+    /// Synchronous {@link Engine.findByIdentity}.
+    #[napi(ts_args_type = "channel: string, externalId: string", ts_return_type = "string | null")]
+    pub fn find_by_identity_sync(&self, env: Env, channel: Unknown, external_id: Unknown) -> napi::Result<Js> {
+        self.run(&env, self.b_find_by_identity(channel, external_id))
+    }
+
+    /// The member's state as of `at`, rebuilt from its events.
+    #[napi(ts_args_type = "memberId: string, at: Instant", ts_return_type = "Promise<Member>")]
+    pub fn member_as_of(&self, member_id: Unknown, at: Unknown) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_member_as_of(member_id, at))
+    }
+
+    /// Synchronous {@link Engine.memberAsOf}.
+    #[napi(ts_args_type = "memberId: string, at: Instant", ts_return_type = "Member")]
+    pub fn member_as_of_sync(&self, env: Env, member_id: Unknown, at: Unknown) -> napi::Result<Js> {
+        self.run(&env, self.b_member_as_of(member_id, at))
+    }
+}
