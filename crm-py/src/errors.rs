@@ -7,18 +7,8 @@ use pyo3::prelude::*;
 create_exception!(crm, CrmError, PyException, "Base class of all crm errors.");
 create_exception!(crm, ValidationError, CrmError, "Input failed validation.");
 create_exception!(crm, NotFound, CrmError, "The entity does not exist.");
-create_exception!(
-    crm,
-    InsufficientPoints,
-    CrmError,
-    "The point balance is too low."
-);
-create_exception!(
-    crm,
-    Conflict,
-    CrmError,
-    "The operation conflicts with current state."
-);
+create_exception!(crm, InsufficientPoints, CrmError, "The point balance is too low.");
+create_exception!(crm, Conflict, CrmError, "The operation conflicts with current state.");
 create_exception!(crm, ConfigError, CrmError, "The configuration is invalid.");
 create_exception!(crm, StoreError, CrmError, "The storage backend failed.");
 
