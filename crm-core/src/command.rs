@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::facts::{Order, OrderStatus, Refund};
 use crate::ledger::Allocation;
-use crate::member::{Identity, MemberId, Profile, ProfilePatch};
+use crate::member::{Gender, Identity, MemberId, Profile, ProfilePatch};
 use crate::program::Action;
 use crate::state::anonymise;
 
@@ -110,9 +110,11 @@ impl Command {
     /// `refund:<id>`); state-setting commands use their content and `now`, so
     /// a retry at the same `now` is recognised.
     pub fn default_key(&self, now: DateTime<Utc>) -> Option<String> {
+        // The body is hashed, not embedded: keys stay within the 128-character
+        // limit and carry no personal data (erasure does not rewrite keys).
         let content = |kind: &str| {
             let body = serde_json::to_string(self).unwrap_or_default();
-            format!("{kind}:{}:{body}", now.to_rfc3339())
+            format!("{kind}:{}:{:032x}", now.to_rfc3339(), fnv1a_128(body.as_bytes()))
         };
         Some(match self {
             Command::CreateMember { member_id, .. } => format!("member:{member_id}"),
@@ -136,23 +138,75 @@ impl Command {
     }
 
     /// The same command with personal data removed (erasure).
+    ///
+    /// Profile values are replaced by placeholders rather than dropped, so
+    /// that replaying the redacted command log still awards what depended on
+    /// the profile: which fields were filled in (the profile-completed bonus)
+    /// and the birthday's month with the member's zone (birthday-month
+    /// multipliers). Names, phone, email, region, the birthday's year and day,
+    /// gender and custom attributes are gone.
     pub fn redacted(&self) -> Command {
         match self {
             Command::CreateMember { member_id, profile, tags, consents, .. } => Command::CreateMember {
                 member_id: member_id.clone(),
-                profile: anonymise(profile),
+                profile: placeholder_profile(profile),
                 identities: Vec::new(),
                 tags: tags.clone(),
                 consents: consents.clone(),
             },
-            Command::UpdateProfile { member_id, .. } => {
-                Command::UpdateProfile { member_id: member_id.clone(), patch: ProfilePatch::default() }
+            Command::UpdateProfile { member_id, patch } => {
+                Command::UpdateProfile { member_id: member_id.clone(), patch: placeholder_patch(patch) }
             }
             Command::LinkIdentity { member_id, .. } | Command::UnlinkIdentity { member_id, .. } => {
                 Command::AddTag { member_id: member_id.clone(), tag: "erased".into() }
             }
             other => other.clone(),
         }
+    }
+}
+
+/// FNV-1a, 128 bits: a stable (across builds and platforms) content hash.
+fn fnv1a_128(bytes: &[u8]) -> u128 {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    bytes.iter().fold(OFFSET, |h, &b| (h ^ u128::from(b)).wrapping_mul(PRIME))
+}
+
+const ERASED: &str = "erased";
+const ERASED_PHONE: &str = "00000";
+const ERASED_EMAIL: &str = "erased@erased.invalid";
+
+fn placeholder_birthday(b: NaiveDate) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1900, b.month(), 1).unwrap_or(b)
+}
+
+/// A profile with each personal value replaced by a valid placeholder.
+fn placeholder_profile(p: &Profile) -> Profile {
+    Profile {
+        name: p.name.as_ref().map(|_| ERASED.into()),
+        phone: p.phone.as_ref().map(|_| ERASED_PHONE.into()),
+        email: p.email.as_ref().map(|_| ERASED_EMAIL.into()),
+        birthday: p.birthday.map(placeholder_birthday),
+        gender: p.gender.map(|_| Gender::Unknown),
+        region: p.region.as_ref().map(|_| ERASED.into()),
+        timezone: p.timezone,
+        ..anonymise(p)
+    }
+}
+
+/// A patch with each personal value replaced by a valid placeholder.
+fn placeholder_patch(p: &ProfilePatch) -> ProfilePatch {
+    ProfilePatch {
+        name: p.name.as_ref().map(|_| ERASED.into()),
+        phone: p.phone.as_ref().map(|_| ERASED_PHONE.into()),
+        email: p.email.as_ref().map(|_| ERASED_EMAIL.into()),
+        birthday: p.birthday.map(placeholder_birthday),
+        gender: p.gender.map(|_| Gender::Unknown),
+        region: p.region.as_ref().map(|_| ERASED.into()),
+        join_channel: p.join_channel.clone(),
+        timezone: p.timezone,
+        attributes: BTreeMap::new(),
+        clear: p.clear.clone(),
     }
 }
 
@@ -229,4 +283,92 @@ pub enum Outcome {
         activated: i64,
         expired: i64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> Profile {
+        Profile {
+            name: Some("Li Lei".into()),
+            phone: Some("+86 138 0013 8000".into()),
+            email: Some("li@example.com".into()),
+            birthday: NaiveDate::from_ymd_opt(1990, 2, 28),
+            gender: Some(Gender::Male),
+            region: Some("Pudong".into()),
+            joined_at: Some(DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").unwrap().with_timezone(&Utc)),
+            join_channel: Some("app".into()),
+            timezone: Some("Asia/Shanghai".parse().unwrap()),
+            attributes: BTreeMap::from([("vip_code".to_string(), serde_json::json!("X-123"))]),
+        }
+    }
+
+    #[test]
+    fn redaction_keeps_what_earning_depends_on_and_nothing_personal() {
+        let create = Command::CreateMember {
+            member_id: "m".into(),
+            profile: full(),
+            identities: vec![Identity { channel: "wechat".into(), external_id: "o-secret".into() }],
+            tags: vec!["vip".into()],
+            consents: BTreeMap::from([("sms".to_string(), true)]),
+        };
+        let r = create.redacted();
+        let text = serde_json::to_string(&r).unwrap();
+        for secret in ["Li Lei", "138 0013", "li@example", "Pudong", "o-secret", "X-123", "1990", "male"] {
+            assert!(!text.contains(secret), "{secret} left in {text}");
+        }
+        let Command::CreateMember { profile, identities, .. } = &r else { panic!("{r:?}") };
+        assert!(identities.is_empty());
+        // Which fields were filled in, the birthday month and the zone survive.
+        let now = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        profile.validate("profile", now).unwrap();
+        assert!(profile.name.is_some() && profile.phone.is_some() && profile.email.is_some());
+        assert!(profile.gender.is_some() && profile.region.is_some());
+        assert_eq!(profile.birthday.map(|b| b.month()), Some(2));
+        assert_eq!(profile.timezone, full().timezone);
+        assert_eq!((profile.joined_at, profile.join_channel.clone()), (full().joined_at, full().join_channel));
+        // Redaction is idempotent, so a retried original matches the stored redacted command.
+        assert_eq!(r.redacted(), r);
+    }
+
+    #[test]
+    fn default_keys_of_content_commands_are_short_stable_and_free_of_personal_data() {
+        let now = DateTime::parse_from_rfc3339("2024-02-29T23:59:59+08:00").unwrap().with_timezone(&Utc);
+        let link = |id: &str| Command::LinkIdentity {
+            member_id: "alice".into(),
+            identity: Identity { channel: "wechat".into(), external_id: id.into() },
+        };
+        let long = "wx-".repeat(80);
+        let k = link(&long).default_key(now).unwrap();
+        assert!(k.len() <= 128 && !k.contains("wx-"), "{k}");
+        assert_eq!(k, link(&long).default_key(now).unwrap());
+        assert_ne!(k, link("other").default_key(now).unwrap());
+        assert_ne!(k, link(&long).default_key(now + chrono::Duration::seconds(1)).unwrap());
+        let patch = ProfilePatch { phone: Some("13912345678".into()), ..ProfilePatch::default() };
+        let k = Command::UpdateProfile { member_id: "alice".into(), patch }.default_key(now).unwrap();
+        assert!(k.starts_with("profile:2024-02-29T15:59:59+00:00:") && !k.contains("139"), "{k}");
+        // Pinned: the hash must not change between releases (stored receipts use it).
+        assert_eq!(fnv1a_128(b""), 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d);
+        assert_eq!(fnv1a_128(b"a"), 0xd228_cb69_6f1a_8caf_7891_2b70_4e4a_8964);
+    }
+
+    #[test]
+    fn redacted_patch_keeps_clears_and_drops_values() {
+        let patch = ProfilePatch {
+            phone: Some("13912345678".into()),
+            birthday: NaiveDate::from_ymd_opt(2000, 12, 31),
+            attributes: BTreeMap::from([("k".to_string(), serde_json::json!("secret"))]),
+            clear: vec!["email".into()],
+            ..ProfilePatch::default()
+        };
+        let c = Command::UpdateProfile { member_id: "m".into(), patch };
+        let r = c.redacted();
+        let Command::UpdateProfile { patch, .. } = &r else { panic!("{r:?}") };
+        assert_eq!(patch.phone.as_deref(), Some(ERASED_PHONE));
+        assert_eq!(patch.birthday, NaiveDate::from_ymd_opt(1900, 12, 1));
+        assert!(patch.attributes.is_empty() && patch.name.is_none());
+        assert_eq!(patch.clear, vec!["email".to_string()]);
+        assert_eq!(r.redacted(), r);
+    }
 }

@@ -38,6 +38,40 @@ const MAX_ATTEMPTS: usize = 16;
 const MAX_MERGE_DEPTH: usize = 32;
 
 /// The loyalty engine over a store.
+///
+/// Record an order, read the balance, redeem — with the in-memory store and
+/// the demo programme (1 point per full 1.00, rounded down per order):
+///
+/// ```
+/// use chrono::{Duration, TimeZone, Utc};
+/// use crm_core::{CrmError, Engine, MemberId, MemoryStore, Order, Outcome, Program};
+/// use rust_decimal::Decimal;
+///
+/// let engine = Engine::new(Program::default_demo(), MemoryStore::new());
+/// let alice = MemberId::from("alice");
+/// let now = Utc.with_ymd_and_hms(2024, 2, 29, 9, 30, 0).unwrap();
+///
+/// // 59.90 paid: 59 points (the member is enrolled on her first order).
+/// let out = engine.record_order(Order::paid("o-1", "alice", now, Decimal::new(5_990, 2)), now)?;
+/// assert!(matches!(&out, Outcome::Order { earned, .. } if earned["reward"] == 59));
+///
+/// let balance = engine.balance(&alice, "reward", now)?;
+/// assert_eq!((balance.available, balance.pending), (59, 0));
+///
+/// // Spend 50 under an idempotency key; retrying the key returns the first outcome.
+/// let later = now + Duration::hours(1);
+/// let redeemed = engine.redeem(&alice, "reward", 50, "redeem-1", later)?;
+/// assert_eq!(engine.redeem(&alice, "reward", 50, "redeem-1", later)?, redeemed);
+/// assert_eq!(engine.balance(&alice, "reward", later)?.available, 9);
+///
+/// // More than is available is refused, and nothing changes.
+/// let err = engine.redeem(&alice, "reward", 10, "redeem-2", later).unwrap_err();
+/// assert!(matches!(err, CrmError::InsufficientPoints { requested: 10, available: 9 }));
+///
+/// // The balance as of any past instant comes from the stored events.
+/// assert_eq!(engine.balance(&alice, "reward", now)?.available, 59);
+/// # Ok::<(), CrmError>(())
+/// ```
 pub struct Engine<S: Store> {
     program: Program,
     store: S,
@@ -267,6 +301,7 @@ impl<'a, S: Store> Tx<'a, S> {
                 for (channel, granted) in consents {
                     self.emit(member_id, Event::ConsentChanged { at, channel: channel.clone(), granted: *granted });
                 }
+                self.award(member_id, &Action::SignUp, at)?;
                 self.profile_bonus(member_id, at)?;
                 Ok((Outcome::Member { member_id: member_id.clone() }, Some(member_id.clone())))
             }
@@ -413,7 +448,18 @@ impl<'a, S: Store> Tx<'a, S> {
                 }
                 self.emit(&id, Event::Erased { at: self.now });
                 self.commit.redact.push(id.clone());
-                self.commit.redact.extend(st.merged_from.iter().cloned());
+                // Everyone merged into this member (transitively) is the same
+                // person: their snapshots, events and commands lose it too.
+                let mut lineage = st.merged_from.clone();
+                let mut seen = std::collections::HashSet::new();
+                while let Some(m) = lineage.pop() {
+                    if !seen.insert(m.clone()) || !self.load(&m)? {
+                        continue;
+                    }
+                    self.emit(&m, Event::ProfileErased { at: self.now });
+                    lineage.extend(self.state(&m).merged_from.iter().cloned());
+                    self.commit.redact.push(m);
+                }
                 Ok((Outcome::Erasure { member_id: id.clone() }, Some(id)))
             }
             Command::RunDue => Err(CrmError::invalid("command", "run_due is executed by Engine::run_due")),
@@ -645,13 +691,19 @@ impl<'a, S: Store> Tx<'a, S> {
                         Some(id),
                     ));
                 }
-                self.refund(&refund)
+                self.refund_order(&refund, true)
             }
             (from, to) => Err(CrmError::invalid("status", format!("cannot change an order from {from:?} to {to:?}"))),
         }
     }
 
     fn refund(&mut self, refund: &Refund) -> Result<(Outcome, Option<MemberId>)> {
+        self.refund_order(refund, false)
+    }
+
+    /// A refund, or (`cancelling`) the full refund that cancelling a paid
+    /// order implies, after its status has already become `Cancelled`.
+    fn refund_order(&mut self, refund: &Refund, cancelling: bool) -> Result<(Outcome, Option<MemberId>)> {
         check_ref(&refund.id, "refund.id")?;
         check_ref(&refund.order_id, "refund.order_id")?;
         let owner = self
@@ -660,7 +712,14 @@ impl<'a, S: Store> Tx<'a, S> {
             .ok_or_else(|| CrmError::NotFound { entity: "order", id: refund.order_id.clone() })?;
         let id = self.active(&owner, "refund.order_id")?;
         let ledger = self.state(&id).orders[&refund.order_id].clone();
-        if ledger.order.status == OrderStatus::Placed {
+        // A cancelled order that was paid has been refunded in full when it was
+        // cancelled; one with money still unrefunded was never paid.
+        let never_paid = match ledger.order.status {
+            OrderStatus::Placed => true,
+            OrderStatus::Cancelled => !cancelling && ledger.refunded < ledger.order.amount,
+            OrderStatus::Paid | OrderStatus::Completed => false,
+        };
+        if never_paid {
             return Err(CrmError::invalid("refund.order_id", "the order was never paid"));
         }
         let remaining = ledger.order.amount - ledger.refunded;
@@ -843,7 +902,10 @@ impl<'a, S: Store> Tx<'a, S> {
                 moved.insert(pt.id.clone(), total);
             }
         }
+        // Release, then claim: stores apply identity changes in order, and a
+        // claim of an identity released in the same commit is not a conflict.
         for identity in &from.identities {
+            self.commit.identities.push((identity.clone(), None));
             self.commit.identities.push((identity.clone(), Some(s.clone())));
         }
         for order_id in from.orders.keys() {
@@ -1162,10 +1224,24 @@ impl<S: Store> Engine<S> {
         Ok(st)
     }
 
-    /// Balance of a point type at `at` — now or any past instant. Follows merges.
+    /// Balance of a point type at `at` — now or any past instant. Follows the
+    /// merges made by `at`: before its merge, a merged member's balance is its own.
     pub fn balance(&self, id: &MemberId, point_type: &str, at: DateTime<Utc>) -> Result<Balance> {
         self.program.require_point_type(point_type, "point_type")?;
-        let st = self.resolve(id)?;
+        // Follow merges that had happened by `at`; before its merge a member's
+        // balance is its own.
+        let mut st = self.member(id)?;
+        for depth in 0.. {
+            match &st.status {
+                MemberStatus::Merged { into, at: merged_at } if *merged_at <= at => {
+                    if depth >= MAX_MERGE_DEPTH {
+                        return Err(CrmError::conflict(format!("merge chain of {id} is too long")));
+                    }
+                    st = self.member(into)?;
+                }
+                _ => break,
+            }
+        }
         let st = if at >= st.last_event_at { st } else { self.member_as_of(&st.id, at)? };
         Ok(ledger::balance(&st.lots, point_type, st.debt(point_type), at))
     }

@@ -176,3 +176,74 @@ pub(crate) fn check_amount(v: Decimal, field: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn field(r: Result<()>) -> Option<String> {
+        r.err().and_then(|e| e.field().map(str::to_string))
+    }
+
+    #[test]
+    fn amounts_zero_negative_precision_and_size() {
+        for ok in ["0", "0.00", "-0", "-0.00", "0.0001", "12.3450", "1.00000", "1000000000"] {
+            assert!(check_amount(d(ok), "amount").is_ok(), "{ok}");
+        }
+        for bad in ["-0.01", "-1", "0.00001", "1000000000.01"] {
+            assert_eq!(field(check_amount(d(bad), "order.amount")).as_deref(), Some("order.amount"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn order_validation_names_the_field() {
+        let t = utc("2024-02-29T23:59:59Z");
+        let ok = Order::paid("o1", "m1", t, d("0"));
+        assert!(ok.validate("CNY").is_ok());
+        let mut o = ok.clone();
+        o.amount = d("-5");
+        assert_eq!(field(o.validate("CNY")).as_deref(), Some("order.amount"));
+        let mut o = ok.clone();
+        o.currency = Some("USD".into());
+        assert_eq!(field(o.validate("CNY")).as_deref(), Some("order.currency"));
+        let mut o = ok.clone();
+        o.paid_at = Some(t - chrono::Duration::seconds(1));
+        assert_eq!(field(o.validate("CNY")).as_deref(), Some("order.paid_at"));
+        let mut o = ok.clone();
+        o.paid_at = Some(t);
+        assert!(o.validate("CNY").is_ok(), "paid at the instant it was placed");
+        let mut o = ok.clone();
+        o.items = vec![OrderItem { sku: "a".into(), category: None, qty: 0, price: d("1") }];
+        assert_eq!(field(o.validate("CNY")).as_deref(), Some("order.items[0].qty"));
+        let mut o = ok.clone();
+        o.items = vec![OrderItem { sku: "a".into(), category: None, qty: 1, price: d("-1") }];
+        assert_eq!(field(o.validate("CNY")).as_deref(), Some("order.items[0].price"));
+        let mut o = ok;
+        o.id = String::new();
+        assert_eq!(field(o.validate("CNY")).as_deref(), Some("order.id"));
+    }
+
+    #[test]
+    fn earned_at_is_the_payment_time_when_known() {
+        let mut o = Order::paid("o1", "m1", utc("2024-01-31T23:00:00Z"), d("1"));
+        assert_eq!(o.earned_at(), utc("2024-01-31T23:00:00Z"));
+        o.paid_at = Some(utc("2024-02-01T00:00:00Z"));
+        assert_eq!(o.earned_at(), utc("2024-02-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn status_earns_only_when_paid_or_completed() {
+        assert!(OrderStatus::Paid.earns() && OrderStatus::Completed.earns());
+        assert!(!OrderStatus::Placed.earns() && !OrderStatus::Cancelled.earns());
+    }
+}

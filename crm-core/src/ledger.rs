@@ -236,6 +236,121 @@ mod tests {
         assert_eq!(e, Some(utc("2024-01-16T00:00:00Z")));
     }
 
+    fn lot(id: &str, remaining: i64, avail: &str, exp: Option<&str>) -> Lot {
+        Lot {
+            id: id.into(),
+            point_type: "reward".into(),
+            granted: remaining,
+            remaining,
+            earned_at: utc("2024-01-01T00:00:00Z"),
+            available_at: utc(avail),
+            expires_at: exp.map(utc),
+            source: LotSource::Adjustment,
+            activated: true,
+        }
+    }
+
+    #[test]
+    fn phase_boundaries_are_half_open() {
+        let l = lot("L", 10, "2024-03-01T00:00:00Z", Some("2024-03-31T16:00:00Z"));
+        let ns = chrono::Duration::nanoseconds(1);
+        assert_eq!(l.phase(utc("2024-03-01T00:00:00Z") - ns), LotPhase::Pending);
+        assert_eq!(l.phase(utc("2024-03-01T00:00:00Z")), LotPhase::Available);
+        assert_eq!(l.phase(utc("2024-03-31T16:00:00Z") - ns), LotPhase::Available);
+        assert_eq!(l.phase(utc("2024-03-31T16:00:00Z")), LotPhase::Expired);
+        // Expiry wins over pending: a lot can expire before it ever became available.
+        let l = lot("L", 10, "2024-05-01T00:00:00Z", Some("2024-04-01T00:00:00Z"));
+        assert_eq!(l.phase(utc("2024-04-15T00:00:00Z")), LotPhase::Expired);
+    }
+
+    #[test]
+    fn days_after_earning_counts_the_local_day_earned_around_midnight() {
+        // Earned at exactly local midnight (1 March 00:00 Shanghai): valid through 2 March.
+        let at = utc("2024-02-29T16:00:00Z");
+        let e = expires_at(ExpiryPolicy::DaysAfterEarning { days: 1 }, sh(), at, at);
+        assert_eq!(e, Some(utc("2024-03-02T16:00:00Z")));
+        // One second earlier it is still 29 February: valid through 1 March.
+        let at = utc("2024-02-29T15:59:59Z");
+        let e = expires_at(ExpiryPolicy::DaysAfterEarning { days: 1 }, sh(), at, at);
+        assert_eq!(e, Some(utc("2024-03-01T16:00:00Z")));
+    }
+
+    #[test]
+    fn days_after_earning_ends_at_local_midnight_across_dst() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        // Earned 30 March (CET); valid through 31 March, ends at midnight CEST.
+        let at = utc("2024-03-30T12:00:00Z");
+        let e = expires_at(ExpiryPolicy::DaysAfterEarning { days: 1 }, berlin, at, at);
+        assert_eq!(e, Some(utc("2024-03-31T22:00:00Z")));
+        // Earned 26 October (CEST); valid through 27 October, ends at midnight CET.
+        let at = utc("2024-10-26T12:00:00Z");
+        let e = expires_at(ExpiryPolicy::DaysAfterEarning { days: 1 }, berlin, at, at);
+        assert_eq!(e, Some(utc("2024-10-27T23:00:00Z")));
+    }
+
+    #[test]
+    fn end_of_nth_month_from_month_ends() {
+        // 31 January + 1 month: valid through 29 February 2024 (leap year) ...
+        let at = utc("2024-01-31T10:00:00Z");
+        let e = expires_at(ExpiryPolicy::EndOfNthMonth { months: 1 }, sh(), at, at);
+        assert_eq!(e, Some(utc("2024-02-29T16:00:00Z")));
+        // ... and through 28 February 2025.
+        let at = utc("2025-01-31T10:00:00Z");
+        let e = expires_at(ExpiryPolicy::EndOfNthMonth { months: 1 }, sh(), at, at);
+        assert_eq!(e, Some(utc("2025-02-28T16:00:00Z")));
+        // 31 January 23:30 local is still January; 00:30 on 1 February is not.
+        let e = expires_at(ExpiryPolicy::EndOfNthMonth { months: 0 }, sh(), utc("2024-01-31T15:30:00Z"), at);
+        assert_eq!(e, Some(utc("2024-01-31T16:00:00Z")));
+        let e = expires_at(ExpiryPolicy::EndOfNthMonth { months: 0 }, sh(), utc("2024-01-31T16:30:00Z"), at);
+        assert_eq!(e, Some(utc("2024-02-29T16:00:00Z")));
+    }
+
+    #[test]
+    fn end_of_following_year_from_a_leap_day() {
+        let at = utc("2024-02-29T03:00:00Z");
+        let e = expires_at(ExpiryPolicy::EndOfFollowingYear, sh(), at, at);
+        assert_eq!(e, Some(utc("2025-12-31T16:00:00Z")));
+        assert_eq!(expires_at(ExpiryPolicy::None, sh(), at, at), None);
+    }
+
+    #[test]
+    fn inactivity_never_counts_from_before_the_lot_was_earned() {
+        // A stale last activity does not shorten a new lot's life.
+        let e = expires_at(
+            ExpiryPolicy::Inactivity { days: 10 },
+            Tz::UTC,
+            utc("2024-02-20T10:00:00Z"),
+            utc("2024-01-01T10:00:00Z"),
+        );
+        assert_eq!(e, Some(utc("2024-03-02T00:00:00Z"))); // 20 Feb + 10 days, through 1 March (leap year)
+    }
+
+    #[test]
+    fn balance_subtracts_debt_from_available_only() {
+        let lots = vec![
+            lot("A", 30, "2024-01-01T00:00:00Z", None),
+            lot("P", 20, "2024-02-01T00:00:00Z", None),
+            lot("E", 50, "2024-01-01T00:00:00Z", Some("2024-01-05T00:00:00Z")),
+        ];
+        let b = balance(&lots, "reward", 40, utc("2024-01-10T00:00:00Z"));
+        assert_eq!(b, Balance { available: -10, pending: 20, debt: 40 });
+        assert_eq!(b.total(), 10);
+        assert_eq!(balance(&lots, "growth", 0, utc("2024-01-10T00:00:00Z")), Balance::default());
+    }
+
+    #[test]
+    fn allocation_of_zero_or_more_than_available() {
+        let lots = vec![lot("A", 30, "2024-01-01T00:00:00Z", None), lot("B", 5, "2024-01-01T00:00:00Z", None)];
+        let t = utc("2024-01-10T00:00:00Z");
+        assert_eq!(allocate(&lots, "reward", 0, t), (vec![], 0));
+        let (alloc, got) = allocate(&lots, "reward", 100, t);
+        assert_eq!(got, 35);
+        assert_eq!(alloc.iter().map(|a| a.points).sum::<i64>(), 35);
+        // Ties on expiry and earning time fall back to the id, shortest first.
+        let ids: Vec<_> = alloc.iter().map(|a| a.lot_id.as_str()).collect();
+        assert_eq!(ids, vec!["A", "B"]);
+    }
+
     #[test]
     fn allocation_takes_soonest_expiry_first_and_skips_pending() {
         let lot = |id: &str, rem: i64, avail: &str, exp: Option<&str>| Lot {

@@ -47,3 +47,48 @@ pub fn parse(text: &str, field: &str) -> Result<Decimal> {
     }
     Decimal::from_str(t).map_err(|_| CrmError::invalid(field, format!("{text:?} is not a decimal number")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(v: f64, currency: &str) -> String {
+        from_f64(v, currency, "amount").unwrap().to_string()
+    }
+
+    #[test]
+    fn floats_round_half_away_from_zero_to_the_minor_unit() {
+        assert_eq!(f(0.125, "CNY"), "0.13");
+        assert_eq!(f(-0.125, "CNY"), "-0.13");
+        assert_eq!(f(2.675, "CNY"), "2.68"); // the shortest decimal, not 2.67499999…
+        assert_eq!(f(0.5, "JPY"), "1");
+        assert_eq!(f(-0.5, "JPY"), "-1");
+        assert_eq!(f(1.0005, "KWD"), "1.001");
+        // Zero stays zero (whole floats keep their own scale: 0.0 -> "0").
+        assert_eq!(from_f64(0.0, "CNY", "a").unwrap(), Decimal::ZERO);
+        assert_eq!(from_f64(-0.0, "CNY", "a").unwrap(), Decimal::ZERO);
+    }
+
+    #[test]
+    fn non_finite_and_huge_floats_are_refused_with_the_field() {
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e300] {
+            let e = from_f64(v, "CNY", "order.amount").unwrap_err();
+            assert_eq!(e.field(), Some("order.amount"), "{v}");
+        }
+    }
+
+    #[test]
+    fn parse_accepts_plain_decimals_only() {
+        assert_eq!(parse(" 12.50 ", "a").unwrap().to_string(), "12.50");
+        assert_eq!(parse("-3", "a").unwrap().to_string(), "-3");
+        assert_eq!(parse("0", "a").unwrap(), Decimal::ZERO);
+        for bad in ["", "1e3", "abc", "1,5", "--1", "1.2.3", "NaN"] {
+            assert_eq!(parse(bad, "amount").unwrap_err().field(), Some("amount"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn minor_units() {
+        assert_eq!((minor_unit("CNY"), minor_unit("JPY"), minor_unit("KWD")), (2, 0, 3));
+    }
+}

@@ -192,6 +192,82 @@ mod tests {
     }
 
     #[test]
+    fn half_points_round_once_per_order_in_every_mode() {
+        // 0.5 per unit on 0.99 + 0.01 style amounts: the raw total is exactly x.5.
+        let mut r = rule(vec![]);
+        r.points_per_unit = d("0.5");
+        let o = Order::paid("o", "m", utc("2024-01-01T00:00:00Z"), d("7.00")); // 3.5 points
+        for (mode, want) in [
+            (Rounding::Floor, 3),
+            (Rounding::Ceil, 4),
+            (Rounding::HalfUp, 4),
+            (Rounding::HalfDown, 3),
+            (Rounding::HalfEven, 4),
+        ] {
+            r.rounding = mode;
+            assert_eq!(order_points(&r, &o, &member(), sh()), want, "{mode:?}");
+        }
+        // Just below and above the midpoint every nearest mode agrees.
+        let below = Order::paid("o", "m", utc("2024-01-01T00:00:00Z"), d("6.98")); // 3.49
+        let above = Order::paid("o", "m", utc("2024-01-01T00:00:00Z"), d("7.02")); // 3.51
+        for mode in [Rounding::HalfUp, Rounding::HalfDown, Rounding::HalfEven] {
+            r.rounding = mode;
+            assert_eq!(order_points(&r, &below, &member(), sh()), 3, "{mode:?}");
+            assert_eq!(order_points(&r, &above, &member(), sh()), 4, "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn zero_and_negative_amounts_earn_nothing() {
+        let mut r = rule(vec![Multiplier { when: Condition::MemberDay { day: 1 }, factor: d("3") }]);
+        r.rounding = Rounding::Ceil;
+        for amount in ["0", "0.00", "-0", "-10", "-0.01"] {
+            let o = Order::paid("o", "m", utc("2024-01-01T02:00:00Z"), d(amount));
+            assert_eq!(order_points(&r, &o, &member(), sh()), 0, "{amount}");
+        }
+        // A negative factor never produces negative points either.
+        let r = rule(vec![Multiplier { when: Condition::MemberDay { day: 1 }, factor: d("-2") }]);
+        let o = Order::paid("o", "m", utc("2024-01-01T02:00:00Z"), d("10"));
+        assert_eq!(order_points(&r, &o, &member(), sh()), 0);
+    }
+
+    #[test]
+    fn member_day_follows_local_midnight_across_dst() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let r = rule(vec![Multiplier { when: Condition::MemberDay { day: 31 }, factor: d("2") }]);
+        // 31 March 2024 is the DST day: 23:59 CEST is 21:59Z, 00:00 CEST on 1 April is 22:00Z.
+        let o = Order::paid("o", "m", utc("2024-03-31T21:59:00Z"), d("10"));
+        assert_eq!(order_points(&r, &o, &member(), berlin), 20);
+        let o = Order::paid("o", "m", utc("2024-03-31T22:00:00Z"), d("10"));
+        assert_eq!(order_points(&r, &o, &member(), berlin), 10);
+        // Still 30 March 23:30 CET at 22:30Z.
+        let o = Order::paid("o", "m", utc("2024-03-30T22:30:00Z"), d("10"));
+        assert_eq!(order_points(&r, &o, &member(), berlin), 10);
+    }
+
+    #[test]
+    fn earning_time_is_the_payment_time() {
+        let r = rule(vec![Multiplier { when: Condition::MemberDay { day: 1 }, factor: d("2") }]);
+        let mut o = Order::paid("o", "m", utc("2024-01-31T10:00:00Z"), d("10"));
+        assert_eq!(order_points(&r, &o, &member(), sh()), 10);
+        o.paid_at = Some(utc("2024-02-01T10:00:00Z"));
+        assert_eq!(order_points(&r, &o, &member(), sh()), 20);
+    }
+
+    #[test]
+    fn date_range_is_half_open_at_midnight() {
+        let r = rule(vec![Multiplier {
+            when: Condition::DateRange { from: utc("2024-02-28T16:00:00Z"), to: utc("2024-02-29T16:00:00Z") },
+            factor: d("2"),
+        }]);
+        let at = |t: &str| order_points(&r, &Order::paid("o", "m", utc(t), d("10")), &member(), sh());
+        assert_eq!(at("2024-02-28T15:59:59Z"), 10);
+        assert_eq!(at("2024-02-28T16:00:00Z"), 20);
+        assert_eq!(at("2024-02-29T15:59:59Z"), 20);
+        assert_eq!(at("2024-02-29T16:00:00Z"), 10);
+    }
+
+    #[test]
     fn half_rounding_modes_per_order() {
         let mut r = rule(vec![]);
         r.points_per_unit = d("0.5");

@@ -223,6 +223,11 @@ pub enum Event {
     Erased {
         at: DateTime<Utc>,
     },
+    /// The survivor this member was merged into was erased: this member's
+    /// personal data goes too (its status stays `Merged`).
+    ProfileErased {
+        at: DateTime<Utc>,
+    },
 }
 
 impl Event {
@@ -253,7 +258,8 @@ impl Event {
             | RuleUsage { at, .. }
             | MergedIn { at, .. }
             | MergedInto { at, .. }
-            | Erased { at } => *at,
+            | Erased { at }
+            | ProfileErased { at } => *at,
         }
     }
 
@@ -340,6 +346,9 @@ impl MemberState {
         for a in allocations {
             if let Some(lot) = self.lot_mut(&a.lot_id) {
                 lot.remaining += a.points;
+                // A lot restored by an earlier reversal holds only what that
+                // reversal put back; later reversals of the same lot grow it.
+                lot.granted = lot.granted.max(lot.remaining);
             } else {
                 // The lot was used up and dropped; restore it under its old id
                 // (ids are never reused) with its original expiry.
@@ -398,11 +407,15 @@ impl MemberState {
                 }
                 self.orders.insert(order.order.id.clone(), order.clone());
             }
-            Event::OrderStatusChanged { order_id, status, .. } => {
+            Event::OrderStatusChanged { at, order_id, status } => {
                 let mut paid = None;
                 if let Some(o) = self.orders.get_mut(order_id) {
                     if !o.order.status.earns() && status.earns() {
                         paid = Some((o.order.amount, o.order.placed_at));
+                        // Paid now: the order earns at the payment time.
+                        if o.order.paid_at.is_none() {
+                            o.order.paid_at = Some((*at).max(o.order.placed_at));
+                        }
                     }
                     o.order.status = *status;
                 }
@@ -506,12 +519,17 @@ impl MemberState {
             }
             Event::Erased { at } => {
                 self.status = MemberStatus::Erased { at: *at };
-                self.profile = anonymise(&self.profile);
-                self.identities.clear();
-                self.tags.clear();
-                self.consents.clear();
+                self.erase_personal_data();
             }
+            Event::ProfileErased { .. } => self.erase_personal_data(),
         }
+    }
+
+    fn erase_personal_data(&mut self) {
+        self.profile = anonymise(&self.profile);
+        self.identities.clear();
+        self.tags.clear();
+        self.consents.clear();
     }
 
     fn count_paid(&mut self, amount: Decimal, at: DateTime<Utc>) {
@@ -582,5 +600,115 @@ fn min_opt(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTim
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, None) => x,
         (None, y) => y,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn member() -> MemberState {
+        MemberState::new("m".into(), utc("2024-01-01T00:00:00Z"))
+    }
+
+    fn placed(at: &str) -> OrderLedger {
+        let mut order = Order::paid("o", "m", utc(at), Decimal::from(10));
+        order.status = OrderStatus::Placed;
+        OrderLedger {
+            order,
+            refunded: Decimal::ZERO,
+            returned: BTreeMap::new(),
+            earned: BTreeMap::new(),
+            clawed: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn paying_a_placed_order_records_the_payment_time() {
+        let mut st = member();
+        st.evolve(&Event::OrderRecorded { at: utc("2024-01-01T00:00:00Z"), order: placed("2024-01-01T00:00:00Z") });
+        assert_eq!(st.stats.orders, 0);
+        let paid = utc("2024-01-10T00:00:00Z");
+        st.evolve(&Event::OrderStatusChanged { at: paid, order_id: "o".into(), status: OrderStatus::Paid });
+        assert_eq!(st.orders["o"].order.paid_at, Some(paid));
+        assert_eq!(st.orders["o"].order.earned_at(), paid);
+        assert_eq!(st.stats.orders, 1);
+        // Completing it later keeps the payment time.
+        st.evolve(&Event::OrderStatusChanged {
+            at: utc("2024-01-20T00:00:00Z"),
+            order_id: "o".into(),
+            status: OrderStatus::Completed,
+        });
+        assert_eq!(st.orders["o"].order.paid_at, Some(paid));
+        assert_eq!(st.stats.orders, 1);
+        // A payment reported as before the order was placed counts from the placing.
+        let mut st = member();
+        st.evolve(&Event::OrderRecorded { at: utc("2024-01-05T00:00:00Z"), order: placed("2024-01-05T00:00:00Z") });
+        st.evolve(&Event::OrderStatusChanged {
+            at: utc("2024-01-04T00:00:00Z"),
+            order_id: "o".into(),
+            status: OrderStatus::Paid,
+        });
+        assert_eq!(st.orders["o"].order.paid_at, Some(utc("2024-01-05T00:00:00Z")));
+    }
+
+    #[test]
+    fn reversals_into_a_restored_lot_grow_its_grant() {
+        let mut st = member();
+        let at = utc("2024-01-01T00:00:00Z");
+        let lot = Lot {
+            id: "m#1".into(),
+            point_type: "reward".into(),
+            granted: 100,
+            remaining: 100,
+            earned_at: at,
+            available_at: at,
+            expires_at: None,
+            source: LotSource::Adjustment,
+            activated: true,
+        };
+        st.evolve(&Event::PointsEarned { at, lot });
+        let take = |points| vec![Allocation { lot_id: "m#1".into(), points, expires_at: None }];
+        for (id, points) in [("r1", 30), ("r2", 70)] {
+            st.evolve(&Event::PointsRedeemed {
+                at,
+                redemption_id: id.into(),
+                point_type: "reward".into(),
+                points,
+                allocations: take(points),
+            });
+        }
+        assert!(st.lots.is_empty(), "an emptied lot is dropped");
+        for (id, points) in [("r1", 30), ("r2", 70)] {
+            st.evolve(&Event::RedemptionReversed {
+                at,
+                redemption_id: id.into(),
+                point_type: "reward".into(),
+                points,
+                allocations: take(points),
+            });
+            let l = &st.lots[0];
+            assert!(0 < l.remaining && l.remaining <= l.granted, "{l:?}");
+        }
+        assert_eq!((st.lots.len(), st.lots[0].remaining, st.lots[0].source.clone()), (1, 100, LotSource::Restored));
+    }
+
+    #[test]
+    fn profile_erased_keeps_a_merged_members_status() {
+        let mut st = member();
+        let at = utc("2024-01-01T00:00:00Z");
+        let profile = Profile { name: Some("Wang".into()), joined_at: Some(at), ..Profile::default() };
+        st.evolve(&Event::MemberCreated { at, profile });
+        st.evolve(&Event::TagAdded { at, tag: "vip".into() });
+        st.evolve(&Event::MergedInto { at, into: "s".into(), moved: BTreeMap::new() });
+        st.evolve(&Event::ProfileErased { at: utc("2024-02-01T00:00:00Z") });
+        assert_eq!(st.status, MemberStatus::Merged { into: "s".into(), at });
+        assert_eq!(st.profile, Profile { joined_at: Some(at), ..Profile::default() });
+        assert!(st.tags.is_empty());
+        assert_eq!(st.last_event_at, utc("2024-02-01T00:00:00Z"));
     }
 }

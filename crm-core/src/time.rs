@@ -82,6 +82,63 @@ mod tests {
     }
 
     #[test]
+    fn ambiguous_midnight_at_fall_back_resolves_to_the_earlier_instant() {
+        // Havana falls back at 01:00 -> 00:00 on 2024-11-03: midnight happens twice.
+        let tz: Tz = "America/Havana".parse().unwrap();
+        let d = NaiveDate::from_ymd_opt(2024, 11, 3).unwrap();
+        assert_eq!(start_of_day(tz, d), utc("2024-11-03T04:00:00Z")); // 00:00 CDT (-4), not 05:00Z
+    }
+
+    #[test]
+    fn days_around_dst_changes_have_23_and_25_hours_in_the_programme_zone() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let day = |m, d| NaiveDate::from_ymd_opt(2024, m, d).unwrap();
+        // Spring forward on 31 March: the local day lasts 23 hours.
+        assert_eq!(start_of_day(tz, day(3, 31)), utc("2024-03-30T23:00:00Z"));
+        assert_eq!(start_of_day(tz, day(4, 1)), utc("2024-03-31T22:00:00Z"));
+        // Fall back on 27 October: 25 hours.
+        assert_eq!(start_of_day(tz, day(10, 27)), utc("2024-10-26T22:00:00Z"));
+        assert_eq!(start_of_day(tz, day(10, 28)), utc("2024-10-27T23:00:00Z"));
+        // The local date flips exactly at local midnight, whatever the offset.
+        assert_eq!(local_date(tz, utc("2024-03-31T21:59:59Z")), day(3, 31));
+        assert_eq!(local_date(tz, utc("2024-03-31T22:00:00Z")), day(4, 1));
+        assert_eq!(local_date(tz, utc("2024-10-27T22:59:59Z")), day(10, 27));
+        assert_eq!(local_date(tz, utc("2024-10-27T23:00:00Z")), day(10, 28));
+    }
+
+    #[test]
+    fn adding_days_keeps_wall_clock_across_fall_back_and_into_a_gap() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        // 12:00 CEST on 26 October -> 12:00 CET on 27 October (25 h later).
+        assert_eq!(add_local_days(tz, utc("2024-10-26T10:00:00Z"), 1), utc("2024-10-27T11:00:00Z"));
+        // 02:30 on 30 March + 1 day falls into the gap (02:00-03:00 on 31 March): 03:00 CEST.
+        assert_eq!(add_local_days(tz, utc("2024-03-30T01:30:00Z"), 1), utc("2024-03-31T01:00:00Z"));
+        // Zero days is the identity.
+        assert_eq!(add_local_days(tz, utc("2024-03-30T01:30:00Z"), 0), utc("2024-03-30T01:30:00Z"));
+    }
+
+    #[test]
+    fn local_date_at_month_and_year_ends() {
+        let sh: Tz = "Asia/Shanghai".parse().unwrap();
+        // 31 Dec 16:00Z is already New Year's Day in Shanghai.
+        assert_eq!(local_date(sh, utc("2023-12-31T15:59:59Z")), NaiveDate::from_ymd_opt(2023, 12, 31).unwrap());
+        assert_eq!(local_date(sh, utc("2023-12-31T16:00:00Z")), NaiveDate::from_ymd_opt(2024, 1, 1).unwrap());
+        // 29 February exists in 2024 only.
+        assert_eq!(local_date(sh, utc("2024-02-29T15:59:59Z")), NaiveDate::from_ymd_opt(2024, 2, 29).unwrap());
+        assert_eq!(local_date(sh, utc("2025-02-28T16:00:00Z")), NaiveDate::from_ymd_opt(2025, 3, 1).unwrap());
+    }
+
+    #[test]
+    fn month_arithmetic_from_leap_day_and_month_ends() {
+        let d = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd).unwrap();
+        assert_eq!(first_of_month_after(d(2024, 2, 29), 0), d(2024, 2, 1));
+        assert_eq!(first_of_month_after(d(2024, 2, 29), 1), d(2024, 3, 1));
+        assert_eq!(first_of_month_after(d(2024, 1, 31), 1), d(2024, 2, 1));
+        assert_eq!(first_of_month_after(d(2024, 2, 29), 12), d(2025, 2, 1));
+        assert_eq!(first_of_month_after(d(2024, 12, 31), 1), d(2025, 1, 1));
+    }
+
+    #[test]
     fn month_arithmetic_wraps_years() {
         let d = NaiveDate::from_ymd_opt(2023, 11, 30).unwrap();
         assert_eq!(first_of_month_after(d, 1), NaiveDate::from_ymd_opt(2023, 12, 1).unwrap());

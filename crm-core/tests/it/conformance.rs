@@ -16,23 +16,16 @@ use crm_core::{
 };
 
 macro_rules! store_suite {
-    (
-        $($test:ident),* $(,)?;
-        ignored($reason:literal): $($ignored:ident),* $(,)?
-    ) => {
-        store_suite!(@adapter memory, crm_core::MemoryStore::new();
-            $($test),*; $reason: $($ignored),*);
+    ($($test:ident),* $(,)?) => {
+        store_suite!(@adapter memory, crm_core::MemoryStore::new(); $($test),*);
         #[cfg(feature = "sqlite")]
-        store_suite!(@adapter sqlite_memory, crm_core::SqliteStore::open_in_memory().unwrap();
-            $($test),*; $reason: $($ignored),*);
+        store_suite!(@adapter sqlite_memory, crm_core::SqliteStore::open_in_memory().unwrap(); $($test),*);
         #[cfg(feature = "sqlite")]
-        store_suite!(@adapter sqlite_file, super::file::TempStore::new();
-            $($test),*; $reason: $($ignored),*);
+        store_suite!(@adapter sqlite_file, super::file::TempStore::new(); $($test),*);
     };
-    (@adapter $adapter:ident, $make:expr; $($test:ident),*; $reason:literal: $($ignored:ident),*) => {
+    (@adapter $adapter:ident, $make:expr; $($test:ident),*) => {
         mod $adapter {
             $( #[test] fn $test() { super::$test($make); } )*
-            $( #[test] #[ignore = $reason] fn $ignored() { super::$ignored($make); } )*
         }
     };
 }
@@ -52,13 +45,9 @@ store_suite!(
     engine_records_orders_idempotently,
     engine_refuses_to_overspend,
     engine_merge_moves_orders_and_points,
-    engine_erase_removes_personal_data,
-    engine_run_due_expires_points;
-    // Engine::merge claims the merged member's identities for the survivor
-    // without releasing them first, so every store (the reference
-    // MemoryStore included) refuses the commit with IdentityTaken.
-    ignored("engine bug: merge does not release the merged member's identities"):
     engine_merge_moves_identities,
+    engine_erase_removes_personal_data,
+    engine_run_due_expires_points,
 );
 
 // ----- fixtures ---------------------------------------------------------------
@@ -590,8 +579,7 @@ fn engine_erase_removes_personal_data<S: Store>(s: S) {
     };
     let pid = ident("phone", "8613912345678");
     create(&e, "bob", profile.clone(), vec![pid.clone()]);
-    // bob2 has no identities: merging identities is blocked by an engine bug
-    // (see engine_merge_moves_identities).
+    let wx2 = ident("wechat", "openid-bob2-secret");
     create(
         &e,
         "bob2",
@@ -600,7 +588,7 @@ fn engine_erase_removes_personal_data<S: Store>(s: S) {
             phone: Some("+1 (555) 010-9999".into()),
             ..Profile::default()
         },
-        vec![],
+        vec![wx2.clone()],
     );
     e.execute(
         "patch-bob",
@@ -618,11 +606,22 @@ fn engine_erase_removes_personal_data<S: Store>(s: S) {
     let before = e.balance(&mid("bob"), "reward", later).unwrap();
     assert_eq!(before.available, 230);
     e.execute("erase-bob", Command::Erase { member_id: mid("bob") }, later).unwrap();
-    let pii = [phone, email, "Bob Smith", "bob@work.example.org", "bob2@example.org", "010-9999", "8613912345678"];
+    let pii = [
+        phone,
+        email,
+        "Bob Smith",
+        "bob@work.example.org",
+        "bob2@example.org",
+        "010-9999",
+        "8613912345678",
+        "openid-bob2-secret",
+    ];
     for m in ["bob", "bob2"] {
         let text = serde_json::to_string(&e.store().events(&mid(m)).unwrap()).unwrap();
+        let snapshot = serde_json::to_string(&e.member(&mid(m)).unwrap()).unwrap();
         for p in pii {
             assert!(!text.contains(p), "{p} left in events of {m}: {text}");
+            assert!(!snapshot.contains(p), "{p} left in the snapshot of {m}: {snapshot}");
         }
     }
     let mut receipts = String::new();
@@ -639,6 +638,7 @@ fn engine_erase_removes_personal_data<S: Store>(s: S) {
     assert_eq!(survivor.profile.phone, None);
     assert_eq!(survivor.profile.email, None);
     assert_eq!(e.find_by_identity(&pid).unwrap(), None);
+    assert_eq!(e.find_by_identity(&wx2).unwrap(), None);
     assert_eq!(e.balance(&mid("bob"), "reward", later).unwrap(), before);
     // Repeating the erasure's key returns its outcome; replaying a redacted
     // command under its key is accepted as the same command.

@@ -1,8 +1,5 @@
 //! Example-based tests of the engine: every earn rule, every ledger edge, and
 //! the member operations, through the public API on the in-memory store.
-//!
-//! Tests marked `#[ignore = "BUG: ..."]` pin down known defects; they pass
-//! once the defect is fixed (run them with `cargo test -- --ignored`).
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -846,7 +843,6 @@ fn order_status_transitions_and_cancellation_of_a_paid_order() {
 }
 
 #[test]
-#[ignore = "BUG: paying a placed order via set_order_status earns at placed_at, not at the payment time"]
 fn paying_a_placed_order_earns_at_the_payment_time() {
     let e = with_expiry("Asia/Shanghai", json!({"type": "days_after_earning", "days": 5}));
     let mut o = order("o1", "a", "2024-01-01T02:00:00Z", "100");
@@ -865,7 +861,6 @@ fn paying_a_placed_order_earns_at_the_payment_time() {
 }
 
 #[test]
-#[ignore = "BUG: a refund of a placed-then-cancelled (never paid) order is accepted"]
 fn refund_of_a_cancelled_unpaid_order_is_refused() {
     let e = engine(base());
     let now = utc("2024-01-01T00:00:00Z");
@@ -1047,7 +1042,6 @@ fn first_order_bonus_waits_for_payment() {
 }
 
 #[test]
-#[ignore = "BUG: create_member never awards the sign_up bonus (only auto-enrolment does)"]
 fn sign_up_bonus_on_create_member() {
     let e = bonus_engine();
     create(&e, "a", "2024-01-01T00:00:00Z", Profile::default());
@@ -1248,7 +1242,6 @@ fn merge_chains_follow_to_the_last_survivor() {
 }
 
 #[test]
-#[ignore = "BUG: merging a member that has identities fails with conflict (identity claimed without release)"]
 fn merge_moves_identities() {
     let e = merge_fixture();
     let now = utc("2024-01-04T00:00:00Z");
@@ -1261,7 +1254,6 @@ fn merge_moves_identities() {
 }
 
 #[test]
-#[ignore = "BUG: balance(merged, t, past) before the merge returns the survivor's past balance"]
 fn balance_of_a_merged_member_as_of_before_the_merge_is_its_own() {
     let e = merge_fixture(); // a: 100; b: 50 - 10 = 40
     e.execute("merge:b->a", merge("a", "b"), utc("2024-01-10T00:00:00Z")).unwrap();
@@ -1340,7 +1332,6 @@ fn erasure_clears_personal_data_and_identities_but_keeps_balances() {
 }
 
 #[test]
-#[ignore = "BUG: erasing a survivor leaves the merged member's profile in its stored snapshot"]
 fn erasing_a_survivor_also_erases_the_merged_members_profile() {
     let e = engine(base());
     let now = utc("2024-01-01T00:00:00Z");
@@ -1549,7 +1540,6 @@ fn idempotency_keys() {
 }
 
 #[test]
-#[ignore = "BUG: reversing two redemptions that emptied the same lot leaves remaining > granted"]
 fn reversing_two_redemptions_of_one_emptied_lot_keeps_remaining_within_granted() {
     let e = engine(base());
     buy(&e, "o1", "a", "2024-01-01T00:00:00Z", "100");
@@ -1567,7 +1557,6 @@ fn reversing_two_redemptions_of_one_emptied_lot_keeps_remaining_within_granted()
 }
 
 #[test]
-#[ignore = "BUG: replay after an erasure loses profile-dependent points (profile_completed bonus)"]
 fn replay_after_erasure_keeps_profile_dependent_points() {
     let e = bonus_engine();
     let now = utc("2024-01-01T00:00:00Z");
