@@ -13,7 +13,7 @@ VENV_ABS   := $(abspath $(VENV))
 VENV_BIN   := $(VENV_ABS)/bin
 VENV_PY    := $(VENV_BIN)/python
 VENV_STAMP := $(VENV_ABS)/.deps-stamp
-PY_DEPS    := "maturin>=1.16,<2" pytest
+PY_DEPS    := "maturin>=1.16,<2" pytest pandas polars pyarrow mypy
 
 PY_CRATE   := crm-py
 NODE_CRATE := crm-node

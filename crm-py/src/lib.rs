@@ -1,15 +1,37 @@
 //! Python bindings for the crm loyalty engine.
 //!
 //! The compiled extension is importable as `crm._crm`; the pure-Python package
-//! in `python/crm/` re-exports its public names.
+//! in `python/crm/` re-exports its public names. This crate only converts
+//! types and maps errors: every rule lives in `crm-core`.
 
 use pyo3::prelude::*;
 
+mod convert;
+mod engine;
 mod errors;
+mod frames;
+mod program;
+mod results;
 
 #[pymodule]
 fn _crm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    m.add_class::<program::PyProgram>()?;
+    m.add_class::<engine::PyEngine>()?;
+    m.add_class::<engine::StatementIterator>()?;
+    m.add_class::<results::PyOutcome>()?;
+    m.add_class::<results::PyBalance>()?;
+    m.add_class::<results::PyLot>()?;
+    m.add_class::<results::PyAllocation>()?;
+    m.add_class::<results::PyClawback>()?;
+    m.add_class::<results::PyStatementEntry>()?;
+    m.add_class::<results::PyStatementPage>()?;
+    m.add_class::<results::PyExpiring>()?;
+    m.add_class::<results::PyPointTypeLiability>()?;
+    m.add_class::<results::PyLiability>()?;
+    m.add_class::<results::PyMember>()?;
+    m.add_class::<frames::PyImportResult>()?;
+    m.add_class::<frames::PyRejectedRow>()?;
     Ok(())
 }

@@ -1,11 +1,66 @@
-"""Python bindings for the crm membership and loyalty engine."""
+"""Python bindings for the crm membership and loyalty engine.
+
+Quick start::
+
+    from datetime import datetime, timezone
+    from decimal import Decimal
+    import crm
+
+    engine = crm.Engine(crm.Program.default_demo())          # or Engine(program, "loyalty.db")
+    now = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+    engine.record_order(id="o-1", member_id="alice", amount=Decimal("129.99"),
+                        placed_at=now, now=now)
+    engine.balance("alice", "reward", at=now).available      # 129
+    engine.redeem("alice", 100, point_type="reward", now=now, idempotency_key="redeem-1")
+
+Conventions (the same in every method and in DataFrame import):
+
+* **Time** is explicit: every command takes ``now=``; the engine never reads a
+  clock. Times are timezone-aware ``datetime`` objects (any ``tzinfo``, converted
+  to UTC) or RFC 3339 strings with an offset. A *naive* ``datetime`` (or a
+  naive timestamp column) always raises ``ValidationError`` naming the field.
+  Returned times are aware UTC ``datetime`` objects.
+* **Money** is ``decimal.Decimal``, ``str`` (``"12.50"``) or ``int``. A
+  ``float`` is read as its shortest round-trip decimal and rounded half away
+  from zero to the programme currency's minor unit (``19.999`` -> ``20.00`` in
+  CNY, ``1234.5`` -> ``1235`` in JPY); NaN and infinities raise
+  ``ValidationError``. ``bool`` is rejected. Returned money is ``Decimal``.
+* **Points** are ``int``.
+* **Idempotency**: every command takes ``idempotency_key=``; repeating a key
+  with the same command returns the first outcome, with another command raises
+  ``Conflict``. Without a key the core's default applies (``order:<id>``,
+  ``refund:<id>``, ``member:<id>``, ...); ``redeem``, ``reverse_redemption`` and
+  ``adjust`` require one.
+* **Errors** are ``CrmError`` subclasses (``ValidationError``, ``NotFound``,
+  ``InsufficientPoints``, ``Conflict``, ``ConfigError``, ``StoreError``) with a
+  stable ``.code`` and the offending ``.field`` path (or ``None``). A bug in the
+  binding surfaces as ``CrmError`` with code ``internal_error``; nothing panics
+  across into Python.
+* Engine calls release the GIL.
+"""
 
 from ._crm import (
+    Allocation,
+    Balance,
+    Clawback,
     ConfigError,
     Conflict,
     CrmError,
+    Engine,
+    Expiring,
+    ImportResult,
     InsufficientPoints,
+    Liability,
+    Lot,
+    Member,
     NotFound,
+    Outcome,
+    PointTypeLiability,
+    Program,
+    RejectedRow,
+    StatementEntry,
+    StatementIterator,
+    StatementPage,
     StoreError,
     ValidationError,
     __version__,
@@ -13,6 +68,22 @@ from ._crm import (
 
 __all__ = [
     "__version__",
+    "Program",
+    "Engine",
+    "Outcome",
+    "Balance",
+    "Lot",
+    "Allocation",
+    "Clawback",
+    "StatementEntry",
+    "StatementPage",
+    "StatementIterator",
+    "Expiring",
+    "PointTypeLiability",
+    "Liability",
+    "Member",
+    "ImportResult",
+    "RejectedRow",
     "CrmError",
     "ValidationError",
     "NotFound",

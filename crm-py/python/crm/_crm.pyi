@@ -1,9 +1,58 @@
-"""Type stubs for the compiled extension module ``crm._crm``."""
+"""Type stubs for the compiled extension module ``crm._crm``.
+
+Conventions: times are timezone-aware ``datetime`` objects or RFC 3339 strings
+with an offset (naive datetimes raise ``ValidationError``); money is
+``Decimal``, ``str`` or ``int`` (a ``float`` is rounded half away from zero to
+the currency's minor unit; NaN/inf raise ``ValidationError``); points are
+``int``. Returned times are aware UTC datetimes, returned money is ``Decimal``.
+"""
+
+import os
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union, final
 
 __version__: str
+__all__ = [
+    "__version__",
+    "CrmError",
+    "ValidationError",
+    "NotFound",
+    "InsufficientPoints",
+    "Conflict",
+    "ConfigError",
+    "StoreError",
+    "Program",
+    "Engine",
+    "StatementIterator",
+    "Outcome",
+    "Balance",
+    "Lot",
+    "Allocation",
+    "Clawback",
+    "StatementEntry",
+    "StatementPage",
+    "Expiring",
+    "PointTypeLiability",
+    "Liability",
+    "Member",
+    "ImportResult",
+    "RejectedRow",
+]
+
+_Money = Union[Decimal, str, int, float]
+_Time = Union[datetime, str]
+_IdentityLike = Union[Tuple[str, str], Mapping[str, str]]
+_ReturnedItemLike = Union[Tuple[str, int], Mapping[str, Any]]
+_StrPath = Union[str, "os.PathLike[str]"]
+
+# ----- errors -----------------------------------------------------------------------
 
 class CrmError(Exception):
     """Base class of all crm errors."""
+
+    code: str
+    field: Optional[str]
 
 class ValidationError(CrmError):
     """Input failed validation."""
@@ -22,3 +71,567 @@ class ConfigError(CrmError):
 
 class StoreError(CrmError):
     """The storage backend failed."""
+
+# ----- programme ------------------------------------------------------------------------
+
+@final
+class Program:
+    """A validated loyalty programme."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Program":
+        """Build from a dict in the core's JSON form."""
+    @classmethod
+    def from_json(cls, text: str) -> "Program":
+        """Parse a JSON document."""
+    @classmethod
+    def from_toml(cls, text: str) -> "Program":
+        """Parse a TOML document."""
+    @classmethod
+    def from_file(cls, path: _StrPath) -> "Program":
+        """Read a file: ``.toml`` is TOML, anything else JSON."""
+    @classmethod
+    def default_demo(cls) -> "Program":
+        """The demo programme."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form as a dict."""
+    def to_json(self) -> str:
+        """The core's JSON form as a string."""
+    @property
+    def name(self) -> str:
+        """Human-readable name."""
+    @property
+    def timezone(self) -> str:
+        """Programme time zone (IANA name)."""
+    @property
+    def currency(self) -> str:
+        """ISO 4217 currency of order amounts."""
+    @property
+    def point_types(self) -> List[str]:
+        """Ids of the point types."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+# ----- results ------------------------------------------------------------------------
+
+@final
+class Outcome:
+    """What a command did; the variant's fields are attributes."""
+
+    @property
+    def type(self) -> str:
+        """The outcome kind."""
+    @property
+    def fields(self) -> Dict[str, Any]:
+        """The variant's fields as typed Python values."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __getattr__(self, name: str, /) -> Any: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class Balance:
+    """Points of one type at an instant."""
+
+    @property
+    def available(self) -> int:
+        """Spendable points."""
+    @property
+    def pending(self) -> int:
+        """Points earned but still pending."""
+    @property
+    def debt(self) -> int:
+        """Negative balance carried after a clawback."""
+    @property
+    def total(self) -> int:
+        """``available + pending``."""
+    def to_dict(self) -> Dict[str, int]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class Lot:
+    """A lot of earned points."""
+
+    @property
+    def id(self) -> str:
+        """Lot id."""
+    @property
+    def point_type(self) -> str:
+        """Point type of the lot."""
+    @property
+    def granted(self) -> int:
+        """Points granted."""
+    @property
+    def remaining(self) -> int:
+        """Points still open."""
+    @property
+    def earned_at(self) -> datetime:
+        """When the lot was earned."""
+    @property
+    def available_at(self) -> datetime:
+        """When the lot becomes spendable."""
+    @property
+    def expires_at(self) -> Optional[datetime]:
+        """First instant at which the lot is expired."""
+    @property
+    def source(self) -> Dict[str, Any]:
+        """Where the lot came from."""
+    @property
+    def activated(self) -> bool:
+        """False while a pending lot has not been activated."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class Allocation:
+    """Points taken from (or put back into) one lot."""
+
+    @property
+    def lot_id(self) -> str:
+        """The lot."""
+    @property
+    def points(self) -> int:
+        """Points taken from it."""
+    @property
+    def expires_at(self) -> Optional[datetime]:
+        """The lot's expiry."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class Clawback:
+    """Points clawed back from one point type by a refund."""
+
+    @property
+    def point_type(self) -> str:
+        """Point type."""
+    @property
+    def taken(self) -> int:
+        """Points taken from open lots."""
+    @property
+    def debt(self) -> int:
+        """Points added to the negative balance."""
+    @property
+    def shortfall(self) -> int:
+        """Points written off."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class StatementEntry:
+    """One line of a member's statement."""
+
+    @property
+    def seq(self) -> int:
+        """Position in the member's event log (1-based)."""
+    @property
+    def at(self) -> datetime:
+        """Effective time."""
+    @property
+    def kind(self) -> str:
+        """earn, redeem, reverse, clawback, adjust, expire, merge_in, merge_out."""
+    @property
+    def points(self) -> int:
+        """Signed points."""
+    @property
+    def balance(self) -> int:
+        """Outstanding points after this entry."""
+    @property
+    def reference(self) -> Optional[str]:
+        """Order, redemption, bonus or member referred to."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class StatementPage:
+    """A page of a statement; iterate it for its entries."""
+
+    @property
+    def entries(self) -> List[StatementEntry]:
+        """Entries of this page."""
+    @property
+    def total(self) -> int:
+        """Entries in the whole statement."""
+    @property
+    def next_offset(self) -> Optional[int]:
+        """Offset of the next page, or None."""
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[StatementEntry]: ...
+    def __getitem__(self, key: int, /) -> StatementEntry: ...
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class StatementIterator:
+    """Iterator over every entry of a statement, fetched page by page."""
+
+    def __iter__(self) -> "StatementIterator": ...
+    def __next__(self) -> StatementEntry: ...
+
+@final
+class Expiring:
+    """Points of one type expiring within a window."""
+
+    @property
+    def total(self) -> int:
+        """Points expiring in the window."""
+    @property
+    def buckets(self) -> List[Tuple[datetime, int]]:
+        """(expires_at, points) pairs, soonest first."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class PointTypeLiability:
+    """Outstanding points of one type across the programme."""
+
+    @property
+    def point_type(self) -> str:
+        """Point type."""
+    @property
+    def spendable(self) -> bool:
+        """Whether the type can be redeemed."""
+    @property
+    def members(self) -> int:
+        """Members holding outstanding points of this type."""
+    @property
+    def available(self) -> int:
+        """Available points."""
+    @property
+    def pending(self) -> int:
+        """Pending points."""
+    @property
+    def debt(self) -> int:
+        """Negative balances."""
+    @property
+    def outstanding(self) -> int:
+        """available + pending."""
+    @property
+    def value(self) -> Decimal:
+        """_Money value of the outstanding points."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class Liability:
+    """Programme-wide outstanding points and their money value at an instant."""
+
+    @property
+    def at(self) -> datetime:
+        """The instant."""
+    @property
+    def members(self) -> int:
+        """Members in the store."""
+    @property
+    def point_types(self) -> List[PointTypeLiability]:
+        """One entry per point type."""
+    @property
+    def value(self) -> Decimal:
+        """Total money value of spendable points."""
+    def __getitem__(self, key: str, /) -> PointTypeLiability: ...
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class Member:
+    """A member record."""
+
+    @property
+    def id(self) -> str:
+        """Member id."""
+    @property
+    def status(self) -> str:
+        """active, merged or erased."""
+    @property
+    def merged_into(self) -> Optional[str]:
+        """The surviving member when merged."""
+    @property
+    def created_at(self) -> datetime:
+        """When the member was created."""
+    @property
+    def last_event_at(self) -> datetime:
+        """Latest effective time of any event."""
+    @property
+    def profile(self) -> Dict[str, Any]:
+        """Profile as a dict."""
+    @property
+    def identities(self) -> List[Tuple[str, str]]:
+        """Linked identities."""
+    @property
+    def tags(self) -> List[str]:
+        """Tags."""
+    @property
+    def consents(self) -> Dict[str, bool]:
+        """Marketing consent per channel."""
+    @property
+    def merged_from(self) -> List[str]:
+        """Members merged into this one."""
+    @property
+    def lots(self) -> List[Lot]:
+        """Open lots."""
+    @property
+    def debts(self) -> Dict[str, int]:
+        """Negative balance per point type."""
+    @property
+    def order_ids(self) -> List[str]:
+        """Ids of the member's orders."""
+    @property
+    def order_count(self) -> int:
+        """Paid orders."""
+    @property
+    def spend(self) -> Decimal:
+        """Sum of paid order amounts."""
+    @property
+    def refunded(self) -> Decimal:
+        """Sum of refunds."""
+    @property
+    def first_order_at(self) -> Optional[datetime]:
+        """First paid order."""
+    @property
+    def last_order_at(self) -> Optional[datetime]:
+        """Last paid order."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's full JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class RejectedRow:
+    """A row that import_orders rejected."""
+
+    @property
+    def row(self) -> int:
+        """0-based position of the row in the frame."""
+    @property
+    def order_id(self) -> Optional[str]:
+        """The row's order id."""
+    @property
+    def code(self) -> str:
+        """Stable error code."""
+    @property
+    def field(self) -> Optional[str]:
+        """Offending field."""
+    @property
+    def message(self) -> str:
+        """Error message."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The row as a dict."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class ImportResult:
+    """Result of Engine.import_orders: one entry per row."""
+
+    @property
+    def rows(self) -> int:
+        """Rows in the frame."""
+    @property
+    def recorded(self) -> int:
+        """Rows recorded."""
+    @property
+    def members(self) -> int:
+        """Distinct members of the recorded rows."""
+    @property
+    def earned(self) -> Dict[str, int]:
+        """Points earned per point type."""
+    @property
+    def rejected(self) -> List[RejectedRow]:
+        """The rejected rows."""
+    def to_frame(self, backend: Optional[str] = None) -> Any:
+        """Per-row results as a DataFrame."""
+    def to_dict(self) -> Dict[str, Any]:
+        """Summary as a dict."""
+    def __len__(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+# ----- engine ------------------------------------------------------------------------------
+
+@final
+class Engine:
+    """The loyalty engine over an in-memory or SQLite store."""
+
+    def __new__(
+        cls, program: Program, path: Optional[_StrPath] = None, *, synchronous: Optional[str] = None
+    ) -> "Engine": ...
+    @staticmethod
+    def in_memory(program: Program) -> "Engine":
+        """An engine over an in-memory store."""
+    @staticmethod
+    def open_sqlite(program: Program, path: _StrPath, *, synchronous: Optional[str] = None) -> "Engine":
+        """An engine over a SQLite file."""
+    @property
+    def program(self) -> Program:
+        """The programme the engine runs."""
+    @property
+    def path(self) -> Optional[str]:
+        """The SQLite file, or None."""
+    def execute(self, key: str, command: Mapping[str, Any], now: _Time) -> Outcome:
+        """Execute a command in the core's serde form."""
+    # members
+    def create_member(
+        self,
+        member_id: str,
+        *,
+        now: _Time,
+        profile: Optional[Mapping[str, Any]] = None,
+        identities: Optional[Iterable[_IdentityLike]] = None,
+        tags: Optional[Iterable[str]] = None,
+        consents: Optional[Mapping[str, bool]] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> Outcome:
+        """Create a member."""
+    def update_profile(
+        self, member_id: str, patch: Mapping[str, Any], *, now: _Time, idempotency_key: Optional[str] = None
+    ) -> Outcome:
+        """Update profile fields."""
+    def link_identity(
+        self, member_id: str, channel: str, external_id: str, *, now: _Time, idempotency_key: Optional[str] = None
+    ) -> Outcome:
+        """Link an identity to a member."""
+    def unlink_identity(
+        self, member_id: str, channel: str, external_id: str, *, now: _Time, idempotency_key: Optional[str] = None
+    ) -> Outcome:
+        """Unlink an identity from a member."""
+    def add_tag(self, member_id: str, tag: str, *, now: _Time, idempotency_key: Optional[str] = None) -> Outcome:
+        """Add a tag."""
+    def remove_tag(self, member_id: str, tag: str, *, now: _Time, idempotency_key: Optional[str] = None) -> Outcome:
+        """Remove a tag."""
+    def set_consent(
+        self, member_id: str, channel: str, granted: bool, *, now: _Time, idempotency_key: Optional[str] = None
+    ) -> Outcome:
+        """Grant or withdraw marketing consent."""
+    def merge(self, survivor: str, merged: str, *, now: _Time, idempotency_key: Optional[str] = None) -> Outcome:
+        """Merge member ``merged`` into ``survivor``."""
+    def erase(self, member_id: str, *, now: _Time, idempotency_key: Optional[str] = None) -> Outcome:
+        """Erase a member's personal data."""
+    # facts
+    def record_order(
+        self,
+        order: Optional[Mapping[str, Any]] = None,
+        *,
+        now: _Time,
+        idempotency_key: Optional[str] = None,
+        id: Optional[str] = None,
+        member_id: Optional[str] = None,
+        amount: Optional[_Money] = None,
+        placed_at: Optional[_Time] = None,
+        paid_at: Optional[_Time] = None,
+        status: Optional[str] = None,
+        channel: Optional[str] = None,
+        store: Optional[str] = None,
+        currency: Optional[str] = None,
+        items: Optional[Sequence[Mapping[str, Any]]] = None,
+    ) -> Outcome:
+        """Record an order."""
+    def set_order_status(
+        self,
+        order_id: str,
+        status: str,
+        *,
+        now: _Time,
+        at: Optional[_Time] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> Outcome:
+        """Change an order's status."""
+    def record_refund(
+        self,
+        refund_id: str,
+        order_id: str,
+        *,
+        at: _Time,
+        now: _Time,
+        amount: Optional[_Money] = None,
+        items: Optional[Iterable[_ReturnedItemLike]] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> Outcome:
+        """Record a refund."""
+    def record_action(
+        self, member_id: str, action: str, reference: str, *, now: _Time, idempotency_key: Optional[str] = None
+    ) -> Outcome:
+        """Report an action that may earn a bonus."""
+    # points
+    def redeem(
+        self,
+        member_id: str,
+        points: int,
+        *,
+        point_type: str,
+        now: _Time,
+        idempotency_key: str,
+        reason: Optional[str] = None,
+    ) -> Outcome:
+        """Spend points."""
+    def reverse_redemption(self, member_id: str, redemption_id: str, *, now: _Time, idempotency_key: str) -> Outcome:
+        """Put back the points of a redemption."""
+    def adjust(
+        self,
+        member_id: str,
+        point_type: str,
+        delta: int,
+        *,
+        reason: str,
+        actor: str,
+        now: _Time,
+        idempotency_key: str,
+    ) -> Outcome:
+        """Manual adjustment."""
+    def run_due(self, now: _Time, *, idempotency_key: Optional[str] = None) -> Outcome:
+        """Activate pending lots and expire lots due at ``now``."""
+    # bulk
+    def record_orders(self, orders: Iterable[Mapping[str, Any]], *, now: _Time) -> List[Union[Outcome, CrmError]]:
+        """Record many orders in one atomic commit."""
+    def import_orders(
+        self,
+        frame: Any,
+        *,
+        now: _Time,
+        batch_size: Optional[int] = None,
+        columns: Optional[Mapping[str, str]] = None,
+    ) -> ImportResult:
+        """Import orders from a DataFrame."""
+    def balances_frame(self, point_type: str, *, at: _Time, backend: Optional[str] = None) -> Any:
+        """Balances of every member as a DataFrame."""
+    # queries
+    def member(self, member_id: str) -> Member:
+        """The stored member record."""
+    def resolve(self, member_id: str) -> Member:
+        """The member that now owns ``member_id``."""
+    def member_as_of(self, member_id: str, at: _Time) -> Member:
+        """The member's state as of ``at``."""
+    def find_by_identity(self, channel: str, external_id: str) -> Optional[str]:
+        """The member id an identity belongs to."""
+    def balance(self, member_id: str, point_type: str, *, at: _Time) -> Balance:
+        """Balance of a point type at ``at``."""
+    def lots(self, member_id: str) -> List[Lot]:
+        """Open lots, soonest expiry first."""
+    def statement(
+        self, member_id: str, point_type: str, *, offset: Optional[int] = None, limit: Optional[int] = None
+    ) -> StatementPage:
+        """One page of the statement."""
+    def iter_statement(self, member_id: str, point_type: str, *, page_size: Optional[int] = None) -> StatementIterator:
+        """Iterate the whole statement."""
+    def expiring(self, member_id: str, point_type: str, *, now: _Time, days: int) -> Expiring:
+        """Points expiring in ``(now, now + days]``."""
+    def liability(self, *, at: _Time) -> Liability:
+        """Programme-wide outstanding points at ``at``."""

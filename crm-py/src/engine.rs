@@ -1,0 +1,960 @@
+//! `crm.Engine`: the loyalty engine over an in-memory or SQLite store.
+//!
+//! Every method converts its arguments, builds the core's `Command` (or calls
+//! the core query) and runs it with the GIL released. Command methods take an
+//! optional `idempotency_key`; when it is `None` the core's
+//! `Command::default_key` is used (`Engine::submit`). Redeem, reverse and
+//! adjust require a key.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use crm_core::facts::{OrderItem, RefundScope, ReturnedItem};
+use crm_core::member::{Identity, MemberId, Profile, ProfilePatch};
+use crm_core::program::Action;
+use crm_core::store::sqlite::{SqliteOptions, Synchronous};
+use crm_core::store::Store;
+use crm_core::{Command, Order, OrderStatus, Refund};
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use serde_json::Value;
+
+use crate::convert::{self, datetime, dict, integer, money, opt_datetime, opt_string, string};
+use crate::errors::{detached, invalid, to_py};
+use crate::program::PyProgram;
+use crate::results::{
+    PyBalance, PyExpiring, PyLiability, PyLot, PyMember, PyOutcome, PyStatementEntry, PyStatementPage,
+};
+
+/// The core engine as the binding holds it.
+pub(crate) type CoreEngine = crm_core::Engine<Arc<dyn Store>>;
+
+/// The loyalty engine. `Engine(program)` keeps everything in memory;
+/// `Engine(program, path)` stores it in a SQLite file (created if missing).
+///
+/// Every method takes the current time explicitly (`now=`, keyword-only):
+/// the engine never reads a clock. Times are timezone-aware `datetime`s or
+/// RFC 3339 strings; naive datetimes raise `ValidationError`. Money is
+/// `Decimal`, `str` or `int` (a `float` is rounded half away from zero to the
+/// currency's minor unit). Engine calls release the GIL.
+#[pyclass(frozen, module = "crm", name = "Engine")]
+pub struct PyEngine {
+    pub(crate) inner: Arc<CoreEngine>,
+    path: Option<String>,
+}
+
+fn member_id(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<MemberId> {
+    string(obj, field).map(MemberId)
+}
+
+impl PyEngine {
+    fn open(
+        program: &Bound<'_, PyAny>,
+        path: Option<String>,
+        synchronous: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let py = program.py();
+        let program = program
+            .cast::<PyProgram>()
+            .map_err(|_| invalid(py, "program", format!("must be a crm.Program, not {}", convert::type_name(program))))?
+            .get()
+            .0
+            .clone();
+        let sync = match synchronous.filter(|s| !s.is_none()) {
+            None => Synchronous::Full,
+            Some(s) => match string(s, "synchronous")?.as_str() {
+                "full" => Synchronous::Full,
+                "normal" => Synchronous::Normal,
+                other => {
+                    return Err(invalid(py, "synchronous", format!("must be \"full\" or \"normal\", not {other:?}")))
+                }
+            },
+        };
+        let store: Arc<dyn Store> = match &path {
+            None => Arc::new(crm_core::MemoryStore::new()),
+            Some(p) => {
+                let p = p.clone();
+                let options = SqliteOptions::new().synchronous(sync);
+                Arc::new(detached(py, move || crm_core::SqliteStore::open_with(p, options))?)
+            }
+        };
+        Ok(PyEngine { inner: Arc::new(crm_core::Engine::new(program, store)), path })
+    }
+
+    pub(crate) fn currency(&self) -> &str {
+        &self.inner.program().currency
+    }
+
+    fn submit(
+        &self,
+        py: Python<'_>,
+        key: Option<&Bound<'_, PyAny>>,
+        command: Command,
+        now: &Bound<'_, PyAny>,
+    ) -> PyResult<PyOutcome> {
+        let key = opt_string(key, "idempotency_key")?;
+        let now = datetime(now, "now")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.submit(key.as_deref(), command, now)).map(PyOutcome::new)
+    }
+
+    /// Build an order from a dict in the core's field names.
+    pub(crate) fn order_from_dict(&self, d: &Bound<'_, PyDict>) -> PyResult<Order> {
+        let py = d.py();
+        const KNOWN: &[&str] =
+            &["id", "member_id", "amount", "placed_at", "paid_at", "status", "channel", "store", "currency", "items"];
+        for k in d.keys() {
+            let k = string(&k, "order")?;
+            if !KNOWN.contains(&k.as_str()) {
+                return Err(invalid(py, &format!("order.{k}"), "unknown field"));
+            }
+        }
+        let get = |name: &str| -> PyResult<Option<Bound<'_, PyAny>>> { Ok(d.get_item(name)?.filter(|v| !v.is_none())) };
+        let need = |name: &str| -> PyResult<Bound<'_, PyAny>> {
+            get(name)?.ok_or_else(|| invalid(py, &format!("order.{name}"), "is required"))
+        };
+        let status = match get("status")? {
+            None => OrderStatus::Paid,
+            Some(s) => convert::from_json(py, Value::String(string(&s, "order.status")?), "order.status")?,
+        };
+        let mut items = Vec::new();
+        if let Some(list) = get("items")? {
+            let iter = list.try_iter().map_err(|_| invalid(py, "order.items", "must be a list of dicts"))?;
+            for (i, item) in iter.enumerate() {
+                let item = item?;
+                let at = format!("order.items[{i}]");
+                items.push(self.order_item(&item, &at)?);
+            }
+        }
+        Ok(Order {
+            id: string(&need("id")?, "order.id")?,
+            member_id: member_id(&need("member_id")?, "order.member_id")?,
+            channel: opt_string(get("channel")?.as_ref(), "order.channel")?,
+            store: opt_string(get("store")?.as_ref(), "order.store")?,
+            placed_at: datetime(&need("placed_at")?, "order.placed_at")?,
+            paid_at: opt_datetime(get("paid_at")?.as_ref(), "order.paid_at")?,
+            status,
+            amount: money(&need("amount")?, self.currency(), "order.amount")?,
+            currency: opt_string(get("currency")?.as_ref(), "order.currency")?,
+            items,
+        })
+    }
+
+    fn order_item(&self, item: &Bound<'_, PyAny>, at: &str) -> PyResult<OrderItem> {
+        let py = item.py();
+        let d = dict(item, at)?;
+        for k in d.keys() {
+            let k = string(&k, at)?;
+            if !["sku", "category", "qty", "price"].contains(&k.as_str()) {
+                return Err(invalid(py, &format!("{at}.{k}"), "unknown field"));
+            }
+        }
+        let need = |name: &str| -> PyResult<Bound<'_, PyAny>> {
+            d.get_item(name)?
+                .filter(|v| !v.is_none())
+                .ok_or_else(|| invalid(py, &format!("{at}.{name}"), "is required"))
+        };
+        Ok(OrderItem {
+            sku: string(&need("sku")?, &format!("{at}.sku"))?,
+            category: opt_string(d.get_item("category")?.as_ref(), &format!("{at}.category"))?,
+            qty: convert::count(&need("qty")?, &format!("{at}.qty"), u64::from(u32::MAX))? as u32,
+            price: money(&need("price")?, self.currency(), &format!("{at}.price"))?,
+        })
+    }
+
+    fn identity(obj: &Bound<'_, PyAny>, at: &str) -> PyResult<Identity> {
+        let py = obj.py();
+        if let Ok(d) = obj.cast::<PyDict>() {
+            let v = convert::to_json(d.as_any(), at)?;
+            return convert::from_json(py, v, at);
+        }
+        if (obj.is_instance_of::<PyTuple>() || obj.is_instance_of::<PyList>()) && obj.len()? == 2 {
+            return Ok(Identity {
+                channel: string(&obj.get_item(0)?, &format!("{at}.channel"))?,
+                external_id: string(&obj.get_item(1)?, &format!("{at}.external_id"))?,
+            });
+        }
+        Err(invalid(
+            py,
+            at,
+            format!("must be a (channel, external_id) tuple or a dict, not {}", convert::type_name(obj)),
+        ))
+    }
+}
+
+#[pymethods]
+impl PyEngine {
+    /// Open an engine: in memory when `path` is `None`, else over the SQLite
+    /// file at `path` (`str` or `os.PathLike`; created if missing).
+    /// `synchronous` (SQLite only): `"full"` (default; every acknowledged
+    /// command survives power loss) or `"normal"` (survives a process crash;
+    /// the latest commits can be lost on power loss; much faster).
+    #[new]
+    #[pyo3(signature = (program, path=None, *, synchronous=None))]
+    fn new(
+        program: &Bound<'_, PyAny>,
+        path: Option<&Bound<'_, PyAny>>,
+        synchronous: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let path = match path {
+            Some(p) if !p.is_none() => Some(convert::path(p, "path")?),
+            _ => None,
+        };
+        PyEngine::open(program, path, synchronous)
+    }
+
+    /// An engine over an in-memory store.
+    #[staticmethod]
+    fn in_memory(program: &Bound<'_, PyAny>) -> PyResult<Self> {
+        PyEngine::open(program, None, None)
+    }
+
+    /// An engine over the SQLite file at `path` (created if missing); see
+    /// `Engine()` for `synchronous`.
+    #[staticmethod]
+    #[pyo3(signature = (program, path, *, synchronous=None))]
+    fn open_sqlite(
+        program: &Bound<'_, PyAny>,
+        path: &Bound<'_, PyAny>,
+        synchronous: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let path = convert::path(path, "path")?;
+        PyEngine::open(program, Some(path), synchronous)
+    }
+
+    /// The programme the engine runs.
+    #[getter]
+    fn program(&self) -> PyProgram {
+        PyProgram(self.inner.program().clone())
+    }
+
+    /// The SQLite file, or `None` for an in-memory engine.
+    #[getter]
+    fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let name = crate::results::pystr(py, &self.inner.program().name);
+        match &self.path {
+            Some(p) => format!("Engine(program={name}, path={})", crate::results::pystr(py, p)),
+            None => format!("Engine(program={name}, in_memory=True)"),
+        }
+    }
+
+    // ----- generic --------------------------------------------------------
+
+    /// Execute a command given in the core's serde form (a dict tagged by
+    /// `type`, e.g. `{"type": "redeem", "member_id": "m1", "point_type":
+    /// "reward", "points": 100}`) under idempotency key `key`.
+    #[pyo3(signature = (key, command, now))]
+    fn execute(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        command: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+    ) -> PyResult<PyOutcome> {
+        let key = string(key, "idempotency_key")?;
+        let value = convert::to_json(dict(command, "command")?.as_any(), "command")?;
+        let command: Command = convert::from_json(py, value, "command")?;
+        let now = datetime(now, "now")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.execute(&key, command, now)).map(PyOutcome::new)
+    }
+
+    // ----- members --------------------------------------------------------
+
+    /// Create a member. `profile` is a dict of profile fields (`name`,
+    /// `phone`, `email`, `birthday`, `gender`, `region`, `joined_at`,
+    /// `join_channel`, `timezone`, `attributes`); `identities` a list of
+    /// `(channel, external_id)` tuples or dicts; `consents` maps channel to bool.
+    #[pyo3(signature = (member_id, *, now, profile=None, identities=None, tags=None, consents=None, idempotency_key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn create_member(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        profile: Option<&Bound<'_, PyAny>>,
+        identities: Option<&Bound<'_, PyAny>>,
+        tags: Option<&Bound<'_, PyAny>>,
+        consents: Option<&Bound<'_, PyAny>>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let member_id = self::member_id(member_id, "member_id")?;
+        let profile: Profile = match profile.filter(|p| !p.is_none()) {
+            None => Profile::default(),
+            Some(p) => {
+                let v = convert::to_json(dict(p, "profile")?.as_any(), "profile")?;
+                convert::from_json(py, v, "profile")?
+            }
+        };
+        let mut ids = Vec::new();
+        if let Some(list) = identities.filter(|p| !p.is_none()) {
+            if list.is_instance_of::<PyString>() || list.is_instance_of::<PyDict>() {
+                return Err(invalid(py, "identities", "must be a list"));
+            }
+            let iter = list.try_iter().map_err(|_| invalid(py, "identities", "must be a list"))?;
+            for (i, item) in iter.enumerate() {
+                ids.push(PyEngine::identity(&item?, &format!("identities[{i}]"))?);
+            }
+        }
+        let tags = match tags.filter(|p| !p.is_none()) {
+            None => Vec::new(),
+            Some(t) => convert::strings(t, "tags")?,
+        };
+        let mut consent_map = BTreeMap::new();
+        if let Some(c) = consents.filter(|p| !p.is_none()) {
+            for (k, v) in dict(c, "consents")?.iter() {
+                let channel = string(&k, "consents")?;
+                let granted = convert::boolean(&v, &format!("consents.{channel}"))?;
+                consent_map.insert(channel, granted);
+            }
+        }
+        let command = Command::CreateMember { member_id, profile, identities: ids, tags, consents: consent_map };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    /// Update profile fields: keys set in `patch` are changed, `clear` lists
+    /// fields to remove, `attributes` are merged (a `None` value removes a key).
+    #[pyo3(signature = (member_id, patch, *, now, idempotency_key=None))]
+    fn update_profile(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        patch: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let member_id = self::member_id(member_id, "member_id")?;
+        let v = convert::to_json(dict(patch, "patch")?.as_any(), "patch")?;
+        let patch: ProfilePatch = convert::from_json(py, v, "patch")?;
+        self.submit(py, idempotency_key, Command::UpdateProfile { member_id, patch }, now)
+    }
+
+    /// Link an identity (channel account) to a member.
+    #[pyo3(signature = (member_id, channel, external_id, *, now, idempotency_key=None))]
+    fn link_identity(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        channel: &Bound<'_, PyAny>,
+        external_id: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let command = Command::LinkIdentity {
+            member_id: self::member_id(member_id, "member_id")?,
+            identity: Identity {
+                channel: string(channel, "channel")?,
+                external_id: string(external_id, "external_id")?,
+            },
+        };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    /// Unlink an identity from a member.
+    #[pyo3(signature = (member_id, channel, external_id, *, now, idempotency_key=None))]
+    fn unlink_identity(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        channel: &Bound<'_, PyAny>,
+        external_id: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let command = Command::UnlinkIdentity {
+            member_id: self::member_id(member_id, "member_id")?,
+            identity: Identity {
+                channel: string(channel, "channel")?,
+                external_id: string(external_id, "external_id")?,
+            },
+        };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    /// Add a tag (no-op when present).
+    #[pyo3(signature = (member_id, tag, *, now, idempotency_key=None))]
+    fn add_tag(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        tag: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let command = Command::AddTag { member_id: self::member_id(member_id, "member_id")?, tag: string(tag, "tag")? };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    /// Remove a tag (no-op when absent).
+    #[pyo3(signature = (member_id, tag, *, now, idempotency_key=None))]
+    fn remove_tag(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        tag: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let command =
+            Command::RemoveTag { member_id: self::member_id(member_id, "member_id")?, tag: string(tag, "tag")? };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    /// Grant or withdraw marketing consent for a channel.
+    #[pyo3(signature = (member_id, channel, granted, *, now, idempotency_key=None))]
+    fn set_consent(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        channel: &Bound<'_, PyAny>,
+        granted: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let command = Command::SetConsent {
+            member_id: self::member_id(member_id, "member_id")?,
+            channel: string(channel, "channel")?,
+            granted: convert::boolean(granted, "granted")?,
+        };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    /// Merge member `merged` into `survivor` (lots, orders and identities move).
+    #[pyo3(signature = (survivor, merged, *, now, idempotency_key=None))]
+    fn merge(
+        &self,
+        py: Python<'_>,
+        survivor: &Bound<'_, PyAny>,
+        merged: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let command = Command::Merge {
+            survivor: self::member_id(survivor, "survivor")?,
+            merged: self::member_id(merged, "merged")?,
+        };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    /// Erase a member's personal data (the anonymised ledger stays).
+    #[pyo3(signature = (member_id, *, now, idempotency_key=None))]
+    fn erase(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let command = Command::Erase { member_id: self::member_id(member_id, "member_id")? };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    // ----- facts ----------------------------------------------------------
+
+    /// Record an order, given as a dict (`order`) or as keyword fields.
+    /// Fields: `id`, `member_id`, `amount`, `placed_at` (required), `paid_at`,
+    /// `status` (`"placed"`, `"paid"` (default), `"completed"`, `"cancelled"`),
+    /// `channel`, `store`, `currency`, `items` (dicts with `sku`, `qty`,
+    /// `price`, optional `category`). Default key: `order:<id>`.
+    #[pyo3(signature = (order=None, *, now, idempotency_key=None, id=None, member_id=None, amount=None, placed_at=None, paid_at=None, status=None, channel=None, store=None, currency=None, items=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn record_order(
+        &self,
+        py: Python<'_>,
+        order: Option<&Bound<'_, PyAny>>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+        id: Option<&Bound<'_, PyAny>>,
+        member_id: Option<&Bound<'_, PyAny>>,
+        amount: Option<&Bound<'_, PyAny>>,
+        placed_at: Option<&Bound<'_, PyAny>>,
+        paid_at: Option<&Bound<'_, PyAny>>,
+        status: Option<&Bound<'_, PyAny>>,
+        channel: Option<&Bound<'_, PyAny>>,
+        store: Option<&Bound<'_, PyAny>>,
+        currency: Option<&Bound<'_, PyAny>>,
+        items: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let fields = [
+            ("id", id),
+            ("member_id", member_id),
+            ("amount", amount),
+            ("placed_at", placed_at),
+            ("paid_at", paid_at),
+            ("status", status),
+            ("channel", channel),
+            ("store", store),
+            ("currency", currency),
+            ("items", items),
+        ];
+        let given = fields.iter().any(|(_, v)| v.is_some());
+        let order = match order.filter(|o| !o.is_none()) {
+            Some(o) if given => {
+                let _ = o;
+                return Err(invalid(py, "order", "pass either an order dict or keyword fields, not both"));
+            }
+            Some(o) => self.order_from_dict(dict(o, "order")?)?,
+            None => {
+                let d = PyDict::new(py);
+                for (k, v) in fields {
+                    if let Some(v) = v {
+                        d.set_item(k, v)?;
+                    }
+                }
+                self.order_from_dict(&d)?
+            }
+        };
+        self.submit(py, idempotency_key, Command::RecordOrder { order }, now)
+    }
+
+    /// Change an order's status (`placed` -> `paid` earns, cancelling a paid
+    /// order claws back). `at` is the effective time (default `now`).
+    #[pyo3(signature = (order_id, status, *, now, at=None, idempotency_key=None))]
+    fn set_order_status(
+        &self,
+        py: Python<'_>,
+        order_id: &Bound<'_, PyAny>,
+        status: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        at: Option<&Bound<'_, PyAny>>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let status: OrderStatus = convert::from_json(py, Value::String(string(status, "status")?), "status")?;
+        let command =
+            Command::SetOrderStatus { order_id: string(order_id, "order_id")?, status, at: opt_datetime(at, "at")? };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    /// Record a refund: `amount` (money) or `items` (list of `(sku, qty)`
+    /// tuples or `{"sku", "qty"}` dicts), or neither for a full refund.
+    /// Default key: `refund:<refund_id>`.
+    #[pyo3(signature = (refund_id, order_id, *, at, now, amount=None, items=None, idempotency_key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn record_refund(
+        &self,
+        py: Python<'_>,
+        refund_id: &Bound<'_, PyAny>,
+        order_id: &Bound<'_, PyAny>,
+        at: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        amount: Option<&Bound<'_, PyAny>>,
+        items: Option<&Bound<'_, PyAny>>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let amount = amount.filter(|a| !a.is_none());
+        let items = items.filter(|a| !a.is_none());
+        let scope = match (amount, items) {
+            (Some(_), Some(_)) => return Err(invalid(py, "items", "give either amount or items, not both")),
+            (Some(a), None) => RefundScope::Amount { amount: money(a, self.currency(), "amount")? },
+            (None, Some(list)) => {
+                let iter = list.try_iter().map_err(|_| invalid(py, "items", "must be a list"))?;
+                let mut out = Vec::new();
+                for (i, item) in iter.enumerate() {
+                    let item = item?;
+                    let at = format!("items[{i}]");
+                    let (sku, qty) = if let Ok(d) = item.cast::<PyDict>() {
+                        let sku = d.get_item("sku")?.ok_or_else(|| invalid(py, &format!("{at}.sku"), "is required"))?;
+                        let qty = d.get_item("qty")?.ok_or_else(|| invalid(py, &format!("{at}.qty"), "is required"))?;
+                        (sku, qty)
+                    } else if (item.is_instance_of::<PyTuple>() || item.is_instance_of::<PyList>()) && item.len()? == 2
+                    {
+                        (item.get_item(0)?, item.get_item(1)?)
+                    } else {
+                        return Err(invalid(py, &at, "must be a (sku, qty) tuple or a dict"));
+                    };
+                    out.push(ReturnedItem {
+                        sku: string(&sku, &format!("{at}.sku"))?,
+                        qty: convert::count(&qty, &format!("{at}.qty"), u64::from(u32::MAX))? as u32,
+                    });
+                }
+                RefundScope::Items { items: out }
+            }
+            (None, None) => RefundScope::Full,
+        };
+        let refund = Refund {
+            id: string(refund_id, "refund_id")?,
+            order_id: string(order_id, "order_id")?,
+            at: datetime(at, "at")?,
+            scope,
+        };
+        self.submit(py, idempotency_key, Command::RecordRefund { refund }, now)
+    }
+
+    /// Report an action that may earn a bonus (`"review"`, `"sign_up"`,
+    /// `"first_order"`, `"profile_completed"` or a custom name); `reference`
+    /// identifies the occurrence (e.g. the review id).
+    #[pyo3(signature = (member_id, action, reference, *, now, idempotency_key=None))]
+    fn record_action(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        action: &Bound<'_, PyAny>,
+        reference: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let action: Action = convert::from_json(py, Value::String(string(action, "action")?), "action")?;
+        let command = Command::RecordAction {
+            member_id: self::member_id(member_id, "member_id")?,
+            action,
+            reference: string(reference, "reference")?,
+        };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    // ----- points ---------------------------------------------------------
+
+    /// Spend points. The idempotency key is required and is also the
+    /// redemption id.
+    #[pyo3(signature = (member_id, points, *, point_type, now, idempotency_key, reason=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn redeem(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        points: &Bound<'_, PyAny>,
+        point_type: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: &Bound<'_, PyAny>,
+        reason: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        string(idempotency_key, "idempotency_key")?;
+        let command = Command::Redeem {
+            member_id: self::member_id(member_id, "member_id")?,
+            point_type: string(point_type, "point_type")?,
+            points: integer(points, "points")?,
+            reason: opt_string(reason, "reason")?,
+        };
+        self.submit(py, Some(idempotency_key), command, now)
+    }
+
+    /// Put back the points of a redemption (key required).
+    #[pyo3(signature = (member_id, redemption_id, *, now, idempotency_key))]
+    fn reverse_redemption(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        redemption_id: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: &Bound<'_, PyAny>,
+    ) -> PyResult<PyOutcome> {
+        string(idempotency_key, "idempotency_key")?;
+        let command = Command::ReverseRedemption {
+            member_id: self::member_id(member_id, "member_id")?,
+            redemption_id: string(redemption_id, "redemption_id")?,
+        };
+        self.submit(py, Some(idempotency_key), command, now)
+    }
+
+    /// Manual adjustment: a positive `delta` grants a lot, a negative one
+    /// takes points (key required; `reason` and `actor` are recorded).
+    #[pyo3(signature = (member_id, point_type, delta, *, reason, actor, now, idempotency_key))]
+    #[allow(clippy::too_many_arguments)]
+    fn adjust(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        point_type: &Bound<'_, PyAny>,
+        delta: &Bound<'_, PyAny>,
+        reason: &Bound<'_, PyAny>,
+        actor: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: &Bound<'_, PyAny>,
+    ) -> PyResult<PyOutcome> {
+        string(idempotency_key, "idempotency_key")?;
+        let command = Command::Adjust {
+            member_id: self::member_id(member_id, "member_id")?,
+            point_type: string(point_type, "point_type")?,
+            delta: integer(delta, "delta")?,
+            reason: string(reason, "reason")?,
+            actor: string(actor, "actor")?,
+        };
+        self.submit(py, Some(idempotency_key), command, now)
+    }
+
+    /// Activate pending lots and expire lots due at `now`, for every member
+    /// (default key `run_due:<now>`; idempotent).
+    #[pyo3(signature = (now, *, idempotency_key=None))]
+    fn run_due(
+        &self,
+        py: Python<'_>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        self.submit(py, idempotency_key, Command::RunDue, now)
+    }
+
+    // ----- bulk -----------------------------------------------------------
+
+    /// Record many orders (dicts, as for `record_order`) in one atomic
+    /// commit. Returns one entry per order, in order: an `Outcome`, or the
+    /// `CrmError` instance that order raised (a bad order does not stop the others).
+    #[pyo3(signature = (orders, *, now))]
+    fn record_orders<'py>(
+        &self,
+        py: Python<'py>,
+        orders: &Bound<'py, PyAny>,
+        now: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let now = datetime(now, "now")?;
+        if orders.is_instance_of::<PyString>() || orders.is_instance_of::<PyDict>() {
+            return Err(invalid(py, "orders", "must be a list of dicts"));
+        }
+        let iter = orders.try_iter().map_err(|_| invalid(py, "orders", "must be a list of dicts"))?;
+        let mut slots: Vec<Result<usize, PyErr>> = Vec::new();
+        let mut batch = Vec::new();
+        for (i, item) in iter.enumerate() {
+            let item = item?;
+            match dict(&item, &format!("orders[{i}]")).and_then(|d| self.order_from_dict(d)) {
+                Ok(o) => {
+                    slots.push(Ok(batch.len()));
+                    batch.push(o);
+                }
+                Err(e) => slots.push(Err(e)),
+            }
+        }
+        let engine = self.inner.clone();
+        let results = detached(py, move || engine.record_orders(&batch, now))?;
+        let out = PyList::empty(py);
+        for slot in slots {
+            match slot {
+                Ok(i) => match &results[i] {
+                    Ok(o) => out.append(Py::new(py, PyOutcome::new(o.clone()))?)?,
+                    Err(e) => out.append(to_py(py, e).value(py))?,
+                },
+                Err(e) => out.append(e.value(py))?,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Import orders from a DataFrame: pandas, polars, a pyarrow Table, any
+    /// object with the Arrow C stream interface (`__arrow_c_stream__`), or a
+    /// dict of equal-length column lists.
+    ///
+    /// Columns: `member_id`, `order_id`, `placed_at`, `amount` (required);
+    /// `paid_at`, `status`, `channel`, `store`, `currency` (optional); other
+    /// columns are ignored. `columns` maps these names to the frame's own
+    /// (e.g. `{"order_id": "InvoiceNo"}`). Times: timezone-aware timestamp
+    /// columns, or aware `datetime`s / RFC 3339 strings; a naive timestamp
+    /// column raises `ValidationError` (field = the column) before anything
+    /// is imported. Amounts follow the single-call money rule (floats are
+    /// rounded half away from zero to the currency's minor unit; NaN and
+    /// infinities reject the row). Rows are imported in atomic batches of
+    /// `batch_size` orders (default 100: the fastest in measurements
+    /// with the in-memory store); a bad row is rejected with its position, code,
+    /// field and message and does not stop the others.
+    #[pyo3(signature = (frame, *, now, batch_size=None, columns=None))]
+    fn import_orders(
+        &self,
+        py: Python<'_>,
+        frame: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        batch_size: Option<&Bound<'_, PyAny>>,
+        columns: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<crate::frames::PyImportResult> {
+        let now = datetime(now, "now")?;
+        let batch_size = match batch_size.filter(|b| !b.is_none()) {
+            Some(b) => convert::count(b, "batch_size", 1_000_000)?,
+            None => 100,
+        };
+        if batch_size == 0 {
+            return Err(invalid(py, "batch_size", "must be 1-1000000"));
+        }
+        crate::errors::guarded(py, || crate::frames::import_orders(self, py, frame, now, batch_size as usize, columns))
+    }
+
+    /// Balances of one point type for every member that is not merged away
+    /// (sorted by member id) at `at`, as a DataFrame with columns
+    /// `member_id`, `status` (`"active"` or `"erased"`), `available`,
+    /// `pending`, `debt`, `total`. `backend`: `"pandas"` (default),
+    /// `"polars"`, `"pyarrow"` or `"dict"`; `None` means `"pandas"`.
+    #[pyo3(signature = (point_type, *, at, backend=None))]
+    fn balances_frame<'py>(
+        &self,
+        py: Python<'py>,
+        point_type: &Bound<'py, PyAny>,
+        at: &Bound<'py, PyAny>,
+        backend: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let point_type = string(point_type, "point_type")?;
+        let at = datetime(at, "at")?;
+        crate::errors::guarded(py, || crate::frames::balances_frame(self, py, point_type, at, backend))
+    }
+
+    // ----- queries --------------------------------------------------------
+
+    /// The stored member record (merged and erased members included).
+    fn member(&self, py: Python<'_>, member_id: &Bound<'_, PyAny>) -> PyResult<PyMember> {
+        let id = self::member_id(member_id, "member_id")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.member(&id)).map(PyMember)
+    }
+
+    /// The member that now owns `member_id` (following merges).
+    fn resolve(&self, py: Python<'_>, member_id: &Bound<'_, PyAny>) -> PyResult<PyMember> {
+        let id = self::member_id(member_id, "member_id")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.resolve(&id)).map(PyMember)
+    }
+
+    /// The member's state as of instant `at`, rebuilt from its events.
+    fn member_as_of(&self, py: Python<'_>, member_id: &Bound<'_, PyAny>, at: &Bound<'_, PyAny>) -> PyResult<PyMember> {
+        let id = self::member_id(member_id, "member_id")?;
+        let at = datetime(at, "at")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.member_as_of(&id, at)).map(PyMember)
+    }
+
+    /// The member id an identity belongs to, or `None`.
+    fn find_by_identity(
+        &self,
+        py: Python<'_>,
+        channel: &Bound<'_, PyAny>,
+        external_id: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<String>> {
+        let identity =
+            Identity { channel: string(channel, "channel")?, external_id: string(external_id, "external_id")? };
+        let engine = self.inner.clone();
+        detached(py, move || engine.find_by_identity(&identity)).map(|o| o.map(|m| m.0))
+    }
+
+    /// Balance of a point type at `at` (now or any past instant; follows merges).
+    #[pyo3(signature = (member_id, point_type, *, at))]
+    fn balance(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        point_type: &Bound<'_, PyAny>,
+        at: &Bound<'_, PyAny>,
+    ) -> PyResult<PyBalance> {
+        let id = self::member_id(member_id, "member_id")?;
+        let point_type = string(point_type, "point_type")?;
+        let at = datetime(at, "at")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.balance(&id, &point_type, at)).map(PyBalance)
+    }
+
+    /// Open lots of a member (all point types), soonest expiry first.
+    fn lots(&self, py: Python<'_>, member_id: &Bound<'_, PyAny>) -> PyResult<Vec<PyLot>> {
+        let id = self::member_id(member_id, "member_id")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.lots(&id)).map(|v| v.into_iter().map(PyLot).collect())
+    }
+
+    /// One page of the member's statement for a point type, oldest first.
+    /// The page is iterable; `next_offset` is `None` on the last page.
+    #[pyo3(signature = (member_id, point_type, *, offset=None, limit=None))]
+    fn statement(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        point_type: &Bound<'_, PyAny>,
+        offset: Option<&Bound<'_, PyAny>>,
+        limit: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyStatementPage> {
+        let id = self::member_id(member_id, "member_id")?;
+        let point_type = string(point_type, "point_type")?;
+        let offset = match offset {
+            Some(o) if !o.is_none() => convert::count(o, "offset", u64::from(u32::MAX))? as usize,
+            _ => 0,
+        };
+        let limit = match limit {
+            Some(l) if !l.is_none() => convert::count(l, "limit", u64::from(u32::MAX))? as usize,
+            _ => 100,
+        };
+        let engine = self.inner.clone();
+        detached(py, move || engine.statement(&id, &point_type, offset, limit)).map(PyStatementPage)
+    }
+
+    /// Iterate the whole statement, fetching `page_size` entries at a time.
+    #[pyo3(signature = (member_id, point_type, *, page_size=None))]
+    fn iter_statement(
+        &self,
+        member_id: &Bound<'_, PyAny>,
+        point_type: &Bound<'_, PyAny>,
+        page_size: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<StatementIterator> {
+        let page_size = match page_size {
+            Some(p) if !p.is_none() => convert::count(p, "page_size", 10_000)? as usize,
+            _ => 1000,
+        };
+        if page_size == 0 {
+            return Err(invalid(member_id.py(), "page_size", "must be 1-10000"));
+        }
+        Ok(StatementIterator {
+            engine: self.inner.clone(),
+            member_id: self::member_id(member_id, "member_id")?,
+            point_type: string(point_type, "point_type")?,
+            page_size,
+            state: std::sync::Mutex::new((Some(0), VecDeque::new())),
+        })
+    }
+
+    /// Points of a type expiring in `(now, now + days]`, bucketed by instant.
+    #[pyo3(signature = (member_id, point_type, *, now, days))]
+    fn expiring(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        point_type: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        days: &Bound<'_, PyAny>,
+    ) -> PyResult<PyExpiring> {
+        let id = self::member_id(member_id, "member_id")?;
+        let point_type = string(point_type, "point_type")?;
+        let now: DateTime<Utc> = datetime(now, "now")?;
+        let days = convert::count(days, "days", u64::from(u32::MAX))? as u32;
+        let engine = self.inner.clone();
+        detached(py, move || engine.expiring(&id, &point_type, now, days)).map(PyExpiring)
+    }
+
+    /// Programme-wide outstanding points and their money value at `at`.
+    #[pyo3(signature = (*, at))]
+    fn liability(&self, py: Python<'_>, at: &Bound<'_, PyAny>) -> PyResult<PyLiability> {
+        let at = datetime(at, "at")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.liability(at)).map(PyLiability)
+    }
+}
+
+/// Iterator over every entry of a statement, fetched page by page.
+#[pyclass(frozen, module = "crm", name = "StatementIterator")]
+pub struct StatementIterator {
+    engine: Arc<CoreEngine>,
+    member_id: MemberId,
+    point_type: String,
+    page_size: usize,
+    /// Next offset to fetch (`None` after the last page) and buffered entries.
+    state: std::sync::Mutex<(Option<usize>, VecDeque<crm_core::StatementEntry>)>,
+}
+
+#[pymethods]
+impl StatementIterator {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<PyStatementEntry>> {
+        // Waiting for the lock releases the GIL, so a second thread iterating the
+        // same iterator cannot deadlock with the detached fetch below.
+        let mut state = self.state.lock_py_attached(py).unwrap_or_else(|p| p.into_inner());
+        if state.1.is_empty() {
+            let Some(offset) = state.0 else {
+                return Ok(None);
+            };
+            let (engine, id, pt, limit) =
+                (self.engine.clone(), self.member_id.clone(), self.point_type.clone(), self.page_size);
+            let page = detached(py, move || engine.statement(&id, &pt, offset, limit))?;
+            state.0 = page.next_offset;
+            state.1.extend(page.entries);
+        }
+        Ok(state.1.pop_front().map(PyStatementEntry))
+    }
+}
