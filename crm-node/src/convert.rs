@@ -128,6 +128,9 @@ impl Reader<'_> {
             let Some(child) = obj.get::<Unknown>(&key)? else {
                 continue; // undefined: absent
             };
+            if child.get_type()? == ValueType::Undefined {
+                continue;
+            }
             let name = match mode {
                 Mode::Fields => camel_to_snake(&key).into_owned(),
                 _ => key,
@@ -370,7 +373,7 @@ unsafe fn write(env: sys::napi_env, v: &Value, mode: Mode) -> napi::Result<sys::
             Value::Bool(b) => bool::to_napi_value(env, *b),
             Value::Number(n) => {
                 let x = if let Some(i) = n.as_i64() {
-                    if i.abs() > MAX_SAFE {
+                    if i.unsigned_abs() > MAX_SAFE as u64 {
                         return Err(napi::Error::from_reason(format!(
                             "integer {i} is outside the safe range of JavaScript numbers"
                         )));

@@ -13,14 +13,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use crm_core::{Command, Identity, MemberId, Order, Store};
+use crm_core::program::Action;
+use crm_core::{Command, Identity, MemberId, Order, OrderStatus, Refund, Store};
 use napi::bindgen_prelude::{AsyncTask, ClassInstance, JsValue, Object, Unknown};
 use napi::{Env, Task, ValueType};
 use napi_derive::napi;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use crate::convert::{boolean, instance, instant, integer, string, Js, Mode, Reader};
+use crate::convert::{boolean, instance, instant, integer, string, Js, Mode, Reader, MAX_SAFE};
 use crate::errors::{de_error, into_napi, invalid, to_napi, BResult, ErrorInfo, Fail};
 use crate::program::Program;
 
@@ -55,14 +56,30 @@ impl Task for Job {
 /// Run work, turning a panic into an `internal_error` instead of unwinding
 /// across the FFI boundary.
 fn guard(engine: &CoreEngine, work: Work) -> Result<Value, ErrorInfo> {
-    catch_unwind(AssertUnwindSafe(|| work(engine))).unwrap_or_else(|p| {
+    let result = catch_unwind(AssertUnwindSafe(|| work(engine))).unwrap_or_else(|p| {
         let msg = p
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| p.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "panic".into());
         Err(ErrorInfo::internal(format!("internal error: {msg}")))
-    })
+    });
+    let value = result?;
+    check_safe(&value)?;
+    Ok(value)
+}
+
+/// A result JavaScript cannot hold exactly (an integer beyond 2^53) is an
+/// `internal_error`, reported before any conversion starts.
+fn check_safe(v: &Value) -> Result<(), ErrorInfo> {
+    match v {
+        Value::Number(n) if n.as_i64().map_or_else(|| n.as_u64().is_some(), |i| i.unsigned_abs() > MAX_SAFE as u64) => {
+            Err(ErrorInfo::internal(format!("result holds {n}, outside the safe integer range of JavaScript numbers")))
+        }
+        Value::Array(items) => items.iter().try_for_each(check_safe),
+        Value::Object(map) => map.values().try_for_each(check_safe),
+        _ => Ok(()),
+    }
 }
 
 fn to_json<T: Serialize>(r: crm_core::Result<T>) -> Result<Value, ErrorInfo> {
@@ -81,18 +98,16 @@ fn query<T: Serialize + 'static>(f: impl FnOnce(&CoreEngine) -> crm_core::Result
 /// Deserialize a value read from JS into a core type, errors named by the
 /// core's field path below `prefix`.
 fn decode<T: serde::de::DeserializeOwned>(prefix: &str, v: Value) -> BResult<T> {
-    serde_path_to_error::deserialize(v).map_err(|e| de_error(prefix, e, invalid))
+    // Fast path without path tracking; on failure, decode again to name the field.
+    match T::deserialize(&v) {
+        Ok(t) => Ok(t),
+        Err(_) => serde_path_to_error::deserialize(v).map_err(|e| de_error(prefix, e, invalid)),
+    }
 }
 
-fn command(ty: &str, fields: Vec<(&str, Value)>) -> BResult<Command> {
-    let mut map = Map::new();
-    map.insert("type".into(), Value::String(ty.into()));
-    for (k, v) in fields {
-        if !v.is_null() {
-            map.insert(k.into(), v);
-        }
-    }
-    decode("", Value::Object(map))
+/// A member id argument.
+fn member_id(v: Unknown<'_>) -> BResult<MemberId> {
+    Ok(MemberId::from(string(v, "member_id")?))
 }
 
 /// The options object of a call (`{ now, idempotencyKey, … }`).
@@ -118,7 +133,7 @@ impl<'a> Opts<'a> {
         };
         let v: Option<Unknown<'a>> = obj.get(name)?;
         match v {
-            Some(u) if u.get_type()? == ValueType::Null => Ok(None),
+            Some(u) if matches!(u.get_type()?, ValueType::Null | ValueType::Undefined) => Ok(None),
             other => Ok(other),
         }
     }
@@ -165,10 +180,17 @@ impl<'a> Opts<'a> {
         }
     }
 
-    fn read(&self, reader: &Reader, name: &str, field: &str, mode: Mode) -> BResult<Value> {
+    /// An optional structured option, decoded into a core type.
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        reader: &Reader,
+        name: &str,
+        field: &str,
+        mode: Mode,
+    ) -> BResult<Option<T>> {
         match self.get(name)? {
-            Some(v) => reader.read(v, field, mode),
-            None => Ok(Value::Null),
+            Some(v) => Ok(Some(decode(field, reader.read(v, field, mode)?)?)),
+            None => Ok(None),
         }
     }
 }
@@ -180,12 +202,6 @@ impl<'a> Opts<'a> {
 #[napi]
 pub struct Engine {
     inner: Arc<CoreEngine>,
-}
-
-macro_rules! member_id {
-    ($v:expr) => {
-        Value::String(string($v, "member_id")?)
-    };
 }
 
 // ---------------------------------------------------------------------------
@@ -213,43 +229,39 @@ impl Engine {
     fn b_create_member(&self, member: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let o = Opts::new(options)?;
         let r = self.reader();
-        let cmd = command(
-            "create_member",
-            vec![
-                ("member_id", member_id!(member)),
-                ("profile", o.read(&r, "profile", "profile", Mode::Fields)?),
-                ("identities", o.read(&r, "identities", "identities", Mode::Fields)?),
-                ("tags", o.read(&r, "tags", "tags", Mode::Fields)?),
-                ("consents", o.read(&r, "consents", "consents", Mode::Keyed)?),
-            ],
-        )?;
+        let member_id = member_id(member)?;
+        let profile = o.decode(&r, "profile", "profile", Mode::Fields)?.unwrap_or_default();
+        let identities = o.decode(&r, "identities", "identities", Mode::Fields)?.unwrap_or_default();
+        let tags = o.decode(&r, "tags", "tags", Mode::Fields)?.unwrap_or_default();
+        let consents = o.decode(&r, "consents", "consents", Mode::Keyed)?.unwrap_or_default();
+        let cmd = Command::CreateMember { member_id, profile, identities, tags, consents };
         submit(o.key()?, cmd, o.now()?)
     }
 
     fn b_update_profile(&self, member: Unknown, patch: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let o = Opts::new(options)?;
-        let cmd = command(
-            "update_profile",
-            vec![("member_id", member_id!(member)), ("patch", self.reader().read(patch, "patch", Mode::Fields)?)],
-        )?;
+        let member_id = member_id(member)?;
+        let patch = decode("patch", self.reader().read(patch, "patch", Mode::Fields)?)?;
+        submit(o.key()?, Command::UpdateProfile { member_id, patch }, o.now()?)
+    }
+
+    fn b_identity(&self, link: bool, member: Unknown, identity: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let member_id = member_id(member)?;
+        let identity: Identity = decode("identity", self.reader().read(identity, "identity", Mode::Fields)?)?;
+        let cmd = if link {
+            Command::LinkIdentity { member_id, identity }
+        } else {
+            Command::UnlinkIdentity { member_id, identity }
+        };
         submit(o.key()?, cmd, o.now()?)
     }
 
-    fn b_identity(&self, ty: &str, member: Unknown, identity: Unknown, options: Option<Unknown>) -> BResult<Work> {
+    fn b_tag(&self, add: bool, member: Unknown, tag: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let o = Opts::new(options)?;
-        let cmd = command(
-            ty,
-            vec![
-                ("member_id", member_id!(member)),
-                ("identity", self.reader().read(identity, "identity", Mode::Fields)?),
-            ],
-        )?;
-        submit(o.key()?, cmd, o.now()?)
-    }
-
-    fn b_tag(&self, ty: &str, member: Unknown, tag: Unknown, options: Option<Unknown>) -> BResult<Work> {
-        let o = Opts::new(options)?;
-        let cmd = command(ty, vec![("member_id", member_id!(member)), ("tag", Value::String(string(tag, "tag")?))])?;
+        let member_id = member_id(member)?;
+        let tag = string(tag, "tag")?;
+        let cmd = if add { Command::AddTag { member_id, tag } } else { Command::RemoveTag { member_id, tag } };
         submit(o.key()?, cmd, o.now()?)
     }
 
@@ -261,21 +273,18 @@ impl Engine {
         options: Option<Unknown>,
     ) -> BResult<Work> {
         let o = Opts::new(options)?;
-        let cmd = command(
-            "set_consent",
-            vec![
-                ("member_id", member_id!(member)),
-                ("channel", Value::String(string(channel, "channel")?)),
-                ("granted", Value::Bool(boolean(granted, "granted")?)),
-            ],
-        )?;
+        let cmd = Command::SetConsent {
+            member_id: member_id(member)?,
+            channel: string(channel, "channel")?,
+            granted: boolean(granted, "granted")?,
+        };
         submit(o.key()?, cmd, o.now()?)
     }
 
     fn b_record_order(&self, order: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let o = Opts::new(options)?;
-        let cmd = command("record_order", vec![("order", self.reader().read(order, "order", Mode::Fields)?)])?;
-        submit(o.key()?, cmd, o.now()?)
+        let order: Order = decode("order", self.reader().read(order, "order", Mode::Fields)?)?;
+        submit(o.key()?, Command::RecordOrder { order }, o.now()?)
     }
 
     fn b_record_orders(&self, orders: Unknown, options: Option<Unknown>) -> BResult<Work> {
@@ -311,16 +320,20 @@ impl Engine {
             });
         }
         Ok(Box::new(move |e: &CoreEngine| {
-            let good: Vec<Order> = parsed.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+            let mut good: Vec<Order> = Vec::with_capacity(parsed.len());
+            let mut slots: Vec<Result<(), ErrorInfo>> = Vec::with_capacity(parsed.len());
+            for p in parsed {
+                slots.push(p.map(|order| good.push(order)));
+            }
             let mut results = e.record_orders(&good, now).map_err(ErrorInfo::from)?.into_iter();
-            let mut out = Vec::with_capacity(parsed.len());
-            for p in &parsed {
+            let mut out = Vec::with_capacity(slots.len());
+            for p in slots {
                 let r = match p {
-                    Ok(_) => results
+                    Ok(()) => results
                         .next()
                         .unwrap_or_else(|| Err(crm_core::CrmError::Store("missing batch result".into())))
                         .map_err(ErrorInfo::from),
-                    Err(err) => Err(err.clone()),
+                    Err(err) => Err(err),
                 };
                 out.push(match r {
                     Ok(outcome) => json!({
@@ -337,25 +350,16 @@ impl Engine {
 
     fn b_set_order_status(&self, order_id: Unknown, status: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let o = Opts::new(options)?;
-        let at = match o.get("at")? {
-            Some(v) => Value::String(crate::convert::rfc3339(instant(v, "at")?)),
-            None => Value::Null,
-        };
-        let cmd = command(
-            "set_order_status",
-            vec![
-                ("order_id", Value::String(string(order_id, "order_id")?)),
-                ("status", Value::String(string(status, "status")?)),
-                ("at", at),
-            ],
-        )?;
-        submit(o.key()?, cmd, o.now()?)
+        let at = o.get("at")?.map(|v| instant(v, "at")).transpose()?;
+        let order_id = string(order_id, "order_id")?;
+        let status: OrderStatus = decode("status", Value::String(string(status, "status")?))?;
+        submit(o.key()?, Command::SetOrderStatus { order_id, status, at }, o.now()?)
     }
 
     fn b_record_refund(&self, refund: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let o = Opts::new(options)?;
-        let cmd = command("record_refund", vec![("refund", self.reader().read(refund, "refund", Mode::Fields)?)])?;
-        submit(o.key()?, cmd, o.now()?)
+        let refund: Refund = decode("refund", self.reader().read(refund, "refund", Mode::Fields)?)?;
+        submit(o.key()?, Command::RecordRefund { refund }, o.now()?)
     }
 
     fn b_record_action(
@@ -366,80 +370,62 @@ impl Engine {
         options: Option<Unknown>,
     ) -> BResult<Work> {
         let o = Opts::new(options)?;
-        let cmd = command(
-            "record_action",
-            vec![
-                ("member_id", member_id!(member)),
-                ("action", Value::String(string(action, "action")?)),
-                ("reference", Value::String(string(reference, "reference")?)),
-            ],
-        )?;
-        submit(o.key()?, cmd, o.now()?)
+        let member_id = member_id(member)?;
+        let action: Action = decode("action", Value::String(string(action, "action")?))?;
+        let reference = string(reference, "reference")?;
+        submit(o.key()?, Command::RecordAction { member_id, action, reference }, o.now()?)
     }
 
     fn b_redeem(&self, member: Unknown, points: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let o = Opts::new(options)?;
-        let reason = o.string("reason", "reason")?.map_or(Value::Null, Value::String);
-        let cmd = command(
-            "redeem",
-            vec![
-                ("member_id", member_id!(member)),
-                ("point_type", Value::String(o.req_string("pointType", "point_type")?)),
-                ("points", integer(points, "points")?.into()),
-                ("reason", reason),
-            ],
-        )?;
+        let cmd = Command::Redeem {
+            member_id: member_id(member)?,
+            point_type: o.req_string("pointType", "point_type")?,
+            points: integer(points, "points")?,
+            reason: o.string("reason", "reason")?,
+        };
         submit(o.key()?, cmd, o.now()?)
     }
 
     fn b_reverse_redemption(&self, member: Unknown, redemption_id: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let o = Opts::new(options)?;
-        let cmd = command(
-            "reverse_redemption",
-            vec![
-                ("member_id", member_id!(member)),
-                ("redemption_id", Value::String(string(redemption_id, "redemption_id")?)),
-            ],
-        )?;
+        let cmd = Command::ReverseRedemption {
+            member_id: member_id(member)?,
+            redemption_id: string(redemption_id, "redemption_id")?,
+        };
         submit(o.key()?, cmd, o.now()?)
     }
 
     fn b_adjust(&self, member: Unknown, delta: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let o = Opts::new(options)?;
-        let cmd = command(
-            "adjust",
-            vec![
-                ("member_id", member_id!(member)),
-                ("point_type", Value::String(o.req_string("pointType", "point_type")?)),
-                ("delta", integer(delta, "delta")?.into()),
-                ("reason", Value::String(o.req_string("reason", "reason")?)),
-                ("actor", Value::String(o.req_string("actor", "actor")?)),
-            ],
-        )?;
+        let cmd = Command::Adjust {
+            member_id: member_id(member)?,
+            point_type: o.req_string("pointType", "point_type")?,
+            delta: integer(delta, "delta")?,
+            reason: o.req_string("reason", "reason")?,
+            actor: o.req_string("actor", "actor")?,
+        };
         submit(o.key()?, cmd, o.now()?)
     }
 
     fn b_merge(&self, survivor: Unknown, merged: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let o = Opts::new(options)?;
-        let cmd = command(
-            "merge",
-            vec![
-                ("survivor", Value::String(string(survivor, "survivor")?)),
-                ("merged", Value::String(string(merged, "merged")?)),
-            ],
-        )?;
+        let cmd = Command::Merge {
+            survivor: MemberId::from(string(survivor, "survivor")?),
+            merged: MemberId::from(string(merged, "merged")?),
+        };
         submit(o.key()?, cmd, o.now()?)
     }
 
     fn b_erase(&self, member: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let o = Opts::new(options)?;
-        let cmd = command("erase", vec![("member_id", member_id!(member))])?;
-        submit(o.key()?, cmd, o.now()?)
+        submit(o.key()?, Command::Erase { member_id: member_id(member)? }, o.now()?)
     }
 
-    fn b_run_due(&self, now: Unknown) -> BResult<Work> {
+    fn b_run_due(&self, now: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let now = instant(now, "now")?;
-        query(move |e| e.run_due(now))
+        let key = Opts::new(options)?.key()?;
+        submit(key, Command::RunDue, now)
     }
 
     fn b_execute(&self, key: Unknown, cmd: Unknown, now: Unknown) -> BResult<Work> {
@@ -520,25 +506,49 @@ fn program_arg(env: &Env, program: Unknown<'_>) -> napi::Result<crm_core::Progra
 impl Engine {
     /// An engine over a fresh in-memory store (state lives as long as the
     /// object; ideal for tests, imports and what-if runs).
-    #[napi(factory, ts_args_type = "program: Program")]
+    #[napi(catch_unwind, factory, ts_args_type = "program: Program")]
     pub fn in_memory(env: Env, program: Unknown<'_>) -> napi::Result<Engine> {
         let program = program_arg(&env, program)?;
         let store: Arc<dyn Store> = Arc::new(crm_core::MemoryStore::new());
         Ok(Engine { inner: Arc::new(crm_core::Engine::new(program, store)) })
     }
 
-    /// An engine over a SQLite database file (created when missing). Use the
-    /// Promise methods in servers so the event loop never waits on disk.
-    #[napi(factory, ts_args_type = "program: Program, path: string")]
-    pub fn open_sqlite(env: Env, program: Unknown<'_>, path: Unknown<'_>) -> napi::Result<Engine> {
+    /// An engine over a SQLite database file (created when missing;
+    /// `":memory:"` for a private in-memory database). Options:
+    /// `synchronous` (`"full"`, the default: every acknowledged command
+    /// survives power loss; `"normal"`: survives a process crash) and
+    /// `busyTimeoutMs` (wait for another writer's lock, default 5000). Use
+    /// the Promise methods in servers so the event loop never waits on disk.
+    #[napi(catch_unwind, factory, ts_args_type = "program: Program, path: string, options?: SqliteOptions")]
+    pub fn open_sqlite(
+        env: Env,
+        program: Unknown<'_>,
+        path: Unknown<'_>,
+        options: Option<Unknown<'_>>,
+    ) -> napi::Result<Engine> {
         let program = program_arg(&env, program)?;
-        let path = string(path, "path").map_err(|f| into_napi(&env, f))?;
-        let store = crate::store::open_sqlite(&path).map_err(|e| to_napi(&env, &e.into()))?;
+        let opened = (|| -> BResult<Arc<dyn Store>> {
+            let path = string(path, "path")?;
+            let o = Opts::new(options)?;
+            let synchronous = o.string("synchronous", "synchronous")?;
+            let busy = match o.get("busyTimeoutMs")? {
+                Some(v) => {
+                    let ms = integer(v, "busy_timeout_ms")?;
+                    if ms < 0 {
+                        return Err(invalid("busy_timeout_ms", "must not be negative"));
+                    }
+                    Some(ms as u64)
+                }
+                None => None,
+            };
+            Ok(crate::store::open_sqlite(&path, synchronous.as_deref(), busy)?)
+        })();
+        let store = opened.map_err(|f| into_napi(&env, f))?;
         Ok(Engine { inner: Arc::new(crm_core::Engine::new(program, store)) })
     }
 
     /// The engine's programme.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn program(&self) -> Program {
         Program { inner: self.inner.program().clone() }
     }
@@ -546,19 +556,28 @@ impl Engine {
     // ----- commands --------------------------------------------------------
 
     /// Create a member (default idempotency key `member:<id>`).
-    #[napi(ts_args_type = "memberId: string, options: CreateMemberOptions", ts_return_type = "Promise<MemberOutcome>")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, options: CreateMemberOptions",
+        ts_return_type = "Promise<MemberOutcome>"
+    )]
     pub fn create_member(&self, member_id: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
         self.spawn(self.b_create_member(member_id, options))
     }
 
     /// Synchronous {@link Engine.createMember}.
-    #[napi(ts_args_type = "memberId: string, options: CreateMemberOptions", ts_return_type = "MemberOutcome")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, options: CreateMemberOptions",
+        ts_return_type = "MemberOutcome"
+    )]
     pub fn create_member_sync(&self, env: Env, member_id: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
         self.run(&env, self.b_create_member(member_id, options))
     }
 
     /// Apply a profile patch (set fields, `attributes`, `clear`).
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, patch: ProfilePatch, options: CommandOptions",
         ts_return_type = "Promise<MemberOutcome>"
     )]
@@ -573,6 +592,7 @@ impl Engine {
 
     /// Synchronous {@link Engine.updateProfile}.
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, patch: ProfilePatch, options: CommandOptions",
         ts_return_type = "MemberOutcome"
     )]
@@ -588,6 +608,7 @@ impl Engine {
 
     /// Link a channel identity (WeChat openid, app account, store card, …).
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, identity: Identity, options: CommandOptions",
         ts_return_type = "Promise<MemberOutcome>"
     )]
@@ -597,11 +618,12 @@ impl Engine {
         identity: Unknown,
         options: Option<Unknown>,
     ) -> napi::Result<AsyncTask<Job>> {
-        self.spawn(self.b_identity("link_identity", member_id, identity, options))
+        self.spawn(self.b_identity(true, member_id, identity, options))
     }
 
     /// Synchronous {@link Engine.linkIdentity}.
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, identity: Identity, options: CommandOptions",
         ts_return_type = "MemberOutcome"
     )]
@@ -612,11 +634,12 @@ impl Engine {
         identity: Unknown,
         options: Option<Unknown>,
     ) -> napi::Result<Js> {
-        self.run(&env, self.b_identity("link_identity", member_id, identity, options))
+        self.run(&env, self.b_identity(true, member_id, identity, options))
     }
 
     /// Unlink a channel identity.
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, identity: Identity, options: CommandOptions",
         ts_return_type = "Promise<MemberOutcome>"
     )]
@@ -626,11 +649,12 @@ impl Engine {
         identity: Unknown,
         options: Option<Unknown>,
     ) -> napi::Result<AsyncTask<Job>> {
-        self.spawn(self.b_identity("unlink_identity", member_id, identity, options))
+        self.spawn(self.b_identity(false, member_id, identity, options))
     }
 
     /// Synchronous {@link Engine.unlinkIdentity}.
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, identity: Identity, options: CommandOptions",
         ts_return_type = "MemberOutcome"
     )]
@@ -641,20 +665,25 @@ impl Engine {
         identity: Unknown,
         options: Option<Unknown>,
     ) -> napi::Result<Js> {
-        self.run(&env, self.b_identity("unlink_identity", member_id, identity, options))
+        self.run(&env, self.b_identity(false, member_id, identity, options))
     }
 
     /// Add a tag.
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, tag: string, options: CommandOptions",
         ts_return_type = "Promise<MemberOutcome>"
     )]
     pub fn add_tag(&self, member_id: Unknown, tag: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
-        self.spawn(self.b_tag("add_tag", member_id, tag, options))
+        self.spawn(self.b_tag(true, member_id, tag, options))
     }
 
     /// Synchronous {@link Engine.addTag}.
-    #[napi(ts_args_type = "memberId: string, tag: string, options: CommandOptions", ts_return_type = "MemberOutcome")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, tag: string, options: CommandOptions",
+        ts_return_type = "MemberOutcome"
+    )]
     pub fn add_tag_sync(
         &self,
         env: Env,
@@ -662,11 +691,12 @@ impl Engine {
         tag: Unknown,
         options: Option<Unknown>,
     ) -> napi::Result<Js> {
-        self.run(&env, self.b_tag("add_tag", member_id, tag, options))
+        self.run(&env, self.b_tag(true, member_id, tag, options))
     }
 
     /// Remove a tag.
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, tag: string, options: CommandOptions",
         ts_return_type = "Promise<MemberOutcome>"
     )]
@@ -676,11 +706,15 @@ impl Engine {
         tag: Unknown,
         options: Option<Unknown>,
     ) -> napi::Result<AsyncTask<Job>> {
-        self.spawn(self.b_tag("remove_tag", member_id, tag, options))
+        self.spawn(self.b_tag(false, member_id, tag, options))
     }
 
     /// Synchronous {@link Engine.removeTag}.
-    #[napi(ts_args_type = "memberId: string, tag: string, options: CommandOptions", ts_return_type = "MemberOutcome")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, tag: string, options: CommandOptions",
+        ts_return_type = "MemberOutcome"
+    )]
     pub fn remove_tag_sync(
         &self,
         env: Env,
@@ -688,11 +722,12 @@ impl Engine {
         tag: Unknown,
         options: Option<Unknown>,
     ) -> napi::Result<Js> {
-        self.run(&env, self.b_tag("remove_tag", member_id, tag, options))
+        self.run(&env, self.b_tag(false, member_id, tag, options))
     }
 
     /// Grant or withdraw marketing consent on a channel.
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, channel: string, granted: boolean, options: CommandOptions",
         ts_return_type = "Promise<MemberOutcome>"
     )]
@@ -708,6 +743,7 @@ impl Engine {
 
     /// Synchronous {@link Engine.setConsent}.
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, channel: string, granted: boolean, options: CommandOptions",
         ts_return_type = "MemberOutcome"
     )]
@@ -723,32 +759,45 @@ impl Engine {
     }
 
     /// Record an order (default idempotency key `order:<id>`).
-    #[napi(ts_args_type = "order: OrderInput, options: CommandOptions", ts_return_type = "Promise<OrderOutcome>")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "order: OrderInput, options: CommandOptions",
+        ts_return_type = "Promise<OrderOutcome>"
+    )]
     pub fn record_order(&self, order: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
         self.spawn(self.b_record_order(order, options))
     }
 
     /// Synchronous {@link Engine.recordOrder}.
-    #[napi(ts_args_type = "order: OrderInput, options: CommandOptions", ts_return_type = "OrderOutcome")]
+    #[napi(catch_unwind, ts_args_type = "order: OrderInput, options: CommandOptions", ts_return_type = "OrderOutcome")]
     pub fn record_order_sync(&self, env: Env, order: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
         self.run(&env, self.b_record_order(order, options))
     }
 
     /// Import many orders in one atomic commit; one result per order, in
     /// order. A bad order does not stop the others. Idempotent per order id.
-    #[napi(ts_args_type = "orders: OrderInput[], options: BatchOptions", ts_return_type = "Promise<BatchResult[]>")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "orders: OrderInput[], options: BatchOptions",
+        ts_return_type = "Promise<BatchResult[]>"
+    )]
     pub fn record_orders(&self, orders: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
         self.spawn(self.b_record_orders(orders, options))
     }
 
     /// Synchronous {@link Engine.recordOrders}.
-    #[napi(ts_args_type = "orders: OrderInput[], options: BatchOptions", ts_return_type = "BatchResult[]")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "orders: OrderInput[], options: BatchOptions",
+        ts_return_type = "BatchResult[]"
+    )]
     pub fn record_orders_sync(&self, env: Env, orders: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
         self.run(&env, self.b_record_orders(orders, options))
     }
 
     /// Move an order to another status (`paid` earns, `cancelled` claws back).
     #[napi(
+        catch_unwind,
         ts_args_type = "orderId: string, status: OrderStatus, options: SetOrderStatusOptions",
         ts_return_type = "Promise<OrderOutcome | RefundOutcome>"
     )]
@@ -763,6 +812,7 @@ impl Engine {
 
     /// Synchronous {@link Engine.setOrderStatus}.
     #[napi(
+        catch_unwind,
         ts_args_type = "orderId: string, status: OrderStatus, options: SetOrderStatusOptions",
         ts_return_type = "OrderOutcome | RefundOutcome"
     )]
@@ -777,19 +827,28 @@ impl Engine {
     }
 
     /// Record a refund or return (default idempotency key `refund:<id>`).
-    #[napi(ts_args_type = "refund: RefundInput, options: CommandOptions", ts_return_type = "Promise<RefundOutcome>")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "refund: RefundInput, options: CommandOptions",
+        ts_return_type = "Promise<RefundOutcome>"
+    )]
     pub fn record_refund(&self, refund: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
         self.spawn(self.b_record_refund(refund, options))
     }
 
     /// Synchronous {@link Engine.recordRefund}.
-    #[napi(ts_args_type = "refund: RefundInput, options: CommandOptions", ts_return_type = "RefundOutcome")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "refund: RefundInput, options: CommandOptions",
+        ts_return_type = "RefundOutcome"
+    )]
     pub fn record_refund_sync(&self, env: Env, refund: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
         self.run(&env, self.b_record_refund(refund, options))
     }
 
     /// Report an action that may earn a bonus (review, custom actions).
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, action: Action, reference: string, options: CommandOptions",
         ts_return_type = "Promise<ActionOutcome>"
     )]
@@ -805,6 +864,7 @@ impl Engine {
 
     /// Synchronous {@link Engine.recordAction}.
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, action: Action, reference: string, options: CommandOptions",
         ts_return_type = "ActionOutcome"
     )]
@@ -822,6 +882,7 @@ impl Engine {
     /// Spend points, soonest-expiring lots first. The idempotency key is
     /// required and is also the redemption id.
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, points: number, options: RedeemOptions",
         ts_return_type = "Promise<RedemptionOutcome>"
     )]
@@ -836,6 +897,7 @@ impl Engine {
 
     /// Synchronous {@link Engine.redeem}.
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, points: number, options: RedeemOptions",
         ts_return_type = "RedemptionOutcome"
     )]
@@ -851,6 +913,7 @@ impl Engine {
 
     /// Put a redemption's points back (idempotency key required).
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, redemptionId: string, options: KeyedCommandOptions",
         ts_return_type = "Promise<ReversalOutcome>"
     )]
@@ -865,6 +928,7 @@ impl Engine {
 
     /// Synchronous {@link Engine.reverseRedemption}.
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, redemptionId: string, options: KeyedCommandOptions",
         ts_return_type = "ReversalOutcome"
     )]
@@ -880,6 +944,7 @@ impl Engine {
 
     /// Manual adjustment with a reason and an actor (idempotency key required).
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, delta: number, options: AdjustOptions",
         ts_return_type = "Promise<AdjustmentOutcome>"
     )]
@@ -889,6 +954,7 @@ impl Engine {
 
     /// Synchronous {@link Engine.adjust}.
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, delta: number, options: AdjustOptions",
         ts_return_type = "AdjustmentOutcome"
     )]
@@ -904,6 +970,7 @@ impl Engine {
 
     /// Merge the duplicate `merged` into `survivor` (points, identities, orders).
     #[napi(
+        catch_unwind,
         ts_args_type = "survivor: string, merged: string, options: CommandOptions",
         ts_return_type = "Promise<MergeOutcome>"
     )]
@@ -912,7 +979,11 @@ impl Engine {
     }
 
     /// Synchronous {@link Engine.merge}.
-    #[napi(ts_args_type = "survivor: string, merged: string, options: CommandOptions", ts_return_type = "MergeOutcome")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "survivor: string, merged: string, options: CommandOptions",
+        ts_return_type = "MergeOutcome"
+    )]
     pub fn merge_sync(
         &self,
         env: Env,
@@ -924,40 +995,52 @@ impl Engine {
     }
 
     /// Erase a member's personal data (the anonymised ledger stays).
-    #[napi(ts_args_type = "memberId: string, options: CommandOptions", ts_return_type = "Promise<ErasureOutcome>")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, options: CommandOptions",
+        ts_return_type = "Promise<ErasureOutcome>"
+    )]
     pub fn erase(&self, member_id: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
         self.spawn(self.b_erase(member_id, options))
     }
 
     /// Synchronous {@link Engine.erase}.
-    #[napi(ts_args_type = "memberId: string, options: CommandOptions", ts_return_type = "ErasureOutcome")]
+    #[napi(catch_unwind, ts_args_type = "memberId: string, options: CommandOptions", ts_return_type = "ErasureOutcome")]
     pub fn erase_sync(&self, env: Env, member_id: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
         self.run(&env, self.b_erase(member_id, options))
     }
 
     /// Activate pending lots and expire lots due at `now`, for every member.
     /// Idempotent per `now`.
-    #[napi(ts_args_type = "now: Instant", ts_return_type = "Promise<DueOutcome>")]
-    pub fn run_due(&self, now: Unknown) -> napi::Result<AsyncTask<Job>> {
-        self.spawn(self.b_run_due(now))
+    #[napi(
+        catch_unwind,
+        ts_args_type = "now: Instant, options?: RunDueOptions",
+        ts_return_type = "Promise<DueOutcome>"
+    )]
+    pub fn run_due(&self, now: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_run_due(now, options))
     }
 
     /// Synchronous {@link Engine.runDue}.
-    #[napi(ts_args_type = "now: Instant", ts_return_type = "DueOutcome")]
-    pub fn run_due_sync(&self, env: Env, now: Unknown) -> napi::Result<Js> {
-        self.run(&env, self.b_run_due(now))
+    #[napi(catch_unwind, ts_args_type = "now: Instant, options?: RunDueOptions", ts_return_type = "DueOutcome")]
+    pub fn run_due_sync(&self, env: Env, now: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
+        self.run(&env, self.b_run_due(now, options))
     }
 
     /// Execute any command under an explicit idempotency key. `command` is
     /// the core's command form with camelCase keys (`type` values as in the
     /// core: `record_order`, `redeem`, …).
-    #[napi(ts_args_type = "key: string, command: Command, now: Instant", ts_return_type = "Promise<Outcome>")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "key: string, command: Command, now: Instant",
+        ts_return_type = "Promise<Outcome>"
+    )]
     pub fn execute(&self, key: Unknown, command: Unknown, now: Unknown) -> napi::Result<AsyncTask<Job>> {
         self.spawn(self.b_execute(key, command, now))
     }
 
     /// Synchronous {@link Engine.execute}.
-    #[napi(ts_args_type = "key: string, command: Command, now: Instant", ts_return_type = "Outcome")]
+    #[napi(catch_unwind, ts_args_type = "key: string, command: Command, now: Instant", ts_return_type = "Outcome")]
     pub fn execute_sync(&self, env: Env, key: Unknown, command: Unknown, now: Unknown) -> napi::Result<Js> {
         self.run(&env, self.b_execute(key, command, now))
     }
@@ -965,31 +1048,32 @@ impl Engine {
     // ----- queries ---------------------------------------------------------
 
     /// The stored member record (merged and erased members included).
-    #[napi(ts_args_type = "memberId: string", ts_return_type = "Promise<Member>")]
+    #[napi(catch_unwind, ts_args_type = "memberId: string", ts_return_type = "Promise<Member>")]
     pub fn member(&self, member_id: Unknown) -> napi::Result<AsyncTask<Job>> {
         self.spawn(self.b_member(member_id))
     }
 
     /// Synchronous {@link Engine.member}.
-    #[napi(ts_args_type = "memberId: string", ts_return_type = "Member")]
+    #[napi(catch_unwind, ts_args_type = "memberId: string", ts_return_type = "Member")]
     pub fn member_sync(&self, env: Env, member_id: Unknown) -> napi::Result<Js> {
         self.run(&env, self.b_member(member_id))
     }
 
     /// The member that now owns `memberId` (following merges).
-    #[napi(ts_args_type = "memberId: string", ts_return_type = "Promise<Member>")]
+    #[napi(catch_unwind, ts_args_type = "memberId: string", ts_return_type = "Promise<Member>")]
     pub fn resolve(&self, member_id: Unknown) -> napi::Result<AsyncTask<Job>> {
         self.spawn(self.b_resolve(member_id))
     }
 
     /// Synchronous {@link Engine.resolve}.
-    #[napi(ts_args_type = "memberId: string", ts_return_type = "Member")]
+    #[napi(catch_unwind, ts_args_type = "memberId: string", ts_return_type = "Member")]
     pub fn resolve_sync(&self, env: Env, member_id: Unknown) -> napi::Result<Js> {
         self.run(&env, self.b_resolve(member_id))
     }
 
     /// Balance of a point type at `at` (default: now). Follows merges.
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, pointType: string, options?: AtOptions",
         ts_return_type = "Promise<Balance>"
     )]
@@ -1003,7 +1087,11 @@ impl Engine {
     }
 
     /// Synchronous {@link Engine.balance}.
-    #[napi(ts_args_type = "memberId: string, pointType: string, options?: AtOptions", ts_return_type = "Balance")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, pointType: string, options?: AtOptions",
+        ts_return_type = "Balance"
+    )]
     pub fn balance_sync(
         &self,
         env: Env,
@@ -1015,19 +1103,20 @@ impl Engine {
     }
 
     /// Open lots of a member (all point types), soonest expiry first.
-    #[napi(ts_args_type = "memberId: string", ts_return_type = "Promise<Lot[]>")]
+    #[napi(catch_unwind, ts_args_type = "memberId: string", ts_return_type = "Promise<Lot[]>")]
     pub fn lots(&self, member_id: Unknown) -> napi::Result<AsyncTask<Job>> {
         self.spawn(self.b_lots(member_id))
     }
 
     /// Synchronous {@link Engine.lots}.
-    #[napi(ts_args_type = "memberId: string", ts_return_type = "Lot[]")]
+    #[napi(catch_unwind, ts_args_type = "memberId: string", ts_return_type = "Lot[]")]
     pub fn lots_sync(&self, env: Env, member_id: Unknown) -> napi::Result<Js> {
         self.run(&env, self.b_lots(member_id))
     }
 
     /// A page of the member's statement (default offset 0, limit 100).
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, pointType: string, options?: PageOptions",
         ts_return_type = "Promise<StatementPage>"
     )]
@@ -1042,6 +1131,7 @@ impl Engine {
 
     /// Synchronous {@link Engine.statement}.
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, pointType: string, options?: PageOptions",
         ts_return_type = "StatementPage"
     )]
@@ -1057,6 +1147,7 @@ impl Engine {
 
     /// Points that expire in `(at, at + days]` (defaults: now, 30 days).
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, pointType: string, options?: ExpiringOptions",
         ts_return_type = "Promise<Expiring>"
     )]
@@ -1071,6 +1162,7 @@ impl Engine {
 
     /// Synchronous {@link Engine.expiring}.
     #[napi(
+        catch_unwind,
         ts_args_type = "memberId: string, pointType: string, options?: ExpiringOptions",
         ts_return_type = "Expiring"
     )]
@@ -1085,37 +1177,41 @@ impl Engine {
     }
 
     /// Programme-wide outstanding points and their money value at `at`.
-    #[napi(ts_args_type = "options?: AtOptions", ts_return_type = "Promise<Liability>")]
+    #[napi(catch_unwind, ts_args_type = "options?: AtOptions", ts_return_type = "Promise<Liability>")]
     pub fn liability(&self, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
         self.spawn(self.b_liability(options))
     }
 
     /// Synchronous {@link Engine.liability}.
-    #[napi(ts_args_type = "options?: AtOptions", ts_return_type = "Liability")]
+    #[napi(catch_unwind, ts_args_type = "options?: AtOptions", ts_return_type = "Liability")]
     pub fn liability_sync(&self, env: Env, options: Option<Unknown>) -> napi::Result<Js> {
         self.run(&env, self.b_liability(options))
     }
 
     /// The member an identity belongs to, or `null`.
-    #[napi(ts_args_type = "channel: string, externalId: string", ts_return_type = "Promise<string | null>")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "channel: string, externalId: string",
+        ts_return_type = "Promise<string | null>"
+    )]
     pub fn find_by_identity(&self, channel: Unknown, external_id: Unknown) -> napi::Result<AsyncTask<Job>> {
         self.spawn(self.b_find_by_identity(channel, external_id))
     }
 
     /// Synchronous {@link Engine.findByIdentity}.
-    #[napi(ts_args_type = "channel: string, externalId: string", ts_return_type = "string | null")]
+    #[napi(catch_unwind, ts_args_type = "channel: string, externalId: string", ts_return_type = "string | null")]
     pub fn find_by_identity_sync(&self, env: Env, channel: Unknown, external_id: Unknown) -> napi::Result<Js> {
         self.run(&env, self.b_find_by_identity(channel, external_id))
     }
 
     /// The member's state as of `at`, rebuilt from its events.
-    #[napi(ts_args_type = "memberId: string, at: Instant", ts_return_type = "Promise<Member>")]
+    #[napi(catch_unwind, ts_args_type = "memberId: string, at: Instant", ts_return_type = "Promise<Member>")]
     pub fn member_as_of(&self, member_id: Unknown, at: Unknown) -> napi::Result<AsyncTask<Job>> {
         self.spawn(self.b_member_as_of(member_id, at))
     }
 
     /// Synchronous {@link Engine.memberAsOf}.
-    #[napi(ts_args_type = "memberId: string, at: Instant", ts_return_type = "Member")]
+    #[napi(catch_unwind, ts_args_type = "memberId: string, at: Instant", ts_return_type = "Member")]
     pub fn member_as_of_sync(&self, env: Env, member_id: Unknown, at: Unknown) -> napi::Result<Js> {
         self.run(&env, self.b_member_as_of(member_id, at))
     }

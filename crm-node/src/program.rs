@@ -27,40 +27,40 @@ fn load(env: &Env, r: BResult<crm_core::Program>) -> napi::Result<Program> {
 #[napi]
 impl Program {
     /// Parse and validate a programme from JSON text.
-    #[napi(factory, ts_args_type = "text: string")]
+    #[napi(catch_unwind, factory, ts_args_type = "text: string")]
     pub fn from_json(env: Env, text: Unknown<'_>) -> napi::Result<Program> {
         load(&env, string(text, "text").and_then(|t| Ok(crm_core::Program::from_json(&t)?)))
     }
 
     /// Parse and validate a programme from TOML text.
-    #[napi(factory, ts_args_type = "text: string")]
+    #[napi(catch_unwind, factory, ts_args_type = "text: string")]
     pub fn from_toml(env: Env, text: Unknown<'_>) -> napi::Result<Program> {
         load(&env, string(text, "text").and_then(|t| Ok(crm_core::Program::from_toml(&t)?)))
     }
 
     /// Build and validate a programme from a document object (the
     /// configuration schema, snake_case keys as in the JSON files).
-    #[napi(factory, ts_args_type = "document: ProgramConfig")]
+    #[napi(catch_unwind, factory, ts_args_type = "document: ProgramConfig")]
     pub fn from_object(env: Env, document: Unknown<'_>) -> napi::Result<Program> {
         let reader = Reader { currency: "" };
         load(&env, reader.read(document, "", Mode::Document).and_then(|v| Ok(crm_core::Program::from_value(v)?)))
     }
 
     /// Read a programme file: `.toml` is TOML, anything else JSON.
-    #[napi(factory, ts_args_type = "path: string")]
+    #[napi(catch_unwind, factory, ts_args_type = "path: string")]
     pub fn from_file(env: Env, path: Unknown<'_>) -> napi::Result<Program> {
         load(&env, string(path, "path").and_then(|p| Ok(crm_core::Program::from_path(p)?)))
     }
 
     /// The demo programme used by the quick start.
-    #[napi(factory)]
+    #[napi(catch_unwind, factory)]
     pub fn default_demo() -> Program {
         Program { inner: crm_core::Program::default_demo() }
     }
 
     /// The programme document (configuration schema, snake_case keys);
     /// `JSON.stringify(program)` therefore writes a loadable programme file.
-    #[napi(js_name = "toJSON", ts_return_type = "ProgramConfig")]
+    #[napi(catch_unwind, js_name = "toJSON", ts_return_type = "ProgramConfig")]
     pub fn to_json(&self, env: Env) -> napi::Result<JsDocument> {
         serde_json::to_value(&self.inner)
             .map(JsDocument)
@@ -68,25 +68,25 @@ impl Program {
     }
 
     /// Programme name.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn name(&self) -> String {
         self.inner.name.clone()
     }
 
     /// ISO 4217 currency of order amounts.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn currency(&self) -> String {
         self.inner.currency.clone()
     }
 
     /// Programme time zone (IANA name).
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn timezone(&self) -> String {
         self.inner.timezone.name().to_string()
     }
 
     /// Ids of the programme's point types.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn point_types(&self) -> Vec<String> {
         self.inner.point_types.iter().map(|t| t.id.clone()).collect()
     }
