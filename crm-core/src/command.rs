@@ -232,7 +232,10 @@ pub enum Outcome {
         member_id: MemberId,
     },
     /// An order was recorded (or became paid); `earned` per point type
-    /// includes bonuses; `lots` are the new lot ids.
+    /// includes the bonuses the order triggered (first-order bonus); `lots`
+    /// are the ids of every lot the order created, its bonus lots included,
+    /// so `earned` is the sum of their grants. (The sign-up bonus of a member
+    /// enrolled by the order is the member's, not the order's: in neither.)
     Order {
         order_id: String,
         member_id: MemberId,

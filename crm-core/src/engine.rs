@@ -1,6 +1,28 @@
 //! The façade a host calls: loads members from a [`Store`], decides, appends
 //! the events and returns results. `now` is always an argument.
 //!
+//! # Refunds and cancellations
+//!
+//! A refund (or the full refund that cancelling a paid order implies) claws
+//! back, per point type, a *target* of `floor(earned × refunded / amount)`,
+//! where `refunded` is everything refunded on the order so far; a full refund
+//! targets all of `earned` **plus the bonuses the order triggered** (the
+//! first-order bonus), which partial refunds never touch. From the target it
+//! subtracts what earlier refunds already clawed and **the order's own points
+//! that expired unspent** (expired by `run_due`, or past their expiry at the
+//! refund's `at` and not yet expired): the member already lost those to
+//! expiry, and they are not taken twice. The balance therefore never ends
+//! lower than if the expired points had been clawed back when they expired.
+//! Only the rest is taken: from the order's own open lots (pending or
+//! available; its bonus lots only on a full refund), then from other
+//! available lots soonest expiry first, and what is still missing becomes
+//! debt (`allow_negative`) or a written-off shortfall (`cap_at_zero`).
+//!
+//! A refund may not be dated before the order was paid (`refund.at`), and an
+//! explicit `at` on a status change not before the order was placed — nor,
+//! when cancelling a paid order, before it was paid (`at`): as-of views
+//! would otherwise apply a clawback before the lot it takes from exists.
+//!
 //! ```
 //! use crm_core::{Engine, MemoryStore, Program, Order};
 //! use chrono::{TimeZone, Utc};
@@ -105,6 +127,9 @@ pub struct StatementEntry {
     pub balance: i64,
     /// Order, redemption, bonus or member the entry refers to.
     pub reference: Option<String>,
+    /// Who made the entry: the actor of a manual adjustment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
 }
 
 /// Points expiring within a window.
@@ -135,6 +160,8 @@ pub struct PointTypeLiability {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Liability {
     pub at: DateTime<Utc>,
+    /// Member records that are not merged into another (erased members
+    /// count: their anonymised ledger still holds points).
     pub members: u64,
     pub point_types: Vec<PointTypeLiability>,
     /// Sum of `value` over spendable types.
@@ -356,9 +383,7 @@ impl<'a, S: Store> Tx<'a, S> {
                 Ok((Outcome::Member { member_id: id.clone() }, Some(id)))
             }
             Command::RecordOrder { order } => self.record_order(order),
-            Command::SetOrderStatus { order_id, status, at } => {
-                self.set_order_status(order_id, *status, at.unwrap_or(self.now))
-            }
+            Command::SetOrderStatus { order_id, status, at } => self.set_order_status(order_id, *status, *at),
             Command::RecordRefund { refund } => self.refund(refund),
             Command::RecordAction { member_id, action, reference } => {
                 check_ref(reference, "reference")?;
@@ -499,6 +524,9 @@ impl<'a, S: Store> Tx<'a, S> {
             returned: BTreeMap::new(),
             earned: BTreeMap::new(),
             clawed: BTreeMap::new(),
+            bonus: BTreeMap::new(),
+            expired: BTreeMap::new(),
+            bonus_expired: BTreeMap::new(),
         };
         self.emit(&id, Event::OrderRecorded { at: order.placed_at, order: ledger });
         self.commit.orders.push((order.id.clone(), id.clone()));
@@ -542,7 +570,9 @@ impl<'a, S: Store> Tx<'a, S> {
             }
         }
         if self.state(id).stats.orders == 1 {
-            for (pt, p) in self.award(id, &Action::FirstOrder, at)? {
+            // The first-order bonus belongs to the order: its lot is listed
+            // with the order's lots and a full refund or cancellation takes it back.
+            for (pt, p) in self.award_for(id, &Action::FirstOrder, at, Some(order_id), &mut lots)? {
                 *earned.entry(pt).or_insert(0) += p;
             }
         }
@@ -603,6 +633,20 @@ impl<'a, S: Store> Tx<'a, S> {
 
     /// Award every bonus configured for `action` that the member may still get.
     fn award(&mut self, id: &MemberId, action: &Action, at: DateTime<Utc>) -> Result<BTreeMap<String, i64>> {
+        self.award_for(id, action, at, None, &mut Vec::new())
+    }
+
+    /// Award the bonuses for `action`; `order_id` is the order that
+    /// triggered them (its bonus lots are clawed back with it). The new lot
+    /// ids are pushed onto `lots`.
+    fn award_for(
+        &mut self,
+        id: &MemberId,
+        action: &Action,
+        at: DateTime<Utc>,
+        order_id: Option<&str>,
+        lots: &mut Vec<String>,
+    ) -> Result<BTreeMap<String, i64>> {
         let mut awarded = BTreeMap::new();
         for bonus in self.program.earn.bonuses.iter().filter(|b| &b.action == action) {
             let once = matches!(action, Action::SignUp | Action::FirstOrder | Action::ProfileCompleted);
@@ -611,7 +655,8 @@ impl<'a, S: Store> Tx<'a, S> {
                 continue;
             }
             self.emit(id, Event::BonusCounted { at, bonus_id: bonus.id.clone() });
-            self.grant(id, &bonus.point_type, bonus.points, at, LotSource::Bonus { bonus_id: bonus.id.clone() });
+            let source = LotSource::Bonus { bonus_id: bonus.id.clone(), order_id: order_id.map(str::to_string) };
+            lots.push(self.grant(id, &bonus.point_type, bonus.points, at, source));
             *awarded.entry(bonus.point_type.clone()).or_insert(0) += bonus.points;
         }
         Ok(awarded)
@@ -635,7 +680,7 @@ impl<'a, S: Store> Tx<'a, S> {
         &mut self,
         order_id: &str,
         status: OrderStatus,
-        at: DateTime<Utc>,
+        explicit_at: Option<DateTime<Utc>>,
     ) -> Result<(Outcome, Option<MemberId>)> {
         check_ref(order_id, "order_id")?;
         let owner = self
@@ -643,7 +688,23 @@ impl<'a, S: Store> Tx<'a, S> {
             .order_owner(order_id)?
             .ok_or_else(|| CrmError::NotFound { entity: "order", id: order_id.into() })?;
         let id = self.active(&owner, "order_id")?;
-        let current = self.state(&id).orders[order_id].order.status;
+        let order = &self.state(&id).orders[order_id].order;
+        let current = order.status;
+        // A change cannot take effect before the order exists, and cancelling
+        // a paid order (a full refund) not before it was paid: as-of views
+        // would otherwise apply the clawback before the lots it takes from.
+        let not_before =
+            if current.earns() && status == OrderStatus::Cancelled { order.earned_at() } else { order.placed_at };
+        let what = if current.earns() && status == OrderStatus::Cancelled { "paid" } else { "placed" };
+        let at = match explicit_at {
+            Some(at) if current != status && at < not_before => {
+                return Err(CrmError::invalid("at", format!("is before the order was {what} ({not_before})")));
+            }
+            Some(at) => at,
+            // Without an explicit time the change happens now, but never
+            // before the order was placed (or paid, when cancelling).
+            None => self.now.max(not_before),
+        };
         use OrderStatus::*;
         match (current, status) {
             (a, b) if a == b => Ok((
@@ -680,7 +741,9 @@ impl<'a, S: Store> Tx<'a, S> {
                     at,
                     scope: RefundScope::Full,
                 };
-                if self.state(&id).orders[order_id].refunded >= self.state(&id).orders[order_id].order.amount {
+                let o = &self.state(&id).orders[order_id];
+                // A zero-amount order still gives back the bonus it triggered.
+                if o.refunded >= o.order.amount && !o.order.amount.is_zero() {
                     return Ok((
                         Outcome::Order {
                             order_id: order_id.into(),
@@ -703,6 +766,13 @@ impl<'a, S: Store> Tx<'a, S> {
 
     /// A refund, or (`cancelling`) the full refund that cancelling a paid
     /// order implies, after its status has already become `Cancelled`.
+    ///
+    /// Per point type: target = `floor(earned × refunded / amount)` (a full
+    /// refund: `earned` plus the order's bonuses); still to claw = target −
+    /// already clawed − the order's own points that expired unspent (they
+    /// count as already taken back); taken from the order's open lots, then
+    /// other available lots, then debt or shortfall per the clawback policy.
+    /// See the module docs.
     fn refund_order(&mut self, refund: &Refund, cancelling: bool) -> Result<(Outcome, Option<MemberId>)> {
         check_ref(&refund.id, "refund.id")?;
         check_ref(&refund.order_id, "refund.order_id")?;
@@ -722,33 +792,75 @@ impl<'a, S: Store> Tx<'a, S> {
         if never_paid {
             return Err(CrmError::invalid("refund.order_id", "the order was never paid"));
         }
+        // Money cannot come back before it was paid (the clawback would
+        // precede the lots it takes from in as-of views).
+        let paid_at = ledger.order.earned_at();
+        if refund.at < paid_at {
+            let field = if cancelling { "at" } else { "refund.at" };
+            return Err(CrmError::invalid(field, format!("is before the order was paid ({paid_at})")));
+        }
         let remaining = ledger.order.amount - ledger.refunded;
-        let (amount, items) = refund_amount(&ledger, &refund.scope, remaining)?;
+        let (amount, items) = if cancelling && remaining.is_zero() {
+            (Decimal::ZERO, Vec::new())
+        } else {
+            refund_amount(&ledger, &refund.scope, remaining)?
+        };
         let at = refund.at;
         self.emit(
             &id,
             Event::OrderRefunded { at, refund_id: refund.id.clone(), order_id: refund.order_id.clone(), amount, items },
         );
         let refunded_after = ledger.refunded + amount;
+        let full = refunded_after >= ledger.order.amount || ledger.order.amount.is_zero();
         let mut clawbacks = Vec::new();
-        for (point_type, &earned) in &ledger.earned {
-            let target = if refunded_after >= ledger.order.amount || ledger.order.amount.is_zero() {
+        let mut point_types: Vec<&String> = ledger.earned.keys().collect();
+        if full {
+            point_types.extend(ledger.bonus.keys().filter(|k| !ledger.earned.contains_key(*k)));
+        }
+        for point_type in point_types {
+            let get = |m: &BTreeMap<String, i64>| m.get(point_type).copied().unwrap_or(0);
+            let earned = get(&ledger.earned);
+            let share = if full {
                 earned
             } else {
                 let t = Decimal::from(earned) * refunded_after / ledger.order.amount;
                 i64::try_from(t.floor()).unwrap_or(earned).min(earned)
             };
-            let claw = target - ledger.clawed.get(point_type).copied().unwrap_or(0);
+            // Bonuses the order triggered go back only with the whole order.
+            let target = if full { share + get(&ledger.bonus) } else { share };
+            let is_own = |l: &Lot, bonus: bool| match &l.source {
+                LotSource::Order { order_id, .. } => !bonus && *order_id == refund.order_id,
+                LotSource::Bonus { order_id: Some(order_id), .. } => bonus && *order_id == refund.order_id,
+                _ => false,
+            };
+            let st = self.state(&id);
+            // The order's own points that expired unspent were already taken
+            // back by expiry: those expired by `run_due`, and those whose lot
+            // is past its expiry at `at` but not yet expired by `run_due`.
+            let overdue = |bonus: bool| -> i64 {
+                st.lots
+                    .iter()
+                    .filter(|l| l.point_type == *point_type && is_own(l, bonus) && l.phase(at) == LotPhase::Expired)
+                    .map(|l| l.remaining)
+                    .sum()
+            };
+            let mut expired = get(&ledger.expired) + overdue(false);
+            if full {
+                expired += get(&ledger.bonus_expired) + overdue(true);
+            }
+            let claw = target - get(&ledger.clawed) - expired;
             if claw <= 0 {
                 continue;
             }
-            let st = self.state(&id);
-            // The order's own lots first, whatever their phase short of expired…
-            let own = st.lots.iter().filter(|l| {
-                l.point_type == *point_type
-                    && l.phase(at) != LotPhase::Expired
-                    && matches!(&l.source, LotSource::Order { order_id, .. } if *order_id == refund.order_id)
-            });
+            // The order's own lots first (earn-rule lots, then, on a full
+            // refund, its bonus lots), whatever their phase short of expired…
+            let own = st
+                .lots
+                .iter()
+                .filter(|l| l.point_type == *point_type && is_own(l, false) && l.phase(at) != LotPhase::Expired)
+                .chain(st.lots.iter().filter(|l| {
+                    full && l.point_type == *point_type && is_own(l, true) && l.phase(at) != LotPhase::Expired
+                }));
             let (mut allocations, got) = ledger::take(own, claw);
             // …then other available lots, soonest expiry first.
             if got < claw {
@@ -1301,7 +1413,10 @@ impl<S: Store> Engine<S> {
             .collect();
         let mut members = 0;
         self.store.scan(&mut |v| {
-            members += 1;
+            // Merged-away records are the same person as their survivor.
+            if !matches!(v.state.status, MemberStatus::Merged { .. }) {
+                members += 1;
+            }
             for l in by_type.iter_mut() {
                 let b = ledger::balance(&v.state.lots, &l.point_type, v.state.debt(&l.point_type), at);
                 if b.total() != 0 {
@@ -1393,11 +1508,12 @@ pub fn statement_entries(events: &[Event], point_type: &str) -> Vec<StatementEnt
     let mut balance = 0i64;
     let sum = |a: &[Allocation]| a.iter().map(|x| x.points).sum::<i64>();
     for (i, e) in events.iter().enumerate() {
+        let mut actor = None;
         let (kind, points, reference) = match e {
             Event::PointsEarned { lot, .. } if lot.point_type == point_type => {
                 let r = match &lot.source {
                     LotSource::Order { order_id, .. } => Some(order_id.clone()),
-                    LotSource::Bonus { bonus_id } => Some(bonus_id.clone()),
+                    LotSource::Bonus { bonus_id, .. } => Some(bonus_id.clone()),
                     _ => None,
                 };
                 ("earn", lot.granted, r)
@@ -1411,7 +1527,8 @@ pub fn statement_entries(events: &[Event], point_type: &str) -> Vec<StatementEnt
             Event::PointsClawedBack { point_type: pt, order_id, allocations, debt, .. } if pt == point_type => {
                 ("clawback", -(sum(allocations) + debt), Some(order_id.clone()))
             }
-            Event::PointsAdjusted { point_type: pt, delta, reason, .. } if pt == point_type => {
+            Event::PointsAdjusted { point_type: pt, delta, reason, actor: by, .. } if pt == point_type => {
+                actor = Some(by.clone());
                 ("adjust", *delta, Some(reason.clone()))
             }
             Event::PointsExpired { point_type: pt, allocations, .. } if pt == point_type => {
@@ -1432,7 +1549,15 @@ pub fn statement_entries(events: &[Event], point_type: &str) -> Vec<StatementEnt
             _ => continue,
         };
         balance += points;
-        out.push(StatementEntry { seq: i as u64 + 1, at: e.at(), kind: kind.to_string(), points, balance, reference });
+        out.push(StatementEntry {
+            seq: i as u64 + 1,
+            at: e.at(),
+            kind: kind.to_string(),
+            points,
+            balance,
+            reference,
+            actor,
+        });
     }
     out
 }

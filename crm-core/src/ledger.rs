@@ -18,8 +18,13 @@ use crate::time::{first_of_month_after, local_date, start_of_day};
 pub enum LotSource {
     /// Earned on an order by an earn rule.
     Order { order_id: String, rule_id: String },
-    /// A fixed action bonus.
-    Bonus { bonus_id: String },
+    /// A fixed action bonus; `order_id` names the order that triggered it
+    /// (first-order bonus), so a full refund or cancellation can claw it back.
+    Bonus {
+        bonus_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order_id: Option<String>,
+    },
     /// A manual adjustment.
     Adjustment,
     /// Points put back by a reversed redemption whose lot no longer exists.

@@ -30,6 +30,19 @@ pub struct OrderLedger {
     /// or written off as shortfall).
     #[serde(default)]
     pub clawed: BTreeMap<String, i64>,
+    /// Points of bonuses awarded because of this order (the first-order
+    /// bonus), per point type. Clawed back only when the order is fully
+    /// refunded or cancelled.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bonus: BTreeMap<String, i64>,
+    /// Points of this order's earn-rule lots that expired unspent (recorded
+    /// by `PointsExpired`), per point type. A refund counts them as already
+    /// taken back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub expired: BTreeMap<String, i64>,
+    /// Points of this order's bonus lots that expired unspent, per point type.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bonus_expired: BTreeMap<String, i64>,
 }
 
 /// A redemption and whether it was reversed.
@@ -425,10 +438,18 @@ impl MemberState {
             }
             Event::PointsEarned { at, lot } => {
                 self.next_lot += 1;
-                if let LotSource::Order { order_id, .. } = &lot.source {
-                    if let Some(o) = self.orders.get_mut(order_id) {
-                        *o.earned.entry(lot.point_type.clone()).or_insert(0) += lot.granted;
+                match &lot.source {
+                    LotSource::Order { order_id, .. } => {
+                        if let Some(o) = self.orders.get_mut(order_id) {
+                            *o.earned.entry(lot.point_type.clone()).or_insert(0) += lot.granted;
+                        }
                     }
+                    LotSource::Bonus { order_id: Some(order_id), .. } => {
+                        if let Some(o) = self.orders.get_mut(order_id) {
+                            *o.bonus.entry(lot.point_type.clone()).or_insert(0) += lot.granted;
+                        }
+                    }
+                    _ => {}
                 }
                 self.touch(&lot.point_type, *at);
                 if lot.remaining > 0 {
@@ -500,7 +521,23 @@ impl MemberState {
                 }
                 self.take(allocations);
             }
-            Event::PointsExpired { allocations, .. } => self.take(allocations),
+            Event::PointsExpired { point_type, allocations, .. } => {
+                // Remember what each order lost to expiry: a later refund of
+                // the order must not take it a second time.
+                for a in allocations {
+                    let source = self.lots.iter().find(|l| l.id == a.lot_id).map(|l| l.source.clone());
+                    let (order_id, bonus) = match source {
+                        Some(LotSource::Order { order_id, .. }) => (order_id, false),
+                        Some(LotSource::Bonus { order_id: Some(order_id), .. }) => (order_id, true),
+                        _ => continue,
+                    };
+                    if let Some(o) = self.orders.get_mut(&order_id) {
+                        let map = if bonus { &mut o.bonus_expired } else { &mut o.expired };
+                        *map.entry(point_type.clone()).or_insert(0) += a.points;
+                    }
+                }
+                self.take(allocations)
+            }
             Event::ExpiryExtended { at, point_type, expires_at } => {
                 // Lots that had already expired stay expired: activity cannot revive them.
                 let open = |l: &Lot| l.expires_at.is_none_or(|e| e > *at);
@@ -624,6 +661,9 @@ mod tests {
             returned: BTreeMap::new(),
             earned: BTreeMap::new(),
             clawed: BTreeMap::new(),
+            bonus: BTreeMap::new(),
+            expired: BTreeMap::new(),
+            bonus_expired: BTreeMap::new(),
         }
     }
 

@@ -380,7 +380,7 @@ export interface Balance {
 
 export type LotSource =
   | { type: 'order'; orderId: string; ruleId: string }
-  | { type: 'bonus'; bonusId: string }
+  | { type: 'bonus'; bonusId: string; /** The order that triggered it (first-order bonus). */ orderId?: string }
   | { type: 'adjustment' }
   | { type: 'restored' }
 
@@ -404,6 +404,8 @@ export interface StatementEntry {
   /** Running balance after the entry. */
   balance: number
   reference: string | null
+  /** Who made a manual adjustment; absent for every other kind. */
+  actor?: string
 }
 
 export interface StatementPage {

@@ -365,12 +365,17 @@ impl PyStatementEntry {
     fn reference(&self) -> Option<&str> {
         self.0.reference.as_deref()
     }
+    /// Who made a manual adjustment (`None` for every other kind).
+    #[getter]
+    fn actor(&self) -> Option<&str> {
+        self.0.actor.as_deref()
+    }
     /// The core's JSON form.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         serde_to_py(py, &self.0)
     }
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        repr_of(slf.as_any(), "StatementEntry", &["seq", "at", "kind", "points", "balance", "reference"])
+        repr_of(slf.as_any(), "StatementEntry", &["seq", "at", "kind", "points", "balance", "reference", "actor"])
     }
 }
 

@@ -11,7 +11,7 @@ What it does (the same as the Rust demo, ``cargo run --release --example demo``)
    and, month by month, imports that month's orders in one atomic batch
    (``Engine.import_orders`` from a dict of columns: no pandas needed), then
    runs ``run_due`` at the first instant of the next month (expiring lots
-   whose 365 days are over), then lets every member holding at least 100
+   whose 365 days are over), then lets every member holding at least 200
    points redeem 100 of them (idempotency key ``redeem:<member>:<month>``);
 3. prints members, orders, points issued / redeemed / expired, the
    programme's outstanding liability and the top members by spend.
@@ -34,7 +34,8 @@ from typing import Any, Dict, List, Set, Tuple
 import crm
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data" / "CDNOW_sample.txt"
-REDEEM_THRESHOLD = 100
+REDEEM_THRESHOLD = 200
+REDEEM_POINTS = 100
 POINT_TYPE = "reward"
 
 
@@ -111,7 +112,7 @@ def main() -> None:
             if available >= REDEEM_THRESHOLD:
                 out = engine.redeem(
                     member_id,
-                    REDEEM_THRESHOLD,
+                    REDEEM_POINTS,
                     point_type=POINT_TYPE,
                     now=now,
                     idempotency_key=f"redeem:{member_id}:{year}-{month:02d}",

@@ -726,7 +726,9 @@ fn clawback_of_spent_points_allow_negative_carries_debt_paid_by_later_earnings()
     assert_eq!(e.lots(&m("a")).unwrap()[0].remaining, 70);
     assert!(e.member(&m("a")).unwrap().debts.is_empty());
     // A positive adjustment pays debt too.
-    let r = e.record_refund(refund("rf3", "o3", now, RefundScope::Full), utc("2024-01-06T00:00:00Z")).unwrap();
+    let r = e
+        .record_refund(refund("rf3", "o3", "2024-01-06T00:00:00Z", RefundScope::Full), utc("2024-01-06T00:00:00Z"))
+        .unwrap();
     assert_eq!(clawbacks(&r)["reward"], (70, 30, 0));
     e.execute("adj", adjust("a", "reward", 50), utc("2024-01-07T00:00:00Z")).unwrap();
     let b = bal(&e, "a", "reward", "2024-01-07T00:00:00Z");
@@ -1568,4 +1570,221 @@ fn replay_after_erasure_keeps_profile_dependent_points() {
     e.replay_into(&fresh).unwrap();
     assert_eq!(fresh.balance(&m("a"), "growth", now).unwrap().available, 30);
     assert_eq!(fresh.member(&m("a")).unwrap(), e.member(&m("a")).unwrap());
+}
+
+// ----- refunds after expiry, order bonuses, actors, liability, dates, clearing --
+
+#[test]
+fn refund_does_not_claw_back_points_that_already_expired() {
+    let e = with_expiry("Asia/Shanghai", json!({"type": "days_after_earning", "days": 10}));
+    buy(&e, "o1", "a", "2024-01-01T02:00:00Z", "100");
+    buy(&e, "o2", "a", "2024-01-10T02:00:00Z", "50");
+    // o1's 100 points expire unused (valid through 11 January local).
+    assert_eq!(
+        e.run_due(utc("2024-01-15T00:00:00Z")).unwrap(),
+        Outcome::Due { members: 1, activated: 0, expired: 100 }
+    );
+    assert_eq!(e.member(&m("a")).unwrap().orders["o1"].expired["reward"], 100);
+    let now = "2024-01-16T00:00:00Z";
+    let r = e.record_refund(refund("rf1", "o1", now, RefundScope::Full), utc(now)).unwrap();
+    assert!(clawbacks(&r).is_empty(), "{r:?}");
+    let b = bal(&e, "a", "reward", now);
+    assert_eq!((b.available, b.debt), (50, 0));
+    assert!(e.member(&m("a")).unwrap().orders["o1"].clawed.is_empty());
+}
+
+#[test]
+fn refund_of_overdue_lots_before_run_due_spares_them_too() {
+    let e = with_expiry("Asia/Shanghai", json!({"type": "days_after_earning", "days": 10}));
+    buy(&e, "o1", "a", "2024-01-01T02:00:00Z", "100");
+    buy(&e, "o2", "a", "2024-01-10T02:00:00Z", "50");
+    // No run_due yet: o1's lot is past its expiry but still in the state.
+    let now = "2024-01-16T00:00:00Z";
+    let r = e.record_refund(refund("rf1", "o1", now, RefundScope::Full), utc(now)).unwrap();
+    assert!(clawbacks(&r).is_empty(), "{r:?}");
+    assert_eq!(avail(&e, "a", now), 50);
+    // run_due then records the expiry, and nothing is taken twice.
+    e.run_due(utc(now)).unwrap();
+    assert_eq!(avail(&e, "a", now), 50);
+    assert_eq!(e.member(&m("a")).unwrap().orders["o1"].expired["reward"], 100);
+}
+
+#[test]
+fn refund_after_part_spent_part_expired_claws_only_the_spent_part() {
+    let e = with_expiry("Asia/Shanghai", json!({"type": "days_after_earning", "days": 10}));
+    buy(&e, "o1", "a", "2024-01-01T02:00:00Z", "100");
+    buy(&e, "o2", "a", "2024-01-10T02:00:00Z", "80");
+    // 40 spent from o1's lot (soonest expiry first), 60 expire.
+    e.redeem(&m("a"), "reward", 40, "r1", utc("2024-01-10T03:00:00Z")).unwrap();
+    e.run_due(utc("2024-01-15T00:00:00Z")).unwrap();
+    assert_eq!(avail(&e, "a", "2024-01-15T00:00:00Z"), 80);
+    // A half refund: target 50 is covered by the 60 that expired.
+    let now = "2024-01-16T00:00:00Z";
+    let r = e.record_refund(refund("rf1", "o1", now, RefundScope::Amount { amount: d("50") }), utc(now)).unwrap();
+    assert!(clawbacks(&r).is_empty(), "{r:?}");
+    // The rest: 100 − 60 expired = 40, from o2's lot.
+    let r = e.record_refund(refund("rf2", "o1", now, RefundScope::Full), utc(now)).unwrap();
+    assert_eq!(clawbacks(&r)["reward"], (40, 0, 0));
+    let b = bal(&e, "a", "reward", now);
+    assert_eq!((b.available, b.debt), (40, 0));
+    // Had the 60 been clawed when they expired, the refund would owe 40: same balance.
+    assert_eq!(e.member(&m("a")).unwrap().orders["o1"].clawed["reward"], 40);
+}
+
+fn first_order_bonus_engine() -> Engine<MemoryStore> {
+    with(|v| {
+        v["earn"]["bonuses"] = json!([{"id": "first", "action": "first_order", "point_type": "reward", "points": 20}])
+    })
+}
+
+#[test]
+fn full_refund_claws_back_the_first_order_bonus() {
+    let e = first_order_bonus_engine();
+    let t = "2024-03-01T02:00:00Z";
+    let o = e.record_order(order("o1", "a", t, "100"), utc(t)).unwrap();
+    let Outcome::Order { earned, lots, .. } = &o else { panic!("{o:?}") };
+    assert_eq!(earned["reward"], 120);
+    // Every lot the order created is listed, the bonus lot included.
+    assert_eq!(lots.len(), 2, "{lots:?}");
+    let st = e.member(&m("a")).unwrap();
+    let total: i64 = st.lots.iter().filter(|l| lots.contains(&l.id)).map(|l| l.granted).sum();
+    assert_eq!(total, 120);
+    assert!(st
+        .lots
+        .iter()
+        .any(|l| l.source == LotSource::Bonus { bonus_id: "first".into(), order_id: Some("o1".into()) }));
+    assert_eq!(st.orders["o1"].bonus["reward"], 20);
+    // A partial refund leaves the bonus alone …
+    let now = "2024-03-02T00:00:00Z";
+    let r = e.record_refund(refund("rf1", "o1", now, RefundScope::Amount { amount: d("50") }), utc(now)).unwrap();
+    assert_eq!(clawbacks(&r)["reward"], (50, 0, 0));
+    assert_eq!(avail(&e, "a", now), 70);
+    // … the refund of the rest takes back the other 50 and the bonus.
+    let r = e.record_refund(refund("rf2", "o1", now, RefundScope::Full), utc(now)).unwrap();
+    assert_eq!(clawbacks(&r)["reward"], (70, 0, 0));
+    assert_eq!(avail(&e, "a", now), 0);
+    assert_eq!(e.member(&m("a")).unwrap().orders["o1"].clawed["reward"], 120);
+}
+
+#[test]
+fn cancelling_a_paid_first_order_claws_back_its_bonus() {
+    let e = first_order_bonus_engine();
+    let t = "2024-03-01T02:00:00Z";
+    e.record_order(order("o1", "a", t, "100"), utc(t)).unwrap();
+    let now = "2024-03-02T00:00:00Z";
+    let c = Command::SetOrderStatus { order_id: "o1".into(), status: OrderStatus::Cancelled, at: None };
+    let r = e.execute("cancel", c, utc(now)).unwrap();
+    assert_eq!(clawbacks(&r)["reward"], (120, 0, 0));
+    assert_eq!(avail(&e, "a", now), 0);
+    // The next order is not a first order: no bonus again.
+    assert_eq!(buy(&e, "o2", "a", "2024-03-03T00:00:00Z", "10"), 10);
+}
+
+#[test]
+fn cancelling_a_zero_amount_first_order_claws_back_its_bonus() {
+    let e = first_order_bonus_engine();
+    let t = "2024-03-01T02:00:00Z";
+    assert_eq!(buy(&e, "o1", "a", t, "0"), 20);
+    let c = Command::SetOrderStatus { order_id: "o1".into(), status: OrderStatus::Cancelled, at: None };
+    let r = e.execute("cancel", c, utc("2024-03-02T00:00:00Z")).unwrap();
+    assert_eq!(clawbacks(&r)["reward"], (20, 0, 0));
+    assert_eq!(avail(&e, "a", "2024-03-02T00:00:00Z"), 0);
+}
+
+#[test]
+fn statement_shows_the_actor_of_an_adjustment() {
+    let e = engine(base());
+    buy(&e, "o1", "a", "2024-01-01T00:00:00Z", "10");
+    e.execute("adj", adjust("a", "reward", 5), utc("2024-01-02T00:00:00Z")).unwrap();
+    let page = e.statement(&m("a"), "reward", 0, 10).unwrap();
+    assert_eq!(page.entries[0].actor, None);
+    assert_eq!(page.entries[1].kind, "adjust");
+    assert_eq!(page.entries[1].actor.as_deref(), Some("agent-7"));
+    assert_eq!(page.entries[1].reference.as_deref(), Some("goodwill"));
+    // Serialized only when present; older JSON without it still reads.
+    let earn = serde_json::to_value(&page.entries[0]).unwrap();
+    assert!(earn.get("actor").is_none(), "{earn}");
+    let adj = serde_json::to_value(&page.entries[1]).unwrap();
+    assert_eq!(adj["actor"], "agent-7");
+    let back: crm_core::StatementEntry = serde_json::from_value(earn).unwrap();
+    assert_eq!(back, page.entries[0]);
+}
+
+#[test]
+fn liability_counts_merged_members_once() {
+    let e = engine(base());
+    buy(&e, "o1", "a", "2024-01-01T00:00:00Z", "10");
+    buy(&e, "o2", "b", "2024-01-01T00:00:00Z", "20");
+    let now = utc("2024-01-02T00:00:00Z");
+    assert_eq!(e.liability(now).unwrap().members, 2);
+    e.execute("merge", Command::Merge { survivor: m("a"), merged: m("b") }, now).unwrap();
+    let l = e.liability(now).unwrap();
+    assert_eq!(l.members, 1);
+    assert_eq!(l.point_types[0].members, 1);
+    assert_eq!(l.point_types[0].outstanding, 30);
+}
+
+#[test]
+fn refund_and_status_change_cannot_predate_the_order() {
+    let e = engine(base());
+    let mut o = order("o1", "a", "2024-01-01T00:00:00Z", "100");
+    o.paid_at = Some(utc("2024-01-02T00:00:00Z"));
+    e.record_order(o, utc("2024-01-02T00:00:00Z")).unwrap();
+    let now = utc("2024-01-05T00:00:00Z");
+    // Refund dated after placing but before payment.
+    let r = e.record_refund(refund("rf1", "o1", "2024-01-01T12:00:00Z", RefundScope::Full), now);
+    assert_eq!(err_of(r), validation("refund.at"));
+    // Cancellation (a full refund) dated before payment.
+    let cancel =
+        |at: &str| Command::SetOrderStatus { order_id: "o1".into(), status: OrderStatus::Cancelled, at: Some(utc(at)) };
+    assert_eq!(err_of(e.execute("c1", cancel("2024-01-01T12:00:00Z"), now)), validation("at"));
+    assert_eq!(avail(&e, "a", "2024-01-05T00:00:00Z"), 100);
+    // At the payment instant both are fine.
+    let r = e.record_refund(refund("rf2", "o1", "2024-01-02T00:00:00Z", RefundScope::Amount { amount: d("10") }), now);
+    assert_eq!(clawbacks(&r.unwrap())["reward"], (10, 0, 0));
+    e.execute("c2", cancel("2024-01-02T00:00:00Z"), now).unwrap();
+    // A status change dated before the order was placed.
+    let mut o = order("o2", "a", "2024-01-03T00:00:00Z", "10");
+    o.status = OrderStatus::Placed;
+    e.record_order(o, now).unwrap();
+    let pay = Command::SetOrderStatus {
+        order_id: "o2".into(),
+        status: OrderStatus::Paid,
+        at: Some(utc("2024-01-02T23:59:59Z")),
+    };
+    assert_eq!(err_of(e.execute("p1", pay, now)), validation("at"));
+    let pay = Command::SetOrderStatus {
+        order_id: "o2".into(),
+        status: OrderStatus::Paid,
+        at: Some(utc("2024-01-03T00:00:00Z")),
+    };
+    assert_eq!(earned(&e.execute("p2", pay, now).unwrap(), "reward"), 10);
+    // As of any instant, no clawback precedes the lot it takes from.
+    for t in ["2024-01-01T12:00:00Z", "2024-01-02T00:00:00Z", "2024-01-03T00:00:00Z"] {
+        assert!(bal(&e, "a", "reward", t).available >= 0, "{t}");
+    }
+}
+
+#[test]
+fn profile_patch_can_clear_a_field() {
+    let e = engine(base());
+    let t = "2024-01-01T00:00:00Z";
+    let profile =
+        Profile { birthday: NaiveDate::from_ymd_opt(1990, 5, 1), name: Some("Ann".into()), ..Profile::default() };
+    create(&e, "a", t, profile);
+    // An absent key, or a JSON null, leaves the field as it is …
+    for (i, patch) in [json!({}), json!({"birthday": null, "name": "Bo"})].into_iter().enumerate() {
+        let patch: ProfilePatch = serde_json::from_value(patch).unwrap();
+        e.execute(&format!("keep{i}"), Command::UpdateProfile { member_id: m("a"), patch }, utc(t)).unwrap();
+        assert_eq!(e.member(&m("a")).unwrap().profile.birthday, NaiveDate::from_ymd_opt(1990, 5, 1));
+    }
+    // … and naming it in `clear` removes it.
+    let patch: ProfilePatch = serde_json::from_value(json!({"clear": ["birthday"]})).unwrap();
+    e.execute("clear", Command::UpdateProfile { member_id: m("a"), patch }, utc(t)).unwrap();
+    let p = e.member(&m("a")).unwrap().profile;
+    assert_eq!((p.birthday, p.name.as_deref()), (None, Some("Bo")));
+    // Unknown names are refused with their position.
+    let patch: ProfilePatch = serde_json::from_value(json!({"clear": ["name", "joined_at"]})).unwrap();
+    let r = e.execute("bad", Command::UpdateProfile { member_id: m("a"), patch }, utc(t));
+    assert_eq!(err_of(r), validation("patch.clear[1]"));
 }

@@ -248,6 +248,9 @@ class StatementEntry:
     @property
     def reference(self) -> Optional[str]:
         """Order, redemption, bonus or member referred to."""
+    @property
+    def actor(self) -> Optional[str]:
+        """Who made a manual adjustment (``None`` for every other kind)."""
     def to_dict(self) -> Dict[str, Any]:
         """The core's JSON form."""
     def __eq__(self, value: object, /) -> bool: ...
