@@ -60,4 +60,9 @@ clean-venv:
 test-node:
 	cd $(NODE_CRATE) && { $(NPM) ci || $(NPM) install; }
 	cd $(NODE_CRATE) && $(NPM) run build
+	@# The build regenerates index.d.ts/index.js: in a checkout they must match what is committed.
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  git diff --exit-code -- $(NODE_CRATE)/index.d.ts $(NODE_CRATE)/index.js \
+	    || { echo "crm-node/index.d.ts drifted from the Rust sources: commit the regenerated file"; exit 1; }; \
+	fi
 	cd $(NODE_CRATE) && $(NPM) test
