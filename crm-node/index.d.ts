@@ -229,6 +229,19 @@ export interface SqliteOptions {
   busyTimeoutMs?: number
 }
 
+/** Options of {@link Engine.openPostgres}. */
+export interface PostgresOptions {
+  /**
+   * Schema holding the tables (default `"crm"`), created and migrated as needed.
+   * Letters, digits and `_`, not starting with a digit, at most 63 bytes.
+   */
+  schema?: string
+  /** At most this many pooled connections (1-1024, default 8). */
+  poolSize?: number
+  /** Timeout for opening a connection, in ms (default 10000 unless the URL sets `connect_timeout`). */
+  connectTimeoutMs?: number
+}
+
 /** Any command in the core's form with camelCase keys, for {@link Engine.execute}. */
 export type Command =
   | {
@@ -628,6 +641,33 @@ export declare class Engine {
    * the Promise methods in servers so the event loop never waits on disk.
    */
   static openSqlite(program: Program, path: string, options?: SqliteOptions): Engine
+  /**
+   * An engine over PostgreSQL at `url` (libpq style:
+   * `postgresql://user:password@host:port/dbname`, or `key=value` pairs).
+   * Connecting is I/O, so this returns a `Promise` (see
+   * {@link Engine.openPostgresSync}). Options: `schema` (default `"crm"`;
+   * letters, digits and `_`, created and migrated as needed; several
+   * engines and processes may share one), `poolSize` (at most this many
+   * connections, default 8: Promise calls run in parallel up to that
+   * many) and `connectTimeoutMs` (default 10000 unless the URL sets one).
+   * Rejects with `store_error` when the database cannot be reached and
+   * `validation_error` (with `field`) for a bad option.
+   */
+  static openPostgres(program: Program, url: string, options?: PostgresOptions): Promise<Engine>
+  /**
+   * Synchronous {@link Engine.openPostgres} (blocks the calling thread
+   * while connecting; fine in scripts).
+   */
+  static openPostgresSync(program: Program, url: string, options?: PostgresOptions): Engine
+  /**
+   * PostgreSQL engines only: drop the engine's schema with all its data
+   * (for tests and tear-downs). The engine is unusable afterwards, and so
+   * is any other engine on that schema. Rejects with `conflict` on an
+   * engine not opened with {@link Engine.openPostgres}.
+   */
+  dropStoreSchema(): Promise<void>
+  /** Synchronous {@link Engine.dropStoreSchema}. */
+  dropStoreSchemaSync(): void
   /** The engine's programme. */
   get program(): Program
   /** Create a member (default idempotency key `member:<id>`). */

@@ -172,6 +172,8 @@ struct Working {
     state: MemberState,
     version: u64,
     events: Vec<Event>,
+    /// The checkpoint epoch in which this member was last journaled.
+    epoch: u64,
 }
 
 /// One decision in progress: the members it touched and what it will commit.
@@ -181,10 +183,17 @@ struct Tx<'a, S: Store> {
     now: DateTime<Utc>,
     members: HashMap<MemberId, Working>,
     commit: Commit,
+    /// Current checkpoint epoch (0: no checkpoint taken, nothing journaled).
+    epoch: u64,
+    /// Undo journal since the last checkpoint: each member touched for the
+    /// first time since then, with its event count at that moment (`None`:
+    /// the member entered the transaction after the checkpoint).
+    journal: Vec<(MemberId, Option<usize>)>,
 }
 
+/// Where a batch stood before a command: O(1) to take, the members a failed
+/// command touched are in the transaction's undo journal.
 struct Checkpoint {
-    members: Vec<(MemberId, usize)>,
     identities: usize,
     orders: usize,
     redact: usize,
@@ -192,7 +201,7 @@ struct Checkpoint {
 
 impl<'a, S: Store> Tx<'a, S> {
     fn new(program: &'a Program, store: &'a S, now: DateTime<Utc>) -> Self {
-        Tx { program, store, now, members: HashMap::new(), commit: Commit::default() }
+        Tx { program, store, now, members: HashMap::new(), commit: Commit::default(), epoch: 0, journal: Vec::new() }
     }
 
     fn tz(&self) -> chrono_tz::Tz {
@@ -206,7 +215,7 @@ impl<'a, S: Store> Tx<'a, S> {
         }
         match self.store.load(id)? {
             Some(Versioned { state, version }) => {
-                self.members.insert(id.clone(), Working { state, version, events: Vec::new() });
+                self.insert(id, Working { state, version, events: Vec::new(), epoch: 0 });
                 Ok(true)
             }
             None => Ok(false),
@@ -217,8 +226,22 @@ impl<'a, S: Store> Tx<'a, S> {
         &self.members[id].state
     }
 
+    /// Add a member to the transaction (journaled when a checkpoint is open).
+    fn insert(&mut self, id: &MemberId, mut w: Working) {
+        if self.epoch > 0 {
+            w.epoch = self.epoch;
+            self.journal.push((id.clone(), None));
+        }
+        self.members.insert(id.clone(), w);
+    }
+
     fn emit(&mut self, id: &MemberId, event: Event) {
         let w = self.members.get_mut(id).expect("member loaded before emitting");
+        if w.epoch != self.epoch {
+            // First change since the checkpoint: remember how to undo it.
+            w.epoch = self.epoch;
+            self.journal.push((id.clone(), Some(w.events.len())));
+        }
         w.state.evolve(&event);
         w.events.push(event);
     }
@@ -241,38 +264,41 @@ impl<'a, S: Store> Tx<'a, S> {
         Err(CrmError::conflict(format!("merge chain of {id} is too long")))
     }
 
-    fn checkpoint(&self) -> Checkpoint {
+    /// Start a new undo scope. O(1): nothing is copied; members are
+    /// journaled on their first touch after it.
+    fn checkpoint(&mut self) -> Checkpoint {
+        self.epoch += 1;
+        self.journal.clear();
         Checkpoint {
-            members: self.members.iter().map(|(k, w)| (k.clone(), w.events.len())).collect(),
             identities: self.commit.identities.len(),
             orders: self.commit.orders.len(),
             redact: self.commit.redact.len(),
         }
     }
 
-    /// Undo everything since `cp` (a failed command inside a batch).
+    /// Undo everything since `cp` (a failed command inside a batch): only
+    /// the members in the journal are touched.
     fn rollback(&mut self, cp: Checkpoint) -> Result<()> {
-        let before: HashMap<MemberId, usize> = cp.members.into_iter().collect();
-        let mut drop = Vec::new();
-        for (id, w) in self.members.iter_mut() {
-            match before.get(id) {
-                None => drop.push(id.clone()),
-                Some(&n) if w.events.len() > n => {
-                    w.events.truncate(n);
-                    let mut state = match self.store.load(id)? {
-                        Some(v) => v.state,
-                        None => MemberState::new(id.clone(), w.events.first().map_or(self.now, Event::at)),
-                    };
-                    for e in &w.events {
-                        state.evolve(e);
-                    }
-                    w.state = state;
+        for (id, before) in std::mem::take(&mut self.journal) {
+            match before {
+                None => {
+                    self.members.remove(&id);
                 }
-                Some(_) => {}
+                Some(n) => {
+                    let Some(w) = self.members.get_mut(&id) else { continue };
+                    if w.events.len() > n {
+                        w.events.truncate(n);
+                        let mut state = match self.store.load(&id)? {
+                            Some(v) => v.state,
+                            None => MemberState::new(id.clone(), w.events.first().map_or(self.now, Event::at)),
+                        };
+                        for e in &w.events {
+                            state.evolve(e);
+                        }
+                        w.state = state;
+                    }
+                }
             }
-        }
-        for id in drop {
-            self.members.remove(&id);
         }
         self.commit.identities.truncate(cp.identities);
         self.commit.orders.truncate(cp.orders);
@@ -492,8 +518,7 @@ impl<'a, S: Store> Tx<'a, S> {
     }
 
     fn create(&mut self, id: &MemberId, profile: Profile, at: DateTime<Utc>) {
-        self.members
-            .insert(id.clone(), Working { state: MemberState::new(id.clone(), at), version: 0, events: Vec::new() });
+        self.insert(id, Working { state: MemberState::new(id.clone(), at), version: 0, events: Vec::new(), epoch: 0 });
         self.emit(id, Event::MemberCreated { at, profile });
     }
 
@@ -1137,6 +1162,8 @@ impl<S: Store> Engine<S> {
             return self.run_due_keyed(key, now);
         }
         for _ in 0..MAX_ATTEMPTS {
+            // The command's lookups share one read snapshot where the store can.
+            let reads = ReadScope::begin(&self.store);
             if let Some(r) = self.store.receipt(key)? {
                 return same_or_conflict(r, &command);
             }
@@ -1149,7 +1176,9 @@ impl<S: Store> Engine<S> {
                 command: command.clone(),
                 outcome: outcome.clone(),
             });
-            match self.store.commit(tx.finish()) {
+            let commit = tx.finish();
+            drop(reads);
+            match self.store.commit(commit) {
                 Ok(()) => return Ok(outcome),
                 Err(CommitError::Stale { .. } | CommitError::DuplicateKey { .. }) => continue,
                 Err(CommitError::IdentityTaken { identity, owner }) => return Err(identity_taken(&identity, &owner)),
@@ -1177,6 +1206,8 @@ impl<S: Store> Engine<S> {
     /// result; a bad order does not stop the others. Idempotent per order id.
     pub fn record_orders(&self, orders: &[Order], now: DateTime<Utc>) -> Result<Vec<Result<Outcome>>> {
         for _ in 0..MAX_ATTEMPTS {
+            // The batch's lookups share one read snapshot where the store can.
+            let reads = ReadScope::begin(&self.store);
             let mut tx = Tx::new(&self.program, &self.store, now);
             let mut results = Vec::with_capacity(orders.len());
             let mut in_batch: HashMap<String, usize> = HashMap::new();
@@ -1204,7 +1235,9 @@ impl<S: Store> Engine<S> {
                     }
                 }
             }
-            match self.store.commit(tx.finish()) {
+            let commit = tx.finish();
+            drop(reads);
+            match self.store.commit(commit) {
                 Ok(()) => return Ok(results),
                 Err(CommitError::Stale { .. } | CommitError::DuplicateKey { .. }) => continue,
                 Err(CommitError::IdentityTaken { identity, owner }) => return Err(identity_taken(&identity, &owner)),
@@ -1225,20 +1258,20 @@ impl<S: Store> Engine<S> {
         if let Some(r) = self.store.receipt(key)? {
             return same_or_conflict(r, &Command::RunDue);
         }
-        let mut due = Vec::new();
-        self.store.scan(&mut |v| {
-            if has_due(&v.state, now) {
-                due.push(v.state.id);
-            }
-            Ok(())
-        })?;
+        // Only the members with something due are loaded (stores index
+        // `MemberState::next_due_at`); sorted so runs are deterministic.
+        let mut due = self.store.due_members(now)?;
+        due.sort_unstable();
+        due.dedup();
         let (mut members, mut activated, mut expired) = (0u64, 0i64, 0i64);
         for chunk in due.chunks(1000) {
             'attempt: for attempt in 0..MAX_ATTEMPTS {
+                let reads = ReadScope::begin(&self.store);
                 let mut tx = Tx::new(&self.program, &self.store, now);
                 let (mut m, mut a, mut e) = (0u64, 0i64, 0i64);
                 for id in chunk {
-                    if !tx.load(id)? {
+                    // Stores may over-report; only members with something due emit.
+                    if !tx.load(id)? || !has_due(tx.state(id), now) {
                         continue;
                     }
                     let (act, exp) = tx.due_events(id);
@@ -1248,7 +1281,9 @@ impl<S: Store> Engine<S> {
                         e += exp;
                     }
                 }
-                match self.store.commit(tx.finish()) {
+                let commit = tx.finish();
+                drop(reads);
+                match self.store.commit(commit) {
                     Ok(()) => {
                         members += m;
                         activated += a;
@@ -1341,20 +1376,39 @@ impl<S: Store> Engine<S> {
     pub fn balance(&self, id: &MemberId, point_type: &str, at: DateTime<Utc>) -> Result<Balance> {
         self.program.require_point_type(point_type, "point_type")?;
         // Follow merges that had happened by `at`; before its merge a member's
-        // balance is its own.
-        let mut st = self.member(id)?;
+        // balance is its own. The snapshot is only looked at, not copied.
+        enum Seen {
+            MergedInto(MemberId),
+            Current(Balance),
+            AsOf,
+        }
+        let mut current = id.clone();
         for depth in 0.. {
-            match &st.status {
-                MemberStatus::Merged { into, at: merged_at } if *merged_at <= at => {
+            let mut seen = Seen::AsOf;
+            let found = self.store.inspect(&current, &mut |st| {
+                seen = match &st.status {
+                    MemberStatus::Merged { into, at: merged_at } if *merged_at <= at => Seen::MergedInto(into.clone()),
+                    _ if at >= st.last_event_at => {
+                        Seen::Current(ledger::balance(&st.lots, point_type, st.debt(point_type), at))
+                    }
+                    _ => Seen::AsOf,
+                }
+            })?;
+            if !found {
+                return Err(CrmError::NotFound { entity: "member", id: current.0 });
+            }
+            match seen {
+                Seen::MergedInto(into) => {
                     if depth >= MAX_MERGE_DEPTH {
                         return Err(CrmError::conflict(format!("merge chain of {id} is too long")));
                     }
-                    st = self.member(into)?;
+                    current = into;
                 }
-                _ => break,
+                Seen::Current(b) => return Ok(b),
+                Seen::AsOf => break,
             }
         }
-        let st = if at >= st.last_event_at { st } else { self.member_as_of(&st.id, at)? };
+        let st = self.member_as_of(&current, at)?;
         Ok(ledger::balance(&st.lots, point_type, st.debt(point_type), at))
     }
 
@@ -1488,6 +1542,22 @@ impl<S: Store> Tx<'_, S> {
     }
 }
 
+/// [`Store::begin_reads`] until dropped (also on an early return).
+struct ReadScope<'a, S: Store>(&'a S);
+
+impl<'a, S: Store> ReadScope<'a, S> {
+    fn begin(store: &'a S) -> Self {
+        store.begin_reads();
+        ReadScope(store)
+    }
+}
+
+impl<S: Store> Drop for ReadScope<'_, S> {
+    fn drop(&mut self) {
+        self.0.end_reads();
+    }
+}
+
 fn has_due(st: &MemberState, now: DateTime<Utc>) -> bool {
     st.lots
         .iter()
@@ -1560,4 +1630,83 @@ pub fn statement_entries(events: &[Event], point_type: &str) -> Vec<StatementEnt
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use chrono::TimeZone;
+
+    fn t(day: u32, hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 1, day, hour, 0, 0).unwrap()
+    }
+
+    fn order(id: &str, member: &str, at: DateTime<Utc>, amount: i64) -> Command {
+        Command::RecordOrder { order: Order::paid(id, member, at, Decimal::from(amount)) }
+    }
+
+    /// A failed command after a checkpoint undoes exactly what it did, also
+    /// to members the batch had already changed before the checkpoint.
+    #[test]
+    fn rollback_restores_members_touched_before_and_after_the_checkpoint() {
+        let program = Program::default_demo();
+        let store = MemoryStore::new();
+        let engine = Engine::new(program.clone(), store);
+        engine.record_order(Order::paid("o0", "a", t(1, 0), Decimal::from(5)), t(1, 0)).unwrap();
+        let mut tx = Tx::new(&program, engine.store(), t(2, 0));
+        tx.apply("order:o1", &order("o1", "a", t(2, 0), 10)).unwrap();
+        tx.apply("order:o2", &order("o2", "b", t(2, 0), 20)).unwrap();
+        let (a, b) = (MemberId::from("a"), MemberId::from("b"));
+        let before_a = (tx.state(&a).clone(), tx.members[&a].events.len());
+        let before_b = (tx.state(&b).clone(), tx.members[&b].events.len());
+        let cp = tx.checkpoint();
+        tx.apply("order:o3", &order("o3", "a", t(2, 1), 30)).unwrap();
+        tx.apply("order:o4", &order("o4", "c", t(2, 1), 40)).unwrap();
+        assert!(tx.members.contains_key(&MemberId::from("c")));
+        tx.rollback(cp).unwrap();
+        assert_eq!((tx.state(&a).clone(), tx.members[&a].events.len()), before_a);
+        assert_eq!((tx.state(&b).clone(), tx.members[&b].events.len()), before_b);
+        assert!(!tx.members.contains_key(&MemberId::from("c")));
+        assert_eq!(tx.commit.orders.len(), 2);
+        // A second scope after a rollback journals afresh.
+        let cp = tx.checkpoint();
+        tx.apply("order:o5", &order("o5", "b", t(2, 2), 50)).unwrap();
+        tx.rollback(cp).unwrap();
+        assert_eq!((tx.state(&b).clone(), tx.members[&b].events.len()), before_b);
+    }
+
+    /// `MemberState::next_due_at` (what stores index) agrees with `has_due`
+    /// (what `run_due` acts on) at every instant.
+    #[test]
+    fn next_due_at_agrees_with_has_due() {
+        let mut program = Program::default_demo();
+        for pt in program.point_types.iter_mut() {
+            pt.pending_days = 3;
+        }
+        let engine = Engine::new(program, MemoryStore::new());
+        for (i, day) in [1u32, 5, 9].into_iter().enumerate() {
+            engine.record_order(Order::paid(format!("o{i}"), "a", t(day, 6), Decimal::from(10)), t(day, 6)).unwrap();
+        }
+        let mut st = engine.member(&"a".into()).unwrap();
+        let due = |st: &MemberState, now| st.next_due_at().is_some_and(|d| d <= now);
+        let check = |st: &MemberState| {
+            for day in 1..=28 {
+                for hour in [0, 6, 12] {
+                    let now = t(day, hour);
+                    assert_eq!(has_due(st, now), due(st, now), "at {now}");
+                }
+            }
+            for later in [t(1, 0) + chrono::Duration::days(366), t(1, 0) + chrono::Duration::days(400)] {
+                assert_eq!(has_due(st, later), due(st, later), "at {later}");
+            }
+        };
+        check(&st);
+        assert_eq!(st.next_due_at(), Some(t(4, 6)), "the first pending lot becomes available");
+        engine.run_due(t(20, 0)).unwrap();
+        st = engine.member(&"a".into()).unwrap();
+        check(&st);
+        assert!(st.next_due_at().is_some_and(|d| d > t(20, 0)), "only expiries left");
+        assert_eq!(engine.store().due_members(t(20, 0)).unwrap(), Vec::<MemberId>::new());
+    }
 }

@@ -29,6 +29,8 @@ pub use ledger::{Allocation, Balance, Lot, LotSource};
 pub use member::{Consent, Gender, Identity, MemberId, MemberStatus, Profile, ProfilePatch};
 pub use program::Program;
 pub use state::{Event, MemberState};
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use store::{MemoryStore, Store};

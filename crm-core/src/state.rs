@@ -327,6 +327,24 @@ impl MemberState {
         }
     }
 
+    /// The earliest instant at which `run_due` has something to do for this
+    /// member: a pending lot to activate (`available_at`) or an open lot to
+    /// expire (`expires_at`; the inactivity policy moves it). `None`: nothing
+    /// will ever be due until another event. Exactly: something is due at
+    /// `now` if and only if `next_due_at() <= now`.
+    pub fn next_due_at(&self) -> Option<DateTime<Utc>> {
+        let mut next: Option<DateTime<Utc>> = None;
+        for l in &self.lots {
+            if !l.activated {
+                next = min_opt(next, Some(l.available_at));
+            }
+            if l.remaining > 0 {
+                next = min_opt(next, l.expires_at);
+            }
+        }
+        next
+    }
+
     /// Is the member active (neither merged nor erased)?
     pub fn is_active(&self) -> bool {
         self.status == MemberStatus::Active

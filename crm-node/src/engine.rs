@@ -1,4 +1,4 @@
-//! `Engine`: the core's engine over an in-memory or SQLite store.
+//! `Engine`: the core's engine over an in-memory, SQLite or PostgreSQL store.
 //!
 //! Convention: every method returns a `Promise` and runs on the libuv thread
 //! pool, so the event loop never waits on the store; each has a `…Sync`
@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use crate::convert::{boolean, instance, instant, integer, string, Js, Mode, Reader, MAX_SAFE};
 use crate::errors::{de_error, into_napi, invalid, to_napi, BResult, ErrorInfo, Fail};
 use crate::program::Program;
+use crate::store::PostgresTarget;
 
 type CoreEngine = crm_core::Engine<Arc<dyn Store>>;
 
@@ -202,6 +203,8 @@ impl<'a> Opts<'a> {
 #[napi]
 pub struct Engine {
     inner: Arc<CoreEngine>,
+    /// Set for engines opened with `openPostgres` (for `dropStoreSchema`).
+    postgres: Option<Arc<PostgresTarget>>,
 }
 
 // ---------------------------------------------------------------------------
@@ -493,6 +496,72 @@ impl Engine {
     }
 }
 
+/// Read the arguments of `openPostgres` / `openPostgresSync`.
+fn postgres_target(url: Unknown, options: Option<Unknown>) -> BResult<PostgresTarget> {
+    let url = string(url, "url")?;
+    let o = Opts::new(options)?;
+    let defaults = crm_core::store::postgres::PostgresOptions::new();
+    let schema = o.string("schema", "schema")?.unwrap_or(defaults.schema);
+    let pool_size = match o.get("poolSize")? {
+        Some(v) => match integer(v, "pool_size")? {
+            n @ 1..=1024 => n as usize,
+            _ => return Err(invalid("pool_size", "must be 1-1024")),
+        },
+        None => defaults.pool_size,
+    };
+    let connect_timeout = match o.get("connectTimeoutMs")? {
+        Some(v) => match integer(v, "connect_timeout_ms")? {
+            ms @ 1..=86_400_000 => Some(std::time::Duration::from_millis(ms as u64)),
+            _ => return Err(invalid("connect_timeout_ms", "must be 1-86400000")),
+        },
+        None => None,
+    };
+    Ok(PostgresTarget { url, schema, pool_size, connect_timeout })
+}
+
+/// Connect a PostgreSQL engine, turning a panic into an `internal_error`.
+fn connect_postgres(program: crm_core::Program, target: PostgresTarget) -> Result<Engine, ErrorInfo> {
+    let connected = catch_unwind(AssertUnwindSafe(|| target.connect()))
+        .map_err(|_| ErrorInfo::internal("internal error: panic while connecting to PostgreSQL"))?;
+    let store: Arc<dyn Store> = Arc::new(connected?);
+    Ok(Engine { inner: Arc::new(crm_core::Engine::new(program, store)), postgres: Some(Arc::new(target)) })
+}
+
+/// Connects to PostgreSQL on the libuv thread pool; resolves to the `Engine`.
+pub struct OpenPostgres {
+    pending: Option<Result<(crm_core::Program, PostgresTarget), ErrorInfo>>,
+}
+
+impl Task for OpenPostgres {
+    type Output = Result<Engine, ErrorInfo>;
+    type JsValue = Engine;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(match self.pending.take() {
+            Some(Ok((program, target))) => connect_postgres(program, target),
+            Some(Err(e)) => Err(e),
+            None => Err(ErrorInfo::internal("task ran twice")),
+        })
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Engine> {
+        output.map_err(|e| to_napi(&env, &e))
+    }
+}
+
+/// `dropStoreSchema`: drops the schema over a connection of its own.
+fn b_drop_store_schema(postgres: &Option<Arc<PostgresTarget>>) -> BResult<Work> {
+    let Some(target) = postgres.clone() else {
+        return Err(Fail::Info(
+            crm_core::CrmError::Conflict {
+                reason: "dropStoreSchema needs an engine opened with Engine.openPostgres".into(),
+            }
+            .into(),
+        ));
+    };
+    Ok(Box::new(move |_: &CoreEngine| target.drop_schema().map(|()| Value::Null).map_err(ErrorInfo::from)))
+}
+
 fn program_arg(env: &Env, program: Unknown<'_>) -> napi::Result<crm_core::Program> {
     instance::<ClassInstance<Program>>(program, "program", "Program")
         .map(|p| p.inner.clone())
@@ -510,7 +579,7 @@ impl Engine {
     pub fn in_memory(env: Env, program: Unknown<'_>) -> napi::Result<Engine> {
         let program = program_arg(&env, program)?;
         let store: Arc<dyn Store> = Arc::new(crm_core::MemoryStore::new());
-        Ok(Engine { inner: Arc::new(crm_core::Engine::new(program, store)) })
+        Ok(Engine { inner: Arc::new(crm_core::Engine::new(program, store)), postgres: None })
     }
 
     /// An engine over a SQLite database file (created when missing;
@@ -544,7 +613,71 @@ impl Engine {
             Ok(crate::store::open_sqlite(&path, synchronous.as_deref(), busy)?)
         })();
         let store = opened.map_err(|f| into_napi(&env, f))?;
-        Ok(Engine { inner: Arc::new(crm_core::Engine::new(program, store)) })
+        Ok(Engine { inner: Arc::new(crm_core::Engine::new(program, store)), postgres: None })
+    }
+
+    /// An engine over PostgreSQL at `url` (libpq style:
+    /// `postgresql://user:password@host:port/dbname`, or `key=value` pairs).
+    /// Connecting is I/O, so this returns a `Promise` (see
+    /// {@link Engine.openPostgresSync}). Options: `schema` (default `"crm"`;
+    /// letters, digits and `_`, created and migrated as needed; several
+    /// engines and processes may share one), `poolSize` (at most this many
+    /// connections, default 8: Promise calls run in parallel up to that
+    /// many) and `connectTimeoutMs` (default 10000 unless the URL sets one).
+    /// Rejects with `store_error` when the database cannot be reached and
+    /// `validation_error` (with `field`) for a bad option.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "program: Program, url: string, options?: PostgresOptions",
+        ts_return_type = "Promise<Engine>"
+    )]
+    pub fn open_postgres(
+        env: Env,
+        program: Unknown<'_>,
+        url: Unknown<'_>,
+        options: Option<Unknown<'_>>,
+    ) -> napi::Result<AsyncTask<OpenPostgres>> {
+        let program = program_arg(&env, program)?;
+        let pending = match postgres_target(url, options) {
+            Ok(target) => Ok((program, target)),
+            Err(Fail::Info(i)) => Err(i),
+            Err(Fail::Js(e)) => return Err(e),
+        };
+        Ok(AsyncTask::new(OpenPostgres { pending: Some(pending) }))
+    }
+
+    /// Synchronous {@link Engine.openPostgres} (blocks the calling thread
+    /// while connecting; fine in scripts).
+    #[napi(
+        catch_unwind,
+        factory,
+        ts_args_type = "program: Program, url: string, options?: PostgresOptions",
+        ts_return_type = "Engine"
+    )]
+    pub fn open_postgres_sync(
+        env: Env,
+        program: Unknown<'_>,
+        url: Unknown<'_>,
+        options: Option<Unknown<'_>>,
+    ) -> napi::Result<Engine> {
+        let program = program_arg(&env, program)?;
+        let target = postgres_target(url, options).map_err(|f| into_napi(&env, f))?;
+        connect_postgres(program, target).map_err(|e| to_napi(&env, &e))
+    }
+
+    /// PostgreSQL engines only: drop the engine's schema with all its data
+    /// (for tests and tear-downs). The engine is unusable afterwards, and so
+    /// is any other engine on that schema. Rejects with `conflict` on an
+    /// engine not opened with {@link Engine.openPostgres}.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn drop_store_schema(&self) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(b_drop_store_schema(&self.postgres))
+    }
+
+    /// Synchronous {@link Engine.dropStoreSchema}.
+    #[napi(catch_unwind, ts_return_type = "void")]
+    pub fn drop_store_schema_sync(&self, env: Env) -> napi::Result<()> {
+        self.run(&env, b_drop_store_schema(&self.postgres)).map(|_| ())
     }
 
     /// The engine's programme.

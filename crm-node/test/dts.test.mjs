@@ -47,7 +47,7 @@ for (const cls of ['Engine', 'Program']) {
 
 test('every Promise method has a Sync twin with the same arguments', () => {
   const members = declaredMembers('Engine')
-  const sig = (name) => dts.match(new RegExp(`^  ${name}\\((.*)\\): (.*)$`, 'm'))
+  const sig = (name) => dts.match(new RegExp(`^  (?:static )?${name}\\((.*)\\): (.*)$`, 'm'))
   for (const name of members) {
     if (name.endsWith('Sync') || ['inMemory', 'openSqlite', 'program'].includes(name)) continue
     assert.ok(members.has(`${name}Sync`), `${name}Sync exists`)

@@ -229,6 +229,19 @@ export interface SqliteOptions {
   busyTimeoutMs?: number
 }
 
+/** Options of {@link Engine.openPostgres}. */
+export interface PostgresOptions {
+  /**
+   * Schema holding the tables (default `"crm"`), created and migrated as needed.
+   * Letters, digits and `_`, not starting with a digit, at most 63 bytes.
+   */
+  schema?: string
+  /** At most this many pooled connections (1-1024, default 8). */
+  poolSize?: number
+  /** Timeout for opening a connection, in ms (default 10000 unless the URL sets `connect_timeout`). */
+  connectTimeoutMs?: number
+}
+
 /** Any command in the core's form with camelCase keys, for {@link Engine.execute}. */
 export type Command =
   | {

@@ -1,4 +1,5 @@
-//! `crm.Engine`: the loyalty engine over an in-memory or SQLite store.
+//! `crm.Engine`: the loyalty engine over an in-memory, SQLite or PostgreSQL
+//! store.
 //!
 //! Every method converts its arguments, builds the core's `Command` (or calls
 //! the core query) and runs it with the GIL released. Command methods take an
@@ -8,11 +9,13 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crm_core::facts::{OrderItem, RefundScope, ReturnedItem};
 use crm_core::member::{Identity, MemberId, Profile, ProfilePatch};
 use crm_core::program::Action;
+use crm_core::store::postgres::{PostgresOptions, PostgresStore};
 use crm_core::store::sqlite::{SqliteOptions, Synchronous};
 use crm_core::store::Store;
 use crm_core::{Command, Order, OrderStatus, Refund};
@@ -32,7 +35,8 @@ use crate::results::{
 pub(crate) type CoreEngine = crm_core::Engine<Arc<dyn Store>>;
 
 /// The loyalty engine. `Engine(program)` keeps everything in memory;
-/// `Engine(program, path)` stores it in a SQLite file (created if missing).
+/// `Engine(program, path)` stores it in a SQLite file (created if missing);
+/// `Engine.open_postgres(program, url)` in a PostgreSQL schema.
 ///
 /// Every method takes the current time explicitly (`now=`, keyword-only):
 /// the engine never reads a clock. Times are timezone-aware `datetime`s or
@@ -42,7 +46,43 @@ pub(crate) type CoreEngine = crm_core::Engine<Arc<dyn Store>>;
 #[pyclass(frozen, module = "crm", name = "Engine")]
 pub struct PyEngine {
     pub(crate) inner: Arc<CoreEngine>,
-    path: Option<String>,
+    store: StoreKind,
+}
+
+/// Which store an engine runs on (for `path`, `repr` and `drop_store_schema`).
+enum StoreKind {
+    Memory,
+    Sqlite {
+        path: String,
+    },
+    /// The URL is kept (never shown: it may hold a password) so that
+    /// `drop_store_schema` can open the connection that drops the schema.
+    Postgres {
+        url: String,
+        schema: String,
+        connect_timeout: Option<Duration>,
+    },
+}
+
+fn program_arg(program: &Bound<'_, PyAny>) -> PyResult<crm_core::Program> {
+    let py = program.py();
+    Ok(program
+        .cast::<PyProgram>()
+        .map_err(|_| invalid(py, "program", format!("must be a crm.Program, not {}", convert::type_name(program))))?
+        .get()
+        .0
+        .clone())
+}
+
+/// `connect_timeout` in seconds (`int` or `float`, positive and finite).
+fn seconds(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Duration> {
+    let py = obj.py();
+    let value = if obj.is_instance_of::<pyo3::types::PyBool>() { None } else { obj.extract::<f64>().ok() };
+    match value {
+        Some(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(Duration::from_secs_f64(v)),
+        Some(_) => Err(invalid(py, field, "must be a number of seconds between 0 (exclusive) and 86400")),
+        None => Err(invalid(py, field, format!("must be a number of seconds, not {}", convert::type_name(obj)))),
+    }
 }
 
 fn member_id(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<MemberId> {
@@ -56,12 +96,7 @@ impl PyEngine {
         synchronous: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let py = program.py();
-        let program = program
-            .cast::<PyProgram>()
-            .map_err(|_| invalid(py, "program", format!("must be a crm.Program, not {}", convert::type_name(program))))?
-            .get()
-            .0
-            .clone();
+        let program = program_arg(program)?;
         let sync = match synchronous.filter(|s| !s.is_none()) {
             None => Synchronous::Full,
             Some(s) => match string(s, "synchronous")?.as_str() {
@@ -80,7 +115,11 @@ impl PyEngine {
                 Arc::new(detached(py, move || crm_core::SqliteStore::open_with(p, options))?)
             }
         };
-        Ok(PyEngine { inner: Arc::new(crm_core::Engine::new(program, store)), path })
+        let store_kind = match path {
+            None => StoreKind::Memory,
+            Some(path) => StoreKind::Sqlite { path },
+        };
+        Ok(PyEngine { inner: Arc::new(crm_core::Engine::new(program, store)), store: store_kind })
     }
 
     pub(crate) fn currency(&self) -> &str {
@@ -184,6 +223,21 @@ impl PyEngine {
     }
 }
 
+/// Connect a PostgreSQL store (with the GIL released).
+fn connect_postgres(
+    py: Python<'_>,
+    url: &str,
+    schema: &str,
+    pool_size: usize,
+    connect_timeout: Option<Duration>,
+) -> PyResult<PostgresStore> {
+    let mut options = PostgresOptions::new().schema(schema).pool_size(pool_size);
+    if let Some(t) = connect_timeout {
+        options = options.connect_timeout(t);
+    }
+    detached(py, move || PostgresStore::connect_with(url, options))
+}
+
 #[pymethods]
 impl PyEngine {
     /// Open an engine: in memory when `path` is `None`, else over the SQLite
@@ -224,23 +278,98 @@ impl PyEngine {
         PyEngine::open(program, Some(path), synchronous)
     }
 
+    /// An engine over PostgreSQL at `url` (libpq style:
+    /// `postgresql://user:password@host:port/dbname`, or `key=value` pairs).
+    /// The tables live in `schema` (default `"crm"`; letters, digits and `_`,
+    /// not starting with a digit), which is created and migrated as needed;
+    /// several engines and processes may share one schema. At most
+    /// `pool_size` connections are opened (default 8; calls release the GIL,
+    /// so threads run in parallel up to that many). `connect_timeout`
+    /// (seconds; default 10 unless the URL sets one) bounds each connection
+    /// attempt.
+    ///
+    /// Raises `StoreError` when the database cannot be reached or the URL is
+    /// malformed, `ValidationError` (with `.field`) for a bad `schema` or
+    /// `pool_size`.
+    #[staticmethod]
+    #[pyo3(
+        signature = (program, url, *, schema=None, pool_size=None, connect_timeout=None),
+        text_signature = "(program, url, *, schema='crm', pool_size=8, connect_timeout=None)"
+    )]
+    fn open_postgres(
+        program: &Bound<'_, PyAny>,
+        url: &Bound<'_, PyAny>,
+        schema: Option<&Bound<'_, PyAny>>,
+        pool_size: Option<&Bound<'_, PyAny>>,
+        connect_timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let py = program.py();
+        let program = program_arg(program)?;
+        let url = string(url, "url")?;
+        let schema = match schema {
+            Some(s) => string(s, "schema")?,
+            None => PostgresOptions::new().schema,
+        };
+        let pool_size = match pool_size {
+            Some(n) => match integer(n, "pool_size")? {
+                n @ 1..=1024 => n as usize,
+                _ => return Err(invalid(py, "pool_size", "must be 1-1024")),
+            },
+            None => PostgresOptions::new().pool_size,
+        };
+        let connect_timeout = match connect_timeout.filter(|t| !t.is_none()) {
+            Some(t) => Some(seconds(t, "connect_timeout")?),
+            None => None,
+        };
+        let store = connect_postgres(py, &url, &schema, pool_size, connect_timeout)?;
+        Ok(PyEngine {
+            inner: Arc::new(crm_core::Engine::new(program, Arc::new(store) as Arc<dyn Store>)),
+            store: StoreKind::Postgres { url, schema, connect_timeout },
+        })
+    }
+
+    /// PostgreSQL engines only: drop the engine's schema with all its data
+    /// (for tests and tear-downs). The engine is unusable afterwards; other
+    /// engines on the same schema lose their tables too. Raises `Conflict`
+    /// on an engine that is not backed by PostgreSQL.
+    fn drop_store_schema(&self, py: Python<'_>) -> PyResult<()> {
+        let StoreKind::Postgres { url, schema, connect_timeout } = &self.store else {
+            return Err(to_py(
+                py,
+                &crm_core::CrmError::Conflict {
+                    reason: "drop_store_schema needs an engine opened with Engine.open_postgres".into(),
+                },
+            ));
+        };
+        // `PostgresStore::drop_schema` takes the store by value and the
+        // engine shares its store, so the drop runs on a connection of its own.
+        let store = connect_postgres(py, url, schema, 1, *connect_timeout)?;
+        detached(py, move || store.drop_schema())
+    }
+
     /// The programme the engine runs.
     #[getter]
     fn program(&self) -> PyProgram {
         PyProgram(self.inner.program().clone())
     }
 
-    /// The SQLite file, or `None` for an in-memory engine.
+    /// The SQLite file, or `None` for an in-memory or PostgreSQL engine.
     #[getter]
     fn path(&self) -> Option<&str> {
-        self.path.as_deref()
+        match &self.store {
+            StoreKind::Sqlite { path } => Some(path),
+            _ => None,
+        }
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
         let name = crate::results::pystr(py, &self.inner.program().name);
-        match &self.path {
-            Some(p) => format!("Engine(program={name}, path={})", crate::results::pystr(py, p)),
-            None => format!("Engine(program={name}, in_memory=True)"),
+        match &self.store {
+            StoreKind::Sqlite { path } => format!("Engine(program={name}, path={})", crate::results::pystr(py, path)),
+            StoreKind::Memory => format!("Engine(program={name}, in_memory=True)"),
+            StoreKind::Postgres { schema, .. } => {
+                format!("Engine(program={name}, store='postgres', schema={})", crate::results::pystr(py, schema))
+            }
         }
     }
 

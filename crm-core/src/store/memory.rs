@@ -120,6 +120,22 @@ impl Store for MemoryStore {
         snapshot.into_iter().try_for_each(visit)
     }
 
+    /// Lends the stored snapshot under the read lock (no copy).
+    fn inspect(&self, id: &MemberId, view: &mut dyn FnMut(&MemberState)) -> Result<bool, CrmError> {
+        Ok(self.read().members.get(id).map(|(s, _)| view(s)).is_some())
+    }
+
+    /// Checks every snapshot in place under the read lock (no copies).
+    fn due_members(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<MemberId>, CrmError> {
+        Ok(self
+            .read()
+            .members
+            .iter()
+            .filter(|(_, (s, _))| s.next_due_at().is_some_and(|d| d <= now))
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
     fn receipts(&self, visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>) -> Result<(), CrmError> {
         let all = self.read().receipts.clone();
         all.into_iter().try_for_each(visit)

@@ -14,10 +14,14 @@ use crate::member::{Identity, MemberId};
 use crate::state::{Event, MemberState};
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
@@ -107,6 +111,34 @@ pub trait Store: Send + Sync {
     fn scan(&self, visit: &mut dyn FnMut(Versioned) -> Result<(), CrmError>) -> Result<(), CrmError>;
     /// Visit every receipt in commit order (the command log).
     fn receipts(&self, visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>) -> Result<(), CrmError>;
+    /// Members that may have something due at `now`: at least every member
+    /// whose [`MemberState::next_due_at`] is at or before `now` (the engine
+    /// re-checks each one, so extra members are harmless, missing ones are
+    /// not). The default scans every snapshot; a store should answer from an
+    /// index (the SQLite store keeps an indexed `next_due` column).
+    fn due_members(&self, now: DateTime<Utc>) -> Result<Vec<MemberId>, CrmError> {
+        let mut due = Vec::new();
+        self.scan(&mut |v| {
+            if v.state.next_due_at().is_some_and(|d| d <= now) {
+                due.push(v.state.id);
+            }
+            Ok(())
+        })?;
+        Ok(due)
+    }
+    /// Call `view` with the member's snapshot without handing out a copy;
+    /// `false` when the member does not exist. The default loads (copies) it;
+    /// the memory store lends its own. For read-only queries.
+    fn inspect(&self, id: &MemberId, view: &mut dyn FnMut(&MemberState)) -> Result<bool, CrmError> {
+        Ok(self.load(id)?.map(|v| view(&v.state)).is_some())
+    }
+    /// A hint that many reads for one decision follow (a batch import): the
+    /// store may serve them from one read snapshot until [`Store::end_reads`]
+    /// or the next [`Store::commit`] (which must still check every version,
+    /// as always). The default does nothing.
+    fn begin_reads(&self) {}
+    /// Ends what [`Store::begin_reads`] started. The default does nothing.
+    fn end_reads(&self) {}
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -133,5 +165,17 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn receipts(&self, visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>) -> Result<(), CrmError> {
         (**self).receipts(visit)
+    }
+    fn due_members(&self, now: DateTime<Utc>) -> Result<Vec<MemberId>, CrmError> {
+        (**self).due_members(now)
+    }
+    fn inspect(&self, id: &MemberId, view: &mut dyn FnMut(&MemberState)) -> Result<bool, CrmError> {
+        (**self).inspect(id, view)
+    }
+    fn begin_reads(&self) {
+        (**self).begin_reads()
+    }
+    fn end_reads(&self) {
+        (**self).end_reads()
     }
 }

@@ -18,11 +18,11 @@
 //!
 //! | table        | key                    | holds                                   |
 //! |--------------|------------------------|-----------------------------------------|
-//! | `members`    | `id`                   | version and the JSON snapshot            |
+//! | `members`    | `id`                   | version, the JSON snapshot, `next_due` (indexed) |
 //! | `events`     | `(member_id, seq)`     | the member's JSON events, `seq` 1-based |
 //! | `identities` | `(channel, external_id)` | owning member                         |
 //! | `orders`     | `order_id`             | owning member                           |
-//! | `receipts`   | `seq` (autoincrement), `key` unique | the JSON [`Receipt`]       |
+//! | `receipts`   | `seq` (rowid, commit order), `key` unique | the JSON [`Receipt`] |
 //!
 //! A member's version is the number of its events, exactly as in the
 //! in-memory store, so `events.seq` runs `1..=version`.
@@ -53,6 +53,7 @@
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -98,6 +99,29 @@ const MIGRATIONS: &[&str] = &[
         member_id TEXT,
         body      TEXT    NOT NULL
     ) STRICT;
+    CREATE INDEX receipts_by_member ON receipts (member_id);
+    ",
+    // 2: when something is next due for a member (`MemberState::next_due_at`
+    // in microseconds since the epoch, rounded down; NULL: nothing), indexed
+    // so `run_due` loads only those members. Existing rows are backfilled
+    // from their snapshots by `backfill_next_due` in the same transaction.
+    "
+    ALTER TABLE members ADD COLUMN next_due INTEGER;
+    CREATE INDEX members_by_next_due ON members (next_due) WHERE next_due IS NOT NULL;
+    ",
+    // 3: receipts without AUTOINCREMENT (receipts are never deleted, so a
+    // plain rowid key keeps commit order) — one page less per commit: no
+    // `sqlite_sequence` update.
+    "
+    CREATE TABLE receipts_v3 (
+        seq       INTEGER PRIMARY KEY,
+        key       TEXT    NOT NULL UNIQUE,
+        member_id TEXT,
+        body      TEXT    NOT NULL
+    ) STRICT;
+    INSERT INTO receipts_v3 (seq, key, member_id, body) SELECT seq, key, member_id, body FROM receipts ORDER BY seq;
+    DROP TABLE receipts;
+    ALTER TABLE receipts_v3 RENAME TO receipts;
     CREATE INDEX receipts_by_member ON receipts (member_id);
     ",
 ];
@@ -162,6 +186,9 @@ impl SqliteOptions {
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: Option<PathBuf>,
+    /// A read transaction opened by [`Store::begin_reads`] is open on the
+    /// connection (only changed while the connection mutex is held).
+    reading: AtomicBool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -215,15 +242,28 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -16_384).map_err(db)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn)?;
-        Ok(SqliteStore { conn: Mutex::new(conn), path })
+        Ok(SqliteStore { conn: Mutex::new(conn), path, reading: AtomicBool::new(false) })
     }
 
     /// The connection. Poison-tolerant: a panic in another caller cannot have
     /// left a half-applied commit behind (the transaction rolls back when it
     /// is dropped during unwinding), and the rollback below is a second line
     /// of defence should a transaction ever be left open.
+    ///
+    /// A read transaction opened by [`Store::begin_reads`] is kept open for
+    /// the reads that follow it.
     fn lock(&self) -> MutexGuard<'_, Connection> {
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if !conn.is_autocommit() && !self.reading.load(Ordering::Relaxed) {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        conn
+    }
+
+    /// The connection with no transaction open (ends a read scope).
+    fn lock_for_write(&self) -> MutexGuard<'_, Connection> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        self.reading.store(false, Ordering::Relaxed);
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -256,9 +296,38 @@ fn migrate(conn: &mut Connection) -> Result<(), CrmError> {
     let current = check(read(&tx)?)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.execute_batch(sql).map_err(|e| CrmError::Store(format!("sqlite: migration {} failed: {e}", i + 1)))?;
+        if i + 1 == 2 {
+            backfill_next_due(&tx)?;
+        }
     }
     tx.pragma_update(None, "user_version", known).map_err(db)?;
     tx.commit().map_err(db)
+}
+
+/// Migration 2: compute `next_due` for the snapshots written before it.
+fn backfill_next_due(tx: &Connection) -> Result<(), CrmError> {
+    let mut updates = Vec::new();
+    {
+        let mut select = tx.prepare("SELECT id, state FROM members").map_err(db)?;
+        let mut rows = select.query([]).map_err(db)?;
+        while let Some(row) = rows.next().map_err(db)? {
+            let id = decode_text(row.get_ref(0).map_err(db)?, "members", &"?")?;
+            let state: MemberState = decode(row.get_ref(1).map_err(db)?, "members", &id)?;
+            updates.push((id, next_due(&state)));
+        }
+    }
+    let mut update = tx.prepare("UPDATE members SET next_due = ?2 WHERE id = ?1").map_err(db)?;
+    for (id, due) in updates {
+        update.execute(params![id, due]).map_err(db)?;
+    }
+    Ok(())
+}
+
+/// The `next_due` column of a snapshot: [`MemberState::next_due_at`] in
+/// microseconds since the epoch, rounded down (so `next_due <= now` in
+/// microseconds never misses a member that is due).
+fn next_due(state: &MemberState) -> Option<i64> {
+    state.next_due_at().map(|t| t.timestamp_micros())
 }
 
 fn db(e: rusqlite::Error) -> CrmError {
@@ -328,6 +397,7 @@ struct EncodedWrite {
     expected: i64,
     version: i64,
     state: String,
+    next_due: Option<i64>,
     events: Vec<String>,
 }
 
@@ -390,12 +460,13 @@ impl Store for SqliteStore {
                 expected,
                 version,
                 state: encode(&w.state, "member state")?,
+                next_due: next_due(&w.state),
                 events: w.events.iter().map(|e| encode(e, "event")).collect::<Result<_, _>>()?,
             });
         }
         let receipts = commit.receipts.iter().map(|r| encode(r, "receipt")).collect::<Result<Vec<_>, _>>()?;
 
-        let mut conn = self.lock();
+        let mut conn = self.lock_for_write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
         apply(&tx, &commit, &writes, &receipts)?;
         tx.commit().map_err(db)?;
@@ -453,6 +524,29 @@ impl Store for SqliteStore {
         }
     }
 
+    /// Opens a read transaction (`BEGIN DEFERRED`), so a batch's many
+    /// lookups share one WAL read snapshot instead of each taking and
+    /// releasing the shared-memory locks. Ended by [`Store::end_reads`] or
+    /// by the next commit, which re-checks every version it relies on.
+    fn begin_reads(&self) {
+        let conn = self.lock_for_write();
+        if conn.execute_batch("BEGIN DEFERRED").is_ok() {
+            self.reading.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn end_reads(&self) {
+        drop(self.lock_for_write());
+    }
+
+    /// From the `next_due` index: no snapshot is decoded.
+    fn due_members(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<MemberId>, CrmError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT id FROM members WHERE next_due <= ?1").map_err(db)?;
+        let rows = stmt.query_map([now.timestamp_micros()], |r| r.get::<_, String>(0)).map_err(db)?;
+        rows.map(|r| r.map(MemberId).map_err(db)).collect()
+    }
+
     /// Visits receipts in commit order, chunked like [`Store::scan`].
     fn receipts(&self, visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>) -> Result<(), CrmError> {
         let mut after = 0i64;
@@ -492,19 +586,19 @@ fn apply(tx: &Connection, commit: &Commit, writes: &[EncodedWrite], receipts: &[
     {
         let mut insert = tx
             .prepare_cached(
-                "INSERT INTO members (id, version, state) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (id) DO UPDATE SET version = excluded.version, state = excluded.state \
-                 WHERE members.version = 0",
+                "INSERT INTO members (id, version, state, next_due) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (id) DO UPDATE SET version = excluded.version, state = excluded.state, \
+                 next_due = excluded.next_due WHERE members.version = 0",
             )
             .map_err(db)?;
         let mut update = tx
-            .prepare_cached("UPDATE members SET version = ?2, state = ?3 WHERE id = ?1 AND version = ?4")
+            .prepare_cached("UPDATE members SET version = ?2, state = ?3, next_due = ?5 WHERE id = ?1 AND version = ?4")
             .map_err(db)?;
         for w in writes {
             let changed = if w.expected == 0 {
-                insert.execute(params![w.id, w.version, w.state])
+                insert.execute(params![w.id, w.version, w.state, w.next_due])
             } else {
-                update.execute(params![w.id, w.version, w.state, w.expected])
+                update.execute(params![w.id, w.version, w.state, w.expected, w.next_due])
             }
             .map_err(db)?;
             if changed != 1 {
@@ -637,4 +731,75 @@ fn redact(tx: &Connection, id: &MemberId) -> Result<(), CrmError> {
         update.execute(params![seq, body]).map_err(db)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Engine, Order, Outcome, Program};
+    use chrono::{Duration, TimeZone, Utc};
+    use rust_decimal::Decimal;
+
+    /// A database written at schema version 1 (no `next_due`, receipts with
+    /// AUTOINCREMENT) is upgraded: the column is backfilled from the
+    /// snapshots, so `run_due` still finds every member with something due,
+    /// and the receipts keep their order.
+    #[test]
+    fn migrations_2_and_3_upgrade_a_version_1_file() {
+        let dir = std::env::temp_dir().join(format!("crm-sqlite-mig2-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v1.db");
+        let t0 = Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).unwrap();
+        {
+            let e = Engine::new(Program::default_demo(), SqliteStore::open(&path).unwrap());
+            for i in 0..3 {
+                let o = Order::paid(format!("o{i}"), format!("m{i}"), t0, Decimal::from(10 + i));
+                e.record_order(o, t0).unwrap();
+            }
+        }
+        {
+            // Turn the file back into a version-1 database.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "DROP INDEX members_by_next_due; ALTER TABLE members DROP COLUMN next_due;
+                 CREATE TABLE r1 (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE,
+                                  member_id TEXT, body TEXT NOT NULL) STRICT;
+                 INSERT INTO r1 SELECT * FROM receipts ORDER BY seq;
+                 DROP TABLE receipts; ALTER TABLE r1 RENAME TO receipts;
+                 CREATE INDEX receipts_by_member ON receipts (member_id);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        {
+            let conn = store.lock();
+            let v: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(v, SCHEMA_VERSION);
+            let nulls: i64 =
+                conn.query_row("SELECT count(*) FROM members WHERE next_due IS NULL", [], |r| r.get(0)).unwrap();
+            assert_eq!(nulls, 0);
+        }
+        assert_eq!(store.due_members(t0).unwrap(), Vec::<MemberId>::new());
+        let later = t0 + Duration::days(400);
+        assert_eq!(store.due_members(later).unwrap().len(), 3);
+        let e = Engine::new(Program::default_demo(), store);
+        match e.run_due(later).unwrap() {
+            Outcome::Due { members, expired, .. } => assert_eq!((members, expired), (3, 10 + 11 + 12)),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(e.store().due_members(later).unwrap(), Vec::<MemberId>::new());
+        let mut keys = Vec::new();
+        e.store()
+            .receipts(&mut |r| {
+                keys.push(r.key);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(keys[..3], ["order:o0", "order:o1", "order:o2"]);
+        assert!(keys[3].starts_with("run_due:"), "{keys:?}");
+        drop(e);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -22,6 +22,15 @@ macro_rules! store_suite {
         store_suite!(@adapter sqlite_memory, crm_core::SqliteStore::open_in_memory().unwrap(); $($test),*);
         #[cfg(feature = "sqlite")]
         store_suite!(@adapter sqlite_file, super::file::TempStore::new(); $($test),*);
+        // A fresh schema per test, dropped afterwards; skipped (and passing)
+        // without CRM_TEST_POSTGRES_URL.
+        #[cfg(feature = "postgres")]
+        store_suite!(@optional postgres, crate::postgres::PgTemp::new(); $($test),*);
+    };
+    (@optional $adapter:ident, $make:expr; $($test:ident),*) => {
+        mod $adapter {
+            $( #[test] fn $test() { if let Some(s) = $make { super::$test(s); } } )*
+        }
     };
     (@adapter $adapter:ident, $make:expr; $($test:ident),*) => {
         mod $adapter {

@@ -12,7 +12,7 @@ fn scenario_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
 }
 
-fn files() -> Vec<PathBuf> {
+pub(crate) fn files() -> Vec<PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(scenario_dir())
         .expect("scenarios folder")
         .map(|e| e.unwrap().path())
@@ -101,7 +101,7 @@ mod erased {
     }
 }
 
-fn run<S: Store>(path: &PathBuf, store: S) -> Result<usize, String> {
+pub(crate) fn run<S: Store>(path: &PathBuf, store: S) -> Result<usize, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let sc: Value = serde_json::from_str(&text).map_err(|e| format!("bad scenario JSON: {e}"))?;
     let program = Program::from_value(sc["program"].clone()).map_err(|e| format!("program: {e}"))?;

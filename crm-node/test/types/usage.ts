@@ -51,6 +51,18 @@ async function usage(): Promise<void> {
   const names: string[] = [program.name, again.currency, demo.timezone, ...demo.pointTypes]
   const mem: EngineT = Engine.inMemory(program)
   const db: EngineT = Engine.openSqlite(program, '/tmp/x.db', { synchronous: 'normal', busyTimeoutMs: 100 })
+  const pg: EngineT = await Engine.openPostgres(program, 'postgresql://postgres@127.0.0.1/test', {
+    schema: 'crm_eu',
+    poolSize: 4,
+    connectTimeoutMs: 2000,
+  })
+  const pgSync: EngineT = Engine.openPostgresSync(program, 'postgresql://postgres@127.0.0.1/test')
+  const dropped: void = await pg.dropStoreSchema()
+  pgSync.dropStoreSchemaSync()
+  // @ts-expect-error openPostgres resolves to the engine: await it first
+  Engine.openPostgres(program, 'postgresql://x').memberSync('alice')
+  // @ts-expect-error the pool size is a number
+  Engine.openPostgresSync(program, 'postgresql://x', { poolSize: '4' })
   const now = new Date()
 
   mem.createMemberSync('alice', {
@@ -108,6 +120,6 @@ async function usage(): Promise<void> {
   mem.recordOrderSync(order, {})
   // @ts-expect-error redemptions need an idempotency key
   mem.redeemSync('alice', 1, { now, pointType: 'reward' })
-  void [names, earned, b, bs, lots, next, first, liab, spend, who, due]
+  void [names, earned, b, bs, lots, next, first, liab, spend, who, due, dropped]
 }
 void usage

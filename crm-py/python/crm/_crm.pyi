@@ -472,7 +472,7 @@ class ImportResult:
 
 @final
 class Engine:
-    """The loyalty engine over an in-memory or SQLite store."""
+    """The loyalty engine over an in-memory, SQLite or PostgreSQL store."""
 
     def __new__(
         cls, program: Program, path: Optional[_StrPath] = None, *, synchronous: Optional[str] = None
@@ -483,12 +483,33 @@ class Engine:
     @staticmethod
     def open_sqlite(program: Program, path: _StrPath, *, synchronous: Optional[str] = None) -> "Engine":
         """An engine over a SQLite file."""
+    @staticmethod
+    def open_postgres(
+        program: Program,
+        url: str,
+        *,
+        schema: str = "crm",
+        pool_size: int = 8,
+        connect_timeout: Optional[float] = None,
+    ) -> "Engine":
+        """An engine over PostgreSQL at ``url`` (``postgresql://user:pw@host:port/db``).
+
+        Tables live in ``schema`` (created and migrated as needed); at most
+        ``pool_size`` connections; ``connect_timeout`` in seconds (default 10).
+        Raises ``StoreError`` when the database cannot be reached,
+        ``ValidationError`` for a bad ``schema`` or ``pool_size``.
+        """
+    def drop_store_schema(self) -> None:
+        """PostgreSQL engines only: drop the engine's schema and all its data.
+
+        The engine is unusable afterwards. Raises ``Conflict`` on other engines.
+        """
     @property
     def program(self) -> Program:
         """The programme the engine runs."""
     @property
     def path(self) -> Optional[str]:
-        """The SQLite file, or None."""
+        """The SQLite file, or None (in-memory and PostgreSQL engines)."""
     def execute(self, key: str, command: Mapping[str, Any], now: _Time) -> Outcome:
         """Execute a command in the core's serde form."""
     # members

@@ -1,0 +1,373 @@
+//! PostgreSQL: a throw-away schema per test, the shared scenarios, and
+//! PostgreSQL-only behaviour (several handles, schema versions, corrupt rows).
+//!
+//! Everything here needs `CRM_TEST_POSTGRES_URL` (e.g.
+//! `postgresql://postgres@127.0.0.1:5432/test`); without it each test prints
+//! "skipped: CRM_TEST_POSTGRES_URL not set" and passes. The conformance suite
+//! runs on [`PgTemp`] through `store_suite!` in `conformance.rs`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crm_core::store::postgres::{PostgresOptions, PostgresStore};
+use crm_core::store::{Commit, CommitError, Receipt, Versioned};
+use crm_core::{CrmError, Event, Identity, MemberId, Store};
+
+pub const SKIPPED: &str = "skipped: CRM_TEST_POSTGRES_URL not set";
+
+/// The test database URL, or `None` (after saying so) when it is not set.
+pub fn url() -> Option<String> {
+    match std::env::var("CRM_TEST_POSTGRES_URL") {
+        Ok(u) if !u.trim().is_empty() => Some(u),
+        _ => {
+            // Once per run, past the test harness's output capture, so the
+            // skip is visible in a passing run.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{SKIPPED}: PostgreSQL conformance, scenarios, concurrency and crash tests did not run"
+                );
+            });
+            None
+        }
+    }
+}
+
+/// A schema name no other test (or test run) uses.
+pub fn fresh_schema(tag: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000_000;
+    format!("crm_test_{tag}_{}_{}_{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A store in a fresh schema that is dropped with the store.
+pub struct PgTemp {
+    store: Option<PostgresStore>,
+}
+
+impl PgTemp {
+    /// `None` when `CRM_TEST_POSTGRES_URL` is not set.
+    pub fn new() -> Option<PgTemp> {
+        let url = url()?;
+        Some(PgTemp::in_schema(&url, &fresh_schema("t")))
+    }
+
+    pub fn in_schema(url: &str, schema: &str) -> PgTemp {
+        let options = PostgresOptions::new().schema(schema).pool_size(4);
+        PgTemp { store: Some(PostgresStore::connect_with(url, options).expect("connect to CRM_TEST_POSTGRES_URL")) }
+    }
+
+    pub fn s(&self) -> &PostgresStore {
+        self.store.as_ref().unwrap()
+    }
+}
+
+impl Drop for PgTemp {
+    fn drop(&mut self) {
+        if let Some(s) = self.store.take() {
+            let name = s.schema().to_string();
+            if let Err(e) = s.drop_schema() {
+                eprintln!("could not drop test schema {name}: {e}");
+            }
+        }
+    }
+}
+
+impl Store for PgTemp {
+    fn load(&self, id: &MemberId) -> Result<Option<Versioned>, CrmError> {
+        self.s().load(id)
+    }
+    fn identity_owner(&self, identity: &Identity) -> Result<Option<MemberId>, CrmError> {
+        self.s().identity_owner(identity)
+    }
+    fn order_owner(&self, order_id: &str) -> Result<Option<MemberId>, CrmError> {
+        self.s().order_owner(order_id)
+    }
+    fn receipt(&self, key: &str) -> Result<Option<Receipt>, CrmError> {
+        self.s().receipt(key)
+    }
+    fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+        self.s().commit(commit)
+    }
+    fn events(&self, id: &MemberId) -> Result<Vec<Event>, CrmError> {
+        self.s().events(id)
+    }
+    fn scan(&self, visit: &mut dyn FnMut(Versioned) -> Result<(), CrmError>) -> Result<(), CrmError> {
+        self.s().scan(visit)
+    }
+    fn receipts(&self, visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>) -> Result<(), CrmError> {
+        self.s().receipts(visit)
+    }
+    fn due_members(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<MemberId>, CrmError> {
+        self.s().due_members(now)
+    }
+}
+
+/// A raw client on the test database with `search_path` set to `schema`.
+fn raw(url: &str, schema: &str) -> postgres::Client {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.batch_execute(&format!("SET search_path TO \"{schema}\"")).unwrap();
+    c
+}
+
+mod scenario_runner {
+    //! The shared JSON scenarios on PostgreSQL, through the runner of `scenarios.rs`.
+
+    use super::super::scenarios::{files, run};
+
+    #[test]
+    fn every_scenario_passes_on_postgres() {
+        let Some(url) = super::url() else { return };
+        let files = files();
+        assert!(!files.is_empty(), "no scenarios found");
+        let mut failures = Vec::new();
+        // One schema per scenario, a few scenarios at a time.
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = files
+                .chunks(files.len().div_ceil(4))
+                .map(|chunk| {
+                    let url = url.clone();
+                    scope.spawn(move || {
+                        let mut failed = Vec::new();
+                        for f in chunk {
+                            let name = f.file_name().unwrap().to_string_lossy().to_string();
+                            let store = super::PgTemp::in_schema(&url, &super::fresh_schema("sc"));
+                            if let Err(e) = run(f, store) {
+                                failed.push(format!("{name} [postgres]: {e}"));
+                            }
+                        }
+                        failed
+                    })
+                })
+                .collect();
+            for h in handles {
+                failures.extend(h.join().unwrap());
+            }
+        });
+        assert!(
+            failures.is_empty(),
+            "{} of {} scenarios failed:\n{}",
+            failures.len(),
+            files.len(),
+            failures.join("\n")
+        );
+        eprintln!("{} scenarios passed on postgres", files.len());
+    }
+}
+
+// ----- PostgreSQL only ---------------------------------------------------------
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use crm_core::store::MemberWrite;
+use crm_core::{Command, Engine, MemberState, Order, Outcome, Program};
+use rust_decimal::Decimal;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 3, 1, 9, 0, 0).unwrap()
+}
+
+fn mid(s: &str) -> MemberId {
+    MemberId(s.to_string())
+}
+
+fn ident(channel: &str, id: &str) -> Identity {
+    Identity { channel: channel.into(), external_id: id.into() }
+}
+
+fn tags(n: usize, from: usize) -> Vec<Event> {
+    (from..from + n).map(|i| Event::TagAdded { at: t0() + Duration::minutes(i as i64), tag: format!("t{i}") }).collect()
+}
+
+fn write(before: Option<Versioned>, id: &str, events: Vec<Event>) -> MemberWrite {
+    let (mut state, expected_version) = match before {
+        Some(v) => (v.state, v.version),
+        None => (MemberState::new(mid(id), t0()), 0),
+    };
+    for e in &events {
+        state.evolve(e);
+    }
+    MemberWrite { expected_version, events, state }
+}
+
+fn tag_receipt(key: &str, member: &str) -> Receipt {
+    Receipt {
+        key: key.into(),
+        now: t0(),
+        member_id: Some(mid(member)),
+        command: Command::AddTag { member_id: mid(member), tag: "x".into() },
+        outcome: Outcome::Member { member_id: mid(member) },
+    }
+}
+
+fn ok(r: Result<(), CommitError>) {
+    if let Err(e) = r {
+        panic!("commit failed: {e:?}");
+    }
+}
+
+fn seed(s: &impl Store, id: &str) -> Versioned {
+    ok(s.commit(Commit { members: vec![write(None, id, tags(1, 0))], ..Commit::default() }));
+    s.load(&mid(id)).unwrap().unwrap()
+}
+
+fn engine<S: Store>(s: S) -> Engine<S> {
+    Engine::new(Program::default_demo(), s)
+}
+
+fn paid(id: &str, member: &str, at: DateTime<Utc>, cents: i64) -> Order {
+    Order::paid(id, member, at, Decimal::new(cents, 2))
+}
+
+#[test]
+fn postgres_second_handle_sees_writes_and_stale_commit_is_rejected() {
+    let Some(url) = url() else { return };
+    let a = Arc::new(PgTemp::new().unwrap());
+    let b = PostgresStore::connect_with(&url, PostgresOptions::new().schema(a.s().schema()).pool_size(2)).unwrap();
+    seed(&a, "alice");
+    let seen_by_b = b.load(&mid("alice")).unwrap().unwrap();
+    ok(a.commit(Commit {
+        members: vec![write(a.load(&mid("alice")).unwrap(), "alice", tags(1, 1))],
+        ..Commit::default()
+    }));
+    let err = b
+        .commit(Commit {
+            members: vec![write(Some(seen_by_b), "alice", tags(1, 7))],
+            receipts: vec![tag_receipt("k-b", "alice")],
+            ..Commit::default()
+        })
+        .unwrap_err();
+    assert_eq!(err, CommitError::Stale { member: mid("alice") });
+    assert_eq!(b.receipt("k-b").unwrap(), None);
+    assert_eq!(b.events(&mid("alice")).unwrap(), tags(2, 0));
+    let (ea, eb) = (engine(a.clone()), engine(b));
+    let now = t0();
+    ea.record_order(paid("o-1", "bob", now, 5_000), now).unwrap();
+    assert_eq!(eb.balance(&mid("bob"), "reward", now).unwrap().available, 50);
+    assert_eq!(eb.record_order(paid("o-1", "bob", now, 6_000), now).unwrap_err().code(), "conflict");
+}
+
+#[test]
+fn postgres_concurrent_identity_claims_have_one_winner() {
+    let Some(_) = url() else { return };
+    let store = PgTemp::new().unwrap();
+    let x = ident("wechat", "shared");
+    let barrier = std::sync::Barrier::new(6);
+    let winners: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let (store, x, barrier) = (&store, x.clone(), &barrier);
+                scope.spawn(move || {
+                    let id = format!("m{i}");
+                    barrier.wait();
+                    let r = store.commit(Commit {
+                        members: vec![write(None, &id, tags(1, 0))],
+                        identities: vec![(x, Some(mid(&id)))],
+                        ..Commit::default()
+                    });
+                    match r {
+                        Ok(()) => 1,
+                        Err(CommitError::IdentityTaken { .. }) => 0,
+                        Err(e) => panic!("{e:?}"),
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(winners, 1);
+    let owner = store.identity_owner(&x).unwrap().unwrap();
+    assert!(store.load(&owner).unwrap().is_some());
+}
+
+#[test]
+fn postgres_large_batch_and_schema_versions() {
+    let Some(url) = url() else { return };
+    let store = Arc::new(PgTemp::new().unwrap());
+    let schema = store.s().schema().to_string();
+    let e = engine(store.clone());
+    let now = t0();
+    let orders: Vec<_> = (0..2_000).map(|i| paid(&format!("o-{i}"), &format!("m{}", i % 300), now, 1_000)).collect();
+    let results = e.record_orders(&orders, now).unwrap();
+    assert!(results.iter().all(|r| r.is_ok()));
+    let mut n = 0;
+    store
+        .scan(&mut |v| {
+            assert_eq!(v.version, store.events(&v.state.id).unwrap().len() as u64);
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(n, 300);
+    let mut keys = 0;
+    store
+        .receipts(&mut |_| {
+            keys += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(keys, 2_000);
+    assert_eq!(e.balance(&mid("m7"), "reward", now).unwrap().available, 70);
+
+    let mut c = raw(&url, &schema);
+    let v: i32 = c.query_one("SELECT max(version) FROM crm_schema_migrations", &[]).unwrap().get(0);
+    assert_eq!(v as u32, crm_core::store::postgres::SCHEMA_VERSION);
+    // Reconnecting to an up-to-date schema changes nothing.
+    drop(PostgresStore::connect_with(&url, PostgresOptions::new().schema(&schema)).unwrap());
+    c.execute("INSERT INTO crm_schema_migrations (version) VALUES ($1)", &[&(v + 1)]).unwrap();
+    let err = PostgresStore::connect_with(&url, PostgresOptions::new().schema(&schema)).unwrap_err();
+    assert_eq!(err.code(), "store_error");
+    assert!(err.to_string().contains("newer"), "{err}");
+    // Schema names are identifiers, never spliced from arbitrary text.
+    let err = PostgresStore::connect_with(&url, PostgresOptions::new().schema("x; DROP TABLE y")).unwrap_err();
+    assert_eq!(err.code(), "validation_error");
+}
+
+#[test]
+fn postgres_corrupt_rows_are_store_errors() {
+    let Some(url) = url() else { return };
+    let store = Arc::new(PgTemp::new().unwrap());
+    let e = engine(store.clone());
+    let now = t0();
+    e.record_order(paid("o-1", "alice", now, 1_000), now).unwrap();
+    e.record_order(paid("o-2", "bob", now, 1_000), now).unwrap();
+    raw(&url, store.s().schema())
+        .batch_execute(
+            "UPDATE members SET state = '{\"not\": \"a state\"}' WHERE id = 'alice';
+             UPDATE events SET event = 'garbage' WHERE member_id = 'bob' AND seq = 1;
+             UPDATE receipts SET body = '[]' WHERE key = 'order:o-2';",
+        )
+        .unwrap();
+    let expect = |r: Result<(), CrmError>, table: &str, key: &str| {
+        let err = r.unwrap_err();
+        assert_eq!(err.code(), "store_error");
+        let msg = err.to_string();
+        assert!(msg.contains(table) && msg.contains(key), "{msg}");
+    };
+    expect(store.load(&mid("alice")).map(drop), "members", "alice");
+    expect(store.events(&mid("bob")).map(drop), "events", "bob");
+    expect(store.receipt("order:o-2").map(drop), "receipts", "order:o-2");
+    expect(store.scan(&mut |_| Ok(())), "members", "alice");
+    expect(store.receipts(&mut |_| Ok(())), "receipts", "order:o-2");
+    let bob = store.load(&mid("bob")).unwrap();
+    let err = store
+        .commit(Commit { members: vec![write(bob, "bob", tags(1, 0))], redact: vec![mid("bob")], ..Commit::default() })
+        .unwrap_err();
+    assert!(matches!(err, CommitError::Store(_)), "{err:?}");
+    assert_eq!(store.load(&mid("bob")).unwrap().unwrap().version, 3);
+}
+
+#[test]
+fn postgres_unreachable_server_is_a_store_error() {
+    // Needs no server: nothing listens on port 1.
+    let err = PostgresStore::connect_with(
+        "postgresql://postgres@127.0.0.1:1/test",
+        PostgresOptions::new().connect_timeout(std::time::Duration::from_secs(2)),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "store_error");
+    assert!(err.to_string().contains("connect"), "{err}");
+}
