@@ -16,7 +16,7 @@ VENV=${VENV:-.venv}
 cargo build --release --quiet --example bulk_import
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet "maturin>=1.16,<2" pandas polars pyarrow
-VIRTUAL_ENV=$PWD/$VENV PATH=$PWD/$VENV/bin:$PATH maturin develop --release --quiet --manifest-path crm-py/Cargo.toml
+VENV_ABS=$(cd "$VENV" && pwd); VIRTUAL_ENV=$VENV_ABS PATH=$VENV_ABS/bin:$PATH maturin develop --release --quiet --manifest-path crm-py/Cargo.toml
 (cd crm-node && { npm ci --silent || npm install --silent; } && npm run --silent build >/dev/null)
 
 out=$(mktemp)
