@@ -61,24 +61,24 @@ store_suite!(
 
 // ----- fixtures ---------------------------------------------------------------
 
-fn t0() -> DateTime<Utc> {
+pub(crate) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 3, 1, 9, 0, 0).unwrap()
 }
 
-fn mid(s: &str) -> MemberId {
+pub(crate) fn mid(s: &str) -> MemberId {
     MemberId(s.to_string())
 }
 
-fn ident(channel: &str, id: &str) -> Identity {
+pub(crate) fn ident(channel: &str, id: &str) -> Identity {
     Identity { channel: channel.into(), external_id: id.into() }
 }
 
-fn tags(n: usize, from: usize) -> Vec<Event> {
+pub(crate) fn tags(n: usize, from: usize) -> Vec<Event> {
     (from..from + n).map(|i| Event::TagAdded { at: t0() + Duration::minutes(i as i64), tag: format!("t{i}") }).collect()
 }
 
 /// A write of `events` on top of `before` (the member's current snapshot).
-fn write(before: Option<Versioned>, id: &str, events: Vec<Event>) -> MemberWrite {
+pub(crate) fn write(before: Option<Versioned>, id: &str, events: Vec<Event>) -> MemberWrite {
     let (mut state, expected_version) = match before {
         Some(v) => (v.state, v.version),
         None => (MemberState::new(mid(id), t0()), 0),

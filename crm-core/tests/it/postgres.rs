@@ -161,37 +161,11 @@ mod scenario_runner {
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use crm_core::store::MemberWrite;
-use crm_core::{Command, Engine, MemberState, Order, Outcome, Program};
+use chrono::{DateTime, Utc};
+use crm_core::{Command, Engine, Order, Outcome, Program};
 use rust_decimal::Decimal;
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 3, 1, 9, 0, 0).unwrap()
-}
-
-fn mid(s: &str) -> MemberId {
-    MemberId(s.to_string())
-}
-
-fn ident(channel: &str, id: &str) -> Identity {
-    Identity { channel: channel.into(), external_id: id.into() }
-}
-
-fn tags(n: usize, from: usize) -> Vec<Event> {
-    (from..from + n).map(|i| Event::TagAdded { at: t0() + Duration::minutes(i as i64), tag: format!("t{i}") }).collect()
-}
-
-fn write(before: Option<Versioned>, id: &str, events: Vec<Event>) -> MemberWrite {
-    let (mut state, expected_version) = match before {
-        Some(v) => (v.state, v.version),
-        None => (MemberState::new(mid(id), t0()), 0),
-    };
-    for e in &events {
-        state.evolve(e);
-    }
-    MemberWrite { expected_version, events, state }
-}
+use super::conformance::{ident, mid, t0, tags, write};
 
 fn tag_receipt(key: &str, member: &str) -> Receipt {
     Receipt {
