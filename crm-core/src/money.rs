@@ -39,6 +39,28 @@ pub fn from_f64(value: f64, currency: &str, field: &str) -> Result<Decimal> {
     Ok(d.round_dp_with_strategy(minor_unit(currency), RoundingStrategy::MidpointAwayFromZero))
 }
 
+/// A binary float as money only when it is already exact: its shortest
+/// decimal form has no more digits than the currency's minor unit (`12.5`
+/// yes, `0.1 + 0.2` or `19.999` no), and an integral value is within 2^53
+/// (beyond it the float may not be the integer the caller meant). For hosts
+/// whose numbers are floats (JavaScript) and that must not be rounded silently.
+pub fn exact_from_f64(value: f64, currency: &str, field: &str) -> Result<Decimal> {
+    const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+    let rounded = from_f64(value, currency, field)?;
+    if value.fract() == 0.0 && value.abs() > MAX_SAFE {
+        return Err(CrmError::invalid(field, format!("{value} is not a safe integer; pass a decimal string")));
+    }
+    let exact = parse(&format!("{value}"), field)?;
+    if exact != rounded {
+        let places = minor_unit(currency);
+        return Err(CrmError::invalid(
+            field,
+            format!("{value} is not exact in {currency} ({places} decimal places); pass a decimal string"),
+        ));
+    }
+    Ok(exact)
+}
+
 /// Parse a decimal string (`"12.50"`, `"-3"`, `"1e3"` is rejected).
 pub fn parse(text: &str, field: &str) -> Result<Decimal> {
     let t = text.trim();
@@ -51,6 +73,17 @@ pub fn parse(text: &str, field: &str) -> Result<Decimal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_floats_only() {
+        assert_eq!(exact_from_f64(12.5, "CNY", "amount").unwrap().to_string(), "12.5");
+        assert_eq!(exact_from_f64(1234.0, "JPY", "amount").unwrap().to_string(), "1234");
+        for (v, cur) in [(0.1 + 0.2, "CNY"), (19.999, "USD"), (12.5, "JPY"), (9.007_199_254_740_992e15, "CNY")] {
+            let e = exact_from_f64(v, cur, "amount").unwrap_err();
+            assert_eq!(e.field(), Some("amount"), "{v} {cur}");
+        }
+        assert!(exact_from_f64(f64::INFINITY, "CNY", "amount").is_err());
+    }
 
     fn f(v: f64, currency: &str) -> String {
         from_f64(v, currency, "amount").unwrap().to_string()

@@ -205,25 +205,10 @@ pub fn safe_integer(x: f64, field: &str) -> BResult<i64> {
     Ok(x as i64)
 }
 
-/// A JS number as money: accepted only when its shortest decimal form has no
-/// more digits than the currency's minor unit (12.5 yes, 0.1 + 0.2 no).
-/// The core's float rule ([`money::from_f64`]) must leave it unchanged.
+/// A JS number as money: only when exact in the currency's minor unit
+/// (the core's [`money::exact_from_f64`]); otherwise pass a decimal string.
 pub fn money_from_number(x: f64, currency: &str, field: &str) -> BResult<String> {
-    let rounded = money::from_f64(x, currency, field)?;
-    if x.fract() == 0.0 && x.abs() > MAX_SAFE as f64 {
-        return Err(invalid(field, format!("{x} is not a safe integer; pass a decimal string")));
-    }
-    let exact = money::parse(&format!("{x}"), field)?;
-    if exact != rounded {
-        return Err(invalid(
-            field,
-            format!(
-                "{x} is not exact in {currency} ({} decimal places); pass a decimal string",
-                money::minor_unit(currency)
-            ),
-        ));
-    }
-    Ok(exact.to_string())
+    Ok(money::exact_from_f64(x, currency, field)?.to_string())
 }
 
 /// An instant from a `Date` or an ISO-8601 string with an offset.
