@@ -680,8 +680,8 @@ mod file {
 
     use chrono::Duration;
     use crm_core::store::sqlite::{SqliteOptions, Synchronous, SCHEMA_VERSION};
-    use crm_core::store::{Commit, CommitError, Receipt, Versioned};
-    use crm_core::{CrmError, Event, Identity, MemberId, SqliteStore, Store};
+    use crm_core::store::{Commit, CommitError};
+    use crm_core::{CrmError, Event, SqliteStore, Store};
 
     use super::{engine, ident, mid, ok, paid, receipt_keys, seed, t0, tags, write};
 
@@ -736,32 +736,7 @@ mod file {
         }
     }
 
-    impl Store for TempStore {
-        fn load(&self, id: &MemberId) -> Result<Option<Versioned>, CrmError> {
-            self.s().load(id)
-        }
-        fn identity_owner(&self, identity: &Identity) -> Result<Option<MemberId>, CrmError> {
-            self.s().identity_owner(identity)
-        }
-        fn order_owner(&self, order_id: &str) -> Result<Option<MemberId>, CrmError> {
-            self.s().order_owner(order_id)
-        }
-        fn receipt(&self, key: &str) -> Result<Option<Receipt>, CrmError> {
-            self.s().receipt(key)
-        }
-        fn commit(&self, commit: Commit) -> Result<(), CommitError> {
-            self.s().commit(commit)
-        }
-        fn events(&self, id: &MemberId) -> Result<Vec<Event>, CrmError> {
-            self.s().events(id)
-        }
-        fn scan(&self, visit: &mut dyn FnMut(Versioned) -> Result<(), CrmError>) -> Result<(), CrmError> {
-            self.s().scan(visit)
-        }
-        fn receipts(&self, visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>) -> Result<(), CrmError> {
-            self.s().receipts(visit)
-        }
-    }
+    delegate_store!(TempStore);
 
     fn raw(path: &Path) -> rusqlite::Connection {
         rusqlite::Connection::open(path).unwrap()

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crm_core::store::postgres::{PostgresOptions, PostgresStore};
 use crm_core::store::{Commit, CommitError, Receipt, Versioned};
-use crm_core::{CrmError, Event, Identity, MemberId, Store};
+use crm_core::{CrmError, Store};
 
 pub const SKIPPED: &str = "skipped: CRM_TEST_POSTGRES_URL not set";
 
@@ -75,35 +75,7 @@ impl Drop for PgTemp {
     }
 }
 
-impl Store for PgTemp {
-    fn load(&self, id: &MemberId) -> Result<Option<Versioned>, CrmError> {
-        self.s().load(id)
-    }
-    fn identity_owner(&self, identity: &Identity) -> Result<Option<MemberId>, CrmError> {
-        self.s().identity_owner(identity)
-    }
-    fn order_owner(&self, order_id: &str) -> Result<Option<MemberId>, CrmError> {
-        self.s().order_owner(order_id)
-    }
-    fn receipt(&self, key: &str) -> Result<Option<Receipt>, CrmError> {
-        self.s().receipt(key)
-    }
-    fn commit(&self, commit: Commit) -> Result<(), CommitError> {
-        self.s().commit(commit)
-    }
-    fn events(&self, id: &MemberId) -> Result<Vec<Event>, CrmError> {
-        self.s().events(id)
-    }
-    fn scan(&self, visit: &mut dyn FnMut(Versioned) -> Result<(), CrmError>) -> Result<(), CrmError> {
-        self.s().scan(visit)
-    }
-    fn receipts(&self, visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>) -> Result<(), CrmError> {
-        self.s().receipts(visit)
-    }
-    fn due_members(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<MemberId>, CrmError> {
-        self.s().due_members(now)
-    }
-}
+delegate_store!(PgTemp);
 
 /// A raw client on the test database with `search_path` set to `schema`.
 fn raw(url: &str, schema: &str) -> postgres::Client {
