@@ -543,17 +543,7 @@ impl<'a, S: Store> Tx<'a, S> {
         }
         let mut stored = order.clone();
         stored.member_id = id.clone();
-        let ledger = OrderLedger {
-            order: stored,
-            refunded: Decimal::ZERO,
-            returned: BTreeMap::new(),
-            earned: BTreeMap::new(),
-            clawed: BTreeMap::new(),
-            bonus: BTreeMap::new(),
-            expired: BTreeMap::new(),
-            bonus_expired: BTreeMap::new(),
-        };
-        self.emit(&id, Event::OrderRecorded { at: order.placed_at, order: ledger });
+        self.emit(&id, Event::OrderRecorded { at: order.placed_at, order: OrderLedger::new(stored) });
         self.commit.orders.push((order.id.clone(), id.clone()));
         let (earned, lots) = if order.status.earns() { self.earn(&id, &order.id)? } else { Default::default() };
         Ok((Outcome::Order { order_id: order.id.clone(), member_id: id.clone(), earned, lots }, Some(id)))

@@ -45,6 +45,22 @@ pub struct OrderLedger {
     pub bonus_expired: BTreeMap<String, i64>,
 }
 
+impl OrderLedger {
+    /// A newly recorded order: nothing refunded, earned, clawed or expired yet.
+    pub fn new(order: Order) -> OrderLedger {
+        OrderLedger {
+            order,
+            refunded: Decimal::ZERO,
+            returned: BTreeMap::new(),
+            earned: BTreeMap::new(),
+            clawed: BTreeMap::new(),
+            bonus: BTreeMap::new(),
+            expired: BTreeMap::new(),
+            bonus_expired: BTreeMap::new(),
+        }
+    }
+}
+
 /// A redemption and whether it was reversed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Redemption {
@@ -673,16 +689,7 @@ mod tests {
     fn placed(at: &str) -> OrderLedger {
         let mut order = Order::paid("o", "m", utc(at), Decimal::from(10));
         order.status = OrderStatus::Placed;
-        OrderLedger {
-            order,
-            refunded: Decimal::ZERO,
-            returned: BTreeMap::new(),
-            earned: BTreeMap::new(),
-            clawed: BTreeMap::new(),
-            bonus: BTreeMap::new(),
-            expired: BTreeMap::new(),
-            bonus_expired: BTreeMap::new(),
-        }
+        OrderLedger::new(order)
     }
 
     #[test]

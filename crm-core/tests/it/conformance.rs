@@ -61,6 +61,22 @@ store_suite!(
 
 // ----- fixtures ---------------------------------------------------------------
 
+/// After a test corrupted alice's snapshot, bob's first event and the receipt
+/// `order:o-2`, every read that meets them is a store error naming table and key.
+pub(crate) fn assert_corrupt_rows_are_store_errors(s: &dyn Store) {
+    let expect = |r: Result<(), CrmError>, table: &str, key: &str| {
+        let err = r.unwrap_err();
+        assert_eq!(err.code(), "store_error");
+        let msg = err.to_string();
+        assert!(msg.contains(table) && msg.contains(key), "{msg}");
+    };
+    expect(s.load(&mid("alice")).map(drop), "members", "alice");
+    expect(s.events(&mid("bob")).map(drop), "events", "bob");
+    expect(s.receipt("order:o-2").map(drop), "receipts", "order:o-2");
+    expect(s.scan(&mut |_| Ok(())), "members", "alice");
+    expect(s.receipts(&mut |_| Ok(())), "receipts", "order:o-2");
+}
+
 pub(crate) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 3, 1, 9, 0, 0).unwrap()
 }
@@ -894,17 +910,7 @@ mod file {
         )
         .unwrap();
         let s = e.store();
-        let expect = |r: Result<(), CrmError>, table: &str, key: &str| {
-            let err = r.unwrap_err();
-            assert_eq!(err.code(), "store_error");
-            let msg = err.to_string();
-            assert!(msg.contains(table) && msg.contains(key), "{msg}");
-        };
-        expect(s.load(&mid("alice")).map(drop), "members", "alice");
-        expect(s.events(&mid("bob")).map(drop), "events", "bob");
-        expect(s.receipt("order:o-2").map(drop), "receipts", "order:o-2");
-        expect(s.scan(&mut |_| Ok(())), "members", "alice");
-        expect(s.receipts(&mut |_| Ok(())), "receipts", "order:o-2");
+        super::assert_corrupt_rows_are_store_errors(s);
         // The engine surfaces them as store errors too, and other members work.
         assert_eq!(e.balance(&mid("alice"), "reward", now).unwrap_err().code(), "store_error");
         assert_eq!(e.store().load(&mid("bob")).unwrap().unwrap().version, 3);

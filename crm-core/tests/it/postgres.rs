@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crm_core::store::postgres::{PostgresOptions, PostgresStore};
 use crm_core::store::{Commit, CommitError, Receipt, Versioned};
-use crm_core::{CrmError, Store};
+use crm_core::Store;
 
 pub const SKIPPED: &str = "skipped: CRM_TEST_POSTGRES_URL not set";
 
@@ -287,17 +287,7 @@ fn postgres_corrupt_rows_are_store_errors() {
              UPDATE receipts SET body = '[]' WHERE key = 'order:o-2';",
         )
         .unwrap();
-    let expect = |r: Result<(), CrmError>, table: &str, key: &str| {
-        let err = r.unwrap_err();
-        assert_eq!(err.code(), "store_error");
-        let msg = err.to_string();
-        assert!(msg.contains(table) && msg.contains(key), "{msg}");
-    };
-    expect(store.load(&mid("alice")).map(drop), "members", "alice");
-    expect(store.events(&mid("bob")).map(drop), "events", "bob");
-    expect(store.receipt("order:o-2").map(drop), "receipts", "order:o-2");
-    expect(store.scan(&mut |_| Ok(())), "members", "alice");
-    expect(store.receipts(&mut |_| Ok(())), "receipts", "order:o-2");
+    super::conformance::assert_corrupt_rows_are_store_errors(&store);
     let bob = store.load(&mid("bob")).unwrap();
     let err = store
         .commit(Commit { members: vec![write(bob, "bob", tags(1, 0))], redact: vec![mid("bob")], ..Commit::default() })
