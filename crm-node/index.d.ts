@@ -39,6 +39,7 @@ export type ErrorCode =
   | 'insufficient_points'
   | 'conflict'
   | 'store_error'
+  | 'rule_error'
   | 'internal_error'
 
 /**
@@ -198,6 +199,25 @@ export interface AdjustOptions extends KeyedCommandOptions {
   actor: string
 }
 
+export interface AssignTierOptions extends CommandOptions {
+  /** The assignment holds until then (must be after `now`); then the metric decides again. */
+  until: Instant
+  /** Why (1-500 characters); kept in the tier history as `note`. */
+  reason: string
+  /** Who assigned it (1-500 characters). */
+  actor: string
+}
+
+/** Built-in engagement kinds, or any host-defined kind (1-128 printable characters). */
+export type EngagementKind = 'browse' | 'favourite' | 'add_to_cart' | (string & {})
+
+export interface RecordEngagementOptions extends CommandOptions {
+  /** Effective time; `now` when absent. */
+  at?: Instant
+  sku?: string
+  reference?: string
+}
+
 export interface RunDueOptions {
   /** Default `run_due:<now>`: running again for the same `now` changes nothing. */
   idempotencyKey?: string
@@ -268,6 +288,15 @@ export type Command =
   | { type: 'merge'; survivor: string; merged: string }
   | { type: 'erase'; memberId: string }
   | { type: 'run_due' }
+  | { type: 'assign_tier'; memberId: string; tier: string; until: Instant; reason: string; actor: string }
+  | {
+      type: 'record_engagement'
+      memberId: string
+      kind: EngagementKind
+      at?: Instant
+      sku?: string
+      reference?: string
+    }
 
 // ----- outcomes ---------------------------------------------------------------
 
@@ -355,6 +384,27 @@ export interface ErasureOutcome {
   memberId: string
 }
 
+/** A message `runDue` hands out: the host sends it. */
+export interface OutreachItem {
+  /** Stable id `member:trigger:occurrence`: use it to deduplicate sends. */
+  id: string
+  memberId: string
+  /** Trigger id from the programme's `outreach.triggers`. */
+  trigger: string
+  /** Occurrence key within the trigger (`2025`, `o-17`, `2025-03`). */
+  occurrence: string
+  /** The first of the trigger's channels the member consented to. */
+  channel: string
+  /** When it is due (after quiet-hours deferral). */
+  dueAt: Timestamp
+  /**
+   * The trigger's data (`birthday`, `order_id`, `points`, …) merged with the
+   * trigger's static `payload` from the programme; keys passed through
+   * unchanged (snake_case as the core writes them).
+   */
+  payload: Record<string, unknown>
+}
+
 export interface DueOutcome {
   type: 'due'
   /** Members touched. */
@@ -363,6 +413,27 @@ export interface DueOutcome {
   activated: number
   /** Points expired. */
   expired: number
+  /** Tier changes made by reviews (ends of grace and of manual assignments included). */
+  tierChanges: number
+  /** Lifecycle stage changes by elapsed time. */
+  stageChanges: number
+  /**
+   * Messages to send. Empty when the run is a repeat (same `now` or key): the
+   * first run handed them out; `outreachCount` still says how many.
+   */
+  outreach: OutreachItem[]
+  /** How many messages this run handed out. */
+  outreachCount: number
+  /** Occurrences not sent (no consent on any channel, frequency cap). */
+  suppressed: number
+}
+
+/** A tier assigned by hand ({@link Engine.assignTier}). */
+export interface TierOutcome {
+  type: 'tier'
+  memberId: string
+  tier: string
+  until: Timestamp
 }
 
 export type Outcome =
@@ -376,6 +447,7 @@ export type Outcome =
   | MergeOutcome
   | ErasureOutcome
   | DueOutcome
+  | TierOutcome
 
 /** One item of {@link Engine.recordOrders}. */
 export type BatchResult = { ok: true; outcome: OrderOutcome } | { ok: false; error: ErrorInfo }
@@ -496,6 +568,14 @@ export interface OrderLedger {
   returned?: Record<string, number>
   earned: Record<string, number>
   clawed: Record<string, number>
+  /** Points of bonuses awarded because of this order (first-order bonus), per point type. */
+  bonus?: Record<string, number>
+  /** Points of this order's lots that expired unspent, per point type. */
+  expired?: Record<string, number>
+  /** Points of this order's bonus lots that expired unspent, per point type. */
+  bonusExpired?: Record<string, number>
+  /** When the order became `completed`. */
+  completedAt?: Timestamp
 }
 
 export interface Redemption {
@@ -539,6 +619,178 @@ export interface Member {
   /** Last activity per point type (inactivity expiry). */
   lastActivity: Record<string, Timestamp>
   lastEventAt: Timestamp
+  /** What tiers and stages count (paid orders, refunds, points), oldest first. */
+  activity?: Activity[]
+  /** Current tier (programmes with a tier ladder). */
+  tier?: TierState
+  tierHistory?: TierChange[]
+  /** Current lifecycle stage (programmes with `lifecycle`). */
+  stage?: Stage
+  stageHistory?: StageChange[]
+  /** Recent engagement events (at most 200). */
+  engagements?: Engagement[]
+  /** Outreach handed out in the last 400 days. */
+  outreach?: SentOutreach[]
+  /** Outreach occurrences due up to this instant have been considered. */
+  outreachThrough?: Timestamp
+  /** When the programme next needs this member (review, stage change, outreach). */
+  wakeAt?: Timestamp
+}
+
+/** One change to what tiers and stages count. */
+export interface Activity {
+  at: Timestamp
+  /** Spend (negative for refunds); absent when zero. */
+  spend?: Decimal
+  /** 1 for a paid order, -1 for a full refund; absent when zero. */
+  orders?: number
+  pointType?: string
+  points?: number
+}
+
+export interface Engagement {
+  at: Timestamp
+  kind: EngagementKind
+  sku?: string
+  reference?: string
+}
+
+export interface SentOutreach {
+  trigger: string
+  occurrence: string
+  dueAt: Timestamp
+}
+
+// ----- tiers and lifecycle stages -----------------------------------------------
+
+/** Lifecycle stages (values and distribution keys are snake_case). */
+export type Stage = 'prospect' | 'new' | 'active' | 'reactivated' | 'at_risk' | 'dormant' | 'churned'
+
+/** Why a tier changed (or was confirmed). */
+export type TierReason =
+  | 'joined'
+  | 'upgrade'
+  | 'retained'
+  | 'grace'
+  | 'downgrade'
+  | 'refund'
+  | 'manual'
+  | 'manual_expired'
+  | 'ladder_changed'
+
+export interface ManualTier {
+  until: Timestamp
+  reason: string
+  actor: string
+}
+
+/** A member's stored tier state. */
+export interface TierState {
+  tier: string
+  since: Timestamp
+  /** Next review (`null`: never, lifetime windows). */
+  reviewAt: Timestamp | null
+  /** Tier confirmed at the start of the period: a refund never takes the member below it. */
+  floor: string
+  graceUntil?: Timestamp
+  manual?: ManualTier
+}
+
+export interface TierBenefits {
+  /** Factor on points earned by rate rules; 1 when absent. */
+  pointsMultiplier?: Decimal
+  /** Discount rate the host applies at checkout (`"0.05"` = 5 %). */
+  discountRate?: Decimal
+  freeShipping: boolean
+  /** Gift sent in the birthday month (host-defined reference). */
+  birthdayGift?: string
+  /** Anything else the host attached (keys unchanged). */
+  custom?: Record<string, unknown>
+}
+
+/** The qualifying metric over a window. */
+export interface TierMetric {
+  spend: Decimal
+  orders: number
+  points: number
+}
+
+/** What is still missing to meet a threshold (only the parts the threshold has). */
+export interface TierGap {
+  spend?: Decimal
+  orders?: number
+  points?: number
+}
+
+/** Progress towards a threshold by a deadline. */
+export interface TierProgress {
+  tier: string
+  /** The metric so far over the window that counts. */
+  metric: TierMetric
+  missing: TierGap
+  /** Deadline (the review), when there is one. */
+  by: Timestamp | null
+  /** Readable: "spend 120.00 more by 31 Dec 2024 to keep Gold". */
+  message: string
+}
+
+/** A member's tier with benefits and progress ({@link Engine.tier}). */
+export interface TierView {
+  tier: string
+  /** Display name (the id when the programme gives none). */
+  name: string
+  since: Timestamp
+  reviewAt: Timestamp | null
+  graceUntil: Timestamp | null
+  manual: ManualTier | null
+  benefits: TierBenefits
+  /** Progress to the next tier up (`null` at the top). */
+  next: TierProgress | null
+  /** Progress to keeping this tier at the next review (`null` for the base tier and lifetime windows). */
+  retain: TierProgress | null
+}
+
+/** One entry of a member's tier history. */
+export interface TierChange {
+  at: Timestamp
+  from: string | null
+  to: string
+  reason: TierReason
+  /** The reason given to a manual assignment. */
+  note?: string
+}
+
+/** Members per tier, keyed by tier id (every tier of the ladder listed). */
+export type TierDistribution = Record<string, number>
+
+/** A member's lifecycle stage at an instant ({@link Engine.stage}). */
+export interface StageView {
+  stage: Stage
+  /** When the member entered it (recorded transitions; `null` when the programme has no `lifecycle`). */
+  since: Timestamp | null
+  lastOrderAt: Timestamp | null
+  /** Whole days since the last paid order. */
+  daysSinceLastOrder: number | null
+  /** Paid orders up to the instant. */
+  orders: number
+}
+
+/** A recorded stage transition. */
+export interface StageChange {
+  at: Timestamp
+  from: Stage | null
+  to: Stage
+  reason: string
+}
+
+/** Members per stage (every stage listed). */
+export type StageDistribution = Record<Stage, number>
+
+/** Members by stage at `from` (rows) and at `to` (columns); only non-empty cells are present. */
+export interface StageTransitions {
+  from: Timestamp
+  to: Timestamp
+  counts: Partial<Record<Stage, Partial<Record<Stage, number>>>>
 }
 
 // ----- programme documents (snake_case: the configuration file schema) -----------
@@ -586,6 +838,8 @@ export interface EarnRuleConfig {
   per_order_cap?: number | null
   per_day_cap?: number | null
   per_month_cap?: number | null
+  /** Whether the member's tier `points_multiplier` applies to this rule (default true). */
+  tier_multiplier?: boolean
 }
 
 export interface BonusConfig {
@@ -609,6 +863,113 @@ export interface ProgramConfig {
   point_types?: PointTypeConfig[]
   earn?: { rules?: EarnRuleConfig[]; bonuses?: BonusConfig[] }
   refunds?: { clawback?: 'allow_negative' | 'cap_at_zero' }
+  /** Tier ladder (会员等级); none: no tiers. */
+  tiers?: TierLadderConfig
+  /** Lifecycle stage thresholds; when set, stage transitions are recorded. */
+  lifecycle?: LifecycleConfig
+  /** Triggered outreach. */
+  outreach?: OutreachConfig
+}
+
+/** A threshold on the qualifying metric; an empty threshold is always met. */
+export interface ThresholdConfig {
+  spend?: Decimal | number
+  orders?: number
+  points?: number
+  /**
+   * `'all'` (default): every part given must be met; `'any'`: one is enough.
+   * (Spelled `Lowercase<'ANY'>` so that the declarations never contain the
+   * bare word, which test/dts.test.mjs rejects as the `any` type.)
+   */
+  combine?: 'all' | Lowercase<'ANY'>
+}
+
+export interface TierConfig {
+  id: string
+  /** Display name; the id when absent. */
+  name?: string
+  /** What qualifies a member (ignored for the first, base tier). */
+  entry?: ThresholdConfig
+  /** What keeps a member in it at a review; `entry` when absent. */
+  retain?: ThresholdConfig
+  benefits?: {
+    points_multiplier?: Decimal | number
+    discount_rate?: Decimal | number
+    free_shipping?: boolean
+    birthday_gift?: string
+    custom?: Record<string, unknown>
+  }
+}
+
+export type TierWindow =
+  | { type: 'rolling_days'; days: number }
+  | { type: 'rolling_months'; months: number }
+  | { type: 'calendar_year' }
+  | { type: 'membership_year' }
+  | { type: 'lifetime' }
+
+export interface TierLadderConfig {
+  /** Lowest to highest; the first is the base tier. */
+  levels: TierConfig[]
+  window: TierWindow
+  /** Point type whose earned points count as growth points (`points` thresholds). */
+  point_type?: string
+  /** Default `one_step`. */
+  downgrade?: 'one_step' | 'to_qualified'
+  /** Days a tier is kept after a failed review. */
+  grace_days?: number
+  min_validity?: { type: 'end_of_period' } | { type: 'months'; months: number } | { type: 'end_of_following_year' }
+  /** Default `immediate`. */
+  refunds?: 'immediate' | 'next_review'
+}
+
+export interface LifecycleConfig {
+  /** Defaults: 30, 60, 120, 365, 30. */
+  new_days?: number
+  at_risk_days?: number
+  dormant_days?: number
+  churned_days?: number
+  reactivated_days?: number
+  scaling?:
+    | { type: 'fixed' }
+    | {
+        type: 'purchase_interval'
+        at_risk: Decimal | number
+        dormant: Decimal | number
+        churned: Decimal | number
+        min_orders: number
+      }
+}
+
+export type TriggerKind =
+  | { type: 'birthday'; days_before?: number }
+  | { type: 'anniversary'; days_before?: number }
+  | { type: 'member_day'; day: number }
+  | { type: 'points_expiring'; point_type: string; days: number }
+  | { type: 'tier_retention'; days: number }
+  | { type: 'stage_entered'; stage: Stage }
+  | { type: 'unpaid_order'; minutes: number }
+  | { type: 'cart_abandoned'; minutes: number; event?: string }
+  | { type: 'order_care'; days: number }
+
+export interface TriggerConfig {
+  id: string
+  when: TriggerKind
+  /** In order of preference; the first one with consent is used. */
+  channels: string[]
+  /** Static data merged into every item's payload. */
+  payload?: Record<string, unknown>
+}
+
+export interface OutreachConfig {
+  triggers?: TriggerConfig[]
+  /** No messages between `start` and `end` (`"21:00:00"`, member's local time; may span midnight). */
+  quiet_hours?: { start: string; end: string }
+  frequency_cap?: { max: number; days: number }
+  /** Local hour at which date triggers fire (default 10). */
+  send_hour?: number
+  /** Occurrences more overdue than this are dropped (default 72). */
+  max_delay_hours?: number
 }
 
 
@@ -745,8 +1106,11 @@ export declare class Engine {
   /** Synchronous {@link Engine.erase}. */
   eraseSync(memberId: string, options: CommandOptions): ErasureOutcome
   /**
-   * Activate pending lots and expire lots due at `now`, for every member.
-   * Idempotent per `now`.
+   * Activate pending lots and expire lots due at `now`, for every member;
+   * run due tier reviews and stage changes, and hand out the outreach
+   * that is due (`outreach`: the messages to send). Idempotent per `now`:
+   * a repeat returns the first outcome without the items (`outreachCount`
+   * still says how many there were), so nothing is handed out twice.
    */
   runDue(now: Instant, options?: RunDueOptions): Promise<DueOutcome>
   /** Synchronous {@link Engine.runDue}. */
@@ -759,6 +1123,22 @@ export declare class Engine {
   execute(key: string, command: Command, now: Instant): Promise<Outcome>
   /** Synchronous {@link Engine.execute}. */
   executeSync(key: string, command: Command, now: Instant): Outcome
+  /**
+   * Put a member in a tier by hand until `until` (then the qualifying
+   * metric decides again at the next review). Upgrades above it still
+   * apply. Default idempotency key: built from the content and `now`.
+   */
+  assignTier(memberId: string, tier: string, options: AssignTierOptions): Promise<TierOutcome>
+  /** Synchronous {@link Engine.assignTier}. */
+  assignTierSync(memberId: string, tier: string, options: AssignTierOptions): TierOutcome
+  /**
+   * Record a browse, favourite, add-to-cart or host-defined engagement
+   * (cart-abandonment outreach). `at` defaults to `now`. Default
+   * idempotency key: built from the content and `now`.
+   */
+  recordEngagement(memberId: string, kind: EngagementKind, options: RecordEngagementOptions): Promise<MemberOutcome>
+  /** Synchronous {@link Engine.recordEngagement}. */
+  recordEngagementSync(memberId: string, kind: EngagementKind, options: RecordEngagementOptions): MemberOutcome
   /** The stored member record (merged and erased members included). */
   member(memberId: string): Promise<Member>
   /** Synchronous {@link Engine.member}. */
@@ -795,6 +1175,50 @@ export declare class Engine {
   memberAsOf(memberId: string, at: Instant): Promise<Member>
   /** Synchronous {@link Engine.memberAsOf}. */
   memberAsOfSync(memberId: string, at: Instant): Member
+  /**
+   * The member's tier at `at` (default: now) with its benefits, progress
+   * to the next tier and to keeping this one. Follows merges.
+   * `validation_error` on `tiers` when the programme has no tier ladder.
+   */
+  tier(memberId: string, options?: AtOptions): Promise<TierView>
+  /** Synchronous {@link Engine.tier}. */
+  tierSync(memberId: string, options?: AtOptions): TierView
+  /**
+   * Every tier change (and confirmation at a review) of the member,
+   * oldest first. Follows merges.
+   */
+  tierHistory(memberId: string): Promise<TierChange[]>
+  /** Synchronous {@link Engine.tierHistory}. */
+  tierHistorySync(memberId: string): TierChange[]
+  /**
+   * Members per tier at `at` (default: now), keyed by tier id; every tier
+   * of the ladder is listed.
+   */
+  tierDistribution(options?: AtOptions): Promise<TierDistribution>
+  /** Synchronous {@link Engine.tierDistribution}. */
+  tierDistributionSync(options?: AtOptions): TierDistribution
+  /** The member's lifecycle stage at `at` (default: now). Follows merges. */
+  stage(memberId: string, options?: AtOptions): Promise<StageView>
+  /** Synchronous {@link Engine.stage}. */
+  stageSync(memberId: string, options?: AtOptions): StageView
+  /** Every recorded stage transition of the member, oldest first. */
+  stageHistory(memberId: string): Promise<StageChange[]>
+  /** Synchronous {@link Engine.stageHistory}. */
+  stageHistorySync(memberId: string): StageChange[]
+  /**
+   * Members per lifecycle stage at `at` (default: now), keyed by stage
+   * (`at_risk` …, as the stage values); every stage is listed.
+   */
+  stageDistribution(options?: AtOptions): Promise<StageDistribution>
+  /** Synchronous {@link Engine.stageDistribution}. */
+  stageDistributionSync(options?: AtOptions): StageDistribution
+  /**
+   * How members moved between stages from `from` to `to`:
+   * `counts[stageAtFrom][stageAtTo]` (stage keys as the stage values).
+   */
+  stageTransitions(from: Instant, to: Instant): Promise<StageTransitions>
+  /** Synchronous {@link Engine.stageTransitions}. */
+  stageTransitionsSync(from: Instant, to: Instant): StageTransitions
 }
 
 /**

@@ -109,7 +109,7 @@ fn run() -> Res<()> {
     // (`Synchronous::Normal`: still atomic and crash-consistent, only the last commits could be
     // lost on power loss). A host keeps the default, `Synchronous::Full`.
     let options = SqliteOptions::new().synchronous(Synchronous::Normal);
-    let engine = Engine::new(Program::default_demo(), SqliteStore::open_with(&db, options)?);
+    let engine = Engine::new(journey_program()?, SqliteStore::open_with(&db, options)?);
     let program = engine.program();
 
     println!("CDNOW sample: {} purchases, {} to {}", orders.len(), first.date_naive(), last.date_naive());
@@ -122,6 +122,7 @@ fn run() -> Res<()> {
     println!("month      orders  issued  redeemed  expired  outstanding");
 
     let mut totals = Totals::default();
+    let mut last_run;
     let mut rest = &orders[..];
     let mut end = month_end(first);
     loop {
@@ -146,11 +147,12 @@ fn run() -> Res<()> {
             }
         }
 
-        // 2. Expire what is due at the month end.
-        let m_expired = match engine.run_due(end)? {
-            Outcome::Due { expired, .. } => expired,
+        // 2. Expire what is due at the month end; tier reviews, stage changes and outreach.
+        let (m_expired, outreach, suppressed) = match engine.run_due(end)? {
+            Outcome::Due { expired, outreach, suppressed, .. } => (expired, outreach, suppressed),
             other => return Err(format!("run_due: unexpected outcome {other:?}").into()),
         };
+        last_run = (end, outreach, suppressed);
 
         // 3. Members with enough points redeem some, once per month (the key says which month).
         let mut rich = Vec::new();
@@ -186,8 +188,70 @@ fn run() -> Res<()> {
     }
 
     summary(&engine, &totals, end)?;
+    journey_summary(&engine, end, &last_run)?;
     println!();
     println!("Done in {:.2} s.", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The demo programme: `Program::default_demo()` (the points figures are
+/// the same in every language's quick start) plus a spend-based tier ladder
+/// without point multipliers, lifecycle stages and three outreach triggers.
+/// CDNOW members gave no marketing consent, so the win-back is suppressed
+/// and only the service messages go out.
+fn journey_program() -> Res<Program> {
+    let mut program = Program::default_demo();
+    program.tiers = Some(serde_json::from_value(serde_json::json!({
+        "window": {"type": "calendar_year"},
+        "downgrade": "one_step",
+        "levels": [
+            {"id": "member", "name": "Member"},
+            {"id": "silver", "name": "Silver", "entry": {"spend": "100"}, "benefits": {"discount_rate": "0.05"}},
+            {"id": "gold", "name": "Gold", "entry": {"spend": "300"}, "retain": {"spend": "200"},
+             "benefits": {"discount_rate": "0.10", "free_shipping": true}}
+        ]
+    }))?);
+    program.lifecycle = Some(Default::default());
+    program.outreach = Some(serde_json::from_value(serde_json::json!({
+        "triggers": [
+            {"id": "points_expiring", "when": {"type": "points_expiring", "point_type": "reward", "days": 30},
+             "channels": ["email"], "marketing": false},
+            {"id": "keep_tier", "when": {"type": "tier_retention", "days": 30}, "channels": ["email"], "marketing": false},
+            {"id": "win_back", "when": {"type": "stage_entered", "stage": "dormant"}, "channels": ["email"]}
+        ]
+    }))?);
+    program.validate()?;
+    Ok(program)
+}
+
+/// Tier and stage distributions at `at`, and the last month end's outreach.
+fn journey_summary<S: Store>(
+    engine: &Engine<S>,
+    at: DateTime<Utc>,
+    last_run: &(DateTime<Utc>, Vec<crm_core::outreach::OutreachItem>, u64),
+) -> Res<()> {
+    println!();
+    let tiers = engine.tier_distribution(at)?;
+    let line: Vec<String> = tiers.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    println!("Tiers at {}: {}", at.date_naive(), line.join(", "));
+    let stages = engine.stage_distribution(at)?;
+    let line: Vec<String> = stages.iter().filter(|(_, n)| **n > 0).map(|(s, n)| format!("{s} {n}")).collect();
+    println!("Stages at {}: {}", at.date_naive(), line.join(", "));
+    let (day, items, suppressed) = last_run;
+    let mut per_trigger: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in items {
+        *per_trigger.entry(i.trigger.as_str()).or_insert(0) += 1;
+    }
+    let line: Vec<String> = per_trigger.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    println!(
+        "Outreach of the run at {}: {} to send ({}), {suppressed} suppressed (no consent or capped)",
+        day.to_rfc3339(),
+        items.len(),
+        if line.is_empty() { "none".to_string() } else { line.join(", ") }
+    );
+    for i in items.iter().take(3) {
+        println!("  {} {} via {} due {} {}", i.member_id, i.trigger, i.channel, i.due_at.to_rfc3339(), i.payload);
+    }
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::facts::{Order, OrderStatus, Refund};
 use crate::ledger::Allocation;
 use crate::member::{Gender, Identity, MemberId, Profile, ProfilePatch};
+use crate::outreach::OutreachItem;
 use crate::program::Action;
 use crate::state::anonymise;
 
@@ -101,6 +102,26 @@ pub enum Command {
     },
     /// Activate pending lots and expire lots whose time has come.
     RunDue,
+    /// Put a member in a tier by hand until `until` (then the metric decides again).
+    AssignTier {
+        member_id: MemberId,
+        tier: String,
+        until: DateTime<Utc>,
+        reason: String,
+        actor: String,
+    },
+    /// A browse, favourite or add-to-cart (cart-abandonment outreach, segments).
+    RecordEngagement {
+        member_id: MemberId,
+        kind: String,
+        /// Effective time; `now` when absent.
+        #[serde(default)]
+        at: Option<DateTime<Utc>>,
+        #[serde(default)]
+        sku: Option<String>,
+        #[serde(default)]
+        reference: Option<String>,
+    },
 }
 
 impl Command {
@@ -133,6 +154,8 @@ impl Command {
             Command::LinkIdentity { .. } | Command::UnlinkIdentity { .. } => content("identity"),
             Command::AddTag { .. } | Command::RemoveTag { .. } => content("tag"),
             Command::SetConsent { .. } => content("consent"),
+            Command::AssignTier { .. } => content("tier"),
+            Command::RecordEngagement { .. } => content("engagement"),
             Command::Redeem { .. } | Command::ReverseRedemption { .. } | Command::Adjust { .. } => return None,
         })
     }
@@ -281,11 +304,48 @@ pub enum Outcome {
     Erasure {
         member_id: MemberId,
     },
+    /// What `run_due` did. `outreach` lists the messages to send; a repeated
+    /// run for the same `now` returns the stored outcome without them
+    /// (`outreach_count` still says how many there were), so nothing is
+    /// handed out twice.
     Due {
         members: u64,
         activated: i64,
         expired: i64,
+        #[serde(default)]
+        tier_changes: u64,
+        #[serde(default)]
+        stage_changes: u64,
+        #[serde(default)]
+        outreach: Vec<OutreachItem>,
+        #[serde(default)]
+        outreach_count: u64,
+        #[serde(default)]
+        suppressed: u64,
     },
+    /// A tier was assigned by hand.
+    Tier {
+        member_id: MemberId,
+        tier: String,
+        until: DateTime<Utc>,
+    },
+}
+
+impl Outcome {
+    /// The outcome of a `run_due` that only activated and expired points
+    /// (no tier, stage or outreach work).
+    pub fn due(members: u64, activated: i64, expired: i64) -> Outcome {
+        Outcome::Due {
+            members,
+            activated,
+            expired,
+            tier_changes: 0,
+            stage_changes: 0,
+            outreach: Vec::new(),
+            outreach_count: 0,
+            suppressed: 0,
+        }
+    }
 }
 
 #[cfg(test)]

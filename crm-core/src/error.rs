@@ -32,6 +32,12 @@ pub enum CrmError {
     /// The storage layer failed.
     #[error("store error: {0}")]
     Store(String),
+    /// A segment rule (or rule condition) could not be read. For the text form
+    /// `line`/`column` are 1-based and `excerpt` is the source line with a `^`
+    /// under the column; for the JSON form they are 0 and `excerpt` is the JSON
+    /// path (`and[1].value`). `field` names the field of a type error.
+    #[error("invalid rule: {}", crate::segment::render_error(*line, *column, message, excerpt))]
+    Rule { line: usize, column: usize, field: Option<String>, message: String, excerpt: String },
 }
 
 impl CrmError {
@@ -44,6 +50,7 @@ impl CrmError {
             CrmError::InsufficientPoints { .. } => "insufficient_points",
             CrmError::Conflict { .. } => "conflict",
             CrmError::Store(_) => "store_error",
+            CrmError::Rule { .. } => "rule_error",
         }
     }
 
@@ -52,6 +59,7 @@ impl CrmError {
         match self {
             CrmError::Validation { field, .. } => Some(field),
             CrmError::Config { path, .. } => Some(path),
+            CrmError::Rule { field, .. } => field.as_deref(),
             _ => None,
         }
     }

@@ -8,17 +8,22 @@
 //! `now`; the [`Engine`] loads a member from a [`store::Store`], decides the
 //! events, and commits them atomically with optimistic concurrency.
 
+pub mod analytics;
 pub mod command;
 pub mod engine;
 pub mod error;
 pub mod facts;
 pub mod ledger;
+pub mod lifecycle;
 pub mod member;
 pub mod money;
+pub mod outreach;
 pub mod program;
 pub mod rules;
+pub mod segment;
 pub mod state;
 pub mod store;
+pub mod tier;
 pub mod time;
 
 pub use command::{Clawback, Command, Outcome};

@@ -33,6 +33,9 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CrmError, Result};
+use crate::lifecycle::LifecycleConfig;
+use crate::outreach::OutreachConfig;
+use crate::tier::TierLadder;
 
 /// Configuration schema version this build understands.
 pub const PROGRAM_SCHEMA_VERSION: u32 = 1;
@@ -67,6 +70,16 @@ pub struct Program {
     /// What happens to points when orders are refunded.
     #[serde(default)]
     pub refunds: RefundPolicy,
+    /// Tier ladder (会员等级); none: no tiers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiers: Option<TierLadder>,
+    /// Lifecycle stage thresholds; when set, stage transitions are recorded
+    /// (stage queries work without it, with the default thresholds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<LifecycleConfig>,
+    /// Triggered outreach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outreach: Option<OutreachConfig>,
 }
 
 fn default_currency() -> String {
@@ -198,6 +211,10 @@ pub struct EarnRule {
     /// Maximum points from this rule per member per local calendar month.
     #[serde(default)]
     pub per_month_cap: Option<i64>,
+    /// Whether the member's tier multiplier (`benefits.points_multiplier`)
+    /// applies to this rule, as one more order-level factor.
+    #[serde(default = "yes")]
+    pub tier_multiplier: bool,
 }
 
 /// A factor applied when a condition holds.
@@ -445,7 +462,22 @@ impl Program {
                 return Err(CrmError::config(format!("{at}.points"), "must be positive"));
             }
         }
+        let type_ids: Vec<&str> = self.point_types.iter().map(|t| t.id.as_str()).collect();
+        if let Some(t) = &self.tiers {
+            t.validate(&type_ids)?;
+        }
+        if let Some(l) = &self.lifecycle {
+            l.validate()?;
+        }
+        if let Some(o) = &self.outreach {
+            o.validate(&type_ids, self.tiers.is_some())?;
+        }
         Ok(())
+    }
+
+    /// Lifecycle thresholds in force (the defaults when none are configured).
+    pub fn lifecycle_or_default(&self) -> LifecycleConfig {
+        self.lifecycle.clone().unwrap_or_default()
     }
 
     /// The point type with this id.
@@ -486,15 +518,19 @@ impl Program {
                     per_order_cap: None,
                     per_day_cap: None,
                     per_month_cap: None,
+                    tier_multiplier: true,
                 }],
                 bonuses: vec![],
             },
             refunds: RefundPolicy::default(),
+            tiers: None,
+            lifecycle: None,
+            outreach: None,
         }
     }
 }
 
-fn check_id(id: &str, at: &str) -> Result<()> {
+pub(crate) fn check_id(id: &str, at: &str) -> Result<()> {
     if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return Err(CrmError::config(at, "must be 1-64 characters of a-z, A-Z, 0-9, _ or -"));
     }

@@ -47,10 +47,15 @@ fn combine(stacking: Stacking, factors: impl Iterator<Item = Decimal>) -> Decima
 
 /// Points one rule awards for an order, after rounding and the per-order cap
 /// (day and month caps depend on the member's usage and are applied by the caller).
-pub fn order_points(rule: &EarnRule, order: &Order, member: &MemberState, tz: Tz) -> i64 {
+/// `tier_factor` is the member's tier multiplier, when the rule takes it: one
+/// more order-level factor, stacked like the others.
+pub fn order_points(rule: &EarnRule, order: &Order, member: &MemberState, tz: Tz, tier_factor: Option<Decimal>) -> i64 {
     let t = order.earned_at();
-    let order_factors: Vec<Decimal> =
+    let mut order_factors: Vec<Decimal> =
         rule.multipliers.iter().filter(|m| holds(&m.when, order, member, tz, t)).map(|m| m.factor).collect();
+    if let Some(f) = tier_factor.filter(|_| rule.tier_multiplier) {
+        order_factors.push(f);
+    }
     let has_line_rules = rule.multipliers.iter().any(|m| matches!(m.when, Condition::Category { .. }));
     let items_value = order.items_value();
     let raw = if !has_line_rules || items_value.is_zero() {
@@ -118,6 +123,7 @@ mod tests {
             per_order_cap: None,
             per_day_cap: None,
             per_month_cap: None,
+            tier_multiplier: true,
         }
     }
     fn member() -> MemberState {
@@ -130,9 +136,9 @@ mod tests {
     #[test]
     fn floor_per_order_and_zero_amount() {
         let o = Order::paid("o", "m", utc("2024-01-01T00:00:00Z"), d("99.99"));
-        assert_eq!(order_points(&rule(vec![]), &o, &member(), sh()), 99);
+        assert_eq!(order_points(&rule(vec![]), &o, &member(), sh(), None), 99);
         let o = Order::paid("o", "m", utc("2024-01-01T00:00:00Z"), d("0"));
-        assert_eq!(order_points(&rule(vec![]), &o, &member(), sh()), 0);
+        assert_eq!(order_points(&rule(vec![]), &o, &member(), sh(), None), 0);
     }
 
     #[test]
@@ -140,10 +146,10 @@ mod tests {
         let r = rule(vec![Multiplier { when: Condition::MemberDay { day: 31 }, factor: d("2") }]);
         // 29 Feb 2024 17:00Z is 1 March 01:00 in Shanghai: not the last day of February.
         let o = Order::paid("o", "m", utc("2024-02-29T17:00:00Z"), d("10"));
-        assert_eq!(order_points(&r, &o, &member(), sh()), 10);
+        assert_eq!(order_points(&r, &o, &member(), sh(), None), 10);
         // 29 Feb 2024 15:59Z is still 29 Feb 23:59 local: the clamped member day.
         let o = Order::paid("o", "m", utc("2024-02-29T15:59:00Z"), d("10"));
-        assert_eq!(order_points(&r, &o, &member(), sh()), 20);
+        assert_eq!(order_points(&r, &o, &member(), sh(), None), 20);
     }
 
     #[test]
@@ -156,7 +162,7 @@ mod tests {
             OrderItem { sku: "b".into(), category: Some("socks".into()), qty: 2, price: d("25") },
         ];
         // 90 paid on 100 of lines: shoes share 45 x3 = 135, socks 45 x1 = 45.
-        assert_eq!(order_points(&r, &o, &member(), sh()), 180);
+        assert_eq!(order_points(&r, &o, &member(), sh(), None), 180);
     }
 
     #[test]
@@ -167,11 +173,11 @@ mod tests {
         ]);
         let mut o = Order::paid("o", "m", utc("2024-03-01T02:00:00Z"), d("10"));
         o.channel = Some("app".into());
-        assert_eq!(order_points(&r, &o, &member(), sh()), 60);
+        assert_eq!(order_points(&r, &o, &member(), sh(), None), 60);
         r.stacking = Stacking::Highest;
-        assert_eq!(order_points(&r, &o, &member(), sh()), 30);
+        assert_eq!(order_points(&r, &o, &member(), sh(), None), 30);
         r.per_order_cap = Some(25);
-        assert_eq!(order_points(&r, &o, &member(), sh()), 25);
+        assert_eq!(order_points(&r, &o, &member(), sh(), None), 25);
         r.per_day_cap = Some(40);
         r.per_month_cap = Some(100);
         assert_eq!(apply_period_caps(&r, 25, 30, 0), 10);
@@ -186,9 +192,9 @@ mod tests {
         m.profile.birthday = NaiveDate::from_ymd_opt(1990, 3, 15);
         // 29 Feb 2024 20:00Z: March in Shanghai, still February in New York.
         let o = Order::paid("o", "m", utc("2024-02-29T20:00:00Z"), d("10"));
-        assert_eq!(order_points(&r, &o, &m, sh()), 20);
+        assert_eq!(order_points(&r, &o, &m, sh(), None), 20);
         m.profile.timezone = Some("America/New_York".parse().unwrap());
-        assert_eq!(order_points(&r, &o, &m, sh()), 10);
+        assert_eq!(order_points(&r, &o, &m, sh(), None), 10);
     }
 
     #[test]
@@ -205,15 +211,15 @@ mod tests {
             (Rounding::HalfEven, 4),
         ] {
             r.rounding = mode;
-            assert_eq!(order_points(&r, &o, &member(), sh()), want, "{mode:?}");
+            assert_eq!(order_points(&r, &o, &member(), sh(), None), want, "{mode:?}");
         }
         // Just below and above the midpoint every nearest mode agrees.
         let below = Order::paid("o", "m", utc("2024-01-01T00:00:00Z"), d("6.98")); // 3.49
         let above = Order::paid("o", "m", utc("2024-01-01T00:00:00Z"), d("7.02")); // 3.51
         for mode in [Rounding::HalfUp, Rounding::HalfDown, Rounding::HalfEven] {
             r.rounding = mode;
-            assert_eq!(order_points(&r, &below, &member(), sh()), 3, "{mode:?}");
-            assert_eq!(order_points(&r, &above, &member(), sh()), 4, "{mode:?}");
+            assert_eq!(order_points(&r, &below, &member(), sh(), None), 3, "{mode:?}");
+            assert_eq!(order_points(&r, &above, &member(), sh(), None), 4, "{mode:?}");
         }
     }
 
@@ -223,12 +229,12 @@ mod tests {
         r.rounding = Rounding::Ceil;
         for amount in ["0", "0.00", "-0", "-10", "-0.01"] {
             let o = Order::paid("o", "m", utc("2024-01-01T02:00:00Z"), d(amount));
-            assert_eq!(order_points(&r, &o, &member(), sh()), 0, "{amount}");
+            assert_eq!(order_points(&r, &o, &member(), sh(), None), 0, "{amount}");
         }
         // A negative factor never produces negative points either.
         let r = rule(vec![Multiplier { when: Condition::MemberDay { day: 1 }, factor: d("-2") }]);
         let o = Order::paid("o", "m", utc("2024-01-01T02:00:00Z"), d("10"));
-        assert_eq!(order_points(&r, &o, &member(), sh()), 0);
+        assert_eq!(order_points(&r, &o, &member(), sh(), None), 0);
     }
 
     #[test]
@@ -237,21 +243,21 @@ mod tests {
         let r = rule(vec![Multiplier { when: Condition::MemberDay { day: 31 }, factor: d("2") }]);
         // 31 March 2024 is the DST day: 23:59 CEST is 21:59Z, 00:00 CEST on 1 April is 22:00Z.
         let o = Order::paid("o", "m", utc("2024-03-31T21:59:00Z"), d("10"));
-        assert_eq!(order_points(&r, &o, &member(), berlin), 20);
+        assert_eq!(order_points(&r, &o, &member(), berlin, None), 20);
         let o = Order::paid("o", "m", utc("2024-03-31T22:00:00Z"), d("10"));
-        assert_eq!(order_points(&r, &o, &member(), berlin), 10);
+        assert_eq!(order_points(&r, &o, &member(), berlin, None), 10);
         // Still 30 March 23:30 CET at 22:30Z.
         let o = Order::paid("o", "m", utc("2024-03-30T22:30:00Z"), d("10"));
-        assert_eq!(order_points(&r, &o, &member(), berlin), 10);
+        assert_eq!(order_points(&r, &o, &member(), berlin, None), 10);
     }
 
     #[test]
     fn earning_time_is_the_payment_time() {
         let r = rule(vec![Multiplier { when: Condition::MemberDay { day: 1 }, factor: d("2") }]);
         let mut o = Order::paid("o", "m", utc("2024-01-31T10:00:00Z"), d("10"));
-        assert_eq!(order_points(&r, &o, &member(), sh()), 10);
+        assert_eq!(order_points(&r, &o, &member(), sh(), None), 10);
         o.paid_at = Some(utc("2024-02-01T10:00:00Z"));
-        assert_eq!(order_points(&r, &o, &member(), sh()), 20);
+        assert_eq!(order_points(&r, &o, &member(), sh(), None), 20);
     }
 
     #[test]
@@ -260,7 +266,7 @@ mod tests {
             when: Condition::DateRange { from: utc("2024-02-28T16:00:00Z"), to: utc("2024-02-29T16:00:00Z") },
             factor: d("2"),
         }]);
-        let at = |t: &str| order_points(&r, &Order::paid("o", "m", utc(t), d("10")), &member(), sh());
+        let at = |t: &str| order_points(&r, &Order::paid("o", "m", utc(t), d("10")), &member(), sh(), None);
         assert_eq!(at("2024-02-28T15:59:59Z"), 10);
         assert_eq!(at("2024-02-28T16:00:00Z"), 20);
         assert_eq!(at("2024-02-29T15:59:59Z"), 20);
@@ -273,8 +279,8 @@ mod tests {
         r.points_per_unit = d("0.5");
         let o = Order::paid("o", "m", utc("2024-01-01T00:00:00Z"), d("5"));
         r.rounding = Rounding::HalfUp;
-        assert_eq!(order_points(&r, &o, &member(), sh()), 3);
+        assert_eq!(order_points(&r, &o, &member(), sh(), None), 3);
         r.rounding = Rounding::HalfEven;
-        assert_eq!(order_points(&r, &o, &member(), sh()), 2);
+        assert_eq!(order_points(&r, &o, &member(), sh(), None), 2);
     }
 }

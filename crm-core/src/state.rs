@@ -11,7 +11,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::facts::{Order, OrderStatus, ReturnedItem};
 use crate::ledger::{Allocation, Lot, LotSource};
+use crate::lifecycle::{Stage, StageChange};
 use crate::member::{Consent, Identity, MemberId, MemberStatus, Profile, ProfilePatch};
+use crate::outreach::{OutreachItem, Sent, Suppressed};
+use crate::tier::{TierChange, TierReason, TierState};
+
+/// How many engagement events a member keeps (newest win).
+pub const MAX_ENGAGEMENTS: usize = 200;
+/// How long emitted outreach is remembered (once-per-occurrence and caps).
+const OUTREACH_MEMORY_DAYS: i64 = 400;
 
 /// What the ledger remembers of one order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +51,9 @@ pub struct OrderLedger {
     /// Points of this order's bonus lots that expired unspent, per point type.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub bonus_expired: BTreeMap<String, i64>,
+    /// When the order became `completed` (order-care outreach).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
 }
 
 impl OrderLedger {
@@ -57,6 +68,7 @@ impl OrderLedger {
             bonus: BTreeMap::new(),
             expired: BTreeMap::new(),
             bonus_expired: BTreeMap::new(),
+            completed_at: None,
         }
     }
 }
@@ -81,6 +93,38 @@ pub struct OrderStats {
     pub refunded: Decimal,
     pub first_order_at: Option<DateTime<Utc>>,
     pub last_order_at: Option<DateTime<Utc>>,
+}
+
+/// One change to what tiers and lifecycle stages count: a paid order
+/// (`orders = 1`, its amount), a refund (negative spend; `orders = -1` when
+/// it refunds the order in full), or points of a type earned or clawed back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Decimal::is_zero")]
+    pub spend: Decimal,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub orders: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_type: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub points: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+/// A browse, favourite or add-to-cart reported by the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Engagement {
+    pub at: DateTime<Utc>,
+    /// `browse`, `favourite`, `add_to_cart`, or a host-defined kind.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// The member aggregate.
@@ -113,6 +157,36 @@ pub struct MemberState {
     pub last_activity: BTreeMap<String, DateTime<Utc>>,
     /// Latest effective time of any event.
     pub last_event_at: DateTime<Utc>,
+    /// What tiers and stages count, in time order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activity: Vec<Activity>,
+    /// Current tier (programmes with a tier ladder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<TierState>,
+    /// Every tier change (and confirmation), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tier_history: Vec<TierChange>,
+    /// Current lifecycle stage (programmes with `lifecycle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
+    /// Every stage transition, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stage_history: Vec<StageChange>,
+    /// Recent engagement events (at most [`MAX_ENGAGEMENTS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engagements: Vec<Engagement>,
+    /// Outreach emitted in the last 400 days.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outreach: Vec<Sent>,
+    /// Outreach occurrences due up to this instant have been considered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outreach_through: Option<DateTime<Utc>>,
+    /// When the programme next needs this member (a tier review, a stage
+    /// change, an outreach occurrence). Derived by the engine from the
+    /// programme on every write (not folded from events): part of
+    /// [`MemberState::next_due_at`], which stores index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_at: Option<DateTime<Utc>>,
 }
 
 /// A change to a member. Events are facts: they are stored, never edited
@@ -257,6 +331,31 @@ pub enum Event {
     ProfileErased {
         at: DateTime<Utc>,
     },
+    /// The member's tier was set, changed or confirmed.
+    TierUpdated {
+        at: DateTime<Utc>,
+        tier: TierState,
+        reason: TierReason,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    StageChanged {
+        at: DateTime<Utc>,
+        from: Option<Stage>,
+        to: Stage,
+        reason: String,
+    },
+    Engaged {
+        at: DateTime<Utc>,
+        engagement: Engagement,
+    },
+    /// A scheduler run for this member: what it emitted and suppressed;
+    /// occurrences due up to `at` are done.
+    OutreachRun {
+        at: DateTime<Utc>,
+        emitted: Vec<OutreachItem>,
+        suppressed: Vec<Suppressed>,
+    },
 }
 
 impl Event {
@@ -288,7 +387,11 @@ impl Event {
             | MergedIn { at, .. }
             | MergedInto { at, .. }
             | Erased { at }
-            | ProfileErased { at } => *at,
+            | ProfileErased { at }
+            | TierUpdated { at, .. }
+            | StageChanged { at, .. }
+            | Engaged { at, .. }
+            | OutreachRun { at, .. } => *at,
         }
     }
 
@@ -307,6 +410,15 @@ impl Event {
                 from.identities.clear();
                 Event::MergedIn { at: *at, from }
             }
+            // Payloads can carry personal data (a birthday); keys and times stay.
+            Event::OutreachRun { at, emitted, suppressed } => Event::OutreachRun {
+                at: *at,
+                emitted: emitted
+                    .iter()
+                    .map(|i| OutreachItem { payload: serde_json::Value::Null, ..i.clone() })
+                    .collect(),
+                suppressed: suppressed.clone(),
+            },
             other => other.clone(),
         }
     }
@@ -340,6 +452,15 @@ impl MemberState {
             rule_days: BTreeMap::new(),
             last_activity: BTreeMap::new(),
             last_event_at: at,
+            activity: Vec::new(),
+            tier: None,
+            tier_history: Vec::new(),
+            stage: None,
+            stage_history: Vec::new(),
+            engagements: Vec::new(),
+            outreach: Vec::new(),
+            outreach_through: None,
+            wake_at: None,
         }
     }
 
@@ -358,7 +479,18 @@ impl MemberState {
                 next = min_opt(next, l.expires_at);
             }
         }
-        next
+        min_opt(next, self.wake_at)
+    }
+
+    /// Record a change to what tiers and stages count, keeping time order.
+    fn record_activity(&mut self, a: Activity) {
+        let pos = self.activity.partition_point(|x| x.at <= a.at);
+        self.activity.insert(pos, a);
+    }
+
+    /// Times of the paid orders (sorted), for lifecycle stages.
+    pub fn order_times(&self) -> Vec<DateTime<Utc>> {
+        self.activity.iter().filter(|a| a.orders > 0).map(|a| a.at).collect()
     }
 
     /// Is the member active (neither merged nor erased)?
@@ -449,10 +581,22 @@ impl MemberState {
                 self.consents.insert(channel.clone(), Consent { granted: *granted, at: *at });
             }
             Event::OrderRecorded { order, .. } => {
-                if order.order.status.earns() {
-                    self.count_paid(order.order.amount, order.order.placed_at);
+                let o = &order.order;
+                if o.status.earns() {
+                    self.count_paid(o.amount, o.placed_at);
+                    self.record_activity(Activity {
+                        at: o.earned_at(),
+                        spend: o.amount,
+                        orders: 1,
+                        point_type: None,
+                        points: 0,
+                    });
                 }
-                self.orders.insert(order.order.id.clone(), order.clone());
+                let mut order = order.clone();
+                if order.order.status == OrderStatus::Completed && order.completed_at.is_none() {
+                    order.completed_at = Some(order.order.earned_at());
+                }
+                self.orders.insert(order.order.id.clone(), order);
             }
             Event::OrderStatusChanged { at, order_id, status } => {
                 let mut paid = None;
@@ -464,10 +608,20 @@ impl MemberState {
                             o.order.paid_at = Some((*at).max(o.order.placed_at));
                         }
                     }
+                    if *status == OrderStatus::Completed && o.completed_at.is_none() {
+                        o.completed_at = Some(*at);
+                    }
                     o.order.status = *status;
                 }
-                if let Some((amount, at)) = paid {
-                    self.count_paid(amount, at);
+                if let Some((amount, placed_at)) = paid {
+                    self.count_paid(amount, placed_at);
+                    self.record_activity(Activity {
+                        at: (*at).max(placed_at),
+                        spend: amount,
+                        orders: 1,
+                        point_type: None,
+                        points: 0,
+                    });
                 }
             }
             Event::PointsEarned { at, lot } => {
@@ -486,6 +640,13 @@ impl MemberState {
                     _ => {}
                 }
                 self.touch(&lot.point_type, *at);
+                self.record_activity(Activity {
+                    at: *at,
+                    spend: Decimal::ZERO,
+                    orders: 0,
+                    point_type: Some(lot.point_type.clone()),
+                    points: lot.granted,
+                });
                 if lot.remaining > 0 {
                     self.lots.push(lot.clone());
                 }
@@ -525,16 +686,28 @@ impl MemberState {
                     r.reversed = true;
                 }
             }
-            Event::OrderRefunded { amount, order_id, items, .. } => {
+            Event::OrderRefunded { at, amount, order_id, items, .. } => {
+                let mut whole = false;
                 if let Some(o) = self.orders.get_mut(order_id) {
+                    let before = o.refunded;
                     o.refunded += *amount;
+                    whole = before < o.order.amount && o.refunded >= o.order.amount;
                     for i in items {
                         *o.returned.entry(i.sku.clone()).or_insert(0) += i.qty;
                     }
                 }
                 self.stats.refunded += *amount;
+                if !amount.is_zero() || whole {
+                    self.record_activity(Activity {
+                        at: *at,
+                        spend: -*amount,
+                        orders: if whole { -1 } else { 0 },
+                        point_type: None,
+                        points: 0,
+                    });
+                }
             }
-            Event::PointsClawedBack { order_id, point_type, allocations, debt, shortfall, .. } => {
+            Event::PointsClawedBack { at, order_id, point_type, allocations, debt, shortfall, .. } => {
                 self.take(allocations);
                 if *debt != 0 {
                     *self.debts.entry(point_type.clone()).or_insert(0) += debt;
@@ -546,9 +719,23 @@ impl MemberState {
                 if let Some(o) = self.orders.get_mut(order_id) {
                     *o.clawed.entry(point_type.clone()).or_insert(0) += taken;
                 }
+                self.record_activity(Activity {
+                    at: *at,
+                    spend: Decimal::ZERO,
+                    orders: 0,
+                    point_type: Some(point_type.clone()),
+                    points: -taken,
+                });
             }
-            Event::PointsAdjusted { at, point_type, lot, allocations, .. } => {
+            Event::PointsAdjusted { at, point_type, lot, allocations, delta, .. } => {
                 self.touch(point_type, *at);
+                self.record_activity(Activity {
+                    at: *at,
+                    spend: Decimal::ZERO,
+                    orders: 0,
+                    point_type: Some(point_type.clone()),
+                    points: *delta,
+                });
                 if let Some(lot) = lot {
                     self.next_lot += 1;
                     self.lots.push(lot.clone());
@@ -587,12 +774,48 @@ impl MemberState {
                 self.orders.clear();
                 self.redemptions.clear();
                 self.identities.clear();
+                self.activity.clear();
+                self.engagements.clear();
+                self.wake_at = None;
             }
             Event::Erased { at } => {
                 self.status = MemberStatus::Erased { at: *at };
                 self.erase_personal_data();
             }
             Event::ProfileErased { .. } => self.erase_personal_data(),
+            Event::TierUpdated { at, tier, reason, note } => {
+                self.tier_history.push(TierChange {
+                    at: *at,
+                    from: self.tier.as_ref().map(|t| t.tier.clone()),
+                    to: tier.tier.clone(),
+                    reason: reason.clone(),
+                    note: note.clone(),
+                });
+                self.tier = Some(tier.clone());
+            }
+            Event::StageChanged { at, from, to, reason } => {
+                self.stage_history.push(StageChange { at: *at, from: *from, to: *to, reason: reason.clone() });
+                self.stage = Some(*to);
+            }
+            Event::Engaged { engagement, .. } => {
+                let pos = self.engagements.partition_point(|e| e.at <= engagement.at);
+                self.engagements.insert(pos, engagement.clone());
+                if self.engagements.len() > MAX_ENGAGEMENTS {
+                    let extra = self.engagements.len() - MAX_ENGAGEMENTS;
+                    self.engagements.drain(..extra);
+                }
+            }
+            Event::OutreachRun { at, emitted, .. } => {
+                self.outreach_through = Some(self.outreach_through.map_or(*at, |t| t.max(*at)));
+                self.outreach.extend(emitted.iter().map(|i| Sent {
+                    trigger: i.trigger.clone(),
+                    occurrence: i.occurrence.clone(),
+                    due_at: i.due_at,
+                    run_at: Some(*at),
+                }));
+                let keep_from = *at - chrono::Duration::days(OUTREACH_MEMORY_DAYS);
+                self.outreach.retain(|s| s.due_at > keep_from);
+            }
         }
     }
 
@@ -652,6 +875,14 @@ impl MemberState {
         }
         for (k, t) in &other.last_activity {
             self.touch(k, *t);
+        }
+        // What the merged member bought counts towards the survivor's tier and stage.
+        for a in &other.activity {
+            self.record_activity(a.clone());
+        }
+        for e in &other.engagements {
+            let pos = self.engagements.partition_point(|x| x.at <= e.at);
+            self.engagements.insert(pos, e.clone());
         }
         // Fill profile gaps from the merged member; the survivor's values win.
         let p = &mut self.profile;

@@ -37,6 +37,16 @@ const VERBATIM: &[&str] = &[
     "last_activity",
     "returned",
     "clawed",
+    "bonus",
+    "expired",
+    "bonus_expired",
+    // Tier benefits: host-defined extras.
+    "custom",
+    // Outreach items: the trigger's data merged with the programme's static
+    // payload (template ids …), handed to the host's sender as is.
+    "payload",
+    // Stage transition matrix: counts[from_stage][to_stage].
+    "counts",
 ];
 
 /// Fields whose value is a map keyed by data (order id, redemption id,
@@ -318,8 +328,21 @@ pub fn snake_to_camel(key: &str) -> Cow<'_, str> {
 /// A core JSON value on its way to JavaScript (camelCase keys).
 pub struct Js(pub Value);
 
-/// A core JSON value on its way to JavaScript, keys unchanged (documents).
+/// A core JSON value on its way to JavaScript, keys unchanged (documents,
+/// and results that are maps keyed by data such as distributions).
 pub struct JsDocument(pub Value);
+
+impl From<Value> for Js {
+    fn from(v: Value) -> Self {
+        Js(v)
+    }
+}
+
+impl From<Value> for JsDocument {
+    fn from(v: Value) -> Self {
+        JsDocument(v)
+    }
+}
 
 impl TypeName for Js {
     fn type_name() -> &'static str {

@@ -9,6 +9,7 @@
 //! [`Work`] (a closure over the core's `Engine`), then runs it now (`…Sync`)
 //! or on a worker ([`Job`]). Results go back through [`Js`].
 
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use napi_derive::napi;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::convert::{boolean, instance, instant, integer, string, Js, Mode, Reader, MAX_SAFE};
+use crate::convert::{boolean, instance, instant, integer, string, Js, JsDocument, Mode, Reader, MAX_SAFE};
 use crate::errors::{de_error, into_napi, invalid, to_napi, BResult, ErrorInfo, Fail};
 use crate::program::Program;
 use crate::store::PostgresTarget;
@@ -31,15 +32,19 @@ type CoreEngine = crm_core::Engine<Arc<dyn Store>>;
 /// One call into the core, ready to run on any thread.
 type Work = Box<dyn FnOnce(&CoreEngine) -> Result<Value, ErrorInfo> + Send>;
 
-/// Runs [`Work`] on the libuv thread pool; the promise settles on the JS thread.
-pub struct Job {
+/// Runs [`Work`] on the libuv thread pool; the promise settles on the JS
+/// thread. `W` says how the result reaches JavaScript: [`Js`] (camelCase
+/// keys, the default) or [`JsDocument`] (keys unchanged: results that are
+/// maps keyed by data, such as the tier and stage distributions).
+pub struct Job<W = Js> {
     engine: Arc<CoreEngine>,
     pending: Option<Result<Work, ErrorInfo>>,
+    out: PhantomData<fn() -> W>,
 }
 
-impl Task for Job {
+impl<W: From<Value> + napi::bindgen_prelude::ToNapiValue + napi::bindgen_prelude::TypeName> Task for Job<W> {
     type Output = Result<Value, ErrorInfo>;
-    type JsValue = Js;
+    type JsValue = W;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         Ok(match self.pending.take() {
@@ -49,8 +54,8 @@ impl Task for Job {
         })
     }
 
-    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Js> {
-        output.map(Js).map_err(|e| to_napi(&env, &e))
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<W> {
+        output.map(W::from).map_err(|e| to_napi(&env, &e))
     }
 }
 
@@ -215,18 +220,21 @@ impl Engine {
         Reader { currency: &self.inner.program().currency }
     }
 
-    fn spawn(&self, built: BResult<Work>) -> napi::Result<AsyncTask<Job>> {
+    fn spawn<W>(&self, built: BResult<Work>) -> napi::Result<AsyncTask<Job<W>>>
+    where
+        Job<W>: Task,
+    {
         let pending = match built {
             Ok(w) => Ok(w),
             Err(Fail::Info(i)) => Err(i),
             Err(Fail::Js(e)) => return Err(e),
         };
-        Ok(AsyncTask::new(Job { engine: self.inner.clone(), pending: Some(pending) }))
+        Ok(AsyncTask::new(Job { engine: self.inner.clone(), pending: Some(pending), out: PhantomData }))
     }
 
-    fn run(&self, env: &Env, built: BResult<Work>) -> napi::Result<Js> {
+    fn run<W: From<Value>>(&self, env: &Env, built: BResult<Work>) -> napi::Result<W> {
         let work = built.map_err(|f| into_napi(env, f))?;
-        guard(&self.inner, work).map(Js).map_err(|e| to_napi(env, &e))
+        guard(&self.inner, work).map(W::from).map_err(|e| to_napi(env, &e))
     }
 
     fn b_create_member(&self, member: Unknown, options: Option<Unknown>) -> BResult<Work> {
@@ -494,6 +502,70 @@ impl Engine {
         let at = instant(at, "at")?;
         query(move |e| e.member_as_of(&id, at))
     }
+
+    // ----- tiers, lifecycle stages, outreach ------------------------------
+
+    fn b_assign_tier(&self, member: Unknown, tier: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = Command::AssignTier {
+            member_id: member_id(member)?,
+            tier: string(tier, "tier")?,
+            until: instant(o.required("until", "until")?, "until")?,
+            reason: o.req_string("reason", "reason")?,
+            actor: o.req_string("actor", "actor")?,
+        };
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_record_engagement(&self, member: Unknown, kind: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = Command::RecordEngagement {
+            member_id: member_id(member)?,
+            kind: string(kind, "kind")?,
+            at: o.get("at")?.map(|v| instant(v, "at")).transpose()?,
+            sku: o.string("sku", "sku")?,
+            reference: o.string("reference", "reference")?,
+        };
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_tier(&self, member: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let id = member_id(member)?;
+        let at = Opts::new(options)?.at_or_now("at")?;
+        query(move |e| e.tier(&id, at))
+    }
+
+    fn b_tier_history(&self, member: Unknown) -> BResult<Work> {
+        let id = member_id(member)?;
+        query(move |e| e.tier_history(&id))
+    }
+
+    fn b_tier_distribution(&self, options: Option<Unknown>) -> BResult<Work> {
+        let at = Opts::new(options)?.at_or_now("at")?;
+        query(move |e| e.tier_distribution(at))
+    }
+
+    fn b_stage(&self, member: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let id = member_id(member)?;
+        let at = Opts::new(options)?.at_or_now("at")?;
+        query(move |e| e.stage(&id, at))
+    }
+
+    fn b_stage_history(&self, member: Unknown) -> BResult<Work> {
+        let id = member_id(member)?;
+        query(move |e| e.stage_history(&id))
+    }
+
+    fn b_stage_distribution(&self, options: Option<Unknown>) -> BResult<Work> {
+        let at = Opts::new(options)?.at_or_now("at")?;
+        query(move |e| e.stage_distribution(at))
+    }
+
+    fn b_stage_transitions(&self, from: Unknown, to: Unknown) -> BResult<Work> {
+        let from = instant(from, "from")?;
+        let to = instant(to, "to")?;
+        query(move |e| e.stage_transitions(from, to))
+    }
 }
 
 /// Read the arguments of `openPostgres` / `openPostgresSync`.
@@ -677,7 +749,7 @@ impl Engine {
     /// Synchronous {@link Engine.dropStoreSchema}.
     #[napi(catch_unwind, ts_return_type = "void")]
     pub fn drop_store_schema_sync(&self, env: Env) -> napi::Result<()> {
-        self.run(&env, b_drop_store_schema(&self.postgres)).map(|_| ())
+        self.run::<Js>(&env, b_drop_store_schema(&self.postgres)).map(|_| ())
     }
 
     /// The engine's programme.
@@ -1143,8 +1215,11 @@ impl Engine {
         self.run(&env, self.b_erase(member_id, options))
     }
 
-    /// Activate pending lots and expire lots due at `now`, for every member.
-    /// Idempotent per `now`.
+    /// Activate pending lots and expire lots due at `now`, for every member;
+    /// run due tier reviews and stage changes, and hand out the outreach
+    /// that is due (`outreach`: the messages to send). Idempotent per `now`:
+    /// a repeat returns the first outcome without the items (`outreachCount`
+    /// still says how many there were), so nothing is handed out twice.
     #[napi(
         catch_unwind,
         ts_args_type = "now: Instant, options?: RunDueOptions",
@@ -1176,6 +1251,72 @@ impl Engine {
     #[napi(catch_unwind, ts_args_type = "key: string, command: Command, now: Instant", ts_return_type = "Outcome")]
     pub fn execute_sync(&self, env: Env, key: Unknown, command: Unknown, now: Unknown) -> napi::Result<Js> {
         self.run(&env, self.b_execute(key, command, now))
+    }
+
+    /// Put a member in a tier by hand until `until` (then the qualifying
+    /// metric decides again at the next review). Upgrades above it still
+    /// apply. Default idempotency key: built from the content and `now`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, tier: string, options: AssignTierOptions",
+        ts_return_type = "Promise<TierOutcome>"
+    )]
+    pub fn assign_tier(
+        &self,
+        member_id: Unknown,
+        tier: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_assign_tier(member_id, tier, options))
+    }
+
+    /// Synchronous {@link Engine.assignTier}.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, tier: string, options: AssignTierOptions",
+        ts_return_type = "TierOutcome"
+    )]
+    pub fn assign_tier_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        tier: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_assign_tier(member_id, tier, options))
+    }
+
+    /// Record a browse, favourite, add-to-cart or host-defined engagement
+    /// (cart-abandonment outreach). `at` defaults to `now`. Default
+    /// idempotency key: built from the content and `now`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, kind: EngagementKind, options: RecordEngagementOptions",
+        ts_return_type = "Promise<MemberOutcome>"
+    )]
+    pub fn record_engagement(
+        &self,
+        member_id: Unknown,
+        kind: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_record_engagement(member_id, kind, options))
+    }
+
+    /// Synchronous {@link Engine.recordEngagement}.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, kind: EngagementKind, options: RecordEngagementOptions",
+        ts_return_type = "MemberOutcome"
+    )]
+    pub fn record_engagement_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        kind: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_record_engagement(member_id, kind, options))
     }
 
     // ----- queries ---------------------------------------------------------
@@ -1347,5 +1488,95 @@ impl Engine {
     #[napi(catch_unwind, ts_args_type = "memberId: string, at: Instant", ts_return_type = "Member")]
     pub fn member_as_of_sync(&self, env: Env, member_id: Unknown, at: Unknown) -> napi::Result<Js> {
         self.run(&env, self.b_member_as_of(member_id, at))
+    }
+
+    /// The member's tier at `at` (default: now) with its benefits, progress
+    /// to the next tier and to keeping this one. Follows merges.
+    /// `validation_error` on `tiers` when the programme has no tier ladder.
+    #[napi(catch_unwind, ts_args_type = "memberId: string, options?: AtOptions", ts_return_type = "Promise<TierView>")]
+    pub fn tier(&self, member_id: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_tier(member_id, options))
+    }
+
+    /// Synchronous {@link Engine.tier}.
+    #[napi(catch_unwind, ts_args_type = "memberId: string, options?: AtOptions", ts_return_type = "TierView")]
+    pub fn tier_sync(&self, env: Env, member_id: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
+        self.run(&env, self.b_tier(member_id, options))
+    }
+
+    /// Every tier change (and confirmation at a review) of the member,
+    /// oldest first. Follows merges.
+    #[napi(catch_unwind, ts_args_type = "memberId: string", ts_return_type = "Promise<TierChange[]>")]
+    pub fn tier_history(&self, member_id: Unknown) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_tier_history(member_id))
+    }
+
+    /// Synchronous {@link Engine.tierHistory}.
+    #[napi(catch_unwind, ts_args_type = "memberId: string", ts_return_type = "TierChange[]")]
+    pub fn tier_history_sync(&self, env: Env, member_id: Unknown) -> napi::Result<Js> {
+        self.run(&env, self.b_tier_history(member_id))
+    }
+
+    /// Members per tier at `at` (default: now), keyed by tier id; every tier
+    /// of the ladder is listed.
+    #[napi(catch_unwind, ts_args_type = "options?: AtOptions", ts_return_type = "Promise<TierDistribution>")]
+    pub fn tier_distribution(&self, options: Option<Unknown>) -> napi::Result<AsyncTask<Job<JsDocument>>> {
+        self.spawn(self.b_tier_distribution(options))
+    }
+
+    /// Synchronous {@link Engine.tierDistribution}.
+    #[napi(catch_unwind, ts_args_type = "options?: AtOptions", ts_return_type = "TierDistribution")]
+    pub fn tier_distribution_sync(&self, env: Env, options: Option<Unknown>) -> napi::Result<JsDocument> {
+        self.run(&env, self.b_tier_distribution(options))
+    }
+
+    /// The member's lifecycle stage at `at` (default: now). Follows merges.
+    #[napi(catch_unwind, ts_args_type = "memberId: string, options?: AtOptions", ts_return_type = "Promise<StageView>")]
+    pub fn stage(&self, member_id: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_stage(member_id, options))
+    }
+
+    /// Synchronous {@link Engine.stage}.
+    #[napi(catch_unwind, ts_args_type = "memberId: string, options?: AtOptions", ts_return_type = "StageView")]
+    pub fn stage_sync(&self, env: Env, member_id: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
+        self.run(&env, self.b_stage(member_id, options))
+    }
+
+    /// Every recorded stage transition of the member, oldest first.
+    #[napi(catch_unwind, ts_args_type = "memberId: string", ts_return_type = "Promise<StageChange[]>")]
+    pub fn stage_history(&self, member_id: Unknown) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_stage_history(member_id))
+    }
+
+    /// Synchronous {@link Engine.stageHistory}.
+    #[napi(catch_unwind, ts_args_type = "memberId: string", ts_return_type = "StageChange[]")]
+    pub fn stage_history_sync(&self, env: Env, member_id: Unknown) -> napi::Result<Js> {
+        self.run(&env, self.b_stage_history(member_id))
+    }
+
+    /// Members per lifecycle stage at `at` (default: now), keyed by stage
+    /// (`at_risk` …, as the stage values); every stage is listed.
+    #[napi(catch_unwind, ts_args_type = "options?: AtOptions", ts_return_type = "Promise<StageDistribution>")]
+    pub fn stage_distribution(&self, options: Option<Unknown>) -> napi::Result<AsyncTask<Job<JsDocument>>> {
+        self.spawn(self.b_stage_distribution(options))
+    }
+
+    /// Synchronous {@link Engine.stageDistribution}.
+    #[napi(catch_unwind, ts_args_type = "options?: AtOptions", ts_return_type = "StageDistribution")]
+    pub fn stage_distribution_sync(&self, env: Env, options: Option<Unknown>) -> napi::Result<JsDocument> {
+        self.run(&env, self.b_stage_distribution(options))
+    }
+
+    /// How members moved between stages from `from` to `to`:
+    /// `counts[stageAtFrom][stageAtTo]` (stage keys as the stage values).
+    #[napi(catch_unwind, ts_args_type = "from: Instant, to: Instant", ts_return_type = "Promise<StageTransitions>")]
+    pub fn stage_transitions(&self, from: Unknown, to: Unknown) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_stage_transitions(from, to))
+    }
+
+    /// Synchronous {@link Engine.stageTransitions}.
+    #[napi(catch_unwind, ts_args_type = "from: Instant, to: Instant", ts_return_type = "StageTransitions")]
+    pub fn stage_transitions_sync(&self, env: Env, from: Unknown, to: Unknown) -> napi::Result<Js> {
+        self.run(&env, self.b_stage_transitions(from, to))
     }
 }

@@ -10,6 +10,7 @@ use napi::bindgen_prelude::{JsObjectValue, Object, Unknown};
 use napi::ValueType;
 use napi_derive::napi;
 
+mod analytics;
 mod convert;
 mod engine;
 mod errors;

@@ -34,6 +34,12 @@ const VERBATIM = new Set([
   'last_activity',
   'returned',
   'clawed',
+  'bonus',
+  'expired',
+  'bonus_expired',
+  'custom',
+  'payload',
+  'counts',
 ])
 /** Maps keyed by data (ids, channels) whose values are structured. */
 const KEYED = new Set(['orders', 'redemptions', 'consents'])
@@ -145,6 +151,18 @@ const COMMANDS = {
   merge: (c, o) => ['merge', c.survivor, c.merged, o],
   erase: (c, o) => ['erase', c.member_id, o],
   run_due: (c, o) => ['runDue', o.now, { idempotencyKey: o.idempotencyKey }],
+  assign_tier: (c, o) => [
+    'assignTier',
+    c.member_id,
+    c.tier,
+    { ...o, until: c.until, reason: c.reason, actor: c.actor },
+  ],
+  record_engagement: (c, o) => [
+    'recordEngagement',
+    c.member_id,
+    c.kind,
+    { ...o, at: c.at, sku: c.sku, reference: c.reference },
+  ],
 }
 
 const QUERIES = {
@@ -155,7 +173,17 @@ const QUERIES = {
   liability: (q, now) => ['liability', { at: now }],
   member: (q) => ['member', q.member_id],
   find_by_identity: (q) => ['findByIdentity', q.channel, q.external_id],
+  tier: (q, now) => ['tier', q.member_id, { at: q.at ?? now }],
+  tier_history: (q) => ['tierHistory', q.member_id],
+  tier_distribution: (q, now) => ['tierDistribution', { at: q.at ?? now }],
+  stage: (q, now) => ['stage', q.member_id, { at: q.at ?? now }],
+  stage_history: (q) => ['stageHistory', q.member_id],
+  stage_distribution: (q, now) => ['stageDistribution', { at: q.at ?? now }],
+  stage_transitions: (q) => ['stageTransitions', q.from, q.to],
 }
+
+/** Queries whose result is a map keyed by data (tier ids, stages): keys unchanged. */
+const VERBATIM_RESULTS = new Set(['tier_distribution', 'stage_distribution'])
 
 /**
  * Run scenario `file` on the engine `engineFor(program)` returns (an `Engine`
@@ -178,6 +206,7 @@ export async function runScenario(file, engineFor, { isAsync, programFrom = 'obj
     const now = i % 2 === 0 ? step.now : new Date(step.now)
     let name
     let args
+    let mode = 'fields'
     if (step.command) {
       assert.equal(typeof step.key, 'string', `${where}: command steps need a key`)
       const map = COMMANDS[step.command.type]
@@ -187,6 +216,7 @@ export async function runScenario(file, engineFor, { isAsync, programFrom = 'obj
       const map = QUERIES[step.query.type]
       assert.ok(map, `${where}: no Node mapping for query type ${JSON.stringify(step.query.type)}`)
       ;[name, ...args] = map(step.query, now)
+      if (VERBATIM_RESULTS.has(step.query.type)) mode = 'verbatim'
     } else {
       assert.fail(`${where}: needs command or query`)
     }
@@ -202,7 +232,7 @@ export async function runScenario(file, engineFor, { isAsync, programFrom = 'obj
       matches(step.error, { code: error.code, field: error.field, message: error.message }, `${where}: error`)
     } else {
       if (error) assert.fail(`${where}: unexpected error ${error.message} (${error.code}, field ${error.field})`)
-      if (step.expect !== undefined) matches(camelize(step.expect), result, `${where}: $`)
+      if (step.expect !== undefined) matches(camelize(step.expect, mode), result, `${where}: $`)
     }
   }
   return sc.steps.length

@@ -321,6 +321,14 @@ pub(crate) fn decimal_to_py<'py>(py: Python<'py>, d: &Decimal) -> PyResult<Bound
     decimal_type(py)?.call1((d.to_string(),))
 }
 
+/// A `decimal.Decimal`, or `None`.
+pub(crate) fn opt_decimal_to_py<'py>(py: Python<'py>, d: &Option<Decimal>) -> PyResult<Bound<'py, PyAny>> {
+    match d {
+        Some(d) => decimal_to_py(py, d),
+        None => Ok(py.None().into_bound(py)),
+    }
+}
+
 /// An aware `datetime` in UTC.
 pub(crate) fn time_to_py<'py>(py: Python<'py>, t: &DateTime<Utc>) -> PyResult<Bound<'py, PyAny>> {
     Ok(t.into_pyobject(py)?.into_any())

@@ -28,7 +28,8 @@ use crate::convert::{self, datetime, dict, integer, money, opt_datetime, opt_str
 use crate::errors::{detached, invalid, to_py};
 use crate::program::PyProgram;
 use crate::results::{
-    PyBalance, PyExpiring, PyLiability, PyLot, PyMember, PyOutcome, PyStatementEntry, PyStatementPage,
+    PyBalance, PyExpiring, PyLiability, PyLot, PyMember, PyOutcome, PyStageChange, PyStageView, PyStatementEntry,
+    PyStatementPage, PyTierChange, PyTierView, PyTransitionMatrix,
 };
 
 /// The core engine as the binding holds it.
@@ -737,6 +738,66 @@ impl PyEngine {
         self.submit(py, idempotency_key, command, now)
     }
 
+    /// Record an engagement event: a browse, favourite, add-to-cart (`kind`
+    /// `"browse"`, `"favourite"`, `"add_to_cart"`, or a host-defined kind)
+    /// for cart-abandonment outreach and segments. `at` is the effective time
+    /// (default `now`); `sku` and `reference` are optional references.
+    /// Outcome type `member`. Default key: a hash of the content.
+    #[pyo3(signature = (member_id, kind, *, now, at=None, sku=None, reference=None, idempotency_key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn record_engagement(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        kind: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        at: Option<&Bound<'_, PyAny>>,
+        sku: Option<&Bound<'_, PyAny>>,
+        reference: Option<&Bound<'_, PyAny>>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let command = Command::RecordEngagement {
+            member_id: self::member_id(member_id, "member_id")?,
+            kind: string(kind, "kind")?,
+            at: opt_datetime(at, "at")?,
+            sku: opt_string(sku, "sku")?,
+            reference: opt_string(reference, "reference")?,
+        };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    // ----- tiers ----------------------------------------------------------
+
+    /// Put a member in tier `tier` by hand until `until` (after `now`); then
+    /// the metric decides again. Upgrades above it still apply. `reason` and
+    /// `actor` (1-500 characters) are recorded in the tier history. Outcome
+    /// type `tier` (`.member_id`, `.tier`, `.until`). Default key: a hash of
+    /// the content. Raises `ValidationError` with field `tier` for a tier the
+    /// ladder does not have (or a programme without tiers), `until` when it
+    /// is not after `now`.
+    #[pyo3(signature = (member_id, tier, *, until, reason, actor, now, idempotency_key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn assign_tier(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        tier: &Bound<'_, PyAny>,
+        until: &Bound<'_, PyAny>,
+        reason: &Bound<'_, PyAny>,
+        actor: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let command = Command::AssignTier {
+            member_id: self::member_id(member_id, "member_id")?,
+            tier: string(tier, "tier")?,
+            until: datetime(until, "until")?,
+            reason: string(reason, "reason")?,
+            actor: string(actor, "actor")?,
+        };
+        self.submit(py, idempotency_key, command, now)
+    }
+
     // ----- points ---------------------------------------------------------
 
     /// Spend points. The idempotency key is required and is also the
@@ -807,8 +868,14 @@ impl PyEngine {
         self.submit(py, Some(idempotency_key), command, now)
     }
 
-    /// Activate pending lots and expire lots due at `now`, for every member
-    /// (default key `run_due:<now>`; idempotent).
+    /// Scheduled work due at `now`, for every member: activate pending lots,
+    /// expire lots, tier reviews (and ends of grace periods and manual
+    /// assignments), lifecycle stage changes, then triggered outreach.
+    /// The outcome (type `due`) has `members`, `activated`, `expired`,
+    /// `tier_changes`, `stage_changes`, `outreach` (a list of `OutreachItem`s
+    /// for the host to send), `outreach_count` and `suppressed`. Default key
+    /// `run_due:<now>`; idempotent: a repeated run for the same `now` returns
+    /// the stored counts with `outreach == []`, so nothing is handed out twice.
     #[pyo3(signature = (now, *, idempotency_key=None))]
     fn run_due(
         &self,
@@ -1050,6 +1117,101 @@ impl PyEngine {
         let at = datetime(at, "at")?;
         let engine = self.inner.clone();
         detached(py, move || engine.liability(at)).map(PyLiability)
+    }
+
+    // ----- tiers and lifecycle stages ----------------------------------------
+
+    /// The member's tier at `at` (follows merges) with its benefits, progress
+    /// to the next tier (`.next`) and to keeping this one at the next review
+    /// (`.retain`). Raises `ValidationError` (field `tiers`) when the
+    /// programme has no tier ladder.
+    #[pyo3(signature = (member_id, *, at))]
+    fn tier(&self, py: Python<'_>, member_id: &Bound<'_, PyAny>, at: &Bound<'_, PyAny>) -> PyResult<PyTierView> {
+        let id = self::member_id(member_id, "member_id")?;
+        let at = datetime(at, "at")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.tier(&id, at)).map(PyTierView)
+    }
+
+    /// Every tier change (and confirmation at a review) of the member, oldest
+    /// first (follows merges).
+    fn tier_history(&self, py: Python<'_>, member_id: &Bound<'_, PyAny>) -> PyResult<Vec<PyTierChange>> {
+        let id = self::member_id(member_id, "member_id")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.tier_history(&id)).map(|v| v.into_iter().map(PyTierChange).collect())
+    }
+
+    /// Members per tier at `at`, as a dict `{tier id: count}` in ladder order
+    /// (every tier listed; merged-away records not counted). Raises
+    /// `ValidationError` (field `tiers`) when the programme has no tier ladder.
+    #[pyo3(signature = (*, at))]
+    fn tier_distribution<'py>(&self, py: Python<'py>, at: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+        let at = datetime(at, "at")?;
+        let engine = self.inner.clone();
+        let mut counts = detached(py, move || engine.tier_distribution(at))?;
+        let d = PyDict::new(py);
+        let ladder = self.inner.program().tiers.as_ref().map(|l| l.levels.as_slice()).unwrap_or_default();
+        for t in ladder {
+            if let Some(n) = counts.remove(&t.id) {
+                d.set_item(&t.id, n)?;
+            }
+        }
+        for (k, n) in counts {
+            d.set_item(k, n)?;
+        }
+        Ok(d)
+    }
+
+    /// The member's lifecycle stage at `at` (follows merges). Works without
+    /// `lifecycle` in the programme (default thresholds; `.since` is then `None`).
+    #[pyo3(signature = (member_id, *, at))]
+    fn stage(&self, py: Python<'_>, member_id: &Bound<'_, PyAny>, at: &Bound<'_, PyAny>) -> PyResult<PyStageView> {
+        let id = self::member_id(member_id, "member_id")?;
+        let at = datetime(at, "at")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.stage(&id, at)).map(PyStageView)
+    }
+
+    /// Every recorded stage transition of the member, oldest first (follows merges).
+    fn stage_history(&self, py: Python<'_>, member_id: &Bound<'_, PyAny>) -> PyResult<Vec<PyStageChange>> {
+        let id = self::member_id(member_id, "member_id")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.stage_history(&id)).map(|v| v.into_iter().map(PyStageChange).collect())
+    }
+
+    /// Members per lifecycle stage at `at`, as a dict `{stage: count}` with
+    /// every stage listed, in the order `prospect`, `new`, `active`,
+    /// `reactivated`, `at_risk`, `dormant`, `churned`.
+    #[pyo3(signature = (*, at))]
+    fn stage_distribution<'py>(&self, py: Python<'py>, at: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+        let at = datetime(at, "at")?;
+        let engine = self.inner.clone();
+        let mut counts = detached(py, move || engine.stage_distribution(at))?;
+        let d = PyDict::new(py);
+        for stage in crm_core::lifecycle::Stage::ALL {
+            d.set_item(stage.as_str(), counts.remove(&stage).unwrap_or(0))?;
+        }
+        for (stage, n) in counts {
+            d.set_item(stage.as_str(), n)?;
+        }
+        Ok(d)
+    }
+
+    /// How members moved between lifecycle stages from instant `from_` to
+    /// instant `to` (`from_` because `from` is a Python keyword; the result's
+    /// `to_dict()` uses the core's `from`/`to`). Raises `ValidationError`
+    /// (field `to`) when `to` is before `from_`.
+    #[pyo3(signature = (*, from_, to))]
+    fn stage_transitions(
+        &self,
+        py: Python<'_>,
+        from_: &Bound<'_, PyAny>,
+        to: &Bound<'_, PyAny>,
+    ) -> PyResult<PyTransitionMatrix> {
+        let from = datetime(from_, "from_")?;
+        let to = datetime(to, "to")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.stage_transitions(from, to)).map(PyTransitionMatrix)
     }
 }
 

@@ -6,6 +6,7 @@
 
 use pyo3::prelude::*;
 
+mod analytics;
 mod convert;
 mod engine;
 mod errors;
@@ -17,6 +18,7 @@ mod results;
 fn _crm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    analytics::register(m)?;
     m.add_class::<program::PyProgram>()?;
     m.add_class::<engine::PyEngine>()?;
     m.add_class::<engine::StatementIterator>()?;
@@ -31,6 +33,17 @@ fn _crm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<results::PyPointTypeLiability>()?;
     m.add_class::<results::PyLiability>()?;
     m.add_class::<results::PyMember>()?;
+    m.add_class::<results::PyTierMetric>()?;
+    m.add_class::<results::PyTierGap>()?;
+    m.add_class::<results::PyTierProgress>()?;
+    m.add_class::<results::PyManualTier>()?;
+    m.add_class::<results::PyTierBenefits>()?;
+    m.add_class::<results::PyTierView>()?;
+    m.add_class::<results::PyTierChange>()?;
+    m.add_class::<results::PyStageView>()?;
+    m.add_class::<results::PyStageChange>()?;
+    m.add_class::<results::PyTransitionMatrix>()?;
+    m.add_class::<results::PyOutreachItem>()?;
     m.add_class::<frames::PyImportResult>()?;
     m.add_class::<frames::PyRejectedRow>()?;
     Ok(())

@@ -8,13 +8,17 @@
 use std::fmt::Write as _;
 
 use chrono::NaiveDate;
+use crm_core::engine::{StageView, TransitionMatrix};
+use crm_core::lifecycle::{Stage, StageChange};
 use crm_core::member::MemberStatus;
+use crm_core::outreach::OutreachItem;
 use crm_core::state::MemberState;
+use crm_core::tier::{Benefits, Gap, ManualTier, Metric, Progress, TierChange, TierView};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use serde_json::Value;
 
-use crate::convert::{decimal_to_py, json_to_py, opt_time_to_py, serde_to_py, time_to_py};
+use crate::convert::{decimal_to_py, json_to_py, opt_decimal_to_py, opt_time_to_py, serde_to_py, time_to_py};
 
 /// `repr()` of a Python value, for `__repr__` implementations.
 pub(crate) fn r(obj: &Bound<'_, PyAny>) -> String {
@@ -214,9 +218,10 @@ impl PyClawback {
 
 /// What a command did. `.type` is the core's outcome tag (`member`, `order`,
 /// `refund`, `redemption`, `reversal`, `adjustment`, `action`, `merge`,
-/// `erasure`, `due`); the variant's fields are attributes (`.order_id`,
+/// `erasure`, `due`, `tier`); the variant's fields are attributes (`.order_id`,
 /// `.earned`, `.points`, ...). Money fields are `Decimal`, allocations and
-/// clawbacks are `Allocation`/`Clawback` objects.
+/// clawbacks are `Allocation`/`Clawback` objects, `run_due`'s `.outreach` is a
+/// list of `OutreachItem`s and `assign_tier`'s `.until` an aware `datetime`.
 #[pyclass(frozen, eq, module = "crm", name = "Outcome")]
 pub struct PyOutcome {
     pub(crate) inner: crm_core::Outcome,
@@ -246,6 +251,20 @@ impl PyOutcome {
                 for item in a {
                     match serde_json::from_value::<crm_core::Allocation>(item.clone()) {
                         Ok(al) => list.append(Py::new(py, PyAllocation(al))?)?,
+                        Err(_) => list.append(json_to_py(py, item)?)?,
+                    }
+                }
+                Ok(list.into_any())
+            }
+            ("until", Value::String(s)) => match chrono::DateTime::parse_from_rfc3339(s) {
+                Ok(t) => time_to_py(py, &t.with_timezone(&chrono::Utc)),
+                Err(_) => json_to_py(py, v),
+            },
+            ("outreach", Value::Array(a)) => {
+                let list = PyList::empty(py);
+                for item in a {
+                    match serde_json::from_value::<OutreachItem>(item.clone()) {
+                        Ok(o) => list.append(Py::new(py, PyOutreachItem(o))?)?,
                         Err(_) => list.append(json_to_py(py, item)?)?,
                     }
                 }
@@ -699,5 +718,494 @@ impl PyMember {
     }
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         repr_of(slf.as_any(), "Member", &["id", "status", "tags", "order_count", "spend"])
+    }
+}
+
+// ----- Tiers ------------------------------------------------------------------
+
+/// The snake_case serde name of a unit enum value (`TierReason::ManualExpired`
+/// -> `"manual_expired"`).
+fn tag_of<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "unknown".into(),
+    }
+}
+
+/// The qualifying metric of a tier ladder over its window: spend (`Decimal`),
+/// paid orders and growth points.
+#[pyclass(frozen, eq, module = "crm", name = "TierMetric")]
+#[derive(PartialEq)]
+pub struct PyTierMetric(pub Metric);
+
+#[pymethods]
+impl PyTierMetric {
+    /// Qualifying spend (`Decimal`; refunds deducted).
+    #[getter]
+    fn spend<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        decimal_to_py(py, &self.0.spend)
+    }
+    /// Paid orders (fully refunded orders deducted).
+    #[getter]
+    fn orders(&self) -> i64 {
+        self.0.orders
+    }
+    /// Growth points (points of the ladder's `point_type`).
+    #[getter]
+    fn points(&self) -> i64 {
+        self.0.points
+    }
+    /// The core's JSON form (`spend` as a decimal string).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        serde_to_py(py, &self.0)
+    }
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        repr_of(slf.as_any(), "TierMetric", &["spend", "orders", "points"])
+    }
+}
+
+/// What is still missing to meet a threshold: one attribute per part of the
+/// threshold (`None` for parts the threshold does not have; zero where met).
+#[pyclass(frozen, eq, module = "crm", name = "TierGap")]
+#[derive(PartialEq)]
+pub struct PyTierGap(pub Gap);
+
+#[pymethods]
+impl PyTierGap {
+    /// Spend still missing (`Decimal`), or `None`.
+    #[getter]
+    fn spend<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        opt_decimal_to_py(py, &self.0.spend)
+    }
+    /// Orders still missing, or `None`.
+    #[getter]
+    fn orders(&self) -> Option<i64> {
+        self.0.orders
+    }
+    /// Growth points still missing, or `None`.
+    #[getter]
+    fn points(&self) -> Option<i64> {
+        self.0.points
+    }
+    /// True when nothing is missing.
+    #[getter]
+    fn met(&self) -> bool {
+        self.0.is_met()
+    }
+    /// The core's JSON form (absent parts left out; `spend` as a decimal string).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        serde_to_py(py, &self.0)
+    }
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        repr_of(slf.as_any(), "TierGap", &["spend", "orders", "points", "met"])
+    }
+}
+
+/// Progress towards a tier's threshold by a deadline (`TierView.next` and
+/// `TierView.retain`).
+#[pyclass(frozen, eq, module = "crm", name = "TierProgress")]
+#[derive(PartialEq)]
+pub struct PyTierProgress(pub Progress);
+
+#[pymethods]
+impl PyTierProgress {
+    /// The tier the progress is towards (next tier up, or the tier to keep).
+    #[getter]
+    fn tier(&self) -> &str {
+        &self.0.tier
+    }
+    /// The metric so far over the window that counts.
+    #[getter]
+    fn metric(&self) -> PyTierMetric {
+        PyTierMetric(self.0.metric.clone())
+    }
+    /// What is still missing.
+    #[getter]
+    fn missing(&self) -> PyTierGap {
+        PyTierGap(self.0.missing.clone())
+    }
+    /// Deadline (the review or the end of grace), or `None`.
+    #[getter]
+    fn by<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        opt_time_to_py(py, &self.0.by)
+    }
+    /// Readable summary ("spend 120.00 more by 31 Dec 2024 to keep Gold").
+    #[getter]
+    fn message(&self) -> &str {
+        &self.0.message
+    }
+    /// The core's JSON form.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        serde_to_py(py, &self.0)
+    }
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        repr_of(slf.as_any(), "TierProgress", &["tier", "missing", "by", "message"])
+    }
+}
+
+/// A tier assigned by hand (`Engine.assign_tier`), in force until `until`.
+#[pyclass(frozen, eq, module = "crm", name = "ManualTier")]
+#[derive(PartialEq)]
+pub struct PyManualTier(pub ManualTier);
+
+#[pymethods]
+impl PyManualTier {
+    /// When the assignment ends (then the metric decides again).
+    #[getter]
+    fn until<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        time_to_py(py, &self.0.until)
+    }
+    /// Why it was assigned.
+    #[getter]
+    fn reason(&self) -> &str {
+        &self.0.reason
+    }
+    /// Who assigned it.
+    #[getter]
+    fn actor(&self) -> &str {
+        &self.0.actor
+    }
+    /// The core's JSON form.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        serde_to_py(py, &self.0)
+    }
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        repr_of(slf.as_any(), "ManualTier", &["until", "reason", "actor"])
+    }
+}
+
+/// What members of a tier get.
+#[pyclass(frozen, eq, module = "crm", name = "TierBenefits")]
+#[derive(PartialEq)]
+pub struct PyTierBenefits(pub Benefits);
+
+#[pymethods]
+impl PyTierBenefits {
+    /// Factor on points earned by rate rules (`Decimal`), or `None` (1).
+    #[getter]
+    fn points_multiplier<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        opt_decimal_to_py(py, &self.0.points_multiplier)
+    }
+    /// Discount rate the host applies at checkout (`Decimal`, `0.05` = 5 %), or `None`.
+    #[getter]
+    fn discount_rate<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        opt_decimal_to_py(py, &self.0.discount_rate)
+    }
+    /// Free shipping.
+    #[getter]
+    fn free_shipping(&self) -> bool {
+        self.0.free_shipping
+    }
+    /// Birthday gift reference, or `None`.
+    #[getter]
+    fn birthday_gift(&self) -> Option<&str> {
+        self.0.birthday_gift.as_deref()
+    }
+    /// Host-defined extras (plain JSON values).
+    #[getter]
+    fn custom<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        serde_to_py(py, &self.0.custom)
+    }
+    /// The core's JSON form (decimals as strings, absent fields left out).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        serde_to_py(py, &self.0)
+    }
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        repr_of(
+            slf.as_any(),
+            "TierBenefits",
+            &["points_multiplier", "discount_rate", "free_shipping", "birthday_gift", "custom"],
+        )
+    }
+}
+
+/// A member's tier at an instant, with its benefits and progress
+/// (`Engine.tier`).
+#[pyclass(frozen, eq, module = "crm", name = "TierView")]
+#[derive(PartialEq)]
+pub struct PyTierView(pub TierView);
+
+#[pymethods]
+impl PyTierView {
+    /// Tier id (`"gold"`).
+    #[getter]
+    fn tier(&self) -> &str {
+        &self.0.tier
+    }
+    /// Display name (`"Gold"`; the id when the tier has none).
+    #[getter]
+    fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// When the member entered the tier.
+    #[getter]
+    fn since<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        time_to_py(py, &self.0.since)
+    }
+    /// Next review, or `None` (never reviewed).
+    #[getter]
+    fn review_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        opt_time_to_py(py, &self.0.review_at)
+    }
+    /// End of the grace period after a failed review, or `None`.
+    #[getter]
+    fn grace_until<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        opt_time_to_py(py, &self.0.grace_until)
+    }
+    /// The manual assignment in force, or `None`.
+    #[getter]
+    fn manual(&self) -> Option<PyManualTier> {
+        self.0.manual.clone().map(PyManualTier)
+    }
+    /// The tier's benefits.
+    #[getter]
+    fn benefits(&self) -> PyTierBenefits {
+        PyTierBenefits(self.0.benefits.clone())
+    }
+    /// Progress to the next tier up (`None` at the top).
+    #[getter]
+    fn next(&self) -> Option<PyTierProgress> {
+        self.0.next.clone().map(PyTierProgress)
+    }
+    /// Progress to keeping this tier at the next review (`None` for the base
+    /// tier and lifetime windows).
+    #[getter]
+    fn retain(&self) -> Option<PyTierProgress> {
+        self.0.retain.clone().map(PyTierProgress)
+    }
+    /// The core's JSON form.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        serde_to_py(py, &self.0)
+    }
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        repr_of(slf.as_any(), "TierView", &["tier", "name", "since", "review_at", "grace_until", "manual"])
+    }
+}
+
+/// One entry of a member's tier history (`Engine.tier_history`).
+#[pyclass(frozen, eq, module = "crm", name = "TierChange")]
+#[derive(PartialEq)]
+pub struct PyTierChange(pub TierChange);
+
+#[pymethods]
+impl PyTierChange {
+    /// When it happened.
+    #[getter]
+    fn at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        time_to_py(py, &self.0.at)
+    }
+    /// The previous tier (`None` when the member joined); `from` in `to_dict()`.
+    #[getter(from_)]
+    fn from_(&self) -> Option<&str> {
+        self.0.from.as_deref()
+    }
+    /// The tier after the change (the same tier for `retained` and `grace`).
+    #[getter]
+    fn to(&self) -> &str {
+        &self.0.to
+    }
+    /// `joined`, `upgrade`, `retained`, `grace`, `downgrade`, `refund`,
+    /// `manual`, `manual_expired` or `ladder_changed`.
+    #[getter]
+    fn reason(&self) -> String {
+        tag_of(&self.0.reason)
+    }
+    /// Free text (the reason of a manual assignment), or `None`.
+    #[getter]
+    fn note(&self) -> Option<&str> {
+        self.0.note.as_deref()
+    }
+    /// The core's JSON form (keys `at`, `from`, `to`, `reason`, `note`).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        serde_to_py(py, &self.0)
+    }
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        repr_of(slf.as_any(), "TierChange", &["at", "from_", "to", "reason", "note"])
+    }
+}
+
+// ----- Lifecycle stages ---------------------------------------------------------
+
+/// A member's lifecycle stage at an instant (`Engine.stage`).
+#[pyclass(frozen, eq, module = "crm", name = "StageView")]
+#[derive(PartialEq)]
+pub struct PyStageView(pub StageView);
+
+#[pymethods]
+impl PyStageView {
+    /// `prospect`, `new`, `active`, `reactivated`, `at_risk`, `dormant` or `churned`.
+    #[getter]
+    fn stage(&self) -> &'static str {
+        self.0.stage.as_str()
+    }
+    /// When the member entered the stage (recorded transitions), or `None`
+    /// (the programme does not record stages).
+    #[getter]
+    fn since<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        opt_time_to_py(py, &self.0.since)
+    }
+    /// Last paid order up to the instant, or `None`.
+    #[getter]
+    fn last_order_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        opt_time_to_py(py, &self.0.last_order_at)
+    }
+    /// Whole days since the last paid order, or `None`.
+    #[getter]
+    fn days_since_last_order(&self) -> Option<i64> {
+        self.0.days_since_last_order
+    }
+    /// Paid orders up to the instant.
+    #[getter]
+    fn orders(&self) -> u64 {
+        self.0.orders
+    }
+    /// The core's JSON form.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        serde_to_py(py, &self.0)
+    }
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        repr_of(slf.as_any(), "StageView", &["stage", "since", "last_order_at", "days_since_last_order", "orders"])
+    }
+}
+
+/// A recorded stage transition (`Engine.stage_history`).
+#[pyclass(frozen, eq, module = "crm", name = "StageChange")]
+#[derive(PartialEq)]
+pub struct PyStageChange(pub StageChange);
+
+#[pymethods]
+impl PyStageChange {
+    /// When it happened.
+    #[getter]
+    fn at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        time_to_py(py, &self.0.at)
+    }
+    /// The previous stage (`None` when the member joined); `from` in `to_dict()`.
+    #[getter(from_)]
+    fn from_(&self) -> Option<&'static str> {
+        self.0.from.map(Stage::as_str)
+    }
+    /// The new stage.
+    #[getter]
+    fn to(&self) -> &'static str {
+        self.0.to.as_str()
+    }
+    /// Why ("no order for 60 days").
+    #[getter]
+    fn reason(&self) -> &str {
+        &self.0.reason
+    }
+    /// The core's JSON form (keys `at`, `from`, `to`, `reason`).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        serde_to_py(py, &self.0)
+    }
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        repr_of(slf.as_any(), "StageChange", &["at", "from_", "to", "reason"])
+    }
+}
+
+/// How members moved between stages from one instant to another
+/// (`Engine.stage_transitions`).
+#[pyclass(frozen, eq, module = "crm", name = "TransitionMatrix")]
+#[derive(PartialEq)]
+pub struct PyTransitionMatrix(pub TransitionMatrix);
+
+#[pymethods]
+impl PyTransitionMatrix {
+    /// The first instant; `from` in `to_dict()`.
+    #[getter(from_)]
+    fn from_<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        time_to_py(py, &self.0.from)
+    }
+    /// The second instant.
+    #[getter]
+    fn to<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        time_to_py(py, &self.0.to)
+    }
+    /// `counts[a][b]`: members in stage `a` at `from_` and in `b` at `to`
+    /// (only pairs with members are present). Members who joined after
+    /// `from_` count as `prospect` there.
+    #[getter]
+    fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (a, row) in &self.0.counts {
+            let inner = PyDict::new(py);
+            for (b, n) in row {
+                inner.set_item(b.as_str(), *n)?;
+            }
+            d.set_item(a.as_str(), inner)?;
+        }
+        Ok(d)
+    }
+    /// Members in stage `start` at `from_` and in `end` at `to` (0 when none).
+    fn count(&self, start: &str, end: &str) -> u64 {
+        self.0
+            .counts
+            .iter()
+            .filter(|(a, _)| a.as_str() == start)
+            .flat_map(|(_, row)| row.iter().filter(|(b, _)| b.as_str() == end).map(|(_, n)| *n))
+            .sum()
+    }
+    /// The core's JSON form (keys `from`, `to`, `counts`).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        serde_to_py(py, &self.0)
+    }
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        repr_of(slf.as_any(), "TransitionMatrix", &["from_", "to", "counts"])
+    }
+}
+
+// ----- Outreach ---------------------------------------------------------------
+
+/// A message the host should send, as emitted by `Engine.run_due`
+/// (`Outcome.outreach`).
+#[pyclass(frozen, eq, module = "crm", name = "OutreachItem")]
+#[derive(PartialEq)]
+pub struct PyOutreachItem(pub OutreachItem);
+
+#[pymethods]
+impl PyOutreachItem {
+    /// Stable id `member:trigger:occurrence` (use it to deduplicate sends).
+    #[getter]
+    fn id(&self) -> &str {
+        &self.0.id
+    }
+    /// The member.
+    #[getter]
+    fn member_id(&self) -> &str {
+        self.0.member_id.as_str()
+    }
+    /// The trigger id of the programme (`"birthday_sms"`).
+    #[getter]
+    fn trigger(&self) -> &str {
+        &self.0.trigger
+    }
+    /// Occurrence key within the trigger (`"2025"`, `"o-17"`, `"2025-03"`).
+    #[getter]
+    fn occurrence(&self) -> &str {
+        &self.0.occurrence
+    }
+    /// The first of the trigger's channels the member consented to.
+    #[getter]
+    fn channel(&self) -> &str {
+        &self.0.channel
+    }
+    /// When it is due (after quiet-hours deferral).
+    #[getter]
+    fn due_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        time_to_py(py, &self.0.due_at)
+    }
+    /// Trigger data and the trigger's static payload, as plain JSON values (a dict).
+    #[getter]
+    fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_to_py(py, &self.0.payload)
+    }
+    /// The core's JSON form (`due_at` as an RFC 3339 string).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        serde_to_py(py, &self.0)
+    }
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        repr_of(slf.as_any(), "OutreachItem", &["id", "channel", "due_at", "payload"])
     }
 }

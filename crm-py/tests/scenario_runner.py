@@ -165,6 +165,30 @@ def _run_due(e: crm.Engine, c: Command, key: str, now: dt.datetime) -> crm.Outco
     return e.run_due(now, idempotency_key=key)
 
 
+def _assign_tier(e: crm.Engine, c: Command, key: str, now: dt.datetime) -> crm.Outcome:
+    return e.assign_tier(
+        c["member_id"],
+        c["tier"],
+        until=ts(c["until"]),
+        reason=c["reason"],
+        actor=c["actor"],
+        now=now,
+        idempotency_key=key,
+    )
+
+
+def _record_engagement(e: crm.Engine, c: Command, key: str, now: dt.datetime) -> crm.Outcome:
+    return e.record_engagement(
+        c["member_id"],
+        c["kind"],
+        now=now,
+        at=ts(c.get("at")),
+        sku=c.get("sku"),
+        reference=c.get("reference"),
+        idempotency_key=key,
+    )
+
+
 COMMANDS: Dict[str, Callable[[crm.Engine, Command, str, dt.datetime], crm.Outcome]] = {
     "create_member": _create_member,
     "update_profile": _update_profile,
@@ -183,6 +207,8 @@ COMMANDS: Dict[str, Callable[[crm.Engine, Command, str, dt.datetime], crm.Outcom
     "merge": _merge,
     "erase": _erase,
     "run_due": _run_due,
+    "assign_tier": _assign_tier,
+    "record_engagement": _record_engagement,
 }
 
 
@@ -207,10 +233,41 @@ def run_query(e: crm.Engine, q: Dict[str, Any], now: dt.datetime) -> Any:
         return e.member(q["member_id"]).to_dict()
     if kind == "find_by_identity":
         return e.find_by_identity(q["channel"], q["external_id"])
+    # Tiers and lifecycle stages: `at` defaults to the step's `now`.
+    at = ts(q["at"]) if "at" in q else now
+    if kind == "tier":
+        return e.tier(q["member_id"], at=at).to_dict()
+    if kind == "tier_history":
+        return [c.to_dict() for c in e.tier_history(q["member_id"])]
+    if kind == "tier_distribution":
+        return dict(e.tier_distribution(at=at))
+    if kind == "stage":
+        return e.stage(q["member_id"], at=at).to_dict()
+    if kind == "stage_history":
+        return [c.to_dict() for c in e.stage_history(q["member_id"])]
+    if kind == "stage_distribution":
+        return dict(e.stage_distribution(at=at))
+    if kind == "stage_transitions":
+        return e.stage_transitions(from_=ts(q["from"]), to=ts(q["to"])).to_dict()
     raise AssertionError(f"unknown query type {kind!r}")
 
 
-QUERIES = ("balance", "lots", "statement", "expiring", "liability", "member", "find_by_identity")
+QUERIES = (
+    "balance",
+    "lots",
+    "statement",
+    "expiring",
+    "liability",
+    "member",
+    "find_by_identity",
+    "tier",
+    "tier_history",
+    "tier_distribution",
+    "stage",
+    "stage_history",
+    "stage_distribution",
+    "stage_transitions",
+)
 
 
 # ----- matching -------------------------------------------------------------------------

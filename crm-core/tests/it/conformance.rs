@@ -677,13 +677,13 @@ fn engine_run_due_expires_points<S: Store>(s: S) {
     e.record_order(paid("o-2", "bob", now + Duration::days(200), 5_000), now).unwrap();
     let due = now + Duration::days(366);
     let out = e.run_due(due).unwrap();
-    assert_eq!(out, Outcome::Due { members: 1, activated: 0, expired: 100 });
+    assert_eq!(out, Outcome::due(1, 0, 100));
     assert_eq!(available(&e, "alice", due), 0);
     assert_eq!(available(&e, "bob", due), 50);
     assert!(e.store().events(&mid("alice")).unwrap().iter().any(|ev| matches!(ev, Event::PointsExpired { .. })));
     // Idempotent for the same instant.
     assert_eq!(e.run_due(due).unwrap(), out);
-    assert_eq!(e.run_due(due + Duration::hours(1)).unwrap(), Outcome::Due { members: 0, activated: 0, expired: 0 });
+    assert_eq!(e.run_due(due + Duration::hours(1)).unwrap(), Outcome::due(0, 0, 0));
 }
 
 // ----- SQLite only --------------------------------------------------------------

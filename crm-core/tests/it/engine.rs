@@ -433,15 +433,15 @@ fn pending_points_activate_through_run_due() {
     let err = e.redeem(&m("a"), "reward", 1, "r1", utc("2024-03-17T01:59:59Z")).unwrap_err();
     assert_eq!(err.code(), "insufficient_points");
     // Nothing due yet.
-    assert_eq!(e.run_due(utc("2024-03-17T01:59:59Z")).unwrap(), Outcome::Due { members: 0, activated: 0, expired: 0 });
+    assert_eq!(e.run_due(utc("2024-03-17T01:59:59Z")).unwrap(), Outcome::due(0, 0, 0));
     let b = bal(&e, "a", "reward", "2024-03-17T02:00:00Z");
     assert_eq!((b.available, b.pending), (100, 0));
     let due = e.run_due(utc("2024-03-17T02:00:00Z")).unwrap();
-    assert_eq!(due, Outcome::Due { members: 1, activated: 100, expired: 0 });
+    assert_eq!(due, Outcome::due(1, 100, 0));
     assert!(e.lots(&m("a")).unwrap()[0].activated);
     // Same instant again: the first outcome; later: nothing left to do.
     assert_eq!(e.run_due(utc("2024-03-17T02:00:00Z")).unwrap(), due);
-    assert_eq!(e.run_due(utc("2024-03-18T00:00:00Z")).unwrap(), Outcome::Due { members: 0, activated: 0, expired: 0 });
+    assert_eq!(e.run_due(utc("2024-03-18T00:00:00Z")).unwrap(), Outcome::due(0, 0, 0));
     e.redeem(&m("a"), "reward", 100, "r2", utc("2024-03-18T00:00:00Z")).unwrap();
     // Manual adjustments are never pending.
     e.execute("adj", adjust("a", "reward", 5), utc("2024-03-18T00:00:00Z")).unwrap();
@@ -535,10 +535,10 @@ fn run_due_expires_at_the_boundary_and_records_the_instant() {
     let e = with_expiry("Asia/Shanghai", json!({"type": "days_after_earning", "days": 30}));
     buy(&e, "o1", "a", "2024-01-31T15:30:00Z", "100");
     let exp = utc("2024-03-01T16:00:00Z");
-    assert_eq!(e.run_due(exp - Duration::seconds(1)).unwrap(), Outcome::Due { members: 0, activated: 0, expired: 0 });
+    assert_eq!(e.run_due(exp - Duration::seconds(1)).unwrap(), Outcome::due(0, 0, 0));
     // Run late: the expiry event carries the expiry instant, not the run time.
     let due = e.run_due(utc("2024-03-05T00:00:00Z")).unwrap();
-    assert_eq!(due, Outcome::Due { members: 1, activated: 0, expired: 100 });
+    assert_eq!(due, Outcome::due(1, 0, 100));
     assert!(e.lots(&m("a")).unwrap().is_empty());
     let events = e.store().events(&m("a")).unwrap();
     let at = events.iter().find_map(|ev| match ev {
@@ -572,7 +572,7 @@ fn inactivity_expiry_is_pushed_by_a_redemption() {
     buy(&e, "o3", "b", "2024-01-20T02:00:00Z", "5");
     assert_eq!(avail(&e, "b", "2024-01-20T02:00:00Z"), 5);
     let due = e.run_due(utc("2024-01-20T03:00:00Z")).unwrap();
-    assert_eq!(due, Outcome::Due { members: 2, activated: 0, expired: 190 });
+    assert_eq!(due, Outcome::due(2, 0, 190));
     // The new lot of b runs from its own earning.
     assert_eq!(e.lots(&m("b")).unwrap()[0].expires_at, Some(utc("2024-01-30T16:00:00Z")));
 }
@@ -1580,10 +1580,7 @@ fn refund_does_not_claw_back_points_that_already_expired() {
     buy(&e, "o1", "a", "2024-01-01T02:00:00Z", "100");
     buy(&e, "o2", "a", "2024-01-10T02:00:00Z", "50");
     // o1's 100 points expire unused (valid through 11 January local).
-    assert_eq!(
-        e.run_due(utc("2024-01-15T00:00:00Z")).unwrap(),
-        Outcome::Due { members: 1, activated: 0, expired: 100 }
-    );
+    assert_eq!(e.run_due(utc("2024-01-15T00:00:00Z")).unwrap(), Outcome::due(1, 0, 100));
     assert_eq!(e.member(&m("a")).unwrap().orders["o1"].expired["reward"], 100);
     let now = "2024-01-16T00:00:00Z";
     let r = e.record_refund(refund("rf1", "o1", now, RefundScope::Full), utc(now)).unwrap();

@@ -56,11 +56,14 @@ macro_rules! delegate_store {
     };
 }
 
+mod analytics;
 mod conformance;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod durability;
 mod engine;
+mod journey;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod props;
 mod scenarios;
+mod segment;

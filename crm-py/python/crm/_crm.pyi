@@ -38,6 +38,17 @@ __all__ = [
     "Member",
     "ImportResult",
     "RejectedRow",
+    "TierMetric",
+    "TierGap",
+    "TierProgress",
+    "ManualTier",
+    "TierBenefits",
+    "TierView",
+    "TierChange",
+    "StageView",
+    "StageChange",
+    "TransitionMatrix",
+    "OutreachItem",
 ]
 
 _Money = Union[Decimal, str, int, float]
@@ -417,6 +428,268 @@ class Member:
     def __eq__(self, value: object, /) -> bool: ...
     def __ne__(self, value: object, /) -> bool: ...
 
+# ----- tiers, lifecycle stages, outreach -------------------------------------------
+
+@final
+class TierMetric:
+    """The qualifying metric of a tier ladder over its window."""
+
+    @property
+    def spend(self) -> Decimal:
+        """Qualifying spend (refunds deducted)."""
+    @property
+    def orders(self) -> int:
+        """Paid orders."""
+    @property
+    def points(self) -> int:
+        """Growth points."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class TierGap:
+    """What is still missing to meet a threshold (None for parts it does not have)."""
+
+    @property
+    def spend(self) -> Optional[Decimal]:
+        """Spend still missing."""
+    @property
+    def orders(self) -> Optional[int]:
+        """Orders still missing."""
+    @property
+    def points(self) -> Optional[int]:
+        """Growth points still missing."""
+    @property
+    def met(self) -> bool:
+        """True when nothing is missing."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class TierProgress:
+    """Progress towards a tier's threshold by a deadline."""
+
+    @property
+    def tier(self) -> str:
+        """The tier the progress is towards."""
+    @property
+    def metric(self) -> TierMetric:
+        """The metric so far."""
+    @property
+    def missing(self) -> TierGap:
+        """What is still missing."""
+    @property
+    def by(self) -> Optional[datetime]:
+        """Deadline, or None."""
+    @property
+    def message(self) -> str:
+        """Readable summary."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class ManualTier:
+    """A tier assigned by hand, in force until ``until``."""
+
+    @property
+    def until(self) -> datetime:
+        """When the assignment ends."""
+    @property
+    def reason(self) -> str:
+        """Why it was assigned."""
+    @property
+    def actor(self) -> str:
+        """Who assigned it."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class TierBenefits:
+    """What members of a tier get."""
+
+    @property
+    def points_multiplier(self) -> Optional[Decimal]:
+        """Factor on points earned by rate rules (None: 1)."""
+    @property
+    def discount_rate(self) -> Optional[Decimal]:
+        """Discount rate the host applies at checkout."""
+    @property
+    def free_shipping(self) -> bool:
+        """Free shipping."""
+    @property
+    def birthday_gift(self) -> Optional[str]:
+        """Birthday gift reference."""
+    @property
+    def custom(self) -> Dict[str, Any]:
+        """Host-defined extras."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class TierView:
+    """A member's tier at an instant, with benefits and progress."""
+
+    @property
+    def tier(self) -> str:
+        """Tier id."""
+    @property
+    def name(self) -> str:
+        """Display name."""
+    @property
+    def since(self) -> datetime:
+        """When the member entered the tier."""
+    @property
+    def review_at(self) -> Optional[datetime]:
+        """Next review, or None."""
+    @property
+    def grace_until(self) -> Optional[datetime]:
+        """End of the grace period, or None."""
+    @property
+    def manual(self) -> Optional[ManualTier]:
+        """The manual assignment in force, or None."""
+    @property
+    def benefits(self) -> TierBenefits:
+        """The tier's benefits."""
+    @property
+    def next(self) -> Optional[TierProgress]:
+        """Progress to the next tier up (None at the top)."""
+    @property
+    def retain(self) -> Optional[TierProgress]:
+        """Progress to keeping this tier at the next review."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class TierChange:
+    """One entry of a member's tier history."""
+
+    @property
+    def at(self) -> datetime:
+        """When it happened."""
+    @property
+    def from_(self) -> Optional[str]:
+        """The previous tier (``from`` in ``to_dict()``)."""
+    @property
+    def to(self) -> str:
+        """The tier after the change."""
+    @property
+    def reason(self) -> str:
+        """joined, upgrade, retained, grace, downgrade, refund, manual, manual_expired, ladder_changed."""
+    @property
+    def note(self) -> Optional[str]:
+        """Free text, or None."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class StageView:
+    """A member's lifecycle stage at an instant."""
+
+    @property
+    def stage(self) -> str:
+        """prospect, new, active, reactivated, at_risk, dormant or churned."""
+    @property
+    def since(self) -> Optional[datetime]:
+        """When the member entered the stage (recorded transitions), or None."""
+    @property
+    def last_order_at(self) -> Optional[datetime]:
+        """Last paid order up to the instant."""
+    @property
+    def days_since_last_order(self) -> Optional[int]:
+        """Whole days since the last paid order."""
+    @property
+    def orders(self) -> int:
+        """Paid orders up to the instant."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class StageChange:
+    """A recorded stage transition."""
+
+    @property
+    def at(self) -> datetime:
+        """When it happened."""
+    @property
+    def from_(self) -> Optional[str]:
+        """The previous stage (``from`` in ``to_dict()``)."""
+    @property
+    def to(self) -> str:
+        """The new stage."""
+    @property
+    def reason(self) -> str:
+        """Why."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class TransitionMatrix:
+    """How members moved between stages from ``from_`` to ``to``."""
+
+    @property
+    def from_(self) -> datetime:
+        """The first instant (``from`` in ``to_dict()``)."""
+    @property
+    def to(self) -> datetime:
+        """The second instant."""
+    @property
+    def counts(self) -> Dict[str, Dict[str, int]]:
+        """counts[a][b]: members in stage a at from_ and b at to."""
+    def count(self, start: str, end: str) -> int:
+        """Members in stage ``start`` at ``from_`` and ``end`` at ``to``."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class OutreachItem:
+    """A message the host should send (``Outcome.outreach`` of ``run_due``)."""
+
+    @property
+    def id(self) -> str:
+        """Stable id ``member:trigger:occurrence``."""
+    @property
+    def member_id(self) -> str:
+        """The member."""
+    @property
+    def trigger(self) -> str:
+        """Trigger id."""
+    @property
+    def occurrence(self) -> str:
+        """Occurrence key within the trigger."""
+    @property
+    def channel(self) -> str:
+        """The first consented channel of the trigger."""
+    @property
+    def due_at(self) -> datetime:
+        """When it is due (after quiet hours)."""
+    @property
+    def payload(self) -> Dict[str, Any]:
+        """Trigger data and static payload."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
 @final
 class RejectedRow:
     """A row that import_orders rejected."""
@@ -594,6 +867,31 @@ class Engine:
         self, member_id: str, action: str, reference: str, *, now: _Time, idempotency_key: Optional[str] = None
     ) -> Outcome:
         """Report an action that may earn a bonus."""
+    def record_engagement(
+        self,
+        member_id: str,
+        kind: str,
+        *,
+        now: _Time,
+        at: Optional[_Time] = None,
+        sku: Optional[str] = None,
+        reference: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> Outcome:
+        """Record a browse, favourite or add-to-cart (outcome type ``member``)."""
+    # tiers
+    def assign_tier(
+        self,
+        member_id: str,
+        tier: str,
+        *,
+        until: _Time,
+        reason: str,
+        actor: str,
+        now: _Time,
+        idempotency_key: Optional[str] = None,
+    ) -> Outcome:
+        """Put a member in a tier by hand until ``until`` (outcome type ``tier``)."""
     # points
     def redeem(
         self,
@@ -621,7 +919,13 @@ class Engine:
     ) -> Outcome:
         """Manual adjustment."""
     def run_due(self, now: _Time, *, idempotency_key: Optional[str] = None) -> Outcome:
-        """Activate pending lots and expire lots due at ``now``."""
+        """Scheduled work due at ``now``: points, tier reviews, stages, outreach.
+
+        The outcome (type ``due``) has ``members``, ``activated``, ``expired``,
+        ``tier_changes``, ``stage_changes``, ``outreach`` (``List[OutreachItem]``),
+        ``outreach_count`` and ``suppressed``; a repeated run for the same ``now``
+        returns ``outreach == []``.
+        """
     # bulk
     def record_orders(self, orders: Iterable[Mapping[str, Any]], *, now: _Time) -> List[Union[Outcome, CrmError]]:
         """Record many orders in one atomic commit."""
@@ -659,3 +963,18 @@ class Engine:
         """Points expiring in ``(now, now + days]``."""
     def liability(self, *, at: _Time) -> Liability:
         """Programme-wide outstanding points at ``at``."""
+    # tiers and lifecycle stages
+    def tier(self, member_id: str, *, at: _Time) -> TierView:
+        """The member's tier at ``at`` with benefits and progress."""
+    def tier_history(self, member_id: str) -> List[TierChange]:
+        """Every tier change of the member, oldest first."""
+    def tier_distribution(self, *, at: _Time) -> Dict[str, int]:
+        """Members per tier at ``at`` (ladder order, every tier listed)."""
+    def stage(self, member_id: str, *, at: _Time) -> StageView:
+        """The member's lifecycle stage at ``at``."""
+    def stage_history(self, member_id: str) -> List[StageChange]:
+        """Every recorded stage transition of the member, oldest first."""
+    def stage_distribution(self, *, at: _Time) -> Dict[str, int]:
+        """Members per lifecycle stage at ``at`` (every stage listed)."""
+    def stage_transitions(self, *, from_: _Time, to: _Time) -> TransitionMatrix:
+        """How members moved between stages from ``from_`` to ``to``."""

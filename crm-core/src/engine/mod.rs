@@ -54,6 +54,11 @@ use crate::state::{Event, MemberState, OrderLedger};
 use crate::store::{Commit, CommitError, MemberWrite, Receipt, Store, Versioned};
 use crate::time::{add_local_days, local_date};
 
+mod journey;
+mod views;
+
+pub use views::{StageView, TransitionMatrix};
+
 /// Largest number of points one command may move.
 pub const MAX_POINTS: i64 = 1_000_000_000_000;
 const MAX_ATTEMPTS: usize = 16;
@@ -309,6 +314,9 @@ impl<'a, S: Store> Tx<'a, S> {
     fn finish(mut self) -> Commit {
         let mut members: Vec<_> = self.members.into_values().filter(|w| !w.events.is_empty()).collect();
         members.sort_by(|a, b| a.state.id.cmp(&b.state.id));
+        for w in &mut members {
+            w.state.wake_at = journey::wake_at(self.program, &w.state);
+        }
         self.commit.members = members
             .into_iter()
             .map(|w| MemberWrite { expected_version: w.version, events: w.events, state: w.state })
@@ -514,12 +522,27 @@ impl<'a, S: Store> Tx<'a, S> {
                 Ok((Outcome::Erasure { member_id: id.clone() }, Some(id)))
             }
             Command::RunDue => Err(CrmError::invalid("command", "run_due is executed by Engine::run_due")),
+            Command::AssignTier { member_id, tier, until, reason, actor } => {
+                let id = self.assign_tier(member_id, tier, *until, reason, actor)?;
+                Ok((Outcome::Tier { member_id: id.clone(), tier: tier.clone(), until: *until }, Some(id)))
+            }
+            Command::RecordEngagement { member_id, kind, at, sku, reference } => {
+                let engagement = crate::state::Engagement {
+                    at: at.unwrap_or(self.now),
+                    kind: kind.clone(),
+                    sku: sku.clone(),
+                    reference: reference.clone(),
+                };
+                let id = self.engage(member_id, engagement)?;
+                Ok((Outcome::Member { member_id: id.clone() }, Some(id)))
+            }
         }
     }
 
     fn create(&mut self, id: &MemberId, profile: Profile, at: DateTime<Utc>) {
         self.insert(id, Working { state: MemberState::new(id.clone(), at), version: 0, events: Vec::new(), epoch: 0 });
         self.emit(id, Event::MemberCreated { at, profile });
+        self.enrol(id, at);
     }
 
     fn record_order(&mut self, order: &Order) -> Result<(Outcome, Option<MemberId>)> {
@@ -546,6 +569,9 @@ impl<'a, S: Store> Tx<'a, S> {
         self.emit(&id, Event::OrderRecorded { at: order.placed_at, order: OrderLedger::new(stored) });
         self.commit.orders.push((order.id.clone(), id.clone()));
         let (earned, lots) = if order.status.earns() { self.earn(&id, &order.id)? } else { Default::default() };
+        if order.status.earns() {
+            self.follow_up(&id, order.earned_at(), false);
+        }
         Ok((Outcome::Order { order_id: order.id.clone(), member_id: id.clone(), earned, lots }, Some(id)))
     }
 
@@ -559,7 +585,12 @@ impl<'a, S: Store> Tx<'a, S> {
         let mut lots = Vec::new();
         for rule in &self.program.earn.rules {
             let st = self.state(id);
-            let mut points = rules::order_points(rule, &order, st, tz);
+            let tier_factor = self
+                .program
+                .tiers
+                .as_ref()
+                .and_then(|l| l.benefits(st.tier.as_ref().map(|t| t.tier.as_str())).points_multiplier);
+            let mut points = rules::order_points(rule, &order, st, tz, tier_factor);
             let capped = rule.per_day_cap.is_some() || rule.per_month_cap.is_some();
             if capped {
                 let usage = st.rule_days.get(&rule.id);
@@ -734,6 +765,8 @@ impl<'a, S: Store> Tx<'a, S> {
             (Placed, Paid | Completed) => {
                 self.emit(&id, Event::OrderStatusChanged { at, order_id: order_id.into(), status });
                 let (earned, lots) = self.earn(&id, order_id)?;
+                let paid_at = self.state(&id).orders[order_id].order.earned_at();
+                self.follow_up(&id, paid_at, false);
                 Ok((Outcome::Order { order_id: order_id.into(), member_id: id.clone(), earned, lots }, Some(id)))
             }
             (Paid, Completed) | (Placed, Cancelled) => {
@@ -908,6 +941,7 @@ impl<'a, S: Store> Tx<'a, S> {
             );
             clawbacks.push(Clawback { point_type: point_type.clone(), taken, debt, shortfall });
         }
+        self.follow_up(&id, at, true);
         Ok((
             Outcome::Refund {
                 refund_id: refund.id.clone(),
@@ -990,6 +1024,7 @@ impl<'a, S: Store> Tx<'a, S> {
                 },
             );
         }
+        self.follow_up(&id, at, delta < 0);
         Ok((Outcome::Adjustment { member_id: id.clone(), point_type: point_type.into(), delta, lot_id }, Some(id)))
     }
 
@@ -1041,6 +1076,7 @@ impl<'a, S: Store> Tx<'a, S> {
         let at = self.now;
         self.emit(&s, Event::MergedIn { at, from: Box::new(from) });
         self.emit(merged, Event::MergedInto { at, into: s.clone(), moved: moved.clone() });
+        self.follow_up(&s, at, false);
         Ok((Outcome::Merge { survivor: s.clone(), merged: merged.clone(), moved }, Some(s)))
     }
 }
@@ -1254,22 +1290,29 @@ impl<S: Store> Engine<S> {
         due.sort_unstable();
         due.dedup();
         let (mut members, mut activated, mut expired) = (0u64, 0i64, 0i64);
+        let mut journey = journey::Journey::default();
         for chunk in due.chunks(1000) {
             'attempt: for attempt in 0..MAX_ATTEMPTS {
                 let reads = ReadScope::begin(&self.store);
                 let mut tx = Tx::new(&self.program, &self.store, now);
                 let (mut m, mut a, mut e) = (0u64, 0i64, 0i64);
+                let mut j = journey::Journey::default();
                 for id in chunk {
                     // Stores may over-report; only members with something due emit.
                     if !tx.load(id)? || !has_due(tx.state(id), now) {
                         continue;
                     }
                     let (act, exp) = tx.due_events(id);
-                    if act + exp > 0 {
+                    let done = tx.journey_due(id);
+                    if act + exp > 0 || done.tier_changes + done.stage_changes > 0 || !done.outreach.is_empty() {
                         m += 1;
                         a += act;
                         e += exp;
                     }
+                    j.tier_changes += done.tier_changes;
+                    j.stage_changes += done.stage_changes;
+                    j.suppressed += done.suppressed;
+                    j.outreach.extend(done.outreach);
                 }
                 let commit = tx.finish();
                 drop(reads);
@@ -1278,6 +1321,10 @@ impl<S: Store> Engine<S> {
                         members += m;
                         activated += a;
                         expired += e;
+                        journey.tier_changes += j.tier_changes;
+                        journey.stage_changes += j.stage_changes;
+                        journey.suppressed += j.suppressed;
+                        journey.outreach.extend(j.outreach);
                         break 'attempt;
                     }
                     Err(CommitError::Stale { .. }) if attempt + 1 < MAX_ATTEMPTS => continue,
@@ -1286,9 +1333,33 @@ impl<S: Store> Engine<S> {
                 }
             }
         }
-        let outcome = Outcome::Due { members, activated, expired };
-        let receipt =
-            Receipt { key: key.to_string(), now, member_id: None, command: Command::RunDue, outcome: outcome.clone() };
+        journey
+            .outreach
+            .sort_by(|a, b| (a.due_at, &a.member_id, &a.trigger).cmp(&(b.due_at, &b.member_id, &b.trigger)));
+        let outreach_count = journey.outreach.len() as u64;
+        let outcome = Outcome::Due {
+            members,
+            activated,
+            expired,
+            tier_changes: journey.tier_changes,
+            stage_changes: journey.stage_changes,
+            outreach: journey.outreach,
+            outreach_count,
+            suppressed: journey.suppressed,
+        };
+        // The receipt keeps the counts, not the messages: a repeated run for
+        // the same `now` hands nothing out again.
+        let stored = match &outcome {
+            Outcome::Due { outreach, .. } if !outreach.is_empty() => {
+                let mut o = outcome.clone();
+                if let Outcome::Due { outreach, .. } = &mut o {
+                    outreach.clear();
+                }
+                o
+            }
+            _ => outcome.clone(),
+        };
+        let receipt = Receipt { key: key.to_string(), now, member_id: None, command: Command::RunDue, outcome: stored };
         match self.store.commit(Commit { receipts: vec![receipt], ..Commit::default() }) {
             Ok(()) | Err(CommitError::DuplicateKey { .. }) => Ok(outcome),
             Err(CommitError::Store(e)) => Err(e),
@@ -1549,9 +1620,11 @@ impl<S: Store> Drop for ReadScope<'_, S> {
 }
 
 fn has_due(st: &MemberState, now: DateTime<Utc>) -> bool {
-    st.lots
-        .iter()
-        .any(|l| (!l.activated && l.available_at <= now) || (l.remaining > 0 && l.phase(now) == LotPhase::Expired))
+    st.wake_at.is_some_and(|w| w <= now)
+        || st
+            .lots
+            .iter()
+            .any(|l| (!l.activated && l.available_at <= now) || (l.remaining > 0 && l.phase(now) == LotPhase::Expired))
 }
 
 fn same_or_conflict(r: Receipt, command: &Command) -> Result<Outcome> {

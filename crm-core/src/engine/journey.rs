@@ -1,0 +1,265 @@
+//! The member journey inside a transaction: tiers, lifecycle stages and
+//! outreach, driven by facts (orders, refunds) and by time (`run_due`).
+//! The rules themselves live in [`crate::tier`], [`crate::lifecycle`] and
+//! [`crate::outreach`]; this module only decides when to apply them and
+//! records the events.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::Tx;
+use crate::error::{CrmError, Result};
+use crate::lifecycle::Stage;
+use crate::member::MemberId;
+use crate::outreach::{self, OutreachItem};
+use crate::program::Program;
+use crate::state::{Engagement, Event, MemberState};
+use crate::store::Store;
+use crate::tier::{self, ManualTier, TierReason, TierState};
+
+/// Reviews (or stage changes) one `run_due` may catch up on per member.
+const MAX_CATCH_UP: usize = 400;
+
+/// What one member's scheduled work did.
+#[derive(Default)]
+pub(super) struct Journey {
+    pub tier_changes: u64,
+    pub stage_changes: u64,
+    pub outreach: Vec<OutreachItem>,
+    pub suppressed: u64,
+}
+
+/// The zone a member's dates and quiet hours are in.
+pub(crate) fn member_zone(program: &Program, st: &MemberState) -> Tz {
+    st.profile.timezone.unwrap_or(program.timezone)
+}
+
+fn joined(st: &MemberState) -> DateTime<Utc> {
+    st.profile.joined_at.unwrap_or(st.created_at)
+}
+
+/// Where stage evaluation stands: the later of the last recorded
+/// transition and the last of `orders` (the paid orders considered).
+fn stage_cursor(st: &MemberState, orders: &[DateTime<Utc>]) -> DateTime<Utc> {
+    let last_change = st.stage_history.last().map(|c| c.at);
+    last_change.max(orders.last().copied()).unwrap_or(st.created_at)
+}
+
+/// The member's tier view at `at` (programmes with tiers).
+pub(crate) fn tier_view(program: &Program, st: &MemberState, at: DateTime<Utc>) -> Option<tier::TierView> {
+    let ladder = program.tiers.as_ref()?;
+    let current = st.tier.clone().unwrap_or_else(|| tier::initial(ladder, program.timezone, joined(st), st.created_at));
+    Some(tier::view(ladder, program.timezone, joined(st), &current, &st.activity, at))
+}
+
+/// The next instant the programme needs this member, from its state.
+pub(crate) fn wake_at(program: &Program, st: &MemberState) -> Option<DateTime<Utc>> {
+    if !st.is_active() {
+        return None;
+    }
+    let mut next: Option<DateTime<Utc>> = None;
+    let mut take = |t: Option<DateTime<Utc>>| {
+        if let Some(t) = t {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
+    };
+    if let (Some(_), Some(t)) = (&program.tiers, &st.tier) {
+        take(t.manual.as_ref().map(|m| m.until).or(t.grace_until).or(t.review_at));
+    }
+    if let Some(lc) = &program.lifecycle {
+        let orders = st.order_times();
+        take(lc.next_change(program.timezone, &orders, stage_cursor(st, &orders)).map(|c| c.0));
+    }
+    if let Some(cfg) = &program.outreach {
+        let after = st.outreach_through.unwrap_or(st.created_at);
+        let needs_tier = cfg.triggers.iter().any(|t| matches!(t.when, outreach::TriggerKind::TierRetention { .. }));
+        let view = if needs_tier { tier_view(program, st, after) } else { None };
+        let ctx = outreach::Context {
+            member: st,
+            zone: member_zone(program, st),
+            program_tz: program.timezone,
+            tier: view.as_ref(),
+            now: after,
+            checking: false,
+        };
+        take(cfg.next_due(&ctx, after));
+    }
+    next
+}
+
+impl<S: Store> Tx<'_, S> {
+    /// A new member: the base tier and the `prospect` stage.
+    pub(super) fn enrol(&mut self, id: &MemberId, at: DateTime<Utc>) {
+        if let Some(ladder) = &self.program.tiers {
+            let st = self.state(id);
+            let state = tier::initial(ladder, self.program.timezone, joined(st), at);
+            self.emit(id, Event::TierUpdated { at, tier: state, reason: TierReason::Joined, note: None });
+        }
+        if self.program.lifecycle.is_some() {
+            let reason = "joined".to_string();
+            self.emit(id, Event::StageChanged { at, from: None, to: Stage::Prospect, reason });
+        }
+    }
+
+    /// After a fact at `t` (an order paid, a refund): upgrade, retention in
+    /// grace, a refund taking an upgrade back; and the stage the fact puts
+    /// the member in.
+    pub(super) fn follow_up(&mut self, id: &MemberId, t: DateTime<Utc>, refund: bool) {
+        let program = self.program;
+        let tz = program.timezone;
+        // Reviews and stage changes due before the fact happen first, so the
+        // tier and stage are a function of the facts whatever the cadence of
+        // `run_due`.
+        self.catch_up(id, t, true);
+        if let Some(ladder) = &program.tiers {
+            let st = self.state(id);
+            let current = st.tier.clone().unwrap_or_else(|| tier::initial(ladder, tz, joined(st), st.created_at));
+            if let Some((state, reason)) = tier::after_fact(ladder, tz, joined(st), &current, &st.activity, t, refund) {
+                self.emit(id, Event::TierUpdated { at: t, tier: state, reason, note: None });
+            }
+        }
+        if let Some(lc) = &program.lifecycle {
+            let st = self.state(id);
+            let orders = st.order_times();
+            let stage = lc.stage_at(tz, &orders, t.max(stage_cursor(st, &orders)));
+            if st.stage != Some(stage) {
+                let reason = lc.reason(stage, &orders, t);
+                let from = st.stage;
+                self.emit(id, Event::StageChanged { at: t, from, to: stage, reason });
+            }
+        }
+    }
+
+    /// Put a member in a tier by hand.
+    pub(super) fn assign_tier(
+        &mut self,
+        member_id: &MemberId,
+        tier_id: &str,
+        until: DateTime<Utc>,
+        reason: &str,
+        actor: &str,
+    ) -> Result<MemberId> {
+        let ladder =
+            self.program.tiers.as_ref().ok_or_else(|| CrmError::invalid("tier", "the programme has no tier ladder"))?;
+        if ladder.get(tier_id).is_none() {
+            return Err(CrmError::invalid("tier", format!("unknown tier {tier_id:?}")));
+        }
+        if until <= self.now {
+            return Err(CrmError::invalid("until", "must be after now"));
+        }
+        for (field, v) in [("reason", reason), ("actor", actor)] {
+            if v.trim().is_empty() || v.len() > 500 {
+                return Err(CrmError::invalid(field, "must be 1-500 characters"));
+            }
+        }
+        let id = self.active(member_id, "member_id")?;
+        let at = self.now;
+        let st = self.state(&id);
+        let current =
+            st.tier.clone().unwrap_or_else(|| tier::initial(ladder, self.program.timezone, joined(st), st.created_at));
+        let state = TierState {
+            tier: tier_id.to_string(),
+            since: at,
+            manual: Some(ManualTier { until, reason: reason.into(), actor: actor.into() }),
+            grace_until: None,
+            ..current
+        };
+        self.emit(&id, Event::TierUpdated { at, tier: state, reason: TierReason::Manual, note: Some(reason.into()) });
+        Ok(id)
+    }
+
+    /// Record an engagement event.
+    pub(super) fn engage(&mut self, member_id: &MemberId, engagement: Engagement) -> Result<MemberId> {
+        crate::facts::check_ref(&engagement.kind, "kind")?;
+        for (field, v) in [("sku", &engagement.sku), ("reference", &engagement.reference)] {
+            if let Some(v) = v {
+                crate::facts::check_ref(v, field)?;
+            }
+        }
+        if engagement.at > self.now {
+            return Err(CrmError::invalid("at", "is in the future"));
+        }
+        let id = self.active(member_id, "member_id")?;
+        if engagement.at < self.state(&id).created_at {
+            return Err(CrmError::invalid("at", "is before the member joined"));
+        }
+        self.emit(&id, Event::Engaged { at: engagement.at, engagement });
+        Ok(id)
+    }
+
+    /// Scheduled work due at `now` for one member: tier reviews (and ends of
+    /// grace and manual assignments), stage changes by elapsed time, then
+    /// outreach.
+    pub(super) fn journey_due(&mut self, id: &MemberId) -> Journey {
+        let program = self.program;
+        let tz = program.timezone;
+        let now = self.now;
+        if !self.state(id).is_active() {
+            return Journey::default();
+        }
+        let mut done = self.catch_up(id, now, false);
+        if let Some(cfg) = &program.outreach {
+            let st = self.state(id);
+            if st.outreach_through.unwrap_or(st.created_at) < now {
+                let view = tier_view(program, st, now);
+                let ctx = outreach::Context {
+                    member: st,
+                    zone: member_zone(program, st),
+                    program_tz: tz,
+                    tier: view.as_ref(),
+                    now,
+                    checking: true,
+                };
+                let run = cfg.run(&ctx);
+                done.suppressed += run.suppressed.len() as u64;
+                done.outreach.extend(run.emitted.iter().cloned());
+                self.emit(id, Event::OutreachRun { at: now, emitted: run.emitted, suppressed: run.suppressed });
+            }
+        }
+        done
+    }
+
+    /// Tier reviews (ends of grace and manual assignments) and stage
+    /// changes by elapsed time, each at its own instant, up to `until`.
+    /// `before_fact`: called for a fact at `until`, which must not count yet
+    /// (its order is already in the activity).
+    fn catch_up(&mut self, id: &MemberId, until: DateTime<Utc>, before_fact: bool) -> Journey {
+        let program = self.program;
+        let tz = program.timezone;
+        let mut done = Journey::default();
+        if let Some(ladder) = &program.tiers {
+            for _ in 0..MAX_CATCH_UP {
+                let st = self.state(id);
+                let Some(current) = st.tier.clone() else { break };
+                let Some((state, reason, at)) = tier::due_review(ladder, tz, joined(st), &current, &st.activity, until)
+                else {
+                    break;
+                };
+                if state.tier != current.tier {
+                    done.tier_changes += 1;
+                }
+                self.emit(id, Event::TierUpdated { at, tier: state, reason, note: None });
+            }
+        }
+        if let Some(lc) = &program.lifecycle {
+            for _ in 0..MAX_CATCH_UP {
+                let st = self.state(id);
+                let mut orders = st.order_times();
+                if before_fact {
+                    orders.retain(|o| *o < until);
+                }
+                let Some((at, to)) = lc
+                    .next_change(tz, &orders, stage_cursor(st, &orders))
+                    .filter(|c| c.0 <= until && !(before_fact && c.0 == until))
+                else {
+                    break;
+                };
+                let reason = lc.reason(to, &orders, at);
+                let from = st.stage;
+                done.stage_changes += 1;
+                self.emit(id, Event::StageChanged { at, from, to, reason });
+            }
+        }
+        done
+    }
+}

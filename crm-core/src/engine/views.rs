@@ -1,0 +1,184 @@
+//! Read-side views of the member journey: tier with progress, tier and
+//! stage distributions, the stage transition matrix. Each takes an instant
+//! and answers from the facts up to it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{journey, Engine};
+use crate::error::{CrmError, Result};
+use crate::lifecycle::{Stage, StageChange};
+use crate::member::MemberId;
+use crate::outreach::OutreachItem;
+use crate::state::Event;
+use crate::state::MemberState;
+use crate::store::Store;
+use crate::tier::{TierChange, TierView};
+
+/// A member's lifecycle stage at an instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageView {
+    pub stage: Stage,
+    /// When the member entered it (recorded transitions; `None` when the
+    /// programme does not record stages).
+    pub since: Option<DateTime<Utc>>,
+    pub last_order_at: Option<DateTime<Utc>>,
+    /// Whole days since the last paid order.
+    pub days_since_last_order: Option<i64>,
+    /// Paid orders up to the instant.
+    pub orders: u64,
+}
+
+/// Members by stage at `from` (rows) and at `to` (columns).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransitionMatrix {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// `counts[a][b]`: members in stage `a` at `from` and `b` at `to`.
+    /// Members who joined after `from` count as `prospect` at `from`.
+    pub counts: BTreeMap<Stage, BTreeMap<Stage, u64>>,
+}
+
+impl<S: Store> Engine<S> {
+    /// The member (following merges) as of `at`.
+    fn state_at(&self, id: &MemberId, at: DateTime<Utc>) -> Result<MemberState> {
+        let st = self.resolve(id)?;
+        if at >= st.last_event_at {
+            Ok(st)
+        } else {
+            let id = st.id.clone();
+            self.member_as_of(&id, at)
+        }
+    }
+
+    /// The member's tier at `at` with its benefits, progress to the next
+    /// tier and to keeping this one ("spend 120.00 more by 31 Dec 2024 to
+    /// keep Gold").
+    pub fn tier(&self, id: &MemberId, at: DateTime<Utc>) -> Result<TierView> {
+        if self.program.tiers.is_none() {
+            return Err(CrmError::invalid("tiers", "the programme has no tier ladder"));
+        }
+        let st = self.state_at(id, at)?;
+        journey::tier_view(&self.program, &st, at).ok_or_else(|| CrmError::invalid("tiers", "no tier ladder"))
+    }
+
+    /// Every tier change of the member, oldest first.
+    pub fn tier_history(&self, id: &MemberId) -> Result<Vec<TierChange>> {
+        Ok(self.resolve(id)?.tier_history)
+    }
+
+    /// Members per tier at `at` (every tier listed; merged-away and erased
+    /// members not counted).
+    pub fn tier_distribution(&self, at: DateTime<Utc>) -> Result<BTreeMap<String, u64>> {
+        let ladder = self
+            .program
+            .tiers
+            .as_ref()
+            .ok_or_else(|| CrmError::invalid("tiers", "the programme has no tier ladder"))?;
+        let mut out: BTreeMap<String, u64> = ladder.levels.iter().map(|t| (t.id.clone(), 0)).collect();
+        self.store.scan(&mut |v| {
+            let st = &v.state;
+            if !st.is_active() || st.created_at > at {
+                return Ok(());
+            }
+            let tier = st.tier_history.iter().rev().find(|c| c.at <= at).map(|c| c.to.clone());
+            let tier = tier.unwrap_or_else(|| ladder.base().id.clone());
+            *out.entry(tier).or_insert(0) += 1;
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The member's lifecycle stage at `at`.
+    pub fn stage(&self, id: &MemberId, at: DateTime<Utc>) -> Result<StageView> {
+        let st = self.resolve(id)?;
+        Ok(self.stage_view(&st, at))
+    }
+
+    fn stage_view(&self, st: &MemberState, at: DateTime<Utc>) -> StageView {
+        let lc = self.program.lifecycle_or_default();
+        let orders: Vec<_> = st.order_times().into_iter().filter(|o| *o <= at).collect();
+        let stage = lc.stage_at(self.program.timezone, &orders, at);
+        let since = st.stage_history.iter().rev().find(|c| c.at <= at).filter(|c| c.to == stage).map(|c| c.at);
+        let last = orders.last().copied();
+        StageView {
+            stage,
+            since,
+            last_order_at: last,
+            days_since_last_order: last.map(|l| (at - l).num_days()),
+            orders: orders.len() as u64,
+        }
+    }
+
+    /// The outreach items the `run_due` at `now` emitted, again (with their
+    /// channel and payload), in the order `run_due` returned them: for a
+    /// host that crashed after the run committed but before it sent them.
+    /// A full scan; meant for recovery, not for every run.
+    pub fn outreach_of_run(&self, now: DateTime<Utc>) -> Result<Vec<OutreachItem>> {
+        let mut ids = Vec::new();
+        self.store.scan(&mut |v| {
+            if v.state.outreach.iter().any(|s| s.run_at == Some(now)) {
+                ids.push(v.state.id);
+            }
+            Ok(())
+        })?;
+        let mut items = Vec::new();
+        for id in ids {
+            for e in self.store.events(&id)? {
+                if let Event::OutreachRun { at, emitted, .. } = e {
+                    if at == now {
+                        items.extend(emitted);
+                    }
+                }
+            }
+        }
+        items.sort_by(|a, b| (a.due_at, &a.member_id, &a.trigger).cmp(&(b.due_at, &b.member_id, &b.trigger)));
+        Ok(items)
+    }
+
+    /// Every recorded stage transition of the member, oldest first.
+    pub fn stage_history(&self, id: &MemberId) -> Result<Vec<StageChange>> {
+        Ok(self.resolve(id)?.stage_history)
+    }
+
+    /// Members per stage at `at` (every stage listed; merged-away and erased
+    /// members not counted).
+    pub fn stage_distribution(&self, at: DateTime<Utc>) -> Result<BTreeMap<Stage, u64>> {
+        let lc = self.program.lifecycle_or_default();
+        let tz = self.program.timezone;
+        let mut out: BTreeMap<Stage, u64> = Stage::ALL.iter().map(|s| (*s, 0)).collect();
+        self.store.scan(&mut |v| {
+            let st = &v.state;
+            if !st.is_active() || st.created_at > at {
+                return Ok(());
+            }
+            *out.entry(lc.stage_at(tz, &st.order_times(), at)).or_insert(0) += 1;
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// How members moved between stages from `from` to `to`.
+    pub fn stage_transitions(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<TransitionMatrix> {
+        if to < from {
+            return Err(CrmError::invalid("to", "must not be before `from`"));
+        }
+        let lc = self.program.lifecycle_or_default();
+        let tz = self.program.timezone;
+        let mut counts: BTreeMap<Stage, BTreeMap<Stage, u64>> = BTreeMap::new();
+        self.store.scan(&mut |v| {
+            let st = &v.state;
+            if !st.is_active() || st.created_at > to {
+                return Ok(());
+            }
+            let orders = st.order_times();
+            let a = lc.stage_at(tz, &orders, from);
+            let b = lc.stage_at(tz, &orders, to);
+            *counts.entry(a).or_default().entry(b).or_insert(0) += 1;
+            Ok(())
+        })?;
+        Ok(TransitionMatrix { from, to, counts })
+    }
+}

@@ -1,0 +1,310 @@
+//! Lifecycle stages: where a member stands, from the time since their last
+//! paid order.
+//!
+//! The stage at an instant `t` is a pure function of the member's paid
+//! order times up to `t` (so "stage as of any date" needs no stored
+//! history, and the recorded transitions agree with it):
+//!
+//! | stage | when |
+//! |-------|------|
+//! | `prospect` | no paid order yet |
+//! | `churned` | no order for `churned_days` |
+//! | `dormant` | no order for `dormant_days` |
+//! | `at_risk` | no order for `at_risk_days` |
+//! | `new` | first order less than `new_days` ago |
+//! | `reactivated` | the last order ended a gap of at least `dormant_days` and was less than `reactivated_days` ago |
+//! | `active` | otherwise |
+//!
+//! "N days" are calendar days in the programme zone at the same wall-clock
+//! time (DST-aware), so a member who ordered at 14:00 becomes `at_risk` at
+//! 14:00 sixty days later. With `scaling = purchase_interval` and at least
+//! `min_orders` orders, the three inactivity thresholds are the member's own
+//! mean interval between orders times a factor (never below one day): a
+//! weekly buyer is at risk much sooner than a yearly one.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CrmError, Result};
+use crate::time::add_local_days;
+
+/// A lifecycle stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Prospect,
+    New,
+    Active,
+    AtRisk,
+    Dormant,
+    Churned,
+    Reactivated,
+}
+
+impl Stage {
+    /// Every stage, in display order.
+    pub const ALL: [Stage; 7] =
+        [Stage::Prospect, Stage::New, Stage::Active, Stage::Reactivated, Stage::AtRisk, Stage::Dormant, Stage::Churned];
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Prospect => "prospect",
+            Stage::New => "new",
+            Stage::Active => "active",
+            Stage::AtRisk => "at_risk",
+            Stage::Dormant => "dormant",
+            Stage::Churned => "churned",
+            Stage::Reactivated => "reactivated",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Stage thresholds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleConfig {
+    #[serde(default = "d30")]
+    pub new_days: u32,
+    #[serde(default = "d60")]
+    pub at_risk_days: u32,
+    #[serde(default = "d120")]
+    pub dormant_days: u32,
+    #[serde(default = "d365")]
+    pub churned_days: u32,
+    #[serde(default = "d30")]
+    pub reactivated_days: u32,
+    #[serde(default)]
+    pub scaling: Scaling,
+}
+
+fn d30() -> u32 {
+    30
+}
+fn d60() -> u32 {
+    60
+}
+fn d120() -> u32 {
+    120
+}
+fn d365() -> u32 {
+    365
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            new_days: 30,
+            at_risk_days: 60,
+            dormant_days: 120,
+            churned_days: 365,
+            reactivated_days: 30,
+            scaling: Scaling::Fixed,
+        }
+    }
+}
+
+/// Whether inactivity thresholds are fixed or scaled per member.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Scaling {
+    #[default]
+    Fixed,
+    /// Thresholds = the member's mean days between orders × these factors,
+    /// for members with at least `min_orders` orders.
+    PurchaseInterval { at_risk: Decimal, dormant: Decimal, churned: Decimal, min_orders: u32 },
+}
+
+/// A recorded stage transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageChange {
+    pub at: DateTime<Utc>,
+    pub from: Option<Stage>,
+    pub to: Stage,
+    pub reason: String,
+}
+
+/// Inactivity thresholds in days for one member.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Limits {
+    at_risk: f64,
+    dormant: f64,
+    churned: f64,
+}
+
+impl LifecycleConfig {
+    /// Check the thresholds (paths under `lifecycle`).
+    pub fn validate(&self) -> Result<()> {
+        if !(self.at_risk_days < self.dormant_days && self.dormant_days < self.churned_days) {
+            return Err(CrmError::config(
+                "lifecycle.dormant_days",
+                "thresholds must grow: at_risk_days < dormant_days < churned_days",
+            ));
+        }
+        for (name, v) in [("new_days", self.new_days), ("at_risk_days", self.at_risk_days)] {
+            if v == 0 {
+                return Err(CrmError::config(format!("lifecycle.{name}"), "must be at least 1"));
+            }
+        }
+        if let Scaling::PurchaseInterval { at_risk, dormant, churned, min_orders } = &self.scaling {
+            if !(Decimal::ZERO < *at_risk && at_risk < dormant && dormant < churned) {
+                return Err(CrmError::config("lifecycle.scaling", "factors must be positive and grow"));
+            }
+            if *min_orders < 2 {
+                return Err(CrmError::config("lifecycle.scaling.min_orders", "must be at least 2"));
+            }
+        }
+        Ok(())
+    }
+
+    fn limits(&self, orders: &[DateTime<Utc>]) -> Limits {
+        let fixed = Limits {
+            at_risk: f64::from(self.at_risk_days),
+            dormant: f64::from(self.dormant_days),
+            churned: f64::from(self.churned_days),
+        };
+        match &self.scaling {
+            Scaling::PurchaseInterval { at_risk, dormant, churned, min_orders }
+                if orders.len() >= *min_orders as usize =>
+            {
+                let span = (orders[orders.len() - 1] - orders[0]).num_seconds() as f64 / 86_400.0;
+                let mean = span / (orders.len() - 1) as f64;
+                let f = |x: &Decimal| (mean * x.to_f64().unwrap_or(1.0)).max(1.0);
+                Limits { at_risk: f(at_risk), dormant: f(dormant), churned: f(churned) }
+            }
+            _ => fixed,
+        }
+    }
+
+    /// The stage at `t` given the paid order times up to `t` (sorted).
+    pub fn stage_at(&self, tz: Tz, orders: &[DateTime<Utc>], t: DateTime<Utc>) -> Stage {
+        let n = orders.partition_point(|o| *o <= t);
+        let orders = &orders[..n];
+        let Some(&last) = orders.last() else { return Stage::Prospect };
+        let lim = self.limits(orders);
+        let after = |days: f64| add_days(tz, last, days);
+        if t >= after(lim.churned) {
+            return Stage::Churned;
+        }
+        if t >= after(lim.dormant) {
+            return Stage::Dormant;
+        }
+        if t >= after(lim.at_risk) {
+            return Stage::AtRisk;
+        }
+        if t < add_local_days(tz, orders[0], self.new_days) {
+            return Stage::New;
+        }
+        if orders.len() >= 2 {
+            let before = &orders[..orders.len() - 1];
+            let gap_limit = self.limits(before).dormant;
+            let prev = before[before.len() - 1];
+            if last >= add_days(tz, prev, gap_limit) && t < add_local_days(tz, last, self.reactivated_days) {
+                return Stage::Reactivated;
+            }
+        }
+        Stage::Active
+    }
+
+    /// The next instant after `t` at which the stage changes if no order
+    /// comes, and the stage it changes to.
+    pub fn next_change(&self, tz: Tz, orders: &[DateTime<Utc>], t: DateTime<Utc>) -> Option<(DateTime<Utc>, Stage)> {
+        let n = orders.partition_point(|o| *o <= t);
+        let orders = &orders[..n];
+        let last = *orders.last()?;
+        let lim = self.limits(orders);
+        let mut candidates = vec![
+            add_local_days(tz, orders[0], self.new_days),
+            add_local_days(tz, last, self.reactivated_days),
+            add_days(tz, last, lim.at_risk),
+            add_days(tz, last, lim.dormant),
+            add_days(tz, last, lim.churned),
+        ];
+        candidates.retain(|c| *c > t);
+        candidates.sort();
+        let now = self.stage_at(tz, orders, t);
+        candidates.into_iter().map(|c| (c, self.stage_at(tz, orders, c))).find(|(_, s)| *s != now)
+    }
+
+    /// Why a member is in `stage` (for the transition record).
+    pub fn reason(&self, stage: Stage, orders: &[DateTime<Utc>], t: DateTime<Utc>) -> String {
+        let n = orders.partition_point(|o| *o <= t);
+        let lim = self.limits(&orders[..n]);
+        match stage {
+            Stage::Prospect => "no paid order".into(),
+            Stage::New => "first order".into(),
+            Stage::Active => "ordered recently".into(),
+            Stage::Reactivated => "ordered again after a long gap".into(),
+            Stage::AtRisk => format!("no order for {} days", lim.at_risk.round()),
+            Stage::Dormant => format!("no order for {} days", lim.dormant.round()),
+            Stage::Churned => format!("no order for {} days", lim.churned.round()),
+        }
+    }
+}
+
+/// `t` plus a possibly fractional number of days: whole local days, then
+/// the fraction as elapsed time.
+fn add_days(tz: Tz, t: DateTime<Utc>, days: f64) -> DateTime<Utc> {
+    let whole = days.floor().clamp(0.0, 1_000_000.0);
+    let frac = days - whole;
+    add_local_days(tz, t, whole as u32) + chrono::Duration::seconds((frac * 86_400.0).round() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn stages_follow_days_since_last_order() {
+        let c = LifecycleConfig::default();
+        let tz = Tz::UTC;
+        let o = [utc("2024-01-01T12:00:00Z")];
+        assert_eq!(c.stage_at(tz, &[], utc("2024-01-01T00:00:00Z")), Stage::Prospect);
+        assert_eq!(c.stage_at(tz, &o, utc("2024-01-30T12:00:00Z")), Stage::New);
+        assert_eq!(c.stage_at(tz, &o, utc("2024-01-31T12:00:00Z")), Stage::Active);
+        assert_eq!(c.stage_at(tz, &o, utc("2024-03-01T11:59:59Z")), Stage::Active);
+        assert_eq!(c.stage_at(tz, &o, utc("2024-03-01T12:00:00Z")), Stage::AtRisk);
+        assert_eq!(
+            c.next_change(tz, &o, utc("2024-01-01T12:00:00Z")),
+            Some((utc("2024-01-31T12:00:00Z"), Stage::Active))
+        );
+        assert_eq!(
+            c.next_change(tz, &o, utc("2024-01-31T12:00:00Z")),
+            Some((utc("2024-03-01T12:00:00Z"), Stage::AtRisk))
+        );
+        let back = [o[0], utc("2024-06-01T00:00:00Z")];
+        assert_eq!(c.stage_at(tz, &back, utc("2024-06-02T00:00:00Z")), Stage::Reactivated);
+        assert_eq!(c.stage_at(tz, &back, utc("2024-07-01T00:00:00Z")), Stage::Active);
+        assert_eq!(c.stage_at(tz, &o, utc("2024-12-31T12:00:00Z")), Stage::Churned);
+    }
+
+    #[test]
+    fn personal_interval_scales_thresholds() {
+        let c = LifecycleConfig {
+            scaling: Scaling::PurchaseInterval {
+                at_risk: Decimal::from(2),
+                dormant: Decimal::from(4),
+                churned: Decimal::from(8),
+                min_orders: 3,
+            },
+            ..LifecycleConfig::default()
+        };
+        // Weekly buyer: at risk 14 days after the last order.
+        let o = [utc("2024-01-01T00:00:00Z"), utc("2024-01-08T00:00:00Z"), utc("2024-01-15T00:00:00Z")];
+        assert_eq!(c.stage_at(Tz::UTC, &o, utc("2024-01-28T23:59:59Z")), Stage::New);
+        assert_eq!(c.stage_at(Tz::UTC, &o, utc("2024-01-29T00:00:00Z")), Stage::AtRisk);
+    }
+}

@@ -1,0 +1,564 @@
+//! Triggered outreach: which messages are due for a member, under which
+//! guards. The host sends them; the engine records what it handed out.
+//!
+//! Every trigger produces *occurrences*, each with a stable key (a member's
+//! birthday in 2025, the unpaid order `o-17`) and a due instant. A run over
+//! `(through, now]` — `through` being where the member's previous run
+//! stopped — looks at every occurrence whose (deferred) due instant falls in
+//! it, so each occurrence is considered exactly once, and the emitted keys
+//! are kept as a second guard. Then, in due order:
+//!
+//! 1. **Quiet hours** in the member's zone (programme zone when the member
+//!    has none) defer the due instant to the first minute after them.
+//! 2. **Staleness**: an occurrence more than `max_delay_hours` overdue is
+//!    dropped (a birthday greeting a week late is worse than none; replaying
+//!    years of history does not flood anyone).
+//! 3. **Conditions** are checked as of the run: the unpaid order is still
+//!    unpaid, the points still unspent, the cart not followed by an order,
+//!    the retention threshold still not met.
+//! 4. **Consent**: the first of the trigger's channels the member has
+//!    granted; none means the occurrence is suppressed (`no_consent`).
+//!    Service triggers (`marketing = false`) use the first channel listed.
+//! 5. **Frequency cap**: at most `max` messages per member within any
+//!    `days` days (counting earlier runs); beyond it `frequency_cap`.
+//!
+//! Date triggers (birthday, anniversary, member day) fire at `send_hour`
+//! local time. A 29 February birthday is celebrated on 28 February in
+//! other years.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CrmError, Result};
+use crate::facts::OrderStatus;
+use crate::lifecycle::Stage;
+use crate::member::MemberId;
+use crate::state::MemberState;
+use crate::tier::TierView;
+use crate::time::{local_date, resolve_local};
+
+/// Outreach configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutreachConfig {
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
+    /// No messages between `start` and `end` (member's local time; may span midnight).
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHours>,
+    /// At most `max` messages per member within any `days` days.
+    #[serde(default)]
+    pub frequency_cap: Option<FrequencyCap>,
+    /// Local hour (0-23) at which date triggers fire.
+    #[serde(default = "ten")]
+    pub send_hour: u32,
+    /// Occurrences more overdue than this are dropped.
+    #[serde(default = "three_days")]
+    pub max_delay_hours: u32,
+}
+
+fn ten() -> u32 {
+    10
+}
+fn three_days() -> u32 {
+    72
+}
+
+/// Quiet hours, local wall clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHours {
+    pub start: NaiveTime,
+    pub end: NaiveTime,
+}
+
+/// Frequency cap per member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrequencyCap {
+    pub max: u32,
+    pub days: u32,
+}
+
+/// One configured trigger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// Identifier, unique in the programme (`birthday_sms`).
+    pub id: String,
+    /// What fires it.
+    pub when: TriggerKind,
+    /// Channels in order of preference; the first one with consent is used.
+    pub channels: Vec<String>,
+    /// Static data merged into every item's payload (template ids…).
+    #[serde(default)]
+    pub payload: BTreeMap<String, serde_json::Value>,
+    /// Marketing messages need the member's consent on the channel; service
+    /// messages (`marketing = false`: an unpaid order, expiring points) go
+    /// to the first channel listed. Frequency caps apply to both.
+    #[serde(default = "yes")]
+    pub marketing: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What fires a trigger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum TriggerKind {
+    /// `days_before` days before the birthday (0: on the day), member's zone.
+    Birthday {
+        #[serde(default)]
+        days_before: u32,
+    },
+    /// The anniversary of joining (years 1, 2, …).
+    Anniversary {
+        #[serde(default)]
+        days_before: u32,
+    },
+    /// Every month on this day (31: the last day of short months).
+    MemberDay { day: u32 },
+    /// Points of `point_type` that expire within `days` days.
+    PointsExpiring { point_type: String, days: u32 },
+    /// `days` before a tier review that would not be passed today.
+    TierRetention { days: u32 },
+    /// The member entered a lifecycle stage (win-back on `dormant`).
+    StageEntered { stage: Stage },
+    /// An order still unpaid `minutes` after it was placed (催付).
+    UnpaidOrder { minutes: u32 },
+    /// An engagement event (`add_to_cart`) not followed by another one or an
+    /// order within `minutes`.
+    CartAbandoned {
+        minutes: u32,
+        #[serde(default = "add_to_cart")]
+        event: String,
+    },
+    /// `days` after an order was completed (order care, review request).
+    OrderCare { days: u32 },
+}
+
+fn add_to_cart() -> String {
+    "add_to_cart".into()
+}
+
+/// A message the host should send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutreachItem {
+    /// Stable id: `member:trigger:occurrence` (use it to deduplicate sends).
+    pub id: String,
+    pub member_id: MemberId,
+    pub trigger: String,
+    /// Occurrence key within the trigger (`2025`, `o-17`, `2025-03`).
+    pub occurrence: String,
+    pub channel: String,
+    /// When it is due (after quiet-hours deferral).
+    pub due_at: DateTime<Utc>,
+    pub payload: serde_json::Value,
+}
+
+/// An occurrence that was not sent, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppressed {
+    pub trigger: String,
+    pub occurrence: String,
+    pub due_at: DateTime<Utc>,
+    /// `no_consent` or `frequency_cap`.
+    pub reason: String,
+}
+
+/// What a member remembers of an emitted message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    pub trigger: String,
+    pub occurrence: String,
+    pub due_at: DateTime<Utc>,
+    /// The `run_due` that emitted it (`Engine::outreach_of_run` finds the
+    /// full items again by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<DateTime<Utc>>,
+}
+
+/// The result of one member's run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Run {
+    pub emitted: Vec<OutreachItem>,
+    pub suppressed: Vec<Suppressed>,
+}
+
+struct Occurrence {
+    trigger: usize,
+    key: String,
+    due: DateTime<Utc>,
+    payload: serde_json::Value,
+}
+
+impl OutreachConfig {
+    /// Check triggers, channels and guards (paths under `outreach`).
+    pub fn validate(&self, point_types: &[&str], has_tiers: bool) -> Result<()> {
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, t) in self.triggers.iter().enumerate() {
+            let at = format!("outreach.triggers[{i}]");
+            crate::program::check_id(&t.id, &format!("{at}.id"))?;
+            if !ids.insert(t.id.as_str()) {
+                return Err(CrmError::config(format!("{at}.id"), format!("duplicate trigger {:?}", t.id)));
+            }
+            if t.channels.is_empty() {
+                return Err(CrmError::config(format!("{at}.channels"), "must list at least one channel"));
+            }
+            match &t.when {
+                TriggerKind::MemberDay { day } if !(1..=31).contains(day) => {
+                    return Err(CrmError::config(format!("{at}.when.day"), "must be between 1 and 31"));
+                }
+                TriggerKind::PointsExpiring { point_type, .. } if !point_types.contains(&point_type.as_str()) => {
+                    return Err(CrmError::config(
+                        format!("{at}.when.point_type"),
+                        format!("unknown point type {point_type:?}"),
+                    ));
+                }
+                TriggerKind::TierRetention { .. } if !has_tiers => {
+                    return Err(CrmError::config(format!("{at}.when"), "tier_retention needs a tier ladder (`tiers`)"));
+                }
+                TriggerKind::Birthday { days_before } | TriggerKind::Anniversary { days_before }
+                    if *days_before > 300 =>
+                {
+                    return Err(CrmError::config(format!("{at}.when.days_before"), "must be at most 300"));
+                }
+                _ => {}
+            }
+        }
+        if self.send_hour > 23 {
+            return Err(CrmError::config("outreach.send_hour", "must be 0-23"));
+        }
+        if let Some(c) = self.frequency_cap {
+            if c.max == 0 || c.days == 0 {
+                return Err(CrmError::config("outreach.frequency_cap", "max and days must be at least 1"));
+            }
+        }
+        if self.quiet_hours.is_some_and(|q| q.start == q.end) {
+            return Err(CrmError::config("outreach.quiet_hours", "start and end must differ"));
+        }
+        Ok(())
+    }
+
+    /// Is the local wall-clock time of `t` inside quiet hours?
+    pub fn is_quiet(&self, zone: Tz, t: DateTime<Utc>) -> bool {
+        let Some(q) = self.quiet_hours else { return false };
+        let local = t.with_timezone(&zone).time();
+        if q.start < q.end {
+            q.start <= local && local < q.end
+        } else {
+            local >= q.start || local < q.end
+        }
+    }
+
+    /// `t`, or the first instant after quiet hours when `t` is inside them.
+    pub fn defer(&self, zone: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
+        let Some(q) = self.quiet_hours else { return t };
+        if !self.is_quiet(zone, t) {
+            return t;
+        }
+        let local = t.with_timezone(&zone).naive_local();
+        let mut day = local.date();
+        if q.start > q.end && local.time() >= q.start {
+            day = day.succ_opt().unwrap_or(day);
+        }
+        let end = resolve_local(zone, day.and_time(q.end));
+        // A DST gap can swallow the end of quiet hours: resolve_local moves
+        // past it, which is outside quiet hours by construction.
+        if end > t {
+            end
+        } else {
+            t
+        }
+    }
+
+    fn date_at(&self, zone: Tz, d: NaiveDate) -> DateTime<Utc> {
+        resolve_local(zone, d.and_hms_opt(self.send_hour, 0, 0).unwrap_or_default())
+    }
+
+    /// Raw occurrences of trigger `i` whose raw due instant is in `[lo, hi]`.
+    fn occurrences(
+        &self,
+        i: usize,
+        ctx: &Context<'_>,
+        lo: DateTime<Utc>,
+        hi: DateTime<Utc>,
+        out: &mut Vec<Occurrence>,
+    ) {
+        let t = &self.triggers[i];
+        let st = ctx.member;
+        let zone = ctx.zone;
+        let mut push = |key: String, due: DateTime<Utc>, payload: serde_json::Value| {
+            if lo <= due && due <= hi {
+                out.push(Occurrence { trigger: i, key, due, payload });
+            }
+        };
+        let years = || local_date(zone, lo).year() - 1..=local_date(zone, hi).year() + 1;
+        match &t.when {
+            TriggerKind::Birthday { days_before } => {
+                let Some(b) = st.profile.birthday else { return };
+                for y in years() {
+                    let day = yearly(b, y);
+                    let due = self.date_at(zone, day - chrono::Days::new(u64::from(*days_before)));
+                    push(y.to_string(), due, serde_json::json!({ "birthday": day.to_string() }));
+                }
+            }
+            TriggerKind::Anniversary { days_before } => {
+                let joined = st.profile.joined_at.unwrap_or(st.created_at);
+                let first = local_date(zone, joined);
+                for y in years().filter(|y| *y > first.year()) {
+                    let day = yearly(first, y);
+                    let due = self.date_at(zone, day - chrono::Days::new(u64::from(*days_before)));
+                    let n = y - first.year();
+                    push(y.to_string(), due, serde_json::json!({ "years": n, "anniversary": day.to_string() }));
+                }
+            }
+            TriggerKind::MemberDay { day } => {
+                let mut m = crate::time::first_of_month_after(local_date(zone, lo), 0);
+                let last = local_date(zone, hi);
+                m = m.pred_opt().map_or(m, |p| crate::time::first_of_month_after(p, 0));
+                while m <= last {
+                    let next = crate::time::first_of_month_after(m, 1);
+                    let dim = (next - m).num_days() as u32;
+                    let d = m.with_day((*day).min(dim)).unwrap_or(m);
+                    push(format!("{:04}-{:02}", m.year(), m.month()), self.date_at(zone, d), serde_json::json!({}));
+                    m = next;
+                }
+            }
+            TriggerKind::PointsExpiring { point_type, days } => {
+                let mut by_expiry: BTreeMap<DateTime<Utc>, i64> = BTreeMap::new();
+                for l in st.lots.iter().filter(|l| &l.point_type == point_type && l.remaining > 0) {
+                    if let Some(e) = l.expires_at.filter(|e| *e > ctx.now.min(hi)) {
+                        *by_expiry.entry(e).or_insert(0) += l.remaining;
+                    }
+                }
+                for (e, points) in by_expiry {
+                    let local = e.with_timezone(&ctx.program_tz).naive_local() - Duration::days(i64::from(*days));
+                    let due = resolve_local(ctx.program_tz, local);
+                    push(
+                        format!("{point_type}:{}", e.to_rfc3339()),
+                        due,
+                        serde_json::json!({ "point_type": point_type, "points": points, "expires_at": e }),
+                    );
+                }
+            }
+            TriggerKind::TierRetention { days } => {
+                let Some(view) = ctx.tier else { return };
+                let Some(retain) = &view.retain else { return };
+                let Some(by) = retain.by else { return };
+                let local = by.with_timezone(&ctx.program_tz).naive_local() - Duration::days(i64::from(*days));
+                let due = resolve_local(ctx.program_tz, local);
+                if retain.missing.is_met() && ctx.checking {
+                    return;
+                }
+                push(
+                    format!("{}:{}", view.tier, by.to_rfc3339()),
+                    due,
+                    serde_json::json!({ "tier": view.tier, "by": by, "missing": retain.missing, "message": retain.message }),
+                );
+            }
+            TriggerKind::StageEntered { stage } => {
+                for c in st.stage_history.iter().filter(|c| c.to == *stage) {
+                    let from = c.from.map(|s| s.as_str().to_string());
+                    push(
+                        format!("{}:{}", stage.as_str(), c.at.to_rfc3339()),
+                        c.at,
+                        serde_json::json!({ "stage": stage, "from": from, "reason": c.reason }),
+                    );
+                }
+            }
+            TriggerKind::UnpaidOrder { minutes } => {
+                for o in st.orders.values() {
+                    if ctx.checking && o.order.status != OrderStatus::Placed {
+                        continue;
+                    }
+                    let due = o.order.placed_at + Duration::minutes(i64::from(*minutes));
+                    push(
+                        o.order.id.clone(),
+                        due,
+                        serde_json::json!({ "order_id": o.order.id, "amount": o.order.amount.to_string() }),
+                    );
+                }
+            }
+            TriggerKind::CartAbandoned { minutes, event } => {
+                let wait = Duration::minutes(i64::from(*minutes));
+                let carts: Vec<_> = st.engagements.iter().filter(|e| &e.kind == event).collect();
+                for (k, e) in carts.iter().enumerate() {
+                    let due = e.at + wait;
+                    if ctx.checking {
+                        // A later cart event within the wait restarts it; an order ends it.
+                        let again = carts.get(k + 1).is_some_and(|n| n.at <= due);
+                        let ordered = st.orders.values().any(|o| o.order.placed_at > e.at && o.order.placed_at <= due);
+                        if again || ordered {
+                            continue;
+                        }
+                    }
+                    push(
+                        e.at.to_rfc3339(),
+                        due,
+                        serde_json::json!({ "event": event, "sku": e.sku, "reference": e.reference }),
+                    );
+                }
+            }
+            TriggerKind::OrderCare { days } => {
+                for o in st.orders.values() {
+                    let Some(done) = o.completed_at else { continue };
+                    if ctx.checking && o.order.status != OrderStatus::Completed {
+                        continue;
+                    }
+                    let local = done.with_timezone(&zone).naive_local() + Duration::days(i64::from(*days));
+                    push(o.order.id.clone(), resolve_local(zone, local), serde_json::json!({ "order_id": o.order.id }));
+                }
+            }
+        }
+    }
+
+    /// Run the triggers for one member over `(member.outreach_through, now]`.
+    pub fn run(&self, ctx: &Context<'_>) -> Run {
+        let st = ctx.member;
+        let from = st.outreach_through.unwrap_or(st.created_at);
+        let mut run = Run::default();
+        if ctx.now <= from || !st.is_active() {
+            return run;
+        }
+        let stale = ctx.now - Duration::hours(i64::from(self.max_delay_hours));
+        // Raw instants up to a day before `from` can be deferred into the range.
+        let lo = from.max(stale) - Duration::days(1);
+        let mut occ = Vec::new();
+        for i in 0..self.triggers.len() {
+            self.occurrences(i, ctx, lo, ctx.now, &mut occ);
+        }
+        let mut due: Vec<(DateTime<Utc>, Occurrence)> = occ
+            .into_iter()
+            .map(|o| (self.defer(ctx.zone, o.due), o))
+            .filter(|(d, _)| *d > from && *d <= ctx.now && *d >= stale && *d >= st.created_at)
+            .collect();
+        due.sort_by(|a, b| (a.0, a.1.trigger, &a.1.key).cmp(&(b.0, b.1.trigger, &b.1.key)));
+        let mut sent: Vec<DateTime<Utc>> = st.outreach.iter().map(|s| s.due_at).collect();
+        for (at, o) in due {
+            let t = &self.triggers[o.trigger];
+            if st.outreach.iter().any(|s| s.trigger == t.id && s.occurrence == o.key) {
+                continue;
+            }
+            let suppress = |reason: &str| Suppressed {
+                trigger: t.id.clone(),
+                occurrence: o.key.clone(),
+                due_at: at,
+                reason: reason.into(),
+            };
+            let consented = |c: &&String| !t.marketing || st.consents.get(*c).is_some_and(|c| c.granted);
+            let Some(channel) = t.channels.iter().find(consented) else {
+                run.suppressed.push(suppress("no_consent"));
+                continue;
+            };
+            if let Some(cap) = self.frequency_cap {
+                let window = Duration::days(i64::from(cap.days));
+                let recent = sent.iter().filter(|s| **s > at - window && **s <= at).count();
+                if recent >= cap.max as usize {
+                    run.suppressed.push(suppress("frequency_cap"));
+                    continue;
+                }
+            }
+            let mut payload = o.payload;
+            if let serde_json::Value::Object(map) = &mut payload {
+                for (k, v) in &t.payload {
+                    map.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            sent.push(at);
+            run.emitted.push(OutreachItem {
+                id: format!("{}:{}:{}", st.id, t.id, o.key),
+                member_id: st.id.clone(),
+                trigger: t.id.clone(),
+                occurrence: o.key,
+                channel: channel.clone(),
+                due_at: at,
+                payload,
+            });
+        }
+        run
+    }
+
+    /// The earliest instant after `after` at which a run could emit
+    /// something for this member (conditions are re-checked then).
+    pub fn next_due(&self, ctx: &Context<'_>, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if !ctx.member.is_active() || self.triggers.is_empty() {
+            return None;
+        }
+        let ctx = Context { checking: false, now: after, ..*ctx };
+        let mut occ = Vec::new();
+        let (lo, hi) = (after - Duration::days(1), after + Duration::days(400));
+        for i in 0..self.triggers.len() {
+            self.occurrences(i, &ctx, lo, hi, &mut occ);
+        }
+        let done = |o: &Occurrence| {
+            let id = &self.triggers[o.trigger].id;
+            ctx.member.outreach.iter().any(|s| &s.trigger == id && s.occurrence == o.key)
+        };
+        occ.iter().filter(|o| !done(o)).map(|o| self.defer(ctx.zone, o.due)).filter(|d| *d > after).min()
+    }
+}
+
+/// What a trigger run looks at for one member.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub member: &'a MemberState,
+    /// The member's zone (programme zone when the member has none).
+    pub zone: Tz,
+    pub program_tz: Tz,
+    /// The member's tier with progress, when the programme has tiers.
+    pub tier: Option<&'a TierView>,
+    pub now: DateTime<Utc>,
+    /// Check conditions (true in runs; false when only scheduling).
+    pub checking: bool,
+}
+
+/// `d`'s month and day in year `y` (29 February -> 28 February).
+fn yearly(d: NaiveDate, y: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, d.month(), d.day())
+        .or_else(|| NaiveDate::from_ymd_opt(y, d.month(), d.day() - 1))
+        .unwrap_or(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn cfg() -> OutreachConfig {
+        serde_json::from_value(serde_json::json!({
+            "triggers": [],
+            "quiet_hours": {"start": "21:00:00", "end": "09:00:00"},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn quiet_hours_span_midnight_and_defer_to_their_end() {
+        let c = cfg();
+        let sh: Tz = "Asia/Shanghai".parse().unwrap();
+        // 22:30 local -> 09:00 next day local.
+        assert_eq!(c.defer(sh, utc("2024-02-28T14:30:00Z")), utc("2024-02-29T01:00:00Z"));
+        // 08:59 local -> 09:00 the same day.
+        assert_eq!(c.defer(sh, utc("2024-02-29T00:59:00Z")), utc("2024-02-29T01:00:00Z"));
+        // 09:00 is allowed.
+        assert_eq!(c.defer(sh, utc("2024-02-29T01:00:00Z")), utc("2024-02-29T01:00:00Z"));
+        assert!(!c.is_quiet(sh, c.defer(sh, utc("2024-12-31T15:59:00Z"))));
+    }
+
+    #[test]
+    fn leap_day_birthdays_fall_on_28_february() {
+        let b = NaiveDate::from_ymd_opt(2000, 2, 29).unwrap();
+        assert_eq!(yearly(b, 2025), NaiveDate::from_ymd_opt(2025, 2, 28).unwrap());
+        assert_eq!(yearly(b, 2028), NaiveDate::from_ymd_opt(2028, 2, 29).unwrap());
+    }
+}

@@ -1,0 +1,933 @@
+//! Tier ladders (会员等级): ordered tiers with entry and retention (保级)
+//! thresholds on a qualifying metric over a window, and the pure rules that
+//! move a member up and down.
+//!
+//! The rules, in the order the engine applies them:
+//!
+//! * **Upgrade** on the fact that crosses a threshold: after every order,
+//!   status change or refund the metric over the window *ending at the
+//!   fact's time* is compared with every tier's entry threshold; the member
+//!   moves to the highest tier qualified for, if higher than the current one.
+//!   The order that crosses the threshold earns at the tier held before it.
+//! * **Review** at the end of the qualification period (`review_at`): the
+//!   metric over the window ending then must meet the tier's retention
+//!   threshold (its entry threshold when none is set). If not, the member
+//!   enters the grace period (`grace_days`, when configured) and is reviewed
+//!   again at its end; then drops one step or to the tier actually qualified
+//!   for (`downgrade`). A tier earned by upgrade is not reviewed before its
+//!   minimum validity (`min_validity`) ends.
+//! * **Manual** assignment holds until its end date whatever the metric
+//!   (upgrades above it still apply); at its end the member gets the tier
+//!   the metric qualifies for.
+//! * **Refunds** reduce the metric. With `refunds = "immediate"` an upgrade
+//!   that the refund undoes is taken back at once (never below the tier the
+//!   member held at the start of the period); with `"next_review"` the
+//!   reduced metric only counts at the next review.
+//!
+//! Windows: `rolling_days`/`rolling_months` end at the instant evaluated;
+//! `calendar_year` and `membership_year` are the current year (in the
+//! programme zone) for upgrades and the year just ended at a review;
+//! `lifetime` is everything, and a lifetime ladder is never reviewed.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CrmError, Result};
+use crate::state::Activity;
+use crate::time::{local_date, resolve_local, start_of_day};
+
+/// The tier ladder of a programme.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierLadder {
+    /// Tiers from lowest to highest. The first is the base tier every member
+    /// starts in; its entry threshold is ignored.
+    pub levels: Vec<Tier>,
+    /// Over which period the qualifying metric is summed.
+    pub window: Window,
+    /// Point type whose earned points count as growth points (`points` thresholds).
+    #[serde(default)]
+    pub point_type: Option<String>,
+    /// Where a member goes when a review fails.
+    #[serde(default)]
+    pub downgrade: Downgrade,
+    /// Days the tier is kept after a failed review; the member can still
+    /// meet the retention threshold during them.
+    #[serde(default)]
+    pub grace_days: u32,
+    /// A tier earned by upgrade is not reviewed before this.
+    #[serde(default)]
+    pub min_validity: MinValidity,
+    /// Whether refunds can take an upgrade back at once.
+    #[serde(default)]
+    pub refunds: RefundEffect,
+}
+
+/// One tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    /// Identifier (`gold`).
+    pub id: String,
+    /// Display name (`Gold`); the id when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What qualifies a member for this tier.
+    #[serde(default)]
+    pub entry: Threshold,
+    /// What keeps a member in it at a review; `entry` when absent.
+    #[serde(default)]
+    pub retain: Option<Threshold>,
+    /// What members of this tier get.
+    #[serde(default)]
+    pub benefits: Benefits,
+}
+
+impl Tier {
+    /// Display name.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+
+    /// The retention threshold (entry when none is set).
+    pub fn retention(&self) -> &Threshold {
+        self.retain.as_ref().unwrap_or(&self.entry)
+    }
+}
+
+/// A threshold on the qualifying metric: any of spend, order count and
+/// growth points, combined with `all` (every one given must be met, the
+/// default) or `any`. An empty threshold is always met.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orders: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points: Option<i64>,
+    #[serde(default)]
+    pub combine: Combine,
+}
+
+/// How the parts of a threshold combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Combine {
+    #[default]
+    All,
+    Any,
+}
+
+impl Threshold {
+    fn parts(&self) -> impl Iterator<Item = (Part, bool)> + '_ {
+        [
+            self.spend.map(|s| (Part::Spend(s), true)),
+            self.orders.map(|o| (Part::Orders(o), true)),
+            self.points.map(|p| (Part::Points(p), true)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// Is the threshold met by `m`?
+    pub fn met(&self, m: &Metric) -> bool {
+        let mut results = self.parts().map(|(p, _)| p.met(m)).peekable();
+        if results.peek().is_none() {
+            return true;
+        }
+        match self.combine {
+            Combine::All => results.all(|x| x),
+            Combine::Any => results.any(|x| x),
+        }
+    }
+
+    /// What is still missing to meet it (zero where met). With `any`, only
+    /// the part closest to being met is reported.
+    pub fn gap(&self, m: &Metric) -> Gap {
+        let all = Gap {
+            spend: self.spend.map(|s| (s - m.spend).max(Decimal::ZERO)),
+            orders: self.orders.map(|o| (o - m.orders).max(0)),
+            points: self.points.map(|p| (p - m.points).max(0)),
+        };
+        if self.combine == Combine::All || self.met(m) {
+            return if self.met(m) { Gap::default() } else { all };
+        }
+        // `any`: report the part with the smallest relative shortfall.
+        let rel = |need: f64, of: f64| if of <= 0.0 { 0.0 } else { need / of };
+        let spend = all.spend.zip(self.spend).map(|(g, s)| rel(dec_f64(g), dec_f64(s)));
+        let orders = all.orders.zip(self.orders).map(|(g, o)| rel(g as f64, o as f64));
+        let points = all.points.zip(self.points).map(|(g, p)| rel(g as f64, p as f64));
+        let best = [spend, orders, points]
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.map(|r| (i, r)))
+            .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
+        match best.map(|b| b.0) {
+            Some(0) => Gap { spend: all.spend, ..Gap::default() },
+            Some(1) => Gap { orders: all.orders, ..Gap::default() },
+            Some(_) => Gap { points: all.points, ..Gap::default() },
+            None => Gap::default(),
+        }
+    }
+}
+
+fn dec_f64(d: Decimal) -> f64 {
+    d.to_string().parse().unwrap_or(0.0)
+}
+
+enum Part {
+    Spend(Decimal),
+    Orders(i64),
+    Points(i64),
+}
+
+impl Part {
+    fn met(&self, m: &Metric) -> bool {
+        match self {
+            Part::Spend(s) => m.spend >= *s,
+            Part::Orders(o) => m.orders >= *o,
+            Part::Points(p) => m.points >= *p,
+        }
+    }
+}
+
+/// What is missing to meet a threshold.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Gap {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spend: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub points: Option<i64>,
+}
+
+impl Gap {
+    /// Nothing missing.
+    pub fn is_met(&self) -> bool {
+        self.spend.is_none_or(|s| s.is_zero())
+            && self.orders.is_none_or(|o| o == 0)
+            && self.points.is_none_or(|p| p == 0)
+    }
+
+    /// "spend 120.00 more and 2 more orders".
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = self.spend.filter(|s| !s.is_zero()) {
+            parts.push(format!("spend {:.2} more", s));
+        }
+        if let Some(o) = self.orders.filter(|o| *o != 0) {
+            parts.push(format!("{o} more order{}", if o == 1 { "" } else { "s" }));
+        }
+        if let Some(p) = self.points.filter(|p| *p != 0) {
+            parts.push(format!("{p} more growth points"));
+        }
+        parts.join(" and ")
+    }
+}
+
+/// The qualifying metric over a window.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Metric {
+    pub spend: Decimal,
+    pub orders: i64,
+    pub points: i64,
+}
+
+/// Qualification window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Window {
+    RollingDays { days: u32 },
+    RollingMonths { months: u32 },
+    CalendarYear,
+    MembershipYear,
+    Lifetime,
+}
+
+/// Where a failed review sends the member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Downgrade {
+    /// One tier down (or the tier qualified for, if that is higher).
+    #[default]
+    OneStep,
+    /// The highest tier whose entry threshold the metric meets.
+    ToQualified,
+}
+
+/// How long a tier earned by upgrade holds at least.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MinValidity {
+    /// Until the end of the period it was earned in.
+    #[default]
+    EndOfPeriod,
+    /// `months` months after it was earned.
+    Months { months: u32 },
+    /// Until 31 December of the year after it was earned (programme zone).
+    EndOfFollowingYear,
+}
+
+/// Whether a refund can take an upgrade back before the next review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundEffect {
+    #[default]
+    Immediate,
+    NextReview,
+}
+
+/// What members of a tier get.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Benefits {
+    /// Factor on points earned by rate rules (`"1.5"`); 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points_multiplier: Option<Decimal>,
+    /// Discount rate the host applies at checkout (`"0.05"` = 5 %).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount_rate: Option<Decimal>,
+    #[serde(default)]
+    pub free_shipping: bool,
+    /// Gift sent in the birthday month (host-defined reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birthday_gift: Option<String>,
+    /// Anything else the host wants to attach.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom: BTreeMap<String, serde_json::Value>,
+}
+
+/// A member's tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierState {
+    /// Current tier id.
+    pub tier: String,
+    /// When the member entered it.
+    pub since: DateTime<Utc>,
+    /// Next review (`None`: never, lifetime windows).
+    pub review_at: Option<DateTime<Utc>>,
+    /// The tier confirmed at the start of the current period: a refund can
+    /// take upgrades back, never below this.
+    pub floor: String,
+    /// In grace after a failed review, until this instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_until: Option<DateTime<Utc>>,
+    /// A manual assignment in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual: Option<ManualTier>,
+}
+
+/// A tier set by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManualTier {
+    pub until: DateTime<Utc>,
+    pub reason: String,
+    pub actor: String,
+}
+
+/// Why a tier changed (or was confirmed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierReason {
+    /// The member joined (base tier).
+    Joined,
+    /// A threshold was crossed.
+    Upgrade,
+    /// A review found the retention threshold met.
+    Retained,
+    /// A review failed; the tier is kept during the grace period.
+    Grace,
+    /// A review (or the end of a grace period) failed.
+    Downgrade,
+    /// A refund took an upgrade back.
+    Refund,
+    /// Set by hand.
+    Manual,
+    /// A manual assignment ended.
+    ManualExpired,
+    /// The programme's ladder changed and the old tier no longer exists.
+    LadderChanged,
+}
+
+/// One entry of a member's tier history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierChange {
+    pub at: DateTime<Utc>,
+    pub from: Option<String>,
+    pub to: String,
+    pub reason: TierReason,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Progress towards a threshold by a deadline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub tier: String,
+    /// The metric so far over the window that counts.
+    pub metric: Metric,
+    /// What is still missing.
+    pub missing: Gap,
+    /// Deadline (the review), when there is one.
+    pub by: Option<DateTime<Utc>>,
+    /// Readable: "spend 120.00 more by 31 Dec 2024 to keep Gold".
+    pub message: String,
+}
+
+/// A member's tier with progress, as answered by `Engine::tier`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierView {
+    pub tier: String,
+    pub name: String,
+    pub since: DateTime<Utc>,
+    pub review_at: Option<DateTime<Utc>>,
+    pub grace_until: Option<DateTime<Utc>>,
+    pub manual: Option<ManualTier>,
+    pub benefits: Benefits,
+    /// Progress to the next tier up (none at the top).
+    pub next: Option<Progress>,
+    /// Progress to keeping the current tier at the next review (none for the
+    /// base tier and lifetime windows).
+    pub retain: Option<Progress>,
+}
+
+impl TierLadder {
+    /// Check the ladder; errors name the path under `tiers`.
+    pub fn validate(&self, point_types: &[&str]) -> Result<()> {
+        if self.levels.is_empty() {
+            return Err(CrmError::config("tiers.levels", "must list at least one tier"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, t) in self.levels.iter().enumerate() {
+            let at = format!("tiers.levels[{i}]");
+            crate::program::check_id(&t.id, &format!("{at}.id"))?;
+            if !seen.insert(t.id.as_str()) {
+                return Err(CrmError::config(format!("{at}.id"), format!("duplicate tier {:?}", t.id)));
+            }
+            for (name, th) in [("entry", Some(&t.entry)), ("retain", t.retain.as_ref())] {
+                let Some(th) = th else { continue };
+                if th.spend.is_some_and(|s| s.is_sign_negative()) {
+                    return Err(CrmError::config(format!("{at}.{name}.spend"), "must not be negative"));
+                }
+                if th.orders.is_some_and(|o| o < 0) {
+                    return Err(CrmError::config(format!("{at}.{name}.orders"), "must not be negative"));
+                }
+                if th.points.is_some_and(|p| p < 0) {
+                    return Err(CrmError::config(format!("{at}.{name}.points"), "must not be negative"));
+                }
+                if th.points.is_some() && self.point_type.is_none() {
+                    return Err(CrmError::config(
+                        format!("{at}.{name}.points"),
+                        "a points threshold needs `tiers.point_type` (the growth point type)",
+                    ));
+                }
+            }
+            if let Some(m) = t.benefits.points_multiplier {
+                if m <= Decimal::ZERO || m > Decimal::from(100) {
+                    return Err(CrmError::config(
+                        format!("{at}.benefits.points_multiplier"),
+                        "must be greater than 0 and at most 100",
+                    ));
+                }
+            }
+            if let Some(r) = t.benefits.discount_rate {
+                if r.is_sign_negative() || r > Decimal::ONE {
+                    return Err(CrmError::config(format!("{at}.benefits.discount_rate"), "must be between 0 and 1"));
+                }
+            }
+        }
+        if let Some(pt) = &self.point_type {
+            if !point_types.contains(&pt.as_str()) {
+                return Err(CrmError::config("tiers.point_type", format!("unknown point type {pt:?}")));
+            }
+        }
+        match self.window {
+            Window::RollingDays { days: 0 } => return Err(CrmError::config("tiers.window.days", "must be at least 1")),
+            Window::RollingMonths { months: 0 } => {
+                return Err(CrmError::config("tiers.window.months", "must be at least 1"))
+            }
+            _ => {}
+        }
+        if let MinValidity::Months { months: 0 } = self.min_validity {
+            return Err(CrmError::config("tiers.min_validity.months", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Index of a tier id.
+    pub fn index(&self, id: &str) -> Option<usize> {
+        self.levels.iter().position(|t| t.id == id)
+    }
+
+    /// The tier with this id.
+    pub fn get(&self, id: &str) -> Option<&Tier> {
+        self.levels.iter().find(|t| t.id == id)
+    }
+
+    /// The base tier.
+    pub fn base(&self) -> &Tier {
+        &self.levels[0]
+    }
+
+    /// Highest tier whose entry threshold `m` meets (the base tier at least).
+    pub fn qualified(&self, m: &Metric) -> usize {
+        (1..self.levels.len()).rev().find(|&i| self.levels[i].entry.met(m)).unwrap_or(0)
+    }
+
+    /// Sum the metric over `(from, to]` (`from = None`: since the beginning).
+    pub fn metric(&self, activity: &[Activity], from: Option<DateTime<Utc>>, to: DateTime<Utc>) -> Metric {
+        let mut m = Metric::default();
+        for a in activity.iter().filter(|a| a.at <= to && from.is_none_or(|f| a.at > f)) {
+            m.spend += a.spend;
+            m.orders += a.orders;
+            if a.point_type.is_some() && a.point_type == self.point_type {
+                m.points += a.points;
+            }
+        }
+        m
+    }
+
+    /// Start of the window that counts for a fact at `t` (exclusive bound).
+    pub fn window_start(&self, tz: Tz, joined: DateTime<Utc>, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self.window {
+            Window::RollingDays { days } => Some(minus_local_days(tz, t, days)),
+            Window::RollingMonths { months } => Some(minus_local_months(tz, t, months)),
+            Window::CalendarYear => {
+                let y = local_date(tz, t).year();
+                Some(start_of_day(tz, ymd(y, 1, 1)) - chrono::Duration::nanoseconds(1))
+            }
+            Window::MembershipYear => {
+                let start = anniversary_on_or_before(tz, joined, t);
+                Some(start - chrono::Duration::nanoseconds(1))
+            }
+            Window::Lifetime => None,
+        }
+    }
+
+    /// Start of the window for a review at `review_at` (the period just ended).
+    pub fn review_window_start(
+        &self,
+        tz: Tz,
+        joined: DateTime<Utc>,
+        review_at: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        match self.window {
+            // The N days or months before the review, the start excluded.
+            Window::RollingDays { .. } | Window::RollingMonths { .. } => self.window_start(tz, joined, review_at),
+            // The review instant is the first instant of the next year:
+            // count the year that ends just before it.
+            _ => self.window_start(tz, joined, review_at - chrono::Duration::nanoseconds(1)),
+        }
+    }
+
+    /// The metric for a fact at `t`.
+    pub fn metric_at(&self, activity: &[Activity], tz: Tz, joined: DateTime<Utc>, t: DateTime<Utc>) -> Metric {
+        self.metric(activity, self.window_start(tz, joined, t), t)
+    }
+
+    /// The metric counted at a review at `review_at`.
+    pub fn metric_for_review(
+        &self,
+        activity: &[Activity],
+        tz: Tz,
+        joined: DateTime<Utc>,
+        review_at: DateTime<Utc>,
+    ) -> Metric {
+        // Facts exactly at the review instant belong to the next period.
+        let end = review_at - chrono::Duration::nanoseconds(1);
+        self.metric(activity, self.review_window_start(tz, joined, review_at), end)
+    }
+
+    /// End of the period containing `t` (the next review after `t`).
+    pub fn period_end(
+        &self,
+        tz: Tz,
+        joined: DateTime<Utc>,
+        since: DateTime<Utc>,
+        t: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        match self.window {
+            Window::Lifetime => None,
+            Window::CalendarYear => Some(start_of_day(tz, ymd(local_date(tz, t).year() + 1, 1, 1))),
+            Window::MembershipYear => {
+                let start = anniversary_on_or_before(tz, joined, t);
+                Some(add_years_local(tz, joined, years_between(tz, joined, start) + 1))
+            }
+            // Rolling windows: reviewed one window length after the tier
+            // began, then every window length.
+            Window::RollingDays { days } => {
+                let mut end = crate::time::add_local_days(tz, since, days);
+                while end <= t {
+                    end = crate::time::add_local_days(tz, end, days);
+                }
+                Some(end)
+            }
+            Window::RollingMonths { months } => {
+                let mut end = plus_local_months(tz, since, months);
+                while end <= t {
+                    end = plus_local_months(tz, end, months);
+                }
+                Some(end)
+            }
+        }
+    }
+
+    /// The first review of a tier earned by upgrade at `t`.
+    pub fn first_review(&self, tz: Tz, joined: DateTime<Utc>, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let end = self.period_end(tz, joined, t, t)?;
+        let valid = match self.min_validity {
+            MinValidity::EndOfPeriod => end,
+            MinValidity::Months { months } => plus_local_months(tz, t, months),
+            MinValidity::EndOfFollowingYear => start_of_day(tz, ymd(local_date(tz, t).year() + 2, 1, 1)),
+        };
+        // Reviews happen at period ends: the first one at or after the validity.
+        let mut review = end;
+        let mut guard = 0;
+        while review < valid && guard < 1000 {
+            review = self.period_end(tz, joined, t, review)?;
+            guard += 1;
+        }
+        Some(review)
+    }
+
+    /// The benefits of a tier (the base tier's when unknown).
+    pub fn benefits(&self, id: Option<&str>) -> &Benefits {
+        id.and_then(|i| self.get(i)).map_or(&self.base().benefits, |t| &t.benefits)
+    }
+}
+
+/// What the engine should do with a member's tier after a fact at `t`.
+/// `None`: nothing changes.
+pub fn after_fact(
+    ladder: &TierLadder,
+    tz: Tz,
+    joined: DateTime<Utc>,
+    current: &TierState,
+    activity: &[Activity],
+    t: DateTime<Utc>,
+    refund: bool,
+) -> Option<(TierState, TierReason)> {
+    let m = ladder.metric_at(activity, tz, joined, t);
+    let q = ladder.qualified(&m);
+    let cur = ladder.index(&current.tier).unwrap_or(0);
+    if q > cur {
+        let state = TierState {
+            tier: ladder.levels[q].id.clone(),
+            since: t,
+            review_at: ladder.first_review(tz, joined, t),
+            floor: current.floor.clone(),
+            grace_until: None,
+            manual: None,
+        };
+        return Some((state, TierReason::Upgrade));
+    }
+    if current.grace_until.is_some() && ladder.levels[cur].retention().met(&m) {
+        let state = TierState {
+            grace_until: None,
+            review_at: ladder.period_end(tz, joined, current.since, t),
+            ..current.clone()
+        };
+        return Some((state, TierReason::Retained));
+    }
+    if refund && ladder.refunds == RefundEffect::Immediate && current.manual.is_none() {
+        let floor = ladder.index(&current.floor).unwrap_or(0);
+        if cur > floor && !ladder.levels[cur].entry.met(&m) {
+            let to = q.max(floor);
+            if to < cur {
+                let state = TierState {
+                    tier: ladder.levels[to].id.clone(),
+                    since: t,
+                    review_at: if to == floor {
+                        ladder.period_end(tz, joined, current.since, t)
+                    } else {
+                        ladder.first_review(tz, joined, t)
+                    },
+                    floor: current.floor.clone(),
+                    grace_until: None,
+                    manual: None,
+                };
+                return Some((state, TierReason::Refund));
+            }
+        }
+    }
+    None
+}
+
+/// The review (or end of grace, or end of a manual assignment) due at or
+/// before `now`, if any: the new state, the reason and the instant it
+/// happens at. Call repeatedly until `None` to catch up on missed reviews.
+pub fn due_review(
+    ladder: &TierLadder,
+    tz: Tz,
+    joined: DateTime<Utc>,
+    current: &TierState,
+    activity: &[Activity],
+    now: DateTime<Utc>,
+) -> Option<(TierState, TierReason, DateTime<Utc>)> {
+    let cur = ladder.index(&current.tier);
+    if cur.is_none() {
+        // The programme no longer has this tier: start again at the base.
+        let base = ladder.base().id.clone();
+        let state = TierState {
+            tier: base.clone(),
+            since: now,
+            review_at: ladder.period_end(tz, joined, now, now),
+            floor: base,
+            grace_until: None,
+            manual: None,
+        };
+        return Some((state, TierReason::LadderChanged, now));
+    }
+    let cur = cur.unwrap_or(0);
+    if let Some(manual) = current.manual.as_ref().filter(|m| m.until <= now) {
+        let at = manual.until;
+        let q = ladder.qualified(&ladder.metric_at(activity, tz, joined, at));
+        let id = ladder.levels[q].id.clone();
+        let state = TierState {
+            tier: id.clone(),
+            since: at,
+            review_at: ladder.period_end(tz, joined, at, at),
+            floor: id,
+            grace_until: None,
+            manual: None,
+        };
+        return Some((state, TierReason::ManualExpired, at));
+    }
+    if current.manual.is_some() {
+        return None;
+    }
+    let at = match (current.grace_until, current.review_at) {
+        (Some(g), _) if g <= now => g,
+        (None, Some(r)) if r <= now => r,
+        _ => return None,
+    };
+    let m = if current.grace_until.is_some() {
+        ladder.metric_at(activity, tz, joined, at)
+    } else {
+        ladder.metric_for_review(activity, tz, joined, at)
+    };
+    let next_review = ladder.period_end(tz, joined, at, at);
+    if cur == 0 || ladder.levels[cur].retention().met(&m) {
+        let state =
+            TierState { review_at: next_review, floor: current.tier.clone(), grace_until: None, ..current.clone() };
+        return Some((state, TierReason::Retained, at));
+    }
+    if ladder.grace_days > 0 && current.grace_until.is_none() {
+        let until = crate::time::add_local_days(tz, at, ladder.grace_days);
+        let state = TierState { grace_until: Some(until), ..current.clone() };
+        return Some((state, TierReason::Grace, at));
+    }
+    let q = ladder.qualified(&m);
+    let to = match ladder.downgrade {
+        Downgrade::OneStep => (cur - 1).max(q),
+        Downgrade::ToQualified => q,
+    }
+    .min(cur);
+    let id = ladder.levels[to].id.clone();
+    let state =
+        TierState { tier: id.clone(), since: at, review_at: next_review, floor: id, grace_until: None, manual: None };
+    Some((state, TierReason::Downgrade, at))
+}
+
+/// The base-tier state of a member joining at `at`.
+pub fn initial(ladder: &TierLadder, tz: Tz, joined: DateTime<Utc>, at: DateTime<Utc>) -> TierState {
+    let base = ladder.base().id.clone();
+    TierState {
+        tier: base.clone(),
+        since: at,
+        review_at: ladder.period_end(tz, joined, at, at).filter(|_| ladder.levels.len() > 1),
+        floor: base,
+        grace_until: None,
+        manual: None,
+    }
+}
+
+/// The view of a member's tier with progress, at `at`.
+pub fn view(
+    ladder: &TierLadder,
+    tz: Tz,
+    joined: DateTime<Utc>,
+    current: &TierState,
+    activity: &[Activity],
+    at: DateTime<Utc>,
+) -> TierView {
+    let cur = ladder.index(&current.tier).unwrap_or(0);
+    let tier = &ladder.levels[cur];
+    let m_now = ladder.metric_at(activity, tz, joined, at);
+    let next = ladder.levels.get(cur + 1).map(|up| {
+        let missing = up.entry.gap(&m_now);
+        let by = ladder.period_end(tz, joined, current.since, at);
+        let message = if missing.is_met() {
+            format!("qualified for {}", up.display_name())
+        } else {
+            format!("{} to reach {}", missing.describe(), up.display_name())
+        };
+        Progress { tier: up.id.clone(), metric: m_now.clone(), missing, by, message }
+    });
+    let retain = match (cur, current.review_at.or(current.grace_until)) {
+        (0, _) | (_, None) => None,
+        (_, Some(review)) => {
+            let deadline = current.grace_until.unwrap_or(review);
+            let m = if current.grace_until.is_some() {
+                m_now.clone()
+            } else {
+                // What will count at the review, from the facts so far.
+                let start = ladder.review_window_start(tz, joined, review);
+                ladder.metric(activity, start, at.min(review))
+            };
+            let missing = tier.retention().gap(&m);
+            let day = local_date(tz, deadline - chrono::Duration::nanoseconds(1));
+            let message = if missing.is_met() {
+                format!("{} is kept at the review on {}", tier.display_name(), day.format("%-d %b %Y"))
+            } else {
+                format!("{} by {} to keep {}", missing.describe(), day.format("%-d %b %Y"), tier.display_name())
+            };
+            Some(Progress { tier: tier.id.clone(), metric: m, missing, by: Some(deadline), message })
+        }
+    };
+    TierView {
+        tier: tier.id.clone(),
+        name: tier.display_name().to_string(),
+        since: current.since,
+        review_at: current.review_at,
+        grace_until: current.grace_until,
+        manual: current.manual.clone(),
+        benefits: tier.benefits.clone(),
+        next,
+        retain,
+    }
+}
+
+fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap_or(NaiveDate::MAX)
+}
+
+fn minus_local_days(tz: Tz, t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+    let local = t.with_timezone(&tz).naive_local() - chrono::Duration::days(i64::from(days));
+    resolve_local(tz, local)
+}
+
+fn plus_local_months(tz: Tz, t: DateTime<Utc>, months: u32) -> DateTime<Utc> {
+    let local = t.with_timezone(&tz).naive_local();
+    resolve_local(tz, local.checked_add_months(Months::new(months)).unwrap_or(local))
+}
+
+fn minus_local_months(tz: Tz, t: DateTime<Utc>, months: u32) -> DateTime<Utc> {
+    let local = t.with_timezone(&tz).naive_local();
+    resolve_local(tz, local.checked_sub_months(Months::new(months)).unwrap_or(local))
+}
+
+/// `joined` moved `years` years on, local wall clock (29 Feb -> 28 Feb).
+fn add_years_local(tz: Tz, joined: DateTime<Utc>, years: u32) -> DateTime<Utc> {
+    plus_local_months(tz, joined, years.saturating_mul(12))
+}
+
+fn years_between(tz: Tz, joined: DateTime<Utc>, t: DateTime<Utc>) -> u32 {
+    let mut n = 0;
+    while n < 10_000 && add_years_local(tz, joined, n + 1) <= t {
+        n += 1;
+    }
+    n
+}
+
+/// The last membership anniversary at or before `t` (`joined` itself in year one).
+fn anniversary_on_or_before(tz: Tz, joined: DateTime<Utc>, t: DateTime<Utc>) -> DateTime<Utc> {
+    if t < joined {
+        return joined;
+    }
+    add_years_local(tz, joined, years_between(tz, joined, t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+    fn sh() -> Tz {
+        "Asia/Shanghai".parse().unwrap()
+    }
+    fn ladder(window: Window) -> TierLadder {
+        serde_json::from_value(serde_json::json!({
+            "levels": [
+                {"id": "member"},
+                {"id": "silver", "entry": {"spend": "1000"}},
+                {"id": "gold", "entry": {"spend": "5000"}, "retain": {"spend": "3000"}}
+            ],
+            "window": window,
+        }))
+        .unwrap()
+    }
+    fn spend(at: &str, amount: i64) -> Activity {
+        Activity { at: utc(at), spend: Decimal::from(amount), orders: 1, point_type: None, points: 0 }
+    }
+
+    #[test]
+    fn thresholds_all_and_any() {
+        let m = Metric { spend: Decimal::from(600), orders: 3, points: 0 };
+        let all = Threshold { spend: Some(Decimal::from(500)), orders: Some(5), ..Threshold::default() };
+        let any = Threshold { combine: Combine::Any, ..all.clone() };
+        assert!(!all.met(&m) && any.met(&m));
+        assert_eq!(all.gap(&m), Gap { spend: Some(Decimal::ZERO), orders: Some(2), points: None });
+        assert!(Threshold::default().met(&Metric::default()));
+    }
+
+    #[test]
+    fn calendar_year_period_ends_at_local_new_year() {
+        let l = ladder(Window::CalendarYear);
+        let t = utc("2024-06-01T00:00:00Z");
+        assert_eq!(l.period_end(sh(), t, t, t), Some(utc("2024-12-31T16:00:00Z")));
+        // The review counts the year just ended, not a fact at the review instant.
+        let acts =
+            [spend("2023-12-31T15:59:59Z", 1), spend("2024-05-01T00:00:00Z", 10), spend("2024-12-31T16:00:00Z", 100)];
+        let m = l.metric_for_review(&acts, sh(), t, utc("2024-12-31T16:00:00Z"));
+        assert_eq!(m.spend, Decimal::from(10));
+    }
+
+    #[test]
+    fn membership_year_from_leap_day() {
+        let l = ladder(Window::MembershipYear);
+        let joined = utc("2024-02-29T02:00:00Z"); // 10:00 local
+        let t = utc("2025-03-01T00:00:00Z");
+        // Anniversary in 2025 is 28 Feb (10:00 local); the next is 28 Feb 2026... then 29 Feb 2028.
+        assert_eq!(l.period_end(sh(), joined, joined, t), Some(utc("2026-02-28T02:00:00Z")));
+    }
+
+    #[test]
+    fn review_keeps_drops_one_step_or_to_qualified() {
+        let mut l = ladder(Window::CalendarYear);
+        let joined = utc("2023-01-01T00:00:00Z");
+        let gold = TierState {
+            tier: "gold".into(),
+            since: utc("2023-03-01T00:00:00Z"),
+            review_at: Some(utc("2023-12-31T16:00:00Z")),
+            floor: "member".into(),
+            grace_until: None,
+            manual: None,
+        };
+        let now = utc("2024-01-02T00:00:00Z");
+        let kept = [spend("2023-05-01T00:00:00Z", 3000)];
+        let (s, r, at) = due_review(&l, sh(), joined, &gold, &kept, now).unwrap();
+        assert_eq!((s.tier.as_str(), r, at), ("gold", TierReason::Retained, utc("2023-12-31T16:00:00Z")));
+        assert_eq!(s.review_at, Some(utc("2024-12-31T16:00:00Z")));
+        let low = [spend("2023-05-01T00:00:00Z", 200)];
+        let (s, r, _) = due_review(&l, sh(), joined, &gold, &low, now).unwrap();
+        assert_eq!((s.tier.as_str(), r), ("silver", TierReason::Downgrade));
+        l.downgrade = Downgrade::ToQualified;
+        let (s, _, _) = due_review(&l, sh(), joined, &gold, &low, now).unwrap();
+        assert_eq!(s.tier, "member");
+        l.grace_days = 30;
+        let (s, r, _) = due_review(&l, sh(), joined, &gold, &low, now).unwrap();
+        assert_eq!((s.tier.as_str(), r), ("gold", TierReason::Grace));
+        assert_eq!(s.grace_until, Some(utc("2024-01-30T16:00:00Z")));
+        assert!(due_review(&l, sh(), joined, &s, &low, now).is_none());
+    }
+}

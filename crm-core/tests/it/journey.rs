@@ -1,0 +1,326 @@
+//! Property tests of tiers, stages and the outreach scheduler.
+//!
+//! * Tier and stage at any instant are a function of the facts up to it: a
+//!   history replayed in any batch split, with `run_due` at any cadence,
+//!   gives the same tier and stage histories; and the tier as of an instant
+//!   equals that of a fresh engine fed only the facts up to it.
+//! * The scheduler never emits the same occurrence twice and never inside
+//!   quiet hours, whatever the times `run_due` is called at.
+//!
+//! 200 cases each by default (`PROPTEST_CASES` overrides).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use crm_core::{Command, Engine, MemberId, MemoryStore, Order, Outcome, Program, Store};
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/journey.txt"))),
+        ..ProptestConfig::default()
+    }
+}
+
+fn program(window: serde_json::Value, downgrade: &str, grace: u32, refunds: &str) -> Program {
+    Program::from_value(json!({
+        "version": 1, "name": "J", "timezone": "Europe/Berlin", "currency": "EUR",
+        "point_types": [{"id": "reward"}, {"id": "growth", "spendable": false}],
+        "earn": {"rules": [
+            {"id": "base", "point_type": "reward", "points_per_unit": "1"},
+            {"id": "grow", "point_type": "growth", "points_per_unit": "1", "tier_multiplier": false}
+        ]},
+        "tiers": {"window": window, "downgrade": downgrade, "grace_days": grace, "refunds": refunds,
+                  "point_type": "growth", "levels": [
+            {"id": "t0"},
+            {"id": "t1", "entry": {"spend": "100"}, "benefits": {"points_multiplier": "1.5"}},
+            {"id": "t2", "entry": {"spend": "400", "orders": 3}, "retain": {"points": 250}},
+            {"id": "t3", "entry": {"spend": "1000", "points": 900, "combine": "any"}, "retain": {"spend": "600"}}
+        ]},
+        "lifecycle": {"new_days": 10, "at_risk_days": 30, "dormant_days": 60, "churned_days": 120, "reactivated_days": 15}
+    }))
+    .expect("programme")
+}
+
+fn window() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        Just(json!({"type": "calendar_year"})),
+        Just(json!({"type": "membership_year"})),
+        (20u32..200).prop_map(|d| json!({"type": "rolling_days", "days": d})),
+        (1u32..7).prop_map(|m| json!({"type": "rolling_months", "months": m})),
+        Just(json!({"type": "lifetime"})),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Fact {
+    Order { member: u8, hours: i64, cents: i64 },
+    Refund { order: usize, hours: i64, percent: i64 },
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 1, 1, 9, 0, 0).unwrap()
+}
+
+fn facts() -> impl Strategy<Value = Vec<Fact>> {
+    let fact = prop_oneof![
+        4 => (0u8..3, 0i64..(24 * 800), 0i64..60_000).prop_map(|(member, hours, cents)| Fact::Order { member, hours, cents }),
+        1 => (0usize..40, 1i64..(24 * 60), 10i64..101).prop_map(|(order, hours, percent)| Fact::Refund { order, hours, percent }),
+    ];
+    prop::collection::vec(fact, 1..30)
+}
+
+/// The facts as timed commands in time order (refunds after their order).
+fn timeline(facts: &[Fact]) -> Vec<(DateTime<Utc>, String, Command)> {
+    let mut orders = Vec::new();
+    let mut out = Vec::new();
+    for f in facts {
+        if let Fact::Order { member, hours, cents } = f {
+            let at = t0() + Duration::hours(*hours);
+            let id = format!("o{}", orders.len());
+            orders.push((id.clone(), at, *cents));
+            let order = Order::paid(id.clone(), format!("m{member}"), at, Decimal::new(*cents, 2));
+            out.push((at, format!("order:{id}"), Command::RecordOrder { order }));
+        }
+    }
+    for (k, f) in facts.iter().enumerate() {
+        if let Fact::Refund { order, hours, percent } = f {
+            let Some((id, placed, cents)) = orders.get(*order % orders.len().max(1)).cloned() else { continue };
+            let at = placed + Duration::hours(*hours);
+            let amount = Decimal::new(cents * percent / 100, 2);
+            if amount.is_zero() {
+                continue;
+            }
+            let refund = serde_json::from_value(json!({
+                "id": format!("r{k}"), "order_id": id, "at": at,
+                "scope": {"type": "amount", "amount": amount.to_string()}
+            }))
+            .unwrap();
+            out.push((at, format!("refund:r{k}"), Command::RecordRefund { refund }));
+        }
+    }
+    out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    out
+}
+
+fn histories<S: Store>(e: &Engine<S>) -> Vec<String> {
+    (0..3)
+        .filter_map(|m| {
+            let id = MemberId::from(format!("m{m}"));
+            let st = e.member(&id).ok()?;
+            Some(format!("{:?}\n{:?}", st.tier_history, st.stage_history))
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn tier_and_stage_histories_do_not_depend_on_batches_or_run_due_cadence(
+        window in window(),
+        downgrade in prop_oneof![Just("one_step"), Just("to_qualified")],
+        grace in prop_oneof![Just(0u32), 1u32..40],
+        refunds in prop_oneof![Just("immediate"), Just("next_review")],
+        facts in facts(),
+        ticks in prop::collection::vec(0i64..(24 * 900), 0..6),
+        split in 1usize..6,
+    ) {
+        let p = program(window, downgrade, grace, refunds);
+        let items = timeline(&facts);
+        let end = t0() + Duration::days(1000);
+        // A: one command at a time, run_due at random instants in between.
+        let a = Engine::new(p.clone(), MemoryStore::new());
+        let mut ticks: Vec<_> = ticks.into_iter().map(|h| t0() + Duration::hours(h)).collect();
+        ticks.sort();
+        let mut next_tick = 0;
+        for (at, key, c) in &items {
+            while next_tick < ticks.len() && ticks[next_tick] < *at {
+                a.run_due(ticks[next_tick]).unwrap();
+                next_tick += 1;
+            }
+            let _ = a.execute(key, c.clone(), *at);
+        }
+        a.run_due(end).unwrap();
+        // B: orders in batches of `split`, refunds one by one, one run_due at the end.
+        let b = Engine::new(p, MemoryStore::new());
+        let mut batch: Vec<Order> = Vec::new();
+        let flush = |batch: &mut Vec<Order>, b: &Engine<MemoryStore>| {
+            if let Some(last) = batch.last() {
+                let now = last.placed_at;
+                b.record_orders(batch, now).unwrap();
+            }
+            batch.clear();
+        };
+        for (at, key, c) in &items {
+            match c {
+                Command::RecordOrder { order } => {
+                    batch.push(order.clone());
+                    if batch.len() >= split {
+                        flush(&mut batch, &b);
+                    }
+                }
+                other => {
+                    flush(&mut batch, &b);
+                    let _ = b.execute(key, other.clone(), *at);
+                }
+            }
+        }
+        flush(&mut batch, &b);
+        b.run_due(end).unwrap();
+        prop_assert_eq!(histories(&a), histories(&b));
+    }
+
+    #[test]
+    fn tier_as_of_an_instant_equals_a_replay_cut_there(
+        window in window(),
+        facts in facts(),
+        cut in 0i64..(24 * 900),
+    ) {
+        let p = program(window, "one_step", 0, "immediate");
+        let items = timeline(&facts);
+        let cut = t0() + Duration::hours(cut);
+        let full = Engine::new(p.clone(), MemoryStore::new());
+        let part = Engine::new(p, MemoryStore::new());
+        for (at, key, c) in &items {
+            let _ = full.execute(key, c.clone(), *at);
+            if *at <= cut {
+                let _ = part.execute(key, c.clone(), *at);
+            }
+        }
+        full.run_due(t0() + Duration::days(1000)).unwrap();
+        part.run_due(cut).unwrap();
+        prop_assert_eq!(full.tier_distribution(cut).unwrap(), part.tier_distribution(cut).unwrap());
+        prop_assert_eq!(full.stage_distribution(cut).unwrap(), part.stage_distribution(cut).unwrap());
+        for m in 0..3 {
+            let id = MemberId::from(format!("m{m}"));
+            if let (Ok(x), Ok(y)) = (full.tier(&id, cut), part.tier(&id, cut)) {
+                prop_assert_eq!(x.tier, y.tier);
+            }
+        }
+    }
+
+    #[test]
+    fn scheduler_never_repeats_an_occurrence_nor_speaks_in_quiet_hours(
+        members in prop::collection::vec((1u32..=12, 1u32..=29, 0usize..4, any::<bool>(), any::<bool>()), 1..5),
+        orders in prop::collection::vec((0usize..5, 0i64..(24 * 400), any::<bool>()), 0..12),
+        runs in prop::collection::vec(0i64..(24 * 450), 1..12),
+        quiet in (0u32..24, 0u32..24).prop_filter("start != end", |(a, b)| a != b),
+        cap in prop_oneof![Just(None), (1u32..4, 1u32..10).prop_map(Some)],
+    ) {
+        let zones = ["Asia/Shanghai", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"];
+        let p = Program::from_value(json!({
+            "version": 1, "name": "O", "timezone": "Europe/Berlin", "currency": "EUR",
+            "point_types": [{"id": "reward", "expiry": {"type": "days_after_earning", "days": 40}}],
+            "earn": {"rules": [{"id": "base", "point_type": "reward", "points_per_unit": "1"}]},
+            "lifecycle": {},
+            "outreach": {
+                "quiet_hours": {"start": format!("{:02}:00:00", quiet.0), "end": format!("{:02}:30:00", quiet.1)},
+                "frequency_cap": cap.map(|(max, days)| json!({"max": max, "days": days})),
+                "triggers": [
+                    {"id": "bday", "when": {"type": "birthday", "days_before": 2}, "channels": ["sms", "app"]},
+                    {"id": "anniv", "when": {"type": "anniversary"}, "channels": ["sms"]},
+                    {"id": "mday", "when": {"type": "member_day", "day": 29}, "channels": ["app"]},
+                    {"id": "unpaid", "when": {"type": "unpaid_order", "minutes": 45}, "channels": ["sms"]},
+                    {"id": "exp", "when": {"type": "points_expiring", "point_type": "reward", "days": 5}, "channels": ["app", "sms"]},
+                    {"id": "care", "when": {"type": "order_care", "days": 2}, "channels": ["sms"]},
+                    {"id": "winback", "when": {"type": "stage_entered", "stage": "at_risk"}, "channels": ["sms"]}
+                ]
+            }
+        }))
+        .expect("programme");
+        let e = Engine::new(p.clone(), MemoryStore::new());
+        for (i, (month, day, zone, sms, app)) in members.iter().enumerate() {
+            let c: Command = serde_json::from_value(json!({
+                "type": "create_member", "member_id": format!("m{i}"),
+                "profile": {"birthday": format!("2000-{month:02}-{day:02}"), "timezone": zones[*zone]},
+                "consents": {"sms": sms, "app": app}
+            }))
+            .unwrap();
+            e.execute(&format!("c{i}"), c, t0()).unwrap();
+        }
+        let mut items: Vec<(DateTime<Utc>, String, Command)> = Vec::new();
+        for (k, (m, hours, paid)) in orders.iter().enumerate() {
+            let at = t0() + Duration::hours(*hours);
+            let mut o = Order::paid(format!("o{k}"), format!("m{}", m % members.len()), at, Decimal::new(5_000, 2));
+            if !paid {
+                o.status = crm_core::OrderStatus::Placed;
+            }
+            items.push((at, format!("order:o{k}"), Command::RecordOrder { order: o }));
+        }
+        items.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let mut runs: Vec<_> = runs.into_iter().map(|h| t0() + Duration::hours(h)).collect();
+        runs.sort();
+        let mut seen = BTreeSet::new();
+        let mut next = 0;
+        let mut run = |now: DateTime<Utc>, key: &str| -> Result<(), TestCaseError> {
+            let Outcome::Due { outreach, .. } = e.execute(key, Command::RunDue, now).unwrap() else { unreachable!() };
+            for item in outreach {
+                prop_assert!(item.due_at <= now);
+                prop_assert!(seen.insert((item.member_id.clone(), item.trigger.clone(), item.occurrence.clone())),
+                    "emitted twice: {:?}", item);
+                let st = e.member(&item.member_id).unwrap();
+                let zone: Tz = st.profile.timezone.unwrap_or(p.timezone);
+                let local = item.due_at.with_timezone(&zone).time();
+                let (s, en) = (NaiveTime::from_hms_opt(quiet.0, 0, 0).unwrap(), NaiveTime::from_hms_opt(quiet.1, 30, 0).unwrap());
+                let inside = if s < en { s <= local && local < en } else { local >= s || local < en };
+                prop_assert!(!inside, "{:?} at local {} inside quiet hours {}-{}", item, local.hour(), s, en);
+            }
+            Ok(())
+        };
+        for (i, now) in runs.iter().enumerate() {
+            while next < items.len() && items[next].0 <= *now {
+                let (at, key, c) = items[next].clone();
+                let _ = e.execute(&key, c, at);
+                next += 1;
+            }
+            run(*now, &format!("due-{i}"))?;
+            // The same instant again under a new key: nothing new.
+            run(*now, &format!("again-{i}"))?;
+        }
+    }
+}
+
+#[test]
+fn items_of_a_committed_run_can_be_read_again() {
+    let p = Program::from_value(json!({
+        "version": 1, "name": "R", "timezone": "UTC", "currency": "EUR",
+        "point_types": [{"id": "reward"}],
+        "earn": {"rules": [{"id": "base", "point_type": "reward", "points_per_unit": "1"}]},
+        "outreach": {"triggers": [
+            {"id": "unpaid", "when": {"type": "unpaid_order", "minutes": 30}, "channels": ["sms"], "marketing": false}
+        ]}
+    }))
+    .unwrap();
+    let e = Engine::new(p, MemoryStore::new());
+    let mut o = Order::paid("o1", "ann", t0(), Decimal::new(1_000, 2));
+    o.status = crm_core::OrderStatus::Placed;
+    e.record_order(o, t0()).unwrap();
+    let now = t0() + Duration::hours(1);
+    let Outcome::Due { outreach, .. } = e.run_due(now).unwrap() else { unreachable!() };
+    assert_eq!(outreach.len(), 1);
+    assert_eq!(outreach[0].channel, "sms");
+    // The host crashed before sending: the repeat hands out nothing, the log has them.
+    let Outcome::Due { outreach: again, outreach_count, .. } = e.run_due(now).unwrap() else { unreachable!() };
+    assert!(again.is_empty());
+    assert_eq!(outreach_count, 1);
+    assert_eq!(e.outreach_of_run(now).unwrap(), outreach);
+    assert!(e.outreach_of_run(now + Duration::seconds(1)).unwrap().is_empty());
+    // Engagements cannot be in the future or before the member joined.
+    let future = Command::RecordEngagement {
+        member_id: "ann".into(),
+        kind: "add_to_cart".into(),
+        at: Some(now + Duration::minutes(1)),
+        sku: None,
+        reference: None,
+    };
+    let err = e.execute("eng-1", future, now).unwrap_err();
+    assert_eq!(err.field(), Some("at"));
+}

@@ -1,0 +1,1 @@
+//! Node bindings of `crm_core::analytics` and `crm_core::segment`.
