@@ -294,8 +294,11 @@ impl OutreachConfig {
         let t = &self.triggers[i];
         let st = ctx.member;
         let zone = ctx.zone;
-        let mut push = |key: String, due: DateTime<Utc>, payload: serde_json::Value| {
+        // Payloads are built only in runs (scheduling needs the instants only).
+        let checking = ctx.checking;
+        let mut push = |key: String, due: DateTime<Utc>, payload: &dyn Fn() -> serde_json::Value| {
             if lo <= due && due <= hi {
+                let payload = if checking { payload() } else { serde_json::Value::Null };
                 out.push(Occurrence { trigger: i, key, due, payload });
             }
         };
@@ -306,7 +309,7 @@ impl OutreachConfig {
                 for y in years() {
                     let day = yearly(b, y);
                     let due = self.date_at(zone, day - chrono::Days::new(u64::from(*days_before)));
-                    push(y.to_string(), due, serde_json::json!({ "birthday": day.to_string() }));
+                    push(y.to_string(), due, &|| serde_json::json!({ "birthday": day.to_string() }));
                 }
             }
             TriggerKind::Anniversary { days_before } => {
@@ -316,7 +319,7 @@ impl OutreachConfig {
                     let day = yearly(first, y);
                     let due = self.date_at(zone, day - chrono::Days::new(u64::from(*days_before)));
                     let n = y - first.year();
-                    push(y.to_string(), due, serde_json::json!({ "years": n, "anniversary": day.to_string() }));
+                    push(y.to_string(), due, &|| serde_json::json!({ "years": n, "anniversary": day.to_string() }));
                 }
             }
             TriggerKind::MemberDay { day } => {
@@ -327,7 +330,7 @@ impl OutreachConfig {
                     let next = crate::time::first_of_month_after(m, 1);
                     let dim = (next - m).num_days() as u32;
                     let d = m.with_day((*day).min(dim)).unwrap_or(m);
-                    push(format!("{:04}-{:02}", m.year(), m.month()), self.date_at(zone, d), serde_json::json!({}));
+                    push(format!("{:04}-{:02}", m.year(), m.month()), self.date_at(zone, d), &|| serde_json::json!({}));
                     m = next;
                 }
             }
@@ -344,7 +347,7 @@ impl OutreachConfig {
                     push(
                         format!("{point_type}:{}", e.to_rfc3339()),
                         due,
-                        serde_json::json!({ "point_type": point_type, "points": points, "expires_at": e }),
+                        &|| serde_json::json!({ "point_type": point_type, "points": points, "expires_at": e }),
                     );
                 }
             }
@@ -360,7 +363,7 @@ impl OutreachConfig {
                 push(
                     format!("{}:{}", view.tier, by.to_rfc3339()),
                     due,
-                    serde_json::json!({ "tier": view.tier, "by": by, "missing": retain.missing, "message": retain.message }),
+                    &|| serde_json::json!({ "tier": view.tier, "by": by, "missing": retain.missing, "message": retain.message }),
                 );
             }
             TriggerKind::StageEntered { stage } => {
@@ -369,7 +372,7 @@ impl OutreachConfig {
                     push(
                         format!("{}:{}", stage.as_str(), c.at.to_rfc3339()),
                         c.at,
-                        serde_json::json!({ "stage": stage, "from": from, "reason": c.reason }),
+                        &|| serde_json::json!({ "stage": stage, "from": from, "reason": c.reason }),
                     );
                 }
             }
@@ -382,7 +385,7 @@ impl OutreachConfig {
                     push(
                         o.order.id.clone(),
                         due,
-                        serde_json::json!({ "order_id": o.order.id, "amount": o.order.amount.to_string() }),
+                        &|| serde_json::json!({ "order_id": o.order.id, "amount": o.order.amount.to_string() }),
                     );
                 }
             }
@@ -402,7 +405,7 @@ impl OutreachConfig {
                     push(
                         e.at.to_rfc3339(),
                         due,
-                        serde_json::json!({ "event": event, "sku": e.sku, "reference": e.reference }),
+                        &|| serde_json::json!({ "event": event, "sku": e.sku, "reference": e.reference }),
                     );
                 }
             }
@@ -413,7 +416,11 @@ impl OutreachConfig {
                         continue;
                     }
                     let local = done.with_timezone(&zone).naive_local() + Duration::days(i64::from(*days));
-                    push(o.order.id.clone(), resolve_local(zone, local), serde_json::json!({ "order_id": o.order.id }));
+                    push(
+                        o.order.id.clone(),
+                        resolve_local(zone, local),
+                        &|| serde_json::json!({ "order_id": o.order.id }),
+                    );
                 }
             }
         }

@@ -52,6 +52,11 @@ pub(crate) fn tier_view(program: &Program, st: &MemberState, at: DateTime<Utc>) 
     Some(tier::view(ladder, program.timezone, joined(st), &current, &st.activity, at))
 }
 
+/// Whether any trigger looks at the tier (computing the view sums the metric).
+fn needs_tier_view(cfg: &outreach::OutreachConfig) -> bool {
+    cfg.triggers.iter().any(|t| matches!(t.when, outreach::TriggerKind::TierRetention { .. }))
+}
+
 /// The next instant the programme needs this member, from its state.
 pub(crate) fn wake_at(program: &Program, st: &MemberState) -> Option<DateTime<Utc>> {
     if !st.is_active() {
@@ -72,8 +77,7 @@ pub(crate) fn wake_at(program: &Program, st: &MemberState) -> Option<DateTime<Ut
     }
     if let Some(cfg) = &program.outreach {
         let after = st.outreach_through.unwrap_or(st.created_at);
-        let needs_tier = cfg.triggers.iter().any(|t| matches!(t.when, outreach::TriggerKind::TierRetention { .. }));
-        let view = if needs_tier { tier_view(program, st, after) } else { None };
+        let view = if needs_tier_view(cfg) { tier_view(program, st, after) } else { None };
         let ctx = outreach::Context {
             member: st,
             zone: member_zone(program, st),
@@ -201,7 +205,7 @@ impl<S: Store> Tx<'_, S> {
         if let Some(cfg) = &program.outreach {
             let st = self.state(id);
             if st.outreach_through.unwrap_or(st.created_at) < now {
-                let view = tier_view(program, st, now);
+                let view = if needs_tier_view(cfg) { tier_view(program, st, now) } else { None };
                 let ctx = outreach::Context {
                     member: st,
                     zone: member_zone(program, st),

@@ -1527,13 +1527,13 @@ impl<S: Store> Engine<S> {
             })
             .collect();
         let mut members = 0;
-        self.store.scan(&mut |v| {
+        self.store.inspect_all(&mut |st| {
             // Merged-away records are the same person as their survivor.
-            if !matches!(v.state.status, MemberStatus::Merged { .. }) {
+            if !matches!(st.status, MemberStatus::Merged { .. }) {
                 members += 1;
             }
             for l in by_type.iter_mut() {
-                let b = ledger::balance(&v.state.lots, &l.point_type, v.state.debt(&l.point_type), at);
+                let b = ledger::balance(&st.lots, &l.point_type, st.debt(&l.point_type), at);
                 if b.total() != 0 {
                     l.members += 1;
                 }

@@ -78,8 +78,7 @@ impl<S: Store> Engine<S> {
             .as_ref()
             .ok_or_else(|| CrmError::invalid("tiers", "the programme has no tier ladder"))?;
         let mut out: BTreeMap<String, u64> = ladder.levels.iter().map(|t| (t.id.clone(), 0)).collect();
-        self.store.scan(&mut |v| {
-            let st = &v.state;
+        self.store.inspect_all(&mut |st| {
             if !st.is_active() || st.created_at > at {
                 return Ok(());
             }
@@ -118,9 +117,9 @@ impl<S: Store> Engine<S> {
     /// A full scan; meant for recovery, not for every run.
     pub fn outreach_of_run(&self, now: DateTime<Utc>) -> Result<Vec<OutreachItem>> {
         let mut ids = Vec::new();
-        self.store.scan(&mut |v| {
-            if v.state.outreach.iter().any(|s| s.run_at == Some(now)) {
-                ids.push(v.state.id);
+        self.store.inspect_all(&mut |st| {
+            if st.outreach.iter().any(|s| s.run_at == Some(now)) {
+                ids.push(st.id.clone());
             }
             Ok(())
         })?;
@@ -149,8 +148,7 @@ impl<S: Store> Engine<S> {
         let lc = self.program.lifecycle_or_default();
         let tz = self.program.timezone;
         let mut out: BTreeMap<Stage, u64> = Stage::ALL.iter().map(|s| (*s, 0)).collect();
-        self.store.scan(&mut |v| {
-            let st = &v.state;
+        self.store.inspect_all(&mut |st| {
             if !st.is_active() || st.created_at > at {
                 return Ok(());
             }
@@ -168,8 +166,7 @@ impl<S: Store> Engine<S> {
         let lc = self.program.lifecycle_or_default();
         let tz = self.program.timezone;
         let mut counts: BTreeMap<Stage, BTreeMap<Stage, u64>> = BTreeMap::new();
-        self.store.scan(&mut |v| {
-            let st = &v.state;
+        self.store.inspect_all(&mut |st| {
             if !st.is_active() || st.created_at > to {
                 return Ok(());
             }

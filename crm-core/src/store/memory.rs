@@ -120,6 +120,11 @@ impl Store for MemoryStore {
         snapshot.into_iter().try_for_each(visit)
     }
 
+    /// Lends every stored snapshot under the read lock (no copies).
+    fn inspect_all(&self, view: &mut dyn FnMut(&MemberState) -> Result<(), CrmError>) -> Result<(), CrmError> {
+        self.read().members.values().try_for_each(|(s, _)| view(s))
+    }
+
     /// Lends the stored snapshot under the read lock (no copy).
     fn inspect(&self, id: &MemberId, view: &mut dyn FnMut(&MemberState)) -> Result<bool, CrmError> {
         Ok(self.read().members.get(id).map(|(s, _)| view(s)).is_some())

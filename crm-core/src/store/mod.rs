@@ -132,6 +132,13 @@ pub trait Store: Send + Sync {
     fn inspect(&self, id: &MemberId, view: &mut dyn FnMut(&MemberState)) -> Result<bool, CrmError> {
         Ok(self.load(id)?.map(|v| view(&v.state)).is_some())
     }
+    /// Call `view` with every member snapshot without handing out copies
+    /// (programme-wide reports: liability, tier and stage distributions).
+    /// The default copies through [`Store::scan`]; the memory store lends
+    /// its own under its read lock, so `view` must not call the store.
+    fn inspect_all(&self, view: &mut dyn FnMut(&MemberState) -> Result<(), CrmError>) -> Result<(), CrmError> {
+        self.scan(&mut |v| view(&v.state))
+    }
     /// A hint that many reads for one decision follow (a batch import): the
     /// store may serve them from one read snapshot until [`Store::end_reads`]
     /// or the next [`Store::commit`] (which must still check every version,
@@ -168,6 +175,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn due_members(&self, now: DateTime<Utc>) -> Result<Vec<MemberId>, CrmError> {
         (**self).due_members(now)
+    }
+    fn inspect_all(&self, view: &mut dyn FnMut(&MemberState) -> Result<(), CrmError>) -> Result<(), CrmError> {
+        (**self).inspect_all(view)
     }
     fn inspect(&self, id: &MemberId, view: &mut dyn FnMut(&MemberState)) -> Result<bool, CrmError> {
         (**self).inspect(id, view)

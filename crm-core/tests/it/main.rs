@@ -46,6 +46,12 @@ macro_rules! delegate_store {
             ) -> crm_core::Result<bool> {
                 self.s().inspect(id, view)
             }
+            fn inspect_all(
+                &self,
+                view: &mut dyn FnMut(&crm_core::MemberState) -> crm_core::Result<()>,
+            ) -> crm_core::Result<()> {
+                self.s().inspect_all(view)
+            }
             fn begin_reads(&self) {
                 self.s().begin_reads()
             }
