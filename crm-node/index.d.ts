@@ -51,6 +51,20 @@ export interface CrmError extends Error {
   name: 'CrmError'
   code: ErrorCode
   field: string | null
+  /** `rule_error` only: 1-based line of the text form (0 for the JSON form). */
+  line?: number
+  /** `rule_error` only: 1-based column, in characters (0 for the JSON form). */
+  column?: number
+  /** `rule_error` only: the source line with a `^` under the column, or the JSON path (`and[1].op`). */
+  excerpt?: string
+}
+
+/** A segment rule that could not be read (`Rule.parse`, `Rule.fromJson`). */
+export interface RuleError extends CrmError {
+  code: 'rule_error'
+  line: number
+  column: number
+  excerpt: string
 }
 
 /** `{code, field, message}` of a failed item in a batch. */
@@ -763,6 +777,40 @@ export interface TierChange {
 /** Members per tier, keyed by tier id (every tier of the ladder listed). */
 export type TierDistribution = Record<string, number>
 
+/** Programme reports at an instant ({@link Engine.report}). Money and rates are decimal strings. */
+export interface Report {
+  at: Timestamp
+  /** Members (merged-away and erased ones not counted). */
+  members: number
+  /** Members with at least one paid order. */
+  buyers: number
+  /** Buyers with two or more paid orders / buyers. */
+  repurchaseRate: string
+  liability: {
+    at: Timestamp
+    /** Available and pending spendable points, net of debt. */
+    outstanding: number
+    value: string
+    /** Points expiring within 30, 60 and 90 days (cumulative). */
+    expiring: { days: number; points: number; value: string }[]
+    earned: number
+    redeemed: number
+    expired: number
+    /** expired / (expired + redeemed). */
+    breakageRate: string
+    breakagePoints: number
+    breakageValue: string
+  }
+  /** Retention by first-order month: `retained[k]` members ordered in the k-th month after. */
+  cohorts: { month: string; members: number; retained: number[]; rates: string[] }[]
+  channels: {
+    singleChannel: { members: number; spend: string; averageSpend: string }
+    multiChannel: { members: number; spend: string; averageSpend: string }
+    /** Members per channel, keyed by the host's channel names. */
+    byChannel: Record<string, number>
+  }
+}
+
 /** A member's lifecycle stage at an instant ({@link Engine.stage}). */
 export interface StageView {
   stage: Stage
@@ -972,6 +1020,158 @@ export interface OutreachConfig {
   max_delay_hours?: number
 }
 
+// ----- analytics and segments (crm_core::analytics, crm_core::segment) ----------
+
+/** One order of a history (row form); `placedAt` may also be a `YYYY-MM-DD` date (midnight UTC). */
+export interface OrderRow {
+  memberId: string
+  placedAt: Instant
+  /** Exact at the `scale` option's decimal places (default 2); never rounded. */
+  amount: MoneyInput
+}
+
+/**
+ * An order history as columns of equal length: the fast path for large
+ * histories (no per-order objects are read).
+ */
+export interface OrderColumns {
+  memberId: string[]
+  placedAt: Instant[]
+  amount: MoneyInput[]
+}
+
+/** Orders for `rfm` and `summary`: rows or columns. */
+export type OrdersInput = OrderRow[] | OrderColumns
+
+export interface RfmOptions {
+  /** Decimal places of the amounts (default 2); an amount with more places is an error. */
+  scale?: number
+  /** Also assign each member one of this many value clusters (k-means++; 0 = most valuable). */
+  clusters?: number
+  /** Seed of the k-means++ initialisation (default 1): same seed, same clusters. */
+  seed?: number
+}
+
+/** Named RFM groups (snake_case). */
+export type RfmGroup =
+  | 'champions'
+  | 'loyal'
+  | 'potential_loyalists'
+  | 'new'
+  | 'promising'
+  | 'need_attention'
+  | 'about_to_sleep'
+  | 'cannot_lose'
+  | 'at_risk'
+  | 'hibernating'
+  | 'lost'
+
+/** Time unit of recency and T in customer summaries. */
+export type Period = 'day' | 'week'
+
+export interface SummaryOptions {
+  /** Default `'day'`. */
+  period?: Period
+  /** Decimal places of the amounts (default 2). */
+  scale?: number
+}
+
+/** One customer of a summary (`CustomerSummary` rows from `summary` fit as they are). */
+export interface SummaryRow {
+  /** Repeat purchases (whole number). */
+  frequency: number
+  /** First to last purchase, in periods. */
+  recency: number
+  /** First purchase to the end of the calibration period, in periods. */
+  T: number
+  /** Mean value of the repeat purchases (required by the Gamma-Gamma fit and `clv` when `frequency > 0`). */
+  monetaryValue?: number
+}
+
+/** A column of numbers: an array or a typed array. */
+export type NumberColumn = number[] | Float64Array | Float32Array | Int32Array | Uint32Array
+
+/** Customer summaries as columns of equal length. */
+export interface SummaryColumns {
+  frequency: NumberColumn
+  recency: NumberColumn
+  T: NumberColumn
+  monetaryValue?: NumberColumn
+}
+
+/** Summaries for the model fits and `clv`: rows or columns. */
+export type SummaryInput = SummaryRow[] | SummaryColumns
+
+/** BG/NBD parameters (a `BgNbdFit` will do). */
+export interface BgNbdParams {
+  r: number
+  alpha: number
+  a: number
+  b: number
+}
+
+/** Gamma-Gamma parameters (a `GammaGammaFit` will do). */
+export interface GammaGammaParams {
+  p: number
+  q: number
+  gamma: number
+}
+
+export interface ClvOptions {
+  /** The unit of the summary's recency and T (required: it sets the periods per month). */
+  period: Period
+  /** Months ahead (default 12). */
+  months?: number
+  /** Discount rate per month (default 0.01 = 1 % a month). */
+  discountRate?: number
+  /** Share of revenue that is profit (default 1: revenue CLV). */
+  margin?: number
+}
+
+/** Operators of the rule JSON form. */
+export type RuleOp = '==' | '!=' | '<' | '<=' | '>' | '>=' | 'in' | 'between' | 'contains' | 'exists'
+
+/** A literal of the rule JSON form: money as a decimal string, dates as `YYYY-MM-DD`; custom attribute decimals and dates tagged. */
+export type RuleValueJson = string | number | boolean | { decimal: string } | { date: string }
+
+/** A clause of the rule JSON form (snake_case keys, as in the core). */
+export interface RuleClauseJson {
+  /** The field name without arguments: `tier`, `orders`, `spend`, `rfm.r`, `attr`, … */
+  field: string
+  /** `90d`, `8w`, `6m`, `1y` for `orders`, `spend`, `events`, `birthday_within`. */
+  window?: string
+  /** The event of `events`. */
+  event?: string
+  /** The point type of `balance`. */
+  point_type?: string
+  /** The attribute name of `attr`. */
+  name?: string
+  /** Absent for a bool field on its own. */
+  op?: RuleOp
+  value?: RuleValueJson
+  values?: RuleValueJson[]
+  low?: RuleValueJson
+  high?: RuleValueJson
+}
+
+/** The JSON form of a segment rule. */
+export type RuleJson = { and: RuleJson[] } | { or: RuleJson[] } | { not: RuleJson } | RuleClauseJson
+
+/**
+ * One member's values for `Rule.matches`, keyed by field text (`rule.fields`):
+ * numbers as safe integers, money as decimal strings (or numbers), text as
+ * strings, dates as `YYYY-MM-DD` or `Date`, `tags`/`channels` as string
+ * arrays, custom attributes as stored; `null`/`undefined` is missing.
+ */
+export type FieldValues = Record<string, unknown>
+
+/** Columns for `Rule.evaluate`, keyed by field text (`rule.fields`), one value per row as in {@link FieldValues}. */
+export type RuleColumns = Record<string, ArrayLike<unknown>>
+
+export interface RuleOptions {
+  /** The programme's tiers, lowest first, for ordered tier comparisons (`tier >= "gold"`). */
+  tierLadder?: string[]
+}
 
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
@@ -1203,6 +1403,24 @@ export declare class Engine {
   stageSync(memberId: string, options?: AtOptions): StageView
   /** Every recorded stage transition of the member, oldest first. */
   stageHistory(memberId: string): Promise<StageChange[]>
+  /**
+   * Programme reports at `at` (default: now): members, buyers,
+   * repurchaseRate, liability (outstanding, value, expiring within
+   * 30/60/90 days, lifetime earned/redeemed/expired, breakage), cohorts
+   * (retention by first-order month) and channels (single- vs
+   * multi-channel buyers and their spend). Money and rates are strings.
+   */
+  report(options?: AtOptions): Promise<Report>
+  /** Synchronous {@link Engine.report}. */
+  reportSync(options?: AtOptions): Report
+  /**
+   * The outreach items the `runDue` at `now` emitted, again (with channel
+   * and payload): for a host that crashed after the run but before sending.
+   * A repeated `runDue` for the same `now` hands nothing out; this does.
+   */
+  outreachOfRun(now: Date | string): Promise<OutreachItem[]>
+  /** Synchronous {@link Engine.outreachOfRun}. */
+  outreachOfRunSync(now: Date | string): OutreachItem[]
   /** Synchronous {@link Engine.stageHistory}. */
   stageHistorySync(memberId: string): StageChange[]
   /**
@@ -1257,10 +1475,189 @@ export declare class Program {
 }
 
 /**
+ * A segment rule (or earn-rule condition) in the core's rule language,
+ * checked and normalised. Create it with `Rule.parse` (text form) or
+ * `Rule.fromJson` (JSON form); a rule that cannot be read throws a
+ * `CrmError` with code `rule_error`, `line`/`column` (1-based; 0 for the
+ * JSON form), `excerpt` (the source line with a `^` under the column, or
+ * the JSON path) and, for type errors, `field`.
+ */
+export declare class Rule {
+  /** Read the text form (`tier in ("gold", "platinum") and orders(90d) >= 2`). */
+  static parse(text: string): Rule
+  /**
+   * Read the JSON form: an object (`{and: [...]}`, `{field, op, value}`,
+   * … with the core's snake_case keys such as `point_type`) or a string of
+   * JSON text. Errors carry the JSON path in `excerpt` (`and[1].op`).
+   */
+  static fromJson(json: RuleJson | string): Rule
+  /** The JSON form (keys as in the core: `field`, `op`, `value`, `window`, `point_type`, …). */
+  toJson(): RuleJson
+  /** The JSON form, so that `JSON.stringify(rule)` writes it. */
+  toJSON(): RuleJson
+  /** The canonical text form: parsing it gives this rule back. */
+  toString(): string
+  /**
+   * Every field the rule reads, once each, in first-use order, in the text
+   * form (`tier`, `orders(90d)`, `spend(365d)`, `attr.vip_code`): the keys
+   * of `matches` values and `evaluate` columns.
+   */
+  get fields(): Array<string>
+  /**
+   * Whether one member matches. `values` is keyed by field text (see
+   * `fields`): numbers as safe integers, money as decimal strings (or
+   * numbers), dates as `YYYY-MM-DD` or `Date`, `tags`/`channels` as string
+   * arrays, custom attributes as stored. A missing (`undefined`/`null`)
+   * value makes its clauses false. `tierLadder` (lowest first) enables
+   * `tier >= "gold"`.
+   */
+  matches(values: FieldValues, options?: RuleOptions): boolean
+  /**
+   * Evaluate for every row of `columns` at once: an object keyed by field
+   * text (see `fields`), one array (or typed array, for numbers) of the
+   * same length per field, values as for `matches`. Returns one byte per
+   * row, 1 where the row matches (`Array.from(bits, Boolean)` for
+   * booleans). A field without a column is a `validation_error` naming it.
+   */
+  evaluate(columns: RuleColumns, options?: RuleOptions): Uint8Array
+}
+
+/** A fitted BG/NBD model. */
+export interface BgNbdFit {
+  /** Shape of the purchase-rate gamma. */
+  r: number
+  /** Scale of the purchase-rate gamma (in periods). */
+  alpha: number
+  /** Dropout beta, first shape. */
+  a: number
+  /** Dropout beta, second shape. */
+  b: number
+  /** Total log-likelihood at the optimum. */
+  logLikelihood: number
+  /** True when the optimiser's gradient vanished to its tolerance. */
+  converged: boolean
+}
+
+/**
+ * Customer lifetime value of every summary row: the BG/NBD expected
+ * purchases month by month, valued at the Gamma-Gamma expected mean spend,
+ * discounted monthly (`crm_core::analytics::clv`). Options: `period` (the
+ * unit of the summary's recency and T, required), `months` (default 12),
+ * `discountRate` per month (default 0.01) and `margin` (default 1: revenue).
+ */
+export declare function clv(bgnbd: BgNbdParams, gammaGamma: GammaGammaParams, summary: SummaryInput, options: ClvOptions): number[]
+
+/** One customer's summary for the value models. */
+export interface CustomerSummary {
+  memberId: string
+  /** Repeat purchase days (distinct purchase days after the first). */
+  frequency: number
+  /** First to last purchase day, in periods. */
+  recency: number
+  /** Age: first purchase day to the calibration end, in periods. */
+  T: number
+  /** Mean day total of the repeat purchase days, in currency units (0 without repeats). */
+  monetaryValue: number
+}
+
+/**
+ * Expected purchases in the next `t` periods of a customer with history
+ * (`frequency`, `recency`, `T`); without a history (all three omitted), of
+ * a new customer in their first `t` periods.
+ */
+export declare function expectedPurchases(params: BgNbdParams, t: number, frequency?: number, recency?: number, T?: number): number
+
+/**
+ * Fit the BG/NBD repeat-purchase model by maximum likelihood on customer
+ * summaries: an array of `{frequency, recency, T}` (e.g. from
+ * {@link summary}) or columns `{frequency: number[], recency: number[],
+ * T: number[]}` (arrays or `Float64Array`s). Synchronous: a fit over tens
+ * of thousands of customers takes milliseconds.
+ */
+export declare function fitBgNbd(summary: SummaryInput): BgNbdFit
+
+/**
+ * Fit the Gamma-Gamma spend model on customer summaries with
+ * `monetaryValue` (the mean value of the repeat purchases). Customers with
+ * frequency 0 are skipped; the others need a positive `monetaryValue`
+ * (leave out customers whose repeat purchases total 0).
+ */
+export declare function fitGammaGamma(summary: SummaryInput): GammaGammaFit
+
+/** A fitted Gamma-Gamma spend model. */
+export interface GammaGammaFit {
+  p: number
+  q: number
+  gamma: number
+  /** Total log-likelihood at the optimum (customers with repeat purchases). */
+  logLikelihood: number
+  /** True when the optimiser's gradient vanished to its tolerance. */
+  converged: boolean
+}
+
+/**
  * True when `value` is an error thrown by this library (an `Error` with a
  * string `code` and a `field` property).
  */
 export declare function isCrmError(value: unknown): value is CrmError
+
+/**
+ * Probability that a customer with `frequency` repeat purchases, the last
+ * at `recency`, observed for `T` periods, is still alive (BG/NBD).
+ */
+export declare function pAlive(params: BgNbdParams, frequency: number, recency: number, T: number): number
+
+/**
+ * RFM scores of every member with an order at or before `asOf`.
+ *
+ * `orders` is an array of `{memberId, placedAt, amount}` or, faster for
+ * large histories, columns `{memberId: string[], placedAt: (Date|string)[],
+ * amount: (string|number)[]}` (no per-order objects). `placedAt` is a `Date`,
+ * an ISO-8601 string with an offset or a `YYYY-MM-DD` date (midnight UTC).
+ * `amount` is a decimal string or a number, exact at `scale` decimal places
+ * (default 2; more places are an error, never rounded).
+ *
+ * `asOf` is an instant (orders up to it count) or a `YYYY-MM-DD` date (the
+ * end of that UTC day). Recency is in whole UTC days; scores are ranks
+ * (`crm_core::analytics::rfm`). Rows are sorted by member id in natural
+ * order: numerically when every id is an integer (`"9"` before `"10"`),
+ * else by UTF-8 bytes. With `clusters: k`, each row also gets its value
+ * cluster (k-means++ with `seed`, default 1; 0 is the most valuable).
+ *
+ * Synchronous: pure CPU work on data already in memory (see the module docs).
+ */
+export declare function rfm(orders: OrdersInput, asOf: Instant, options?: RfmOptions): RfmRow[]
+
+/** One member's RFM row. */
+export interface RfmRow {
+  memberId: string
+  /** Whole UTC days from the day of the last counted order to the as-of day (0: bought that day). */
+  recency: number
+  /** Number of counted orders. */
+  frequency: number
+  /** Exact sum of the amounts (decimal string at the `scale` option's places). */
+  monetary: Decimal
+  /** 1..=5; recent buyers score high. */
+  rScore: number
+  /** 1..=5. */
+  fScore: number
+  /** 1..=5. */
+  mScore: number
+  /** The named RFM group of the three scores. */
+  group: RfmGroup
+  /** Value cluster (0 = most valuable), only with the `clusters` option. */
+  cluster?: number
+}
+
+/**
+ * Per-customer (frequency, recency, T, monetaryValue) of the orders placed up
+ * to `calibrationEnd` (an instant, or a `YYYY-MM-DD` date: the end of that
+ * UTC day), as in the published CDNOW analyses: purchases are counted per
+ * UTC day. `period` (`'day'`, the default, or `'week'`) is the unit of
+ * recency and T. `orders` as for {@link rfm} (rows or the faster columns).
+ * Rows are sorted by member id as in {@link rfm}.
+ */
+export declare function summary(orders: OrdersInput, calibrationEnd: Instant, options?: SummaryOptions): CustomerSummary[]
 
 /** Version of the crm engine bindings. */
 export declare function version(): string

@@ -115,6 +115,28 @@ fn is_zero(v: &i64) -> bool {
     *v == 0
 }
 
+/// Lifetime point movements of one type (reports: breakage, liability).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PointTotals {
+    pub earned: i64,
+    pub redeemed: i64,
+    pub expired: i64,
+    /// Taken back by refunds (from lots, as debt or written off).
+    pub clawed: i64,
+    /// Manual adjustments, net.
+    pub adjusted: i64,
+}
+
+impl PointTotals {
+    fn add(&mut self, o: &PointTotals) {
+        self.earned += o.earned;
+        self.redeemed += o.redeemed;
+        self.expired += o.expired;
+        self.clawed += o.clawed;
+        self.adjusted += o.adjusted;
+    }
+}
+
 /// A browse, favourite or add-to-cart reported by the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Engagement {
@@ -160,6 +182,9 @@ pub struct MemberState {
     /// What tiers and stages count, in time order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub activity: Vec<Activity>,
+    /// Lifetime point movements per point type.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub totals: BTreeMap<String, PointTotals>,
     /// Current tier (programmes with a tier ladder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<TierState>,
@@ -453,6 +478,7 @@ impl MemberState {
             last_activity: BTreeMap::new(),
             last_event_at: at,
             activity: Vec::new(),
+            totals: BTreeMap::new(),
             tier: None,
             tier_history: Vec::new(),
             stage: None,
@@ -640,6 +666,7 @@ impl MemberState {
                     _ => {}
                 }
                 self.touch(&lot.point_type, *at);
+                self.totals.entry(lot.point_type.clone()).or_default().earned += lot.granted;
                 self.record_activity(Activity {
                     at: *at,
                     spend: Decimal::ZERO,
@@ -669,6 +696,7 @@ impl MemberState {
             }
             Event::PointsRedeemed { at, redemption_id, point_type, points, allocations } => {
                 self.take(allocations);
+                self.totals.entry(point_type.clone()).or_default().redeemed += points;
                 self.touch(point_type, *at);
                 self.redemptions.insert(
                     redemption_id.clone(),
@@ -680,8 +708,9 @@ impl MemberState {
                     },
                 );
             }
-            Event::RedemptionReversed { at, redemption_id, point_type, allocations, .. } => {
+            Event::RedemptionReversed { at, redemption_id, point_type, allocations, points } => {
                 self.put_back(point_type, allocations, *at);
+                self.totals.entry(point_type.clone()).or_default().redeemed -= points;
                 if let Some(r) = self.redemptions.get_mut(redemption_id) {
                     r.reversed = true;
                 }
@@ -719,6 +748,7 @@ impl MemberState {
                 if let Some(o) = self.orders.get_mut(order_id) {
                     *o.clawed.entry(point_type.clone()).or_insert(0) += taken;
                 }
+                self.totals.entry(point_type.clone()).or_default().clawed += taken;
                 self.record_activity(Activity {
                     at: *at,
                     spend: Decimal::ZERO,
@@ -729,6 +759,7 @@ impl MemberState {
             }
             Event::PointsAdjusted { at, point_type, lot, allocations, delta, .. } => {
                 self.touch(point_type, *at);
+                self.totals.entry(point_type.clone()).or_default().adjusted += delta;
                 self.record_activity(Activity {
                     at: *at,
                     spend: Decimal::ZERO,
@@ -743,6 +774,8 @@ impl MemberState {
                 self.take(allocations);
             }
             Event::PointsExpired { point_type, allocations, .. } => {
+                self.totals.entry(point_type.clone()).or_default().expired +=
+                    allocations.iter().map(|a| a.points).sum::<i64>();
                 // Remember what each order lost to expiry: a later refund of
                 // the order must not take it a second time.
                 for a in allocations {
@@ -775,6 +808,7 @@ impl MemberState {
                 self.redemptions.clear();
                 self.identities.clear();
                 self.activity.clear();
+                self.totals.clear();
                 self.engagements.clear();
                 self.wake_at = None;
             }
@@ -875,6 +909,9 @@ impl MemberState {
         }
         for (k, t) in &other.last_activity {
             self.touch(k, *t);
+        }
+        for (k, t) in &other.totals {
+            self.totals.entry(k.clone()).or_default().add(t);
         }
         // What the merged member bought counts towards the survivor's tier and stage.
         for a in &other.activity {

@@ -47,6 +47,9 @@ const VERBATIM: &[&str] = &[
     "payload",
     // Stage transition matrix: counts[from_stage][to_stage].
     "counts",
+    // Reports: members per channel; member state: point totals per type.
+    "by_channel",
+    "totals",
 ];
 
 /// Fields whose value is a map keyed by data (order id, redemption id,

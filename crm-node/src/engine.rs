@@ -566,6 +566,16 @@ impl Engine {
         let to = instant(to, "to")?;
         query(move |e| e.stage_transitions(from, to))
     }
+
+    fn b_report(&self, options: Option<Unknown>) -> BResult<Work> {
+        let at = Opts::new(options)?.at_or_now("at")?;
+        query(move |e| e.report(at))
+    }
+
+    fn b_outreach_of_run(&self, now: Unknown) -> BResult<Work> {
+        let now = instant(now, "now")?;
+        query(move |e| e.outreach_of_run(now))
+    }
 }
 
 /// Read the arguments of `openPostgres` / `openPostgresSync`.
@@ -1546,6 +1556,36 @@ impl Engine {
     #[napi(catch_unwind, ts_args_type = "memberId: string", ts_return_type = "Promise<StageChange[]>")]
     pub fn stage_history(&self, member_id: Unknown) -> napi::Result<AsyncTask<Job>> {
         self.spawn(self.b_stage_history(member_id))
+    }
+
+    /// Programme reports at `at` (default: now): members, buyers,
+    /// repurchaseRate, liability (outstanding, value, expiring within
+    /// 30/60/90 days, lifetime earned/redeemed/expired, breakage), cohorts
+    /// (retention by first-order month) and channels (single- vs
+    /// multi-channel buyers and their spend). Money and rates are strings.
+    #[napi(catch_unwind, ts_args_type = "options?: AtOptions", ts_return_type = "Promise<Report>")]
+    pub fn report(&self, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_report(options))
+    }
+
+    /// Synchronous {@link Engine.report}.
+    #[napi(catch_unwind, ts_args_type = "options?: AtOptions", ts_return_type = "Report")]
+    pub fn report_sync(&self, env: Env, options: Option<Unknown>) -> napi::Result<Js> {
+        self.run(&env, self.b_report(options))
+    }
+
+    /// The outreach items the `runDue` at `now` emitted, again (with channel
+    /// and payload): for a host that crashed after the run but before sending.
+    /// A repeated `runDue` for the same `now` hands nothing out; this does.
+    #[napi(catch_unwind, ts_args_type = "now: Date | string", ts_return_type = "Promise<OutreachItem[]>")]
+    pub fn outreach_of_run(&self, now: Unknown) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_outreach_of_run(now))
+    }
+
+    /// Synchronous {@link Engine.outreachOfRun}.
+    #[napi(catch_unwind, ts_args_type = "now: Date | string", ts_return_type = "OutreachItem[]")]
+    pub fn outreach_of_run_sync(&self, env: Env, now: Unknown) -> napi::Result<Js> {
+        self.run(&env, self.b_outreach_of_run(now))
     }
 
     /// Synchronous {@link Engine.stageHistory}.

@@ -10,17 +10,37 @@ use serde_json::{json, Value};
 /// Code used for a panic caught at the boundary (a bug, never expected).
 pub const INTERNAL: &str = "internal_error";
 
-/// A failure as the binding reports it: code, field and message.
+/// A failure as the binding reports it: code, field and message (and, for a
+/// `rule_error`, where in the rule).
 #[derive(Debug, Clone)]
 pub struct ErrorInfo {
     pub code: String,
     pub field: Option<String>,
     pub message: String,
+    /// Set for the core's `CrmError::Rule` only.
+    pub rule: Option<RuleSpot>,
+}
+
+/// Where a segment rule failed to read (the core's `CrmError::Rule`): for the
+/// text form `line`/`column` are 1-based and `excerpt` is the source line
+/// with a `^` under the column; for the JSON form both are 0 and `excerpt`
+/// is the JSON path (`and[1].value`).
+#[derive(Debug, Clone)]
+pub struct RuleSpot {
+    pub line: usize,
+    pub column: usize,
+    pub excerpt: String,
 }
 
 impl From<CrmError> for ErrorInfo {
     fn from(e: CrmError) -> Self {
-        ErrorInfo { code: e.code().to_string(), field: e.field().map(str::to_string), message: e.to_string() }
+        let rule = match &e {
+            CrmError::Rule { line, column, excerpt, .. } => {
+                Some(RuleSpot { line: *line, column: *column, excerpt: excerpt.clone() })
+            }
+            _ => None,
+        };
+        ErrorInfo { code: e.code().to_string(), field: e.field().map(str::to_string), message: e.to_string(), rule }
     }
 }
 
@@ -28,12 +48,18 @@ impl ErrorInfo {
     /// The `{code, field, message}` object used in batch results and by hosts
     /// that serialise errors (keys are single words, so no case conversion).
     pub fn to_value(&self) -> Value {
-        json!({ "code": self.code, "field": self.field, "message": self.message })
+        let mut v = json!({ "code": self.code, "field": self.field, "message": self.message });
+        if let (Some(spot), Some(map)) = (&self.rule, v.as_object_mut()) {
+            map.insert("line".into(), spot.line.into());
+            map.insert("column".into(), spot.column.into());
+            map.insert("excerpt".into(), spot.excerpt.clone().into());
+        }
+        v
     }
 
     /// A bug caught at the boundary.
     pub fn internal(message: impl Into<String>) -> Self {
-        ErrorInfo { code: INTERNAL.to_string(), field: None, message: message.into() }
+        ErrorInfo { code: INTERNAL.to_string(), field: None, message: message.into(), rule: None }
     }
 }
 
@@ -90,6 +116,11 @@ fn build(env: &Env, info: &ErrorInfo) -> napi::Result<napi::Error> {
     match &info.field {
         Some(f) => obj.set_named_property("field", f.as_str())?,
         None => obj.set_named_property("field", Null)?,
+    }
+    if let Some(spot) = &info.rule {
+        obj.set_named_property("line", spot.line as u32)?;
+        obj.set_named_property("column", spot.column as u32)?;
+        obj.set_named_property("excerpt", spot.excerpt.as_str())?;
     }
     obj.set_named_property("name", "CrmError")?;
     Ok(napi::Error::from(obj.to_unknown()))

@@ -226,6 +226,9 @@ describe('lifecycle stages and outreach', () => {
     assert.deepEqual(repeat.outreach, [])
     assert.equal(repeat.outreachCount, 1)
     assert.equal(repeat.suppressed, 1)
+    // A host that crashed before sending reads the run's items again.
+    assert.deepEqual(engine.outreachOfRunSync(new Date(T.birthday)), due.outreach)
+    return engine.outreachOfRun(T.birthday).then((items) => assert.deepEqual(items, due.outreach))
   })
 
   test('recordEngagement feeds cart-abandonment outreach', async () => {

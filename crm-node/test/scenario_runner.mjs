@@ -180,6 +180,7 @@ const QUERIES = {
   stage_history: (q) => ['stageHistory', q.member_id],
   stage_distribution: (q, now) => ['stageDistribution', { at: q.at ?? now }],
   stage_transitions: (q) => ['stageTransitions', q.from, q.to],
+  report: (q, now) => ['report', { at: q.at ?? now }],
 }
 
 /** Queries whose result is a map keyed by data (tier ids, stages): keys unchanged. */

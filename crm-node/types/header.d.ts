@@ -51,6 +51,20 @@ export interface CrmError extends Error {
   name: 'CrmError'
   code: ErrorCode
   field: string | null
+  /** `rule_error` only: 1-based line of the text form (0 for the JSON form). */
+  line?: number
+  /** `rule_error` only: 1-based column, in characters (0 for the JSON form). */
+  column?: number
+  /** `rule_error` only: the source line with a `^` under the column, or the JSON path (`and[1].op`). */
+  excerpt?: string
+}
+
+/** A segment rule that could not be read (`Rule.parse`, `Rule.fromJson`). */
+export interface RuleError extends CrmError {
+  code: 'rule_error'
+  line: number
+  column: number
+  excerpt: string
 }
 
 /** `{code, field, message}` of a failed item in a batch. */
@@ -763,6 +777,40 @@ export interface TierChange {
 /** Members per tier, keyed by tier id (every tier of the ladder listed). */
 export type TierDistribution = Record<string, number>
 
+/** Programme reports at an instant ({@link Engine.report}). Money and rates are decimal strings. */
+export interface Report {
+  at: Timestamp
+  /** Members (merged-away and erased ones not counted). */
+  members: number
+  /** Members with at least one paid order. */
+  buyers: number
+  /** Buyers with two or more paid orders / buyers. */
+  repurchaseRate: string
+  liability: {
+    at: Timestamp
+    /** Available and pending spendable points, net of debt. */
+    outstanding: number
+    value: string
+    /** Points expiring within 30, 60 and 90 days (cumulative). */
+    expiring: { days: number; points: number; value: string }[]
+    earned: number
+    redeemed: number
+    expired: number
+    /** expired / (expired + redeemed). */
+    breakageRate: string
+    breakagePoints: number
+    breakageValue: string
+  }
+  /** Retention by first-order month: `retained[k]` members ordered in the k-th month after. */
+  cohorts: { month: string; members: number; retained: number[]; rates: string[] }[]
+  channels: {
+    singleChannel: { members: number; spend: string; averageSpend: string }
+    multiChannel: { members: number; spend: string; averageSpend: string }
+    /** Members per channel, keyed by the host's channel names. */
+    byChannel: Record<string, number>
+  }
+}
+
 /** A member's lifecycle stage at an instant ({@link Engine.stage}). */
 export interface StageView {
   stage: Stage
@@ -972,3 +1020,155 @@ export interface OutreachConfig {
   max_delay_hours?: number
 }
 
+// ----- analytics and segments (crm_core::analytics, crm_core::segment) ----------
+
+/** One order of a history (row form); `placedAt` may also be a `YYYY-MM-DD` date (midnight UTC). */
+export interface OrderRow {
+  memberId: string
+  placedAt: Instant
+  /** Exact at the `scale` option's decimal places (default 2); never rounded. */
+  amount: MoneyInput
+}
+
+/**
+ * An order history as columns of equal length: the fast path for large
+ * histories (no per-order objects are read).
+ */
+export interface OrderColumns {
+  memberId: string[]
+  placedAt: Instant[]
+  amount: MoneyInput[]
+}
+
+/** Orders for `rfm` and `summary`: rows or columns. */
+export type OrdersInput = OrderRow[] | OrderColumns
+
+export interface RfmOptions {
+  /** Decimal places of the amounts (default 2); an amount with more places is an error. */
+  scale?: number
+  /** Also assign each member one of this many value clusters (k-means++; 0 = most valuable). */
+  clusters?: number
+  /** Seed of the k-means++ initialisation (default 1): same seed, same clusters. */
+  seed?: number
+}
+
+/** Named RFM groups (snake_case). */
+export type RfmGroup =
+  | 'champions'
+  | 'loyal'
+  | 'potential_loyalists'
+  | 'new'
+  | 'promising'
+  | 'need_attention'
+  | 'about_to_sleep'
+  | 'cannot_lose'
+  | 'at_risk'
+  | 'hibernating'
+  | 'lost'
+
+/** Time unit of recency and T in customer summaries. */
+export type Period = 'day' | 'week'
+
+export interface SummaryOptions {
+  /** Default `'day'`. */
+  period?: Period
+  /** Decimal places of the amounts (default 2). */
+  scale?: number
+}
+
+/** One customer of a summary (`CustomerSummary` rows from `summary` fit as they are). */
+export interface SummaryRow {
+  /** Repeat purchases (whole number). */
+  frequency: number
+  /** First to last purchase, in periods. */
+  recency: number
+  /** First purchase to the end of the calibration period, in periods. */
+  T: number
+  /** Mean value of the repeat purchases (required by the Gamma-Gamma fit and `clv` when `frequency > 0`). */
+  monetaryValue?: number
+}
+
+/** A column of numbers: an array or a typed array. */
+export type NumberColumn = number[] | Float64Array | Float32Array | Int32Array | Uint32Array
+
+/** Customer summaries as columns of equal length. */
+export interface SummaryColumns {
+  frequency: NumberColumn
+  recency: NumberColumn
+  T: NumberColumn
+  monetaryValue?: NumberColumn
+}
+
+/** Summaries for the model fits and `clv`: rows or columns. */
+export type SummaryInput = SummaryRow[] | SummaryColumns
+
+/** BG/NBD parameters (a `BgNbdFit` will do). */
+export interface BgNbdParams {
+  r: number
+  alpha: number
+  a: number
+  b: number
+}
+
+/** Gamma-Gamma parameters (a `GammaGammaFit` will do). */
+export interface GammaGammaParams {
+  p: number
+  q: number
+  gamma: number
+}
+
+export interface ClvOptions {
+  /** The unit of the summary's recency and T (required: it sets the periods per month). */
+  period: Period
+  /** Months ahead (default 12). */
+  months?: number
+  /** Discount rate per month (default 0.01 = 1 % a month). */
+  discountRate?: number
+  /** Share of revenue that is profit (default 1: revenue CLV). */
+  margin?: number
+}
+
+/** Operators of the rule JSON form. */
+export type RuleOp = '==' | '!=' | '<' | '<=' | '>' | '>=' | 'in' | 'between' | 'contains' | 'exists'
+
+/** A literal of the rule JSON form: money as a decimal string, dates as `YYYY-MM-DD`; custom attribute decimals and dates tagged. */
+export type RuleValueJson = string | number | boolean | { decimal: string } | { date: string }
+
+/** A clause of the rule JSON form (snake_case keys, as in the core). */
+export interface RuleClauseJson {
+  /** The field name without arguments: `tier`, `orders`, `spend`, `rfm.r`, `attr`, … */
+  field: string
+  /** `90d`, `8w`, `6m`, `1y` for `orders`, `spend`, `events`, `birthday_within`. */
+  window?: string
+  /** The event of `events`. */
+  event?: string
+  /** The point type of `balance`. */
+  point_type?: string
+  /** The attribute name of `attr`. */
+  name?: string
+  /** Absent for a bool field on its own. */
+  op?: RuleOp
+  value?: RuleValueJson
+  values?: RuleValueJson[]
+  low?: RuleValueJson
+  high?: RuleValueJson
+}
+
+/** The JSON form of a segment rule. */
+export type RuleJson = { and: RuleJson[] } | { or: RuleJson[] } | { not: RuleJson } | RuleClauseJson
+
+/**
+ * One member's values for `Rule.matches`, keyed by field text (`rule.fields`):
+ * numbers as safe integers, money as decimal strings (or numbers), text as
+ * strings, dates as `YYYY-MM-DD` or `Date`, `tags`/`channels` as string
+ * arrays, custom attributes as stored; `null`/`undefined` is missing.
+ */
+export type FieldValues = Record<string, unknown>
+
+/** Columns for `Rule.evaluate`, keyed by field text (`rule.fields`), one value per row as in {@link FieldValues}. */
+export type RuleColumns = Record<string, ArrayLike<unknown>>
+
+export interface RuleOptions {
+  /** The programme's tiers, lowest first, for ordered tier comparisons (`tier >= "gold"`). */
+  tierLadder?: string[]
+}

@@ -28,8 +28,8 @@ use crate::convert::{self, datetime, dict, integer, money, opt_datetime, opt_str
 use crate::errors::{detached, invalid, to_py};
 use crate::program::PyProgram;
 use crate::results::{
-    PyBalance, PyExpiring, PyLiability, PyLot, PyMember, PyOutcome, PyStageChange, PyStageView, PyStatementEntry,
-    PyStatementPage, PyTierChange, PyTierView, PyTransitionMatrix,
+    PyBalance, PyExpiring, PyLiability, PyLot, PyMember, PyOutcome, PyOutreachItem, PyStageChange, PyStageView,
+    PyStatementEntry, PyStatementPage, PyTierChange, PyTierView, PyTransitionMatrix,
 };
 
 /// The core engine as the binding holds it.
@@ -1172,6 +1172,34 @@ impl PyEngine {
         detached(py, move || engine.stage(&id, at)).map(PyStageView)
     }
 
+    /// Programme reports at `at`, as a dict: `members`, `buyers`,
+    /// `repurchase_rate`, `liability` (outstanding points and value,
+    /// `expiring` within 30/60/90 days, lifetime `earned`/`redeemed`/`expired`,
+    /// `breakage_rate`, `breakage_points`, `breakage_value`), `cohorts`
+    /// (retention by first-order month: `month`, `members`, `retained`,
+    /// `rates`) and `channels` (single- vs multi-channel buyers and their
+    /// spend, members per channel). Money and rates are `Decimal`, `at` an
+    /// aware datetime.
+    #[pyo3(signature = (*, at))]
+    fn report<'py>(&self, py: Python<'py>, at: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let at = datetime(at, "at")?;
+        let engine = self.inner.clone();
+        let report = detached(py, move || engine.report(at))?;
+        let value = serde_json::to_value(&report).map_err(|e| crate::errors::internal(py, e))?;
+        report_to_py(py, None, &value)
+    }
+
+    /// The outreach items the `run_due` at `now` emitted, again (with
+    /// channel and payload): for a host that crashed after the run committed
+    /// but before it sent them. A repeated `run_due` for the same `now`
+    /// hands nothing out; this does. A full scan, meant for recovery.
+    #[pyo3(signature = (*, now))]
+    fn outreach_of_run(&self, py: Python<'_>, now: &Bound<'_, PyAny>) -> PyResult<Vec<PyOutreachItem>> {
+        let now = datetime(now, "now")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.outreach_of_run(now)).map(|v| v.into_iter().map(PyOutreachItem).collect())
+    }
+
     /// Every recorded stage transition of the member, oldest first (follows merges).
     fn stage_history(&self, py: Python<'_>, member_id: &Bound<'_, PyAny>) -> PyResult<Vec<PyStageChange>> {
         let id = self::member_id(member_id, "member_id")?;
@@ -1247,5 +1275,38 @@ impl StatementIterator {
             state.1.extend(page.entries);
         }
         Ok(state.1.pop_front().map(PyStatementEntry))
+    }
+}
+
+/// A report's JSON as plain Python values, with money and rates as
+/// `Decimal` and `at` as a datetime (the keys say which strings are which).
+fn report_to_py<'py>(py: Python<'py>, key: Option<&str>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    const DECIMALS: [&str; 7] =
+        ["value", "breakage_rate", "breakage_value", "spend", "average_spend", "repurchase_rate", "rates"];
+    match v {
+        Value::String(s) if key == Some("at") => {
+            let t: DateTime<Utc> = s.parse().map_err(|e| crate::errors::internal(py, e))?;
+            convert::time_to_py(py, &t)
+        }
+        Value::String(s) if key.is_some_and(|k| DECIMALS.contains(&k)) => {
+            let d: rust_decimal::Decimal = s.parse().map_err(|e| crate::errors::internal(py, e))?;
+            convert::decimal_to_py(py, &d)
+        }
+        Value::Array(a) => {
+            let list = PyList::empty(py);
+            for item in a {
+                list.append(report_to_py(py, key, item)?)?;
+            }
+            Ok(list.into_any())
+        }
+        Value::Object(o) => {
+            let d = PyDict::new(py);
+            for (k, item) in o {
+                // `by_channel` is keyed by the host's channel names.
+                d.set_item(k, report_to_py(py, Some(k.as_str()), item)?)?;
+            }
+            Ok(d.into_any())
+        }
+        other => convert::json_to_py(py, other),
     }
 }

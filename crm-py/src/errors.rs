@@ -19,6 +19,15 @@ create_exception!(crm, InsufficientPoints, CrmError, "The point balance is too l
 create_exception!(crm, Conflict, CrmError, "The operation conflicts with current state.");
 create_exception!(crm, ConfigError, CrmError, "The configuration is invalid.");
 create_exception!(crm, StoreError, CrmError, "The storage backend failed.");
+create_exception!(
+    crm,
+    RuleError,
+    CrmError,
+    "A segment rule could not be read (code `rule_error`). `line` and `column` are 1-based \
+     (0 for the JSON form), `excerpt` is the source line with a `^` under the column (the JSON \
+     path for the JSON form), `message` is the reason without the location; `field` names the \
+     field of a type error."
+);
 
 /// Code of errors that are not the core's (an internal failure caught at the
 /// boundary).
@@ -29,7 +38,7 @@ pub(crate) const INTERNAL: &str = "internal_error";
 /// have them too.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    let classes: [(&str, Bound<'_, PyType>, &str); 7] = [
+    let classes: [(&str, Bound<'_, PyType>, &str); 8] = [
         ("CrmError", py.get_type::<CrmError>(), INTERNAL),
         ("ValidationError", py.get_type::<ValidationError>(), "validation_error"),
         ("NotFound", py.get_type::<NotFound>(), "not_found"),
@@ -37,6 +46,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("Conflict", py.get_type::<Conflict>(), "conflict"),
         ("ConfigError", py.get_type::<ConfigError>(), "config_error"),
         ("StoreError", py.get_type::<StoreError>(), "store_error"),
+        ("RuleError", py.get_type::<RuleError>(), "rule_error"),
     ];
     for (name, class, code) in classes {
         class.setattr("code", code)?;
@@ -44,6 +54,11 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         class.setattr("__module__", "crm")?;
         m.add(name, class)?;
     }
+    let rule = py.get_type::<RuleError>();
+    rule.setattr("line", 0)?;
+    rule.setattr("column", 0)?;
+    rule.setattr("excerpt", "")?;
+    rule.setattr("message", "")?;
     Ok(())
 }
 
@@ -68,6 +83,15 @@ pub(crate) fn to_py(py: Python<'_>, e: &CoreError) -> PyErr {
         CoreError::InsufficientPoints { .. } => raise::<InsufficientPoints>(py, msg, code, field),
         CoreError::Conflict { .. } => raise::<Conflict>(py, msg, code, field),
         CoreError::Store(_) => raise::<StoreError>(py, msg, code, field),
+        CoreError::Rule { line, column, message, excerpt, .. } => {
+            let err = raise::<RuleError>(py, msg, code, field);
+            let value = err.value(py);
+            let _ = value.setattr("line", *line);
+            let _ = value.setattr("column", *column);
+            let _ = value.setattr("excerpt", excerpt.as_str());
+            let _ = value.setattr("message", message.as_str());
+            err
+        }
         _ => raise::<CrmError>(py, msg, code, field),
     }
 }

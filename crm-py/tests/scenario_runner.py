@@ -249,6 +249,8 @@ def run_query(e: crm.Engine, q: Dict[str, Any], now: dt.datetime) -> Any:
         return dict(e.stage_distribution(at=at))
     if kind == "stage_transitions":
         return e.stage_transitions(from_=ts(q["from"]), to=ts(q["to"])).to_dict()
+    if kind == "report":
+        return _plain(e.report(at=at))
     raise AssertionError(f"unknown query type {kind!r}")
 
 
@@ -267,7 +269,22 @@ QUERIES = (
     "stage_history",
     "stage_distribution",
     "stage_transitions",
+    "report",
 )
+
+
+def _plain(v: Any) -> Any:
+    """Python report values in the core's JSON form (decimals and instants as strings)."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, dt.datetime):
+        assert v.tzinfo is not None, "report instants are aware"
+        return v.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return v
 
 
 # ----- matching -------------------------------------------------------------------------

@@ -291,6 +291,8 @@ def test_run_due_emits_birthday_on_the_consented_channel(engine: crm.Engine) -> 
     again = engine.run_due(BIRTHDAY_RUN)
     assert again.outreach == []
     assert again.outreach_count == 1 and again.suppressed == 1
+    # A host that crashed before sending reads the run's items again.
+    assert [i.to_dict() for i in engine.outreach_of_run(now=BIRTHDAY_RUN)] == [item.to_dict()]
     # A later run does not send the same birthday twice.
     later = engine.run_due(t(2024, 3, 17, 10))
     assert later.outreach == [] and later.outreach_count == 0

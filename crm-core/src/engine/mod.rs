@@ -55,8 +55,10 @@ use crate::store::{Commit, CommitError, MemberWrite, Receipt, Store, Versioned};
 use crate::time::{add_local_days, local_date};
 
 mod journey;
+mod reports;
 mod views;
 
+pub use reports::{ChannelGroup, ChannelSplit, CohortRow, ExpiringBucket, LiabilityReport, Report};
 pub use views::{StageView, TransitionMatrix};
 
 /// Largest number of points one command may move.

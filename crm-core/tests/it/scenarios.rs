@@ -99,6 +99,7 @@ fn query<S: Store>(engine: &Engine<S>, q: &Value, now: DateTime<Utc>) -> Result<
         "stage_history" => to(&engine.stage_history(&member())?),
         "stage_distribution" => to(&engine.stage_distribution(at_or(q, now))?),
         "stage_transitions" => to(&engine.stage_transitions(ts(q, "from"), ts(q, "to"))?),
+        "report" => to(&engine.report(at_or(q, now))?),
         other => panic!("unknown query type {other:?}"),
     })
 }

@@ -114,3 +114,43 @@ __all__ = [
     "ConfigError",
     "StoreError",
 ]
+
+# --- analytics and segments ---------------------------------------------------------
+# RFM, customer summaries, BG/NBD and Gamma-Gamma value models, CLV, and segment rules.
+# The functions are compiled; each is exported as a plain Python function forwarding to
+# it (same name, docstring and signature), so that every public name is a Python object
+# with attributes like the classes.
+import functools as _functools  # noqa: E402
+from typing import Any as _Any, Callable as _Callable, TypeVar as _TypeVar, cast as _cast  # noqa: E402
+
+from . import _crm as _ext  # noqa: E402
+from ._crm import BgNbd, GammaGamma, Rule, RuleError  # noqa: E402
+
+_F = _TypeVar("_F", bound=_Callable[..., _Any])
+
+
+def _forward(f: _F) -> _F:
+    @_functools.wraps(f)
+    def forward(*args: _Any, **kwargs: _Any) -> _Any:
+        return f(*args, **kwargs)
+
+    return _cast(_F, forward)
+
+
+rfm = _forward(_ext.rfm)
+summary = _forward(_ext.summary)
+fit_bgnbd = _forward(_ext.fit_bgnbd)
+fit_gamma_gamma = _forward(_ext.fit_gamma_gamma)
+clv = _forward(_ext.clv)
+
+__all__ += [
+    "RuleError",
+    "Rule",
+    "BgNbd",
+    "GammaGamma",
+    "rfm",
+    "summary",
+    "fit_bgnbd",
+    "fit_gamma_gamma",
+    "clv",
+]

@@ -972,9 +972,197 @@ class Engine:
         """Members per tier at ``at`` (ladder order, every tier listed)."""
     def stage(self, member_id: str, *, at: _Time) -> StageView:
         """The member's lifecycle stage at ``at``."""
+    def report(self, *, at: _Time) -> Dict[str, Any]:
+        """Programme reports at ``at``: repurchase, liability buckets and breakage, cohorts, channels."""
+    def outreach_of_run(self, *, now: _Time) -> List[OutreachItem]:
+        """The outreach items the ``run_due`` at ``now`` emitted, again (recovery)."""
     def stage_history(self, member_id: str) -> List[StageChange]:
         """Every recorded stage transition of the member, oldest first."""
     def stage_distribution(self, *, at: _Time) -> Dict[str, int]:
         """Members per lifecycle stage at ``at`` (every stage listed)."""
     def stage_transitions(self, *, from_: _Time, to: _Time) -> TransitionMatrix:
         """How members moved between stages from ``from_`` to ``to``."""
+
+# --- analytics and segments ---------------------------------------------------------
+# RFM, customer summaries, the BG/NBD and Gamma-Gamma value models, CLV, and segment
+# rules (crm_core::analytics and crm_core::segment). Frames: pandas, polars, pyarrow or a
+# dict of lists; results have the input's kind.
+
+from datetime import date as _date
+from typing import Literal as _Literal
+
+__all__ += [
+    "RuleError",
+    "Rule",
+    "BgNbd",
+    "GammaGamma",
+    "rfm",
+    "summary",
+    "fit_bgnbd",
+    "fit_gamma_gamma",
+    "clv",
+]
+
+_Period = _Literal["day", "week"]
+_Cutoff = Union[_date, datetime, str]
+_Numbers = Any  # a number, or a Series / array / list of numbers
+
+class RuleError(CrmError):
+    """A segment rule could not be read (code ``rule_error``).
+
+    ``line``/``column`` are 1-based (0 for the JSON form); ``excerpt`` is the
+    source line with a ``^`` under the column (the JSON path for the JSON
+    form); ``message`` is the reason alone; ``field`` names the field of a
+    type error. ``str(err)`` includes the caret excerpt.
+    """
+
+    line: int
+    column: int
+    excerpt: str
+    message: str
+
+@final
+class Rule:
+    """A segment rule: ``Rule(text)`` or ``Rule.from_json(dict | str)``.
+
+    ``str(rule)`` is the canonical text; ``evaluate(frame)`` gives a boolean
+    mask over a frame whose columns are named by the fields' text form
+    (``"tier"``, ``"orders(90d)"``, ``"spend(365d)"``, ``"tags"``, ...);
+    ``matches(values)`` tests one member given as a dict keyed the same way.
+    """
+
+    def __new__(cls, text: str) -> Rule: ...
+    @staticmethod
+    def from_json(value: Union[Mapping[str, Any], str]) -> Rule:
+        """Read the JSON form (a dict, or a JSON string)."""
+    def to_json(self) -> Any:
+        """The JSON form as a dict (money as decimal strings)."""
+    @property
+    def fields(self) -> List[str]:
+        """The fields the rule reads, in text form, in first-use order."""
+    def evaluate(
+        self,
+        frame: Any,
+        *,
+        columns: Optional[Mapping[str, str]] = None,
+        tier_ladder: Optional[Sequence[str]] = None,
+    ) -> Any:
+        """A boolean mask over the rows of ``frame`` (pandas Series on its index, polars Series, ...)."""
+    def matches(self, values: Mapping[str, Any], *, tier_ladder: Optional[Sequence[str]] = None) -> bool:
+        """Whether one member, given as ``{field text: value}``, matches."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __reduce__(self) -> Tuple[type, Tuple[str]]: ...
+
+@final
+class BgNbd:
+    """BG/NBD parameters (fitted by ``fit_bgnbd`` or given); ``period`` is the unit of recency and T."""
+
+    def __new__(cls, r: float, alpha: float, a: float, b: float, *, period: _Period = "day") -> BgNbd: ...
+    @property
+    def r(self) -> float: ...
+    @property
+    def alpha(self) -> float: ...
+    @property
+    def a(self) -> float: ...
+    @property
+    def b(self) -> float: ...
+    @property
+    def period(self) -> str: ...
+    @property
+    def log_likelihood(self) -> Optional[float]: ...
+    @property
+    def converged(self) -> Optional[bool]: ...
+    @property
+    def customers(self) -> Optional[int]: ...
+    def p_alive(self, frequency: Any, recency: _Numbers = None, T: _Numbers = None) -> Any:
+        """P(alive) of a customer history, or of every row of a summary frame passed as ``frequency``."""
+    def expected_purchases(
+        self, t: _Numbers, frequency: Any = None, recency: _Numbers = None, T: _Numbers = None
+    ) -> Any:
+        """Expected purchases in the next ``t`` periods (of a new customer when no history is given)."""
+    def to_dict(self) -> Dict[str, Any]: ...
+
+@final
+class GammaGamma:
+    """Gamma-Gamma spend parameters (fitted by ``fit_gamma_gamma`` or given)."""
+
+    def __new__(cls, p: float, q: float, gamma: float) -> GammaGamma: ...
+    @property
+    def p(self) -> float: ...
+    @property
+    def q(self) -> float: ...
+    @property
+    def gamma(self) -> float: ...
+    @property
+    def log_likelihood(self) -> Optional[float]: ...
+    @property
+    def converged(self) -> Optional[bool]: ...
+    @property
+    def customers(self) -> Optional[int]: ...
+    def expected_average_value(self, frequency: Any, monetary_value: _Numbers = None) -> Any:
+        """Expected mean transaction value, or of every row of a summary frame passed as ``frequency``."""
+    def to_dict(self) -> Dict[str, Any]: ...
+
+def rfm(
+    orders: Any,
+    as_of: _Cutoff,
+    *,
+    member_id: str = "member_id",
+    placed_at: str = "placed_at",
+    amount: str = "amount",
+    status: str = "status",
+    scale: Optional[int] = None,
+    clusters: Optional[int] = None,
+    seed: Optional[int] = None,
+) -> Any:
+    """RFM per member: member_id, recency, frequency, monetary, r_score, f_score, m_score, group[, cluster]."""
+
+def summary(
+    orders: Any,
+    calibration_end: _Cutoff,
+    period: _Period = "day",
+    *,
+    member_id: str = "member_id",
+    placed_at: str = "placed_at",
+    amount: str = "amount",
+    status: str = "status",
+    scale: Optional[int] = None,
+) -> Any:
+    """Per-customer member_id, frequency, recency, T, monetary_value for the value models."""
+
+def fit_bgnbd(
+    data: Any,
+    *,
+    period: _Period = "day",
+    calibration_end: Optional[_Cutoff] = None,
+    member_id: str = "member_id",
+    placed_at: str = "placed_at",
+    amount: str = "amount",
+    status: str = "status",
+    scale: Optional[int] = None,
+) -> BgNbd:
+    """Fit BG/NBD on a summary frame (or an order frame with ``calibration_end``)."""
+
+def fit_gamma_gamma(
+    data: Any,
+    *,
+    calibration_end: Optional[_Cutoff] = None,
+    member_id: str = "member_id",
+    placed_at: str = "placed_at",
+    amount: str = "amount",
+    status: str = "status",
+    scale: Optional[int] = None,
+) -> GammaGamma:
+    """Fit Gamma-Gamma on a summary frame (or an order frame with ``calibration_end``)."""
+
+def clv(
+    bgnbd: BgNbd,
+    gamma_gamma: GammaGamma,
+    data: Any,
+    *,
+    months: int = 12,
+    discount_rate: float = 0.01,
+    margin: float = 1.0,
+) -> Any:
+    """Discounted customer lifetime value of every row of a summary frame, as a vector named ``clv``."""
