@@ -1404,6 +1404,20 @@ export declare class Engine {
   /** Every recorded stage transition of the member, oldest first. */
   stageHistory(memberId: string): Promise<StageChange[]>
   /**
+   * The members matching a segment rule (a `Rule`, its text or its JSON
+   * form) at `at` (default: now), sorted by id.
+   */
+  segment(rule: Rule | string | RuleJson, options?: AtOptions): Promise<string[]>
+  /** Synchronous {@link Engine.segment}. */
+  segmentSync(rule: Rule | string | RuleJson, options?: AtOptions): string[]
+  /**
+   * Does the member match the rule at `at` (default: now)? Call it after
+   * a fact to react in real time.
+   */
+  matches(memberId: string, rule: Rule | string | RuleJson, options?: AtOptions): Promise<boolean>
+  /** Synchronous {@link Engine.matches}. */
+  matchesSync(memberId: string, rule: Rule | string | RuleJson, options?: AtOptions): boolean
+  /**
    * Programme reports at `at` (default: now): members, buyers,
    * repurchaseRate, liability (outstanding, value, expiring within
    * 30/60/90 days, lifetime earned/redeemed/expired, breakage), cohorts

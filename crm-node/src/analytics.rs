@@ -28,7 +28,7 @@ use crm_core::analytics::orders::{day_of_date, day_of_instant, Day, MemberIds};
 use crm_core::analytics::{self as core, BgNbd, ClvOptions, GammaGamma, Orders, Period};
 use crm_core::segment::{self, eval_columns, Field, FieldType, FieldValue, MemberColumns, MemberValues};
 use crm_core::{money, CrmError, MemberId};
-use napi::bindgen_prelude::{JsObjectValue, JsValue, Object, Uint8Array, Unknown};
+use napi::bindgen_prelude::{ClassInstance, JsObjectValue, JsValue, Object, Uint8Array, Unknown};
 use napi::{Env, JsDate, ValueType};
 use napi_derive::napi;
 use serde_json::Value;
@@ -882,6 +882,21 @@ pub fn clv(
 #[napi]
 pub struct Rule {
     inner: segment::Rule,
+}
+
+/// A rule argument of an engine query: a `Rule`, its text, or its JSON form.
+pub(crate) fn rule_arg(v: Unknown<'_>, field: &str) -> BResult<segment::Rule> {
+    match v.get_type()? {
+        ValueType::String => segment::Rule::parse(&unsafe { v.cast::<String>() }?).map_err(rule_fail),
+        ValueType::Object => {
+            if let Ok(r) = unsafe { v.cast::<ClassInstance<Rule>>() } {
+                return Ok(r.inner.clone());
+            }
+            let json: Value = Reader { currency: "" }.read(v, field, Mode::Verbatim)?;
+            segment::Rule::from_json(&json).map_err(rule_fail)
+        }
+        _ => Err(invalid(field, "must be a Rule, its text or its JSON form")),
+    }
 }
 
 fn rule_fail(e: segment::RuleError) -> Fail {

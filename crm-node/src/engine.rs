@@ -567,6 +567,19 @@ impl Engine {
         query(move |e| e.stage_transitions(from, to))
     }
 
+    fn b_segment(&self, rule: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let rule = crate::analytics::rule_arg(rule, "rule")?;
+        let at = Opts::new(options)?.at_or_now("at")?;
+        query(move |e| e.segment(&rule, at))
+    }
+
+    fn b_matches(&self, member: Unknown, rule: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let id = member_id(member)?;
+        let rule = crate::analytics::rule_arg(rule, "rule")?;
+        let at = Opts::new(options)?.at_or_now("at")?;
+        query(move |e| e.matches(&id, &rule, at))
+    }
+
     fn b_report(&self, options: Option<Unknown>) -> BResult<Work> {
         let at = Opts::new(options)?.at_or_now("at")?;
         query(move |e| e.report(at))
@@ -1556,6 +1569,54 @@ impl Engine {
     #[napi(catch_unwind, ts_args_type = "memberId: string", ts_return_type = "Promise<StageChange[]>")]
     pub fn stage_history(&self, member_id: Unknown) -> napi::Result<AsyncTask<Job>> {
         self.spawn(self.b_stage_history(member_id))
+    }
+
+    /// The members matching a segment rule (a `Rule`, its text or its JSON
+    /// form) at `at` (default: now), sorted by id.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "rule: Rule | string | RuleJson, options?: AtOptions",
+        ts_return_type = "Promise<string[]>"
+    )]
+    pub fn segment(&self, rule: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_segment(rule, options))
+    }
+
+    /// Synchronous {@link Engine.segment}.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "rule: Rule | string | RuleJson, options?: AtOptions",
+        ts_return_type = "string[]"
+    )]
+    pub fn segment_sync(&self, env: Env, rule: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
+        self.run(&env, self.b_segment(rule, options))
+    }
+
+    /// Does the member match the rule at `at` (default: now)? Call it after
+    /// a fact to react in real time.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, rule: Rule | string | RuleJson, options?: AtOptions",
+        ts_return_type = "Promise<boolean>"
+    )]
+    pub fn matches(&self, member_id: Unknown, rule: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_matches(member_id, rule, options))
+    }
+
+    /// Synchronous {@link Engine.matches}.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, rule: Rule | string | RuleJson, options?: AtOptions",
+        ts_return_type = "boolean"
+    )]
+    pub fn matches_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        rule: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_matches(member_id, rule, options))
     }
 
     /// Programme reports at `at` (default: now): members, buyers,

@@ -181,6 +181,8 @@ const QUERIES = {
   stage_distribution: (q, now) => ['stageDistribution', { at: q.at ?? now }],
   stage_transitions: (q) => ['stageTransitions', q.from, q.to],
   report: (q, now) => ['report', { at: q.at ?? now }],
+  segment: (q, now) => ['segment', q.rule, { at: q.at ?? now }],
+  matches: (q, now) => ['matches', q.member_id, q.rule, { at: q.at ?? now }],
 }
 
 /** Queries whose result is a map keyed by data (tier ids, stages): keys unchanged. */

@@ -1115,6 +1115,22 @@ fn clv<'py>(
 #[derive(PartialEq)]
 pub struct PyRule(Rule);
 
+/// A rule argument of an engine query: a `Rule`, its text, or its JSON form (dict).
+pub(crate) fn rule_arg(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Rule> {
+    let py = obj.py();
+    if let Ok(r) = obj.cast::<PyRule>() {
+        return Ok(r.get().0.clone());
+    }
+    if let Ok(text) = obj.extract::<String>() {
+        return Rule::parse(&text).map_err(|e| rule_err(py, e));
+    }
+    if obj.is_instance_of::<pyo3::types::PyDict>() {
+        let json = crate::convert::to_json(obj, field)?;
+        return Rule::from_json(&json).map_err(|e| rule_err(py, e));
+    }
+    Err(crate::errors::invalid(py, field, "must be a crm.Rule, its text or its JSON form (dict)"))
+}
+
 fn rule_err(py: Python<'_>, e: crm_core::segment::RuleError) -> PyErr {
     to_py(py, &CoreError::from(e))
 }

@@ -1172,6 +1172,34 @@ impl PyEngine {
         detached(py, move || engine.stage(&id, at)).map(PyStageView)
     }
 
+    /// The members matching a segment rule (a `crm.Rule`, its text or its
+    /// JSON form) at `at`, sorted by id. Raises `RuleError` for a rule that
+    /// cannot be read.
+    #[pyo3(signature = (rule, *, at))]
+    fn segment(&self, py: Python<'_>, rule: &Bound<'_, PyAny>, at: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+        let rule = crate::analytics::rule_arg(rule, "rule")?;
+        let at = datetime(at, "at")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.segment(&rule, at)).map(|v| v.into_iter().map(|m| m.0).collect())
+    }
+
+    /// Does the member match the rule at `at`? Call it after a fact to react
+    /// in real time.
+    #[pyo3(signature = (member_id, rule, *, at))]
+    fn matches(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        rule: &Bound<'_, PyAny>,
+        at: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let id = self::member_id(member_id, "member_id")?;
+        let rule = crate::analytics::rule_arg(rule, "rule")?;
+        let at = datetime(at, "at")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.matches(&id, &rule, at))
+    }
+
     /// Programme reports at `at`, as a dict: `members`, `buyers`,
     /// `repurchase_rate`, `liability` (outstanding points and value,
     /// `expiring` within 30/60/90 days, lifetime `earned`/`redeemed`/`expired`,

@@ -251,6 +251,10 @@ def run_query(e: crm.Engine, q: Dict[str, Any], now: dt.datetime) -> Any:
         return e.stage_transitions(from_=ts(q["from"]), to=ts(q["to"])).to_dict()
     if kind == "report":
         return _plain(e.report(at=at))
+    if kind == "segment":
+        return e.segment(q["rule"], at=at)
+    if kind == "matches":
+        return e.matches(q["member_id"], q["rule"], at=at)
     raise AssertionError(f"unknown query type {kind!r}")
 
 
@@ -270,6 +274,8 @@ QUERIES = (
     "stage_distribution",
     "stage_transitions",
     "report",
+    "segment",
+    "matches",
 )
 
 

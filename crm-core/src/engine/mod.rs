@@ -56,9 +56,11 @@ use crate::time::{add_local_days, local_date};
 
 mod journey;
 mod reports;
+mod segments;
 mod views;
 
 pub use reports::{ChannelGroup, ChannelSplit, CohortRow, ExpiringBucket, LiabilityReport, Report};
+pub use segments::MemberFields;
 pub use views::{StageView, TransitionMatrix};
 
 /// Largest number of points one command may move.

@@ -100,6 +100,8 @@ fn query<S: Store>(engine: &Engine<S>, q: &Value, now: DateTime<Utc>) -> Result<
         "stage_distribution" => to(&engine.stage_distribution(at_or(q, now))?),
         "stage_transitions" => to(&engine.stage_transitions(ts(q, "from"), ts(q, "to"))?),
         "report" => to(&engine.report(at_or(q, now))?),
+        "segment" => to(&engine.segment(&crm_core::segment::parse(&s(q, "rule"))?, at_or(q, now))?),
+        "matches" => to(&engine.matches(&member(), &crm_core::segment::parse(&s(q, "rule"))?, at_or(q, now))?),
         other => panic!("unknown query type {other:?}"),
     })
 }

@@ -972,6 +972,10 @@ class Engine:
         """Members per tier at ``at`` (ladder order, every tier listed)."""
     def stage(self, member_id: str, *, at: _Time) -> StageView:
         """The member's lifecycle stage at ``at``."""
+    def segment(self, rule: Union[Rule, str, Mapping[str, Any]], *, at: _Time) -> List[str]:
+        """The members matching a segment rule at ``at``, sorted by id."""
+    def matches(self, member_id: str, rule: Union[Rule, str, Mapping[str, Any]], *, at: _Time) -> bool:
+        """Does the member match the rule at ``at``?"""
     def report(self, *, at: _Time) -> Dict[str, Any]:
         """Programme reports at ``at``: repurchase, liability buckets and breakage, cohorts, channels."""
     def outreach_of_run(self, *, now: _Time) -> List[OutreachItem]:
