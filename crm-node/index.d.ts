@@ -777,6 +777,22 @@ export interface TierChange {
 /** Members per tier, keyed by tier id (every tier of the ladder listed). */
 export type TierDistribution = Record<string, number>
 
+/** A saved segment the host keeps between {@link Engine.refreshSegment} calls. */
+export interface SavedSegment {
+  id: string
+  /** The rule's text or JSON form. */
+  rule: string | RuleJson
+  /** Sorted member ids at the last evaluation (`[]` the first time). */
+  members: string[]
+  evaluatedAt?: Timestamp | null
+}
+
+/** What {@link Engine.refreshSegment} returns. */
+export interface SegmentRefresh {
+  segment: SavedSegment
+  changes: { segmentId: string; memberId: string; entered: boolean; at: Timestamp }[]
+}
+
 /** Programme reports at an instant ({@link Engine.report}). Money and rates are decimal strings. */
 export interface Report {
   at: Timestamp
@@ -1417,6 +1433,16 @@ export declare class Engine {
   matches(memberId: string, rule: Rule | string | RuleJson, options?: AtOptions): Promise<boolean>
   /** Synchronous {@link Engine.matches}. */
   matchesSync(memberId: string, rule: Rule | string | RuleJson, options?: AtOptions): boolean
+  /**
+   * Re-evaluate a saved segment (`{id, rule, members, evaluatedAt}`, as a
+   * previous call returned it; `members: []` the first time) at `at`
+   * (default: now): returns the new `segment` to keep and the `changes`
+   * (`{segmentId, memberId, entered, at}`), each also recorded on the
+   * member for the `segment_entered` outreach trigger. Safe to repeat.
+   */
+  refreshSegment(segment: SavedSegment, options?: AtOptions): Promise<SegmentRefresh>
+  /** Synchronous {@link Engine.refreshSegment}. */
+  refreshSegmentSync(segment: SavedSegment, options?: AtOptions): SegmentRefresh
   /**
    * Programme reports at `at` (default: now): members, buyers,
    * repurchaseRate, liability (outstanding, value, expiring within

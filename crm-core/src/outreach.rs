@@ -22,6 +22,9 @@
 //! 5. **Frequency cap**: at most `max` messages per member within any
 //!    `days` days (counting earlier runs); beyond it `frequency_cap`.
 //!
+//! Segment entries (`segment_entered`) come from `Engine::refresh_segment`,
+//! which records them on each member.
+//!
 //! Date triggers (birthday, anniversary, member day) fire at `send_hour`
 //! local time. A 29 February birthday is celebrated on 28 February in
 //! other years.
@@ -141,6 +144,8 @@ pub enum TriggerKind {
     },
     /// `days` after an order was completed (order care, review request).
     OrderCare { days: u32 },
+    /// The member entered a saved segment (recorded by `Engine::refresh_segment`).
+    SegmentEntered { segment: String },
 }
 
 fn add_to_cart() -> String {
@@ -406,6 +411,15 @@ impl OutreachConfig {
                         e.at.to_rfc3339(),
                         due,
                         &|| serde_json::json!({ "event": event, "sku": e.sku, "reference": e.reference }),
+                    );
+                }
+            }
+            TriggerKind::SegmentEntered { segment } => {
+                for c in st.segment_changes.iter().filter(|c| c.entered && &c.segment == segment) {
+                    push(
+                        format!("{segment}:{}", c.at.to_rfc3339()),
+                        c.at,
+                        &|| serde_json::json!({ "segment": segment }),
                     );
                 }
             }

@@ -18,6 +18,16 @@ use crate::tier::{TierChange, TierReason, TierState};
 
 /// How many engagement events a member keeps (newest win).
 pub const MAX_ENGAGEMENTS: usize = 200;
+/// How many segment entries and exits a member keeps (newest win).
+pub const MAX_SEGMENT_CHANGES: usize = 100;
+
+/// A member entering or leaving a saved segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentMove {
+    pub at: DateTime<Utc>,
+    pub segment: String,
+    pub entered: bool,
+}
 /// How long emitted outreach is remembered (once-per-occurrence and caps).
 const OUTREACH_MEMORY_DAYS: i64 = 400;
 
@@ -197,6 +207,13 @@ pub struct MemberState {
     /// Every stage transition, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stage_history: Vec<StageChange>,
+    /// Saved segments the member is in (as recorded by `Engine::refresh_segment`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub segments: BTreeSet<String>,
+    /// Recent segment entries and exits (at most [`MAX_SEGMENT_CHANGES`]),
+    /// for the `segment_entered` outreach trigger.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segment_changes: Vec<SegmentMove>,
     /// Recent engagement events (at most [`MAX_ENGAGEMENTS`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub engagements: Vec<Engagement>,
@@ -374,6 +391,12 @@ pub enum Event {
         at: DateTime<Utc>,
         engagement: Engagement,
     },
+    /// The member entered (or left) a saved segment.
+    SegmentChanged {
+        at: DateTime<Utc>,
+        segment: String,
+        entered: bool,
+    },
     /// A scheduler run for this member: what it emitted and suppressed;
     /// occurrences due up to `at` are done.
     OutreachRun {
@@ -416,6 +439,7 @@ impl Event {
             | TierUpdated { at, .. }
             | StageChanged { at, .. }
             | Engaged { at, .. }
+            | SegmentChanged { at, .. }
             | OutreachRun { at, .. } => *at,
         }
     }
@@ -484,6 +508,8 @@ impl MemberState {
             stage: None,
             stage_history: Vec::new(),
             engagements: Vec::new(),
+            segments: BTreeSet::new(),
+            segment_changes: Vec::new(),
             outreach: Vec::new(),
             outreach_through: None,
             wake_at: None,
@@ -837,6 +863,18 @@ impl MemberState {
                 if self.engagements.len() > MAX_ENGAGEMENTS {
                     let extra = self.engagements.len() - MAX_ENGAGEMENTS;
                     self.engagements.drain(..extra);
+                }
+            }
+            Event::SegmentChanged { at, segment, entered } => {
+                if *entered {
+                    self.segments.insert(segment.clone());
+                } else {
+                    self.segments.remove(segment);
+                }
+                self.segment_changes.push(SegmentMove { at: *at, segment: segment.clone(), entered: *entered });
+                if self.segment_changes.len() > MAX_SEGMENT_CHANGES {
+                    let extra = self.segment_changes.len() - MAX_SEGMENT_CHANGES;
+                    self.segment_changes.drain(..extra);
                 }
             }
             Event::OutreachRun { at, emitted, .. } => {

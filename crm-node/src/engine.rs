@@ -580,6 +580,16 @@ impl Engine {
         query(move |e| e.matches(&id, &rule, at))
     }
 
+    fn b_refresh_segment(&self, segment: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let mut seg: crm_core::segment::SavedSegment =
+            decode("segment", self.reader().read(segment, "segment", Mode::Fields)?)?;
+        let at = Opts::new(options)?.at_or_now("at")?;
+        query(move |e| {
+            let changes = e.refresh_segment(&mut seg, at)?;
+            Ok(serde_json::json!({ "segment": seg, "changes": changes }))
+        })
+    }
+
     fn b_report(&self, options: Option<Unknown>) -> BResult<Work> {
         let at = Opts::new(options)?.at_or_now("at")?;
         query(move |e| e.report(at))
@@ -1617,6 +1627,30 @@ impl Engine {
         options: Option<Unknown>,
     ) -> napi::Result<Js> {
         self.run(&env, self.b_matches(member_id, rule, options))
+    }
+
+    /// Re-evaluate a saved segment (`{id, rule, members, evaluatedAt}`, as a
+    /// previous call returned it; `members: []` the first time) at `at`
+    /// (default: now): returns the new `segment` to keep and the `changes`
+    /// (`{segmentId, memberId, entered, at}`), each also recorded on the
+    /// member for the `segment_entered` outreach trigger. Safe to repeat.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "segment: SavedSegment, options?: AtOptions",
+        ts_return_type = "Promise<SegmentRefresh>"
+    )]
+    pub fn refresh_segment(&self, segment: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_refresh_segment(segment, options))
+    }
+
+    /// Synchronous {@link Engine.refreshSegment}.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "segment: SavedSegment, options?: AtOptions",
+        ts_return_type = "SegmentRefresh"
+    )]
+    pub fn refresh_segment_sync(&self, env: Env, segment: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
+        self.run(&env, self.b_refresh_segment(segment, options))
     }
 
     /// Programme reports at `at` (default: now): members, buyers,

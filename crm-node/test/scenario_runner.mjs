@@ -183,6 +183,7 @@ const QUERIES = {
   report: (q, now) => ['report', { at: q.at ?? now }],
   segment: (q, now) => ['segment', q.rule, { at: q.at ?? now }],
   matches: (q, now) => ['matches', q.member_id, q.rule, { at: q.at ?? now }],
+  refresh_segment: (q, now) => ['refreshSegment', q.segment, { at: q.at ?? now }],
 }
 
 /** Queries whose result is a map keyed by data (tier ids, stages): keys unchanged. */

@@ -777,6 +777,22 @@ export interface TierChange {
 /** Members per tier, keyed by tier id (every tier of the ladder listed). */
 export type TierDistribution = Record<string, number>
 
+/** A saved segment the host keeps between {@link Engine.refreshSegment} calls. */
+export interface SavedSegment {
+  id: string
+  /** The rule's text or JSON form. */
+  rule: string | RuleJson
+  /** Sorted member ids at the last evaluation (`[]` the first time). */
+  members: string[]
+  evaluatedAt?: Timestamp | null
+}
+
+/** What {@link Engine.refreshSegment} returns. */
+export interface SegmentRefresh {
+  segment: SavedSegment
+  changes: { segmentId: string; memberId: string; entered: boolean; at: Timestamp }[]
+}
+
 /** Programme reports at an instant ({@link Engine.report}). Money and rates are decimal strings. */
 export interface Report {
   at: Timestamp

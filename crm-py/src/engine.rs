@@ -1200,6 +1200,30 @@ impl PyEngine {
         detached(py, move || engine.matches(&id, &rule, at))
     }
 
+    /// Re-evaluate a saved segment (a dict `{"id", "rule", "members",
+    /// "evaluated_at"}` as a previous call returned it; `members` empty the
+    /// first time) at `at`. Returns `{"segment": <the dict to keep>,
+    /// "changes": [{"segment_id", "member_id", "entered", "at"}]}`; each change
+    /// is also recorded on the member for the `segment_entered` outreach
+    /// trigger. Safe to repeat.
+    #[pyo3(signature = (segment, *, at))]
+    fn refresh_segment<'py>(
+        &self,
+        py: Python<'py>,
+        segment: &Bound<'py, PyAny>,
+        at: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let json = convert::to_json(segment, "segment")?;
+        let mut seg: crm_core::segment::SavedSegment = convert::from_json(py, json, "segment")?;
+        let at = datetime(at, "at")?;
+        let engine = self.inner.clone();
+        let (seg, changes) = detached(py, move || {
+            let changes = engine.refresh_segment(&mut seg, at)?;
+            Ok((seg, changes))
+        })?;
+        convert::serde_to_py(py, &serde_json::json!({ "segment": seg, "changes": changes }))
+    }
+
     /// Programme reports at `at`, as a dict: `members`, `buyers`,
     /// `repurchase_rate`, `liability` (outstanding points and value,
     /// `expiring` within 30/60/90 days, lifetime `earned`/`redeemed`/`expired`,

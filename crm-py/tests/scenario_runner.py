@@ -255,6 +255,8 @@ def run_query(e: crm.Engine, q: Dict[str, Any], now: dt.datetime) -> Any:
         return e.segment(q["rule"], at=at)
     if kind == "matches":
         return e.matches(q["member_id"], q["rule"], at=at)
+    if kind == "refresh_segment":
+        return _plain(e.refresh_segment(q["segment"], at=at))
     raise AssertionError(f"unknown query type {kind!r}")
 
 
@@ -276,6 +278,7 @@ QUERIES = (
     "report",
     "segment",
     "matches",
+    "refresh_segment",
 )
 
 

@@ -15,8 +15,8 @@ use crate::ledger;
 use crate::member::MemberId;
 use crate::program::Program;
 use crate::segment::{Field, FieldSource, FieldValue, Rule, SavedSegment, SegmentChange, Window, WindowUnit};
-use crate::state::MemberState;
-use crate::store::Store;
+use crate::state::{Event, MemberState};
+use crate::store::{CommitError, Store};
 use crate::time::{local_date, resolve_local};
 
 /// A member's fields for segment rules, as of `at`. RFM fields are relative
@@ -164,14 +164,47 @@ impl<S: Store> Engine<S> {
         Ok(out)
     }
 
-    /// Re-evaluate a saved segment at `at`: its snapshot moves on and the
-    /// entries and exits since the previous run come back as events the host
-    /// can act on (or feed to its outreach). The host keeps the segment.
+    /// Re-evaluate a saved segment at `at`: its snapshot moves on, the
+    /// entries and exits since the previous run come back, and each is
+    /// recorded on the member (`Event::SegmentChanged`; the
+    /// `segment_entered` outreach trigger fires on entries). The host keeps
+    /// the segment. Safe to repeat after a crash: a member already recorded
+    /// as in (or out of) the segment is not recorded again.
     pub fn refresh_segment(&self, segment: &mut SavedSegment, at: DateTime<Utc>) -> Result<Vec<SegmentChange>> {
         if segment.evaluated_at.is_some_and(|t| t > at) {
             return Err(CrmError::invalid("at", "is before the segment's last evaluation"));
         }
+        crate::facts::check_ref(&segment.id, "segment.id")?;
         let members = self.segment(&segment.rule, at)?;
-        Ok(segment.replace(members, at))
+        let mut next = segment.clone();
+        let changes = next.replace(members, at);
+        for chunk in changes.chunks(1000) {
+            self.record_segment_changes(chunk, at)?;
+        }
+        *segment = next;
+        Ok(changes)
+    }
+
+    fn record_segment_changes(&self, changes: &[SegmentChange], at: DateTime<Utc>) -> Result<()> {
+        for _ in 0..super::MAX_ATTEMPTS {
+            let mut tx = super::Tx::new(&self.program, &self.store, at);
+            for c in changes {
+                if !tx.load(&c.member_id)? {
+                    continue;
+                }
+                let st = tx.state(&c.member_id);
+                if st.is_active() && st.segments.contains(&c.segment_id) != c.entered {
+                    let event = Event::SegmentChanged { at, segment: c.segment_id.clone(), entered: c.entered };
+                    tx.emit(&c.member_id, event);
+                }
+            }
+            match self.store.commit(tx.finish()) {
+                Ok(()) => return Ok(()),
+                Err(CommitError::Stale { .. }) => continue,
+                Err(CommitError::Store(e)) => return Err(e),
+                Err(_) => return Err(CrmError::conflict("refresh_segment could not commit; try again")),
+            }
+        }
+        Err(CrmError::conflict("too many concurrent writers; try again"))
     }
 }

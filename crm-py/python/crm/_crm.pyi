@@ -976,6 +976,8 @@ class Engine:
         """The members matching a segment rule at ``at``, sorted by id."""
     def matches(self, member_id: str, rule: Union[Rule, str, Mapping[str, Any]], *, at: _Time) -> bool:
         """Does the member match the rule at ``at``?"""
+    def refresh_segment(self, segment: Mapping[str, Any], *, at: _Time) -> Dict[str, Any]:
+        """Re-evaluate a saved segment; returns the segment to keep and the changes."""
     def report(self, *, at: _Time) -> Dict[str, Any]:
         """Programme reports at ``at``: repurchase, liability buckets and breakage, cohorts, channels."""
     def outreach_of_run(self, *, now: _Time) -> List[OutreachItem]:
