@@ -25,6 +25,7 @@ pub mod state;
 pub mod store;
 pub mod tier;
 pub mod time;
+pub mod whatif;
 
 pub use command::{Clawback, Command, Outcome};
 pub use engine::{order_key, Engine, Expiring, Liability, PointTypeLiability, StatementEntry, StatementPage};

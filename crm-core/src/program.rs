@@ -248,6 +248,10 @@ pub enum Condition {
     DateRange { from: DateTime<Utc>, to: DateTime<Utc> },
     /// The member carries this tag.
     Tag { tag: String },
+    /// The member matches a segment rule ([`crate::segment`], text or JSON
+    /// form) as of the order, the order itself included:
+    /// `{ type = "segment", rule = 'tier >= "gold" and orders(365d) >= 3' }`.
+    Segment { rule: crate::segment::Rule },
 }
 
 /// Actions that can earn a fixed bonus.
@@ -436,6 +440,12 @@ impl Program {
                     Condition::MemberDay { day } if !(1..=31).contains(day) => {
                         return Err(CrmError::config(format!("{mat}.when.day"), "must be between 1 and 31"));
                     }
+                    Condition::Segment { rule } if rule.fields().iter().any(|f| f.is_rfm()) => {
+                        return Err(CrmError::config(
+                            format!("{mat}.when.rule"),
+                            "RFM fields are relative to all members and cannot be used in earn rules",
+                        ));
+                    }
                     Condition::DateRange { from, to } if from >= to => {
                         return Err(CrmError::config(format!("{mat}.when.to"), "must be after `from`"));
                     }
@@ -596,6 +606,18 @@ mod tests {
         let mut v = base();
         v["version"] = 7.into();
         assert_eq!(Program::from_value(v).unwrap_err().field(), Some("version"));
+    }
+
+    #[test]
+    fn segment_conditions_parse_and_reject_rfm_fields() {
+        let mut v = base();
+        v["earn"]["rules"][2]["multipliers"][0]["when"] =
+            serde_json::json!({"type": "segment", "rule": "orders(365d) >= 2 and tier == \"gold\""});
+        Program::from_value(v.clone()).unwrap();
+        v["earn"]["rules"][2]["multipliers"][0]["when"]["rule"] = "rfm.r >= 4".into();
+        assert_eq!(Program::from_value(v.clone()).unwrap_err().field(), Some("earn.rules[2].multipliers[0].when.rule"));
+        v["earn"]["rules"][2]["multipliers"][0]["when"]["rule"] = "orders(365d) >=".into();
+        assert_eq!(Program::from_value(v).unwrap_err().code(), "config_error");
     }
 
     #[test]

@@ -11,11 +11,22 @@ use rust_decimal::Decimal;
 
 use crate::facts::Order;
 use crate::program::{Condition, EarnRule, Stacking};
+use crate::segment::Rule;
 use crate::state::MemberState;
 use crate::time::local_date;
 
+/// Answers segment conditions: does the member match the rule at the instant?
+pub type SegmentCheck<'a> = &'a dyn Fn(&Rule, DateTime<Utc>) -> bool;
+
 /// Does an order-level condition hold for this order and member?
-fn holds(cond: &Condition, order: &Order, member: &MemberState, tz: Tz, t: DateTime<Utc>) -> bool {
+fn holds(
+    cond: &Condition,
+    order: &Order,
+    member: &MemberState,
+    tz: Tz,
+    t: DateTime<Utc>,
+    segment: SegmentCheck<'_>,
+) -> bool {
     match cond {
         Condition::Channel { channels } => order.channel.as_ref().is_some_and(|c| channels.contains(c)),
         Condition::Store { stores } => order.store.as_ref().is_some_and(|s| stores.contains(s)),
@@ -30,6 +41,7 @@ fn holds(cond: &Condition, order: &Order, member: &MemberState, tz: Tz, t: DateT
         }
         Condition::DateRange { from, to } => *from <= t && t < *to,
         Condition::Tag { tag } => member.tags.contains(tag),
+        Condition::Segment { rule } => segment(rule, t),
     }
 }
 
@@ -50,9 +62,23 @@ fn combine(stacking: Stacking, factors: impl Iterator<Item = Decimal>) -> Decima
 /// `tier_factor` is the member's tier multiplier, when the rule takes it: one
 /// more order-level factor, stacked like the others.
 pub fn order_points(rule: &EarnRule, order: &Order, member: &MemberState, tz: Tz, tier_factor: Option<Decimal>) -> i64 {
+    order_points_with(rule, order, member, tz, tier_factor, &|_, _| false)
+}
+
+/// [`order_points`] with segment conditions answered by `segment` (the
+/// engine passes the member's fields under the programme; without it a
+/// segment condition never holds).
+pub fn order_points_with(
+    rule: &EarnRule,
+    order: &Order,
+    member: &MemberState,
+    tz: Tz,
+    tier_factor: Option<Decimal>,
+    segment: SegmentCheck<'_>,
+) -> i64 {
     let t = order.earned_at();
     let mut order_factors: Vec<Decimal> =
-        rule.multipliers.iter().filter(|m| holds(&m.when, order, member, tz, t)).map(|m| m.factor).collect();
+        rule.multipliers.iter().filter(|m| holds(&m.when, order, member, tz, t, segment)).map(|m| m.factor).collect();
     if let Some(f) = tier_factor.filter(|_| rule.tier_multiplier) {
         order_factors.push(f);
     }

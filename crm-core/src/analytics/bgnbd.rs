@@ -13,7 +13,7 @@
 //! maximised over the log-parameters by BFGS with its analytic gradient.
 
 use super::fit_data::FitData;
-use super::optimize::{bfgs_restarts, Tolerance};
+use super::optimize::{bfgs_first_converged, Tolerance};
 use super::special::{digamma, hyp2f1, ln_gamma};
 use crate::error::{CrmError, Result};
 
@@ -73,57 +73,81 @@ fn check_lengths(frequency: &[f64], recency: &[f64], t: &[f64]) -> Result<()> {
     Ok(())
 }
 
+/// Terms of the likelihood that depend on the frequency x alone (and the parameters).
+#[derive(Debug, Clone, Copy, Default)]
+struct PerX {
+    base: f64,
+    d_r: f64,
+    d_a: f64,
+    d_b: f64,
+    /// ln a − ln(b+x−1), for x > 0.
+    ln_a_bx1: f64,
+    /// 1/(b+x−1), for x > 0.
+    inv_bx1: f64,
+}
+
 /// Mean negative log-likelihood and its gradient in log-parameters.
 fn objective(d: &FitData<3>, u: &[f64; 4]) -> (f64, [f64; 4]) {
+    objective_with(d, u, &mut Vec::new())
+}
+
+/// [`objective`] with a reusable buffer for the per-frequency terms (the optimiser calls
+/// it a few hundred times: no allocation per call).
+fn objective_with(d: &FitData<3>, u: &[f64; 4], per_x: &mut Vec<PerX>) -> (f64, [f64; 4]) {
     let [r, alpha, a, b] = u.map(f64::exp);
     let (lg_r, lg_b, lg_ab) = (ln_gamma(r), ln_gamma(b), ln_gamma(a + b));
     let (ps_r, ps_b, ps_ab) = (digamma(r), digamma(b), digamma(a + b));
     let (ln_alpha, ln_a) = (alpha.ln(), a.ln());
-    // Terms that depend on x alone: A1 + A2 and their partial derivatives.
-    struct PerX {
-        base: f64,
-        d_r: f64,
-        d_a: f64,
-        d_b: f64,
-        ln_bx1: f64,
-    }
-    let per_x: Vec<PerX> =
-        d.xs.iter()
-            .map(|&x| {
-                let (lg_rx, lg_bx, lg_abx) = (ln_gamma(r + x), ln_gamma(b + x), ln_gamma(a + b + x));
-                let (ps_rx, ps_bx, ps_abx) = (digamma(r + x), digamma(b + x), digamma(a + b + x));
-                PerX {
-                    base: lg_rx - lg_r + r * ln_alpha + lg_ab + lg_bx - lg_b - lg_abx,
-                    d_r: ps_rx - ps_r + ln_alpha,
-                    d_a: ps_ab - ps_abx,
-                    d_b: ps_ab + ps_bx - ps_b - ps_abx,
-                    ln_bx1: if x > 0.0 { (b + x - 1.0).ln() } else { 0.0 },
-                }
-            })
-            .collect();
-    let (mut ll, mut g) = (0.0, [0.0; 4]);
+    let head = -lg_r + r * ln_alpha + lg_ab - lg_b;
+    per_x.clear();
+    per_x.extend(d.xs.iter().map(|&x| {
+        let (lg_rx, lg_bx, lg_abx) = (ln_gamma(r + x), ln_gamma(b + x), ln_gamma(a + b + x));
+        let (ps_rx, ps_bx, ps_abx) = (digamma(r + x), digamma(b + x), digamma(a + b + x));
+        let bx1 = b + x - 1.0;
+        PerX {
+            base: head + lg_rx + lg_bx - lg_abx,
+            d_r: ps_rx - ps_r + ln_alpha,
+            d_a: ps_ab - ps_abx,
+            d_b: ps_ab + ps_bx - ps_b - ps_abx,
+            ln_a_bx1: if x > 0.0 { ln_a - bx1.ln() } else { 0.0 },
+            inv_bx1: if x > 0.0 { 1.0 / bx1 } else { 0.0 },
+        }
+    }));
+    // Sums over the rows: ll, ∂/∂r, ∂/∂α (before the r/α term), ∂/∂a (w4 part), ∂/∂b (w4 part),
+    // and the per-x terms weighted once per row.
+    let (mut ll, mut g_r, mut g_alpha, mut g_a4, mut g_b4) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut sum_dr, mut sum_da, mut sum_db) = (0.0, 0.0, 0.0);
     for (i, &[x, t_x, t]) in d.rows.iter().enumerate() {
         let (p, w) = (&per_x[d.x_index[i]], d.weight[i]);
         let rx = r + x;
+        let inv_at = 1.0 / (alpha + t);
         let ln_at = (alpha + t).ln();
         let a3 = -rx * ln_at;
-        let (lse, w3, w4, ln_atx) = if x > 0.0 {
+        sum_dr += w * p.d_r;
+        sum_da += w * p.d_a;
+        sum_db += w * p.d_b;
+        if x > 0.0 {
             let ln_atx = (alpha + t_x).ln();
-            let a4 = ln_a - p.ln_bx1 - rx * ln_atx;
-            let m = a3.max(a4);
-            let (e3, e4) = ((a3 - m).exp(), (a4 - m).exp());
-            let s = e3 + e4;
-            (m + s.ln(), e3 / s, e4 / s, ln_atx)
+            let a4 = p.ln_a_bx1 - rx * ln_atx;
+            // ln(e^a3 + e^a4) with one exp: the weights are logistic in a4 − a3.
+            let (m, diff) = if a3 >= a4 { (a3, a4 - a3) } else { (a4, a3 - a4) };
+            let e = diff.exp();
+            let s = 1.0 + e;
+            let inv_s = 1.0 / s;
+            let (w3, w4) = if a3 >= a4 { (inv_s, e * inv_s) } else { (e * inv_s, inv_s) };
+            ll += w * (p.base + m + s.ln());
+            g_r -= w * (w3 * ln_at + w4 * ln_atx);
+            g_alpha -= w * rx * (w3 * inv_at + w4 / (alpha + t_x));
+            g_a4 += w * w4;
+            g_b4 -= w * w4 * p.inv_bx1;
         } else {
-            (a3, 1.0, 0.0, 0.0)
-        };
-        ll += w * (p.base + lse);
-        g[0] += w * (p.d_r - w3 * ln_at - w4 * ln_atx);
-        g[1] += w * (r / alpha - w3 * rx / (alpha + t) - w4 * rx / (alpha + t_x));
-        g[2] += w * (p.d_a + w4 / a);
-        g[3] += w * (p.d_b - if x > 0.0 { w4 / (b + x - 1.0) } else { 0.0 });
+            ll += w * (p.base + a3);
+            g_r -= w * ln_at;
+            g_alpha -= w * rx * inv_at;
+        }
     }
     let n = d.total;
+    let g = [sum_dr + g_r, d.total * r / alpha + g_alpha, sum_da + g_a4 / a, sum_db + g_b4];
     let theta = [r, alpha, a, b];
     (-ll / n, std::array::from_fn(|k| -g[k] * theta[k] / n))
 }
@@ -143,7 +167,9 @@ impl BgNbd {
         let data = FitData::new(rows);
         // Start from all-ones (as `lifetimes` does) and two spread-out points.
         let starts = [[0.0; 4], [-1.0, 1.0, -1.0, 1.0], [1.0, 2.5, 0.5, 1.5]];
-        let m = bfgs_restarts(|u| objective(&data, u), &starts, Tolerance::default())
+        // The first start nearly always converges; the others only rescue one that stalls.
+        let mut per_x = Vec::with_capacity(data.xs.len());
+        let m = bfgs_first_converged(|u| objective_with(&data, u, &mut per_x), &starts, Tolerance::default())
             .ok_or_else(|| CrmError::invalid("frequency", "the likelihood is not finite at any start"))?;
         let [r, alpha, a, b] = m.x.map(f64::exp);
         let report = FitReport {

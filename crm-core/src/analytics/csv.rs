@@ -33,21 +33,146 @@ pub struct OrderCsvOptions {
     /// Size of the input in bytes, when known: the columns are then sized once from
     /// the first block's bytes per row instead of growing by doubling.
     pub expected_bytes: Option<u64>,
+    /// Threads of [`read_orders_path`] on a large file: 0 (the default) for one per idle
+    /// core (available cores less the load average), 1 for a sequential read.
+    pub threads: usize,
 }
 
 impl Default for OrderCsvOptions {
     fn default() -> Self {
-        OrderCsvOptions { scale: 2, until: None, expected_bytes: None }
+        OrderCsvOptions { scale: 2, until: None, expected_bytes: None, threads: 0 }
     }
 }
 
 /// [`read_orders`] from a file, with [`OrderCsvOptions::expected_bytes`] set from its size.
+///
+/// A large file is parsed in parallel: the rows after the header are cut at line ends into
+/// one byte range per available core, each range is read into its own columns on its own
+/// thread, and the blocks are then appended in file order (member ids of later blocks are
+/// re-interned, so the indices are the ones a sequential read assigns). On any error the
+/// file is read again sequentially, so errors name the same line as [`read_orders`].
 pub fn read_orders_path(path: impl AsRef<std::path::Path>, options: OrderCsvOptions) -> Result<OrderCsv> {
     let path = path.as_ref();
-    let file = std::fs::File::open(path)
-        .map_err(|e| CrmError::invalid("path", format!("cannot open {}: {e}", path.display())))?;
+    let open = || {
+        std::fs::File::open(path).map_err(|e| CrmError::invalid("path", format!("cannot open {}: {e}", path.display())))
+    };
+    let file = open()?;
     let expected_bytes = file.metadata().ok().map(|m| m.len());
+    let threads = match options.threads {
+        0 => idle_cores(),
+        n => n,
+    };
+    if let Some(len) = expected_bytes.filter(|&len| threads > 1 && len >= PARALLEL_MIN_BYTES) {
+        check_scale(options.scale)?;
+        if let Ok(Some(csv)) = read_parallel(&file, len, threads, options, &open) {
+            return Ok(csv);
+        }
+    }
     read_orders(file, OrderCsvOptions { expected_bytes, ..options })
+}
+
+/// Cores not already busy: the available cores less the 1-minute load average (Linux
+/// `/proc/loadavg`; elsewhere every core), at least 1, at most 16. On a machine whose
+/// cores are taken, a second reader thread only adds the cost of merging the blocks.
+fn idle_cores() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(16);
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()))
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .unwrap_or(0.0);
+    cores.saturating_sub(load.floor() as usize).max(1)
+}
+
+/// Files below this size are read on one thread.
+const PARALLEL_MIN_BYTES: u64 = 16 << 20;
+
+/// The parallel read of [`read_orders_path`]: `Ok(None)` when the file does not suit it
+/// (no simple header line), `Err` on any error (the caller then reads sequentially).
+fn read_parallel(
+    file: &std::fs::File,
+    len: u64,
+    threads: usize,
+    options: OrderCsvOptions,
+    open: &(dyn Fn() -> Result<std::fs::File> + Sync),
+) -> Result<Option<OrderCsv>> {
+    use std::io::{Seek, SeekFrom};
+    let io = |e: std::io::Error| CrmError::invalid("csv", format!("read failed: {e}"));
+    // Byte position just past the first '\n' at or after `from`, or `len`.
+    let mut window = vec![0u8; 1 << 16];
+    let mut line_end = |mut from: u64| -> Result<u64> {
+        let mut f = file;
+        f.seek(SeekFrom::Start(from)).map_err(io)?;
+        while from < len {
+            let n = f.read(&mut window).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            if let Some(p) = window[..n].iter().position(|&c| c == b'\n') {
+                return Ok(from + p as u64 + 1);
+            }
+            from += n as u64;
+        }
+        Ok(len)
+    };
+    let header_end = line_end(0)?;
+    let mut header = vec![0u8; header_end as usize];
+    let mut f = file;
+    f.seek(SeekFrom::Start(0)).map_err(io)?;
+    f.read_exact(&mut header).map_err(io)?;
+    let (_, columns) = read_stream(&header[..], options, None)?;
+    let Some(columns) = columns else { return Ok(None) };
+    // Block boundaries at line ends.
+    let mut bounds = vec![header_end];
+    for k in 1..threads as u64 {
+        let target = header_end + (len - header_end) * k / threads as u64;
+        let b = line_end(target.max(1) - 1)?.max(*bounds.last().unwrap_or(&0));
+        bounds.push(b);
+    }
+    bounds.push(len);
+    bounds.dedup();
+    let blocks: Vec<Result<OrderCsv>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = bounds
+            .windows(2)
+            .map(|w| {
+                let (start, end) = (w[0], w[1]);
+                scope.spawn(move || -> Result<OrderCsv> {
+                    let mut f = open()?;
+                    f.seek(SeekFrom::Start(start)).map_err(io)?;
+                    // The first block's columns become the result: size them for the whole file.
+                    let expected = if start == header_end { len - header_end } else { end - start };
+                    let opts = OrderCsvOptions { expected_bytes: Some(expected), ..options };
+                    Ok(read_stream(f.take(end - start), opts, Some(columns))?.0)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(CrmError::invalid("csv", "reader panicked"))))
+            .collect()
+    });
+    let mut blocks = blocks.into_iter();
+    let mut out = match blocks.next() {
+        Some(first) => first?,
+        None => return Ok(None),
+    };
+    let rest: Vec<OrderCsv> = blocks.collect::<Result<_>>()?;
+    let more: usize = rest.iter().map(|b| b.orders.len()).sum();
+    out.orders.member.reserve_exact(more);
+    out.orders.day.reserve_exact(more);
+    out.orders.amount.reserve_exact(more);
+    for mut b in rest {
+        let ids = &mut out.orders.ids;
+        let remap: Vec<u32> =
+            (0..b.orders.ids.len() as u32).map(|i| ids.intern(b.orders.ids.bytes(i))).collect::<Result<_>>()?;
+        out.orders.member.extend(b.orders.member.iter().map(|&m| remap[m as usize]));
+        out.orders.day.append(&mut b.orders.day);
+        out.orders.amount.append(&mut b.orders.amount);
+        out.rows += b.rows;
+        out.not_paid += b.not_paid;
+        out.after_cutoff += b.after_cutoff;
+    }
+    Ok(Some(out))
 }
 
 /// What [`read_orders`] read.
@@ -67,6 +192,7 @@ pub struct OrderCsv {
 const BLOCK: usize = 1 << 20;
 
 /// Column positions found in the header.
+#[derive(Debug, Clone, Copy)]
 struct Columns {
     member: usize,
     placed_at: usize,
@@ -139,6 +265,73 @@ fn split(line: &[u8], scratch: &mut Vec<u8>, out: &mut Vec<(bool, usize, usize)>
             i += 1;
         }
     }
+}
+
+/// Bytes of `b` that are zero get their high bit set (exact: no carries between bytes).
+#[inline(always)]
+fn zero_bytes(x: u64) -> u64 {
+    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    !(((x & LO7) + LO7) | x | LO7)
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// Position of the first `'\n'` of `b` (eight bytes at a time).
+fn memchr_nl(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or_default());
+        let m = zero_bytes(w ^ (ONES * u64::from(b'\n')));
+        if m != 0 {
+            return Some(i + m.trailing_zeros() as usize / 8);
+        }
+        i += 8;
+    }
+    b[i..].iter().position(|&c| c == b'\n').map(|p| i + p)
+}
+
+/// Split the line starting at `pos` into `fields` (ranges relative to `pos`), eight
+/// bytes at a time, and return where it ends (its `'\n'`, or the end of `buf`).
+/// `None` when the line has a quote: [`split`] must unquote it.
+fn scan_line(buf: &[u8], pos: usize, fields: &mut Vec<(bool, usize, usize)>) -> Option<usize> {
+    fields.clear();
+    let mut start = pos;
+    let mut hit = |j: usize, c: u8, fields: &mut Vec<(bool, usize, usize)>| -> Option<bool> {
+        match c {
+            b',' => {
+                fields.push((false, start - pos, j - pos));
+                start = j + 1;
+                Some(false)
+            }
+            b'\n' => {
+                fields.push((false, start - pos, j - pos));
+                Some(true)
+            }
+            _ => None,
+        }
+    };
+    let mut i = pos;
+    while i + 8 <= buf.len() {
+        let w = u64::from_le_bytes(buf[i..i + 8].try_into().unwrap_or_default());
+        let mut m = zero_bytes(w ^ (ONES * u64::from(b',')))
+            | zero_bytes(w ^ (ONES * u64::from(b'\n')))
+            | zero_bytes(w ^ (ONES * u64::from(b'"')));
+        while m != 0 {
+            let j = i + m.trailing_zeros() as usize / 8;
+            if hit(j, buf[j], fields)? {
+                return Some(j);
+            }
+            m &= m - 1;
+        }
+        i += 8;
+    }
+    for (j, &c) in buf.iter().enumerate().skip(i) {
+        if matches!(c, b',' | b'\n' | b'"') && hit(j, c, fields)? {
+            return Some(j);
+        }
+    }
+    fields.push((false, start - pos, buf.len() - pos));
+    Some(buf.len())
 }
 
 fn trim(b: &[u8]) -> &[u8] {
@@ -254,14 +447,34 @@ impl Columns {
 /// Read an order CSV (see the module docs) into columns.
 ///
 /// Errors name the line and the column: `line 12: amount`.
-pub fn read_orders(mut input: impl Read, mut options: OrderCsvOptions) -> Result<OrderCsv> {
-    if options.scale > 18 {
+pub fn read_orders(input: impl Read, options: OrderCsvOptions) -> Result<OrderCsv> {
+    check_scale(options.scale)?;
+    let (out, columns) = read_stream(input, options, None)?;
+    if columns.is_none() {
+        return Err(CrmError::invalid("csv", "empty input (expected a header)"));
+    }
+    Ok(out)
+}
+
+fn check_scale(scale: u32) -> Result<()> {
+    if scale > 18 {
         return Err(CrmError::invalid("scale", "at most 18 decimal places for 64-bit minor units"));
     }
+    Ok(())
+}
+
+/// The reader behind [`read_orders`]: with `columns` already known (a block of rows after
+/// the header, see [`read_orders_path`]) every line is a data row, numbered from 1 within
+/// the block. Returns the columns found (or given) with the rows.
+fn read_stream(
+    mut input: impl Read,
+    mut options: OrderCsvOptions,
+    mut columns: Option<Columns>,
+) -> Result<(OrderCsv, Option<Columns>)> {
+    let header_pending = columns.is_none();
     let until = options.until.map(|t| t.timestamp());
     let mut out = OrderCsv { orders: Orders { scale: options.scale, ..Orders::default() }, ..OrderCsv::default() };
     let mut buf: Vec<u8> = Vec::with_capacity(BLOCK * 2);
-    let mut columns: Option<Columns> = None;
     let mut fields: Vec<(bool, usize, usize)> = Vec::new();
     let mut scratch = Vec::new();
     let mut line_no: u64 = 0;
@@ -293,21 +506,31 @@ pub fn read_orders(mut input: impl Read, mut options: OrderCsvOptions) -> Result
         };
         let mut pos = 0;
         while pos < complete {
-            let end = buf[pos..complete].iter().position(|&c| c == b'\n').map_or(complete, |p| pos + p);
+            // Data rows without quotes are cut into fields in the same pass that finds the line end.
+            let fast = if columns.is_some() { scan_line(&buf[..complete], pos, &mut fields) } else { None };
+            let end = fast.unwrap_or_else(|| memchr_nl(&buf[pos..complete]).map_or(complete, |p| pos + p));
             let mut line = &buf[pos..end];
             pos = end + 1;
             line_no += 1;
             if line.last() == Some(&b'\r') {
                 line = &line[..line.len() - 1];
             }
-            if line_no == 1 && line.starts_with(b"\xef\xbb\xbf") {
+            if header_pending && line_no == 1 && line.starts_with(b"\xef\xbb\xbf") {
                 line = &line[3..];
             }
             if trim(line).is_empty() {
                 continue;
             }
             let at = |field: &str, reason: String| CrmError::invalid(format!("line {line_no}: {field}"), reason);
-            split(line, &mut scratch, &mut fields).map_err(|e| at("csv", e.to_string()))?;
+            if fast.is_some() {
+                // Without the '\r' the last field ends earlier.
+                if let Some(last) = fields.last_mut() {
+                    last.2 = last.2.min(line.len());
+                    last.1 = last.1.min(last.2);
+                }
+            } else {
+                split(line, &mut scratch, &mut fields).map_err(|e| at("csv", e.to_string()))?;
+            }
             let get = |i: usize| {
                 let (quoted, a, b) = fields[i];
                 trim(if quoted { &scratch[a..b] } else { &line[a..b] })
@@ -394,10 +617,7 @@ pub fn read_orders(mut input: impl Read, mut options: OrderCsvOptions) -> Result
         }
         buf.drain(..complete.min(buf.len()));
     }
-    if columns.is_none() {
-        return Err(CrmError::invalid("csv", "empty input (expected a header)"));
-    }
-    Ok(out)
+    Ok((out, columns))
 }
 
 /// Customer summaries for the value models, one row per customer.
@@ -463,18 +683,36 @@ pub fn read_summary(input: impl Read) -> Result<SummaryCsv> {
 }
 
 /// Append an unsigned integer in decimal (the writers' hot path: no formatter).
-pub fn push_uint(out: &mut Vec<u8>, mut v: u64) {
+#[inline]
+pub fn push_uint(out: &mut Vec<u8>, v: u64) {
     let mut digits = [0u8; 20];
-    let mut n = 0;
-    loop {
-        digits[19 - n] = b'0' + (v % 10) as u8;
-        n += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
+    let n = uint_digits(&mut digits, v);
     out.extend_from_slice(&digits[20 - n..]);
+}
+
+/// Write `v` right-aligned into `digits`, two digits per division; returns how many digits.
+#[inline]
+fn uint_digits(digits: &mut [u8; 20], mut v: u64) -> usize {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+                                2021222324252627282930313233343536373839\
+                                4041424344454647484950515253545556575859\
+                                6061626364656667686970717273747576777879\
+                                8081828384858687888990919293949596979899";
+    let mut n = 0;
+    while v >= 100 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        digits[18 - n..20 - n].copy_from_slice(&PAIRS[pair..pair + 2]);
+        n += 2;
+    }
+    if v >= 10 {
+        let pair = v as usize * 2;
+        digits[18 - n..20 - n].copy_from_slice(&PAIRS[pair..pair + 2]);
+        n + 2
+    } else {
+        digits[19 - n] = b'0' + v as u8;
+        n + 1
+    }
 }
 
 /// Append `minor / 10^scale` with exactly `scale` decimals, as
@@ -484,15 +722,23 @@ pub fn push_decimal(out: &mut Vec<u8>, minor: i64, scale: u32) {
         out.push(b'-');
     }
     let v = minor.unsigned_abs();
-    let unit = 10u64.checked_pow(scale).unwrap_or(u64::MAX);
+    let Some(unit) = 10u64.checked_pow(scale) else {
+        // Scales past 19 digits: every digit of `v` is a fraction digit.
+        out.extend_from_slice(b"0.");
+        let mut digits = [0u8; 20];
+        let n = uint_digits(&mut digits, v);
+        out.extend(std::iter::repeat_n(b'0', scale as usize - n));
+        out.extend_from_slice(&digits[20 - n..]);
+        return;
+    };
     push_uint(out, v / unit);
     if scale > 0 {
         out.push(b'.');
-        let start = out.len();
-        push_uint(out, v % unit);
-        let written = out.len() - start;
-        // Left-pad the fraction with zeros to `scale` digits.
-        out.splice(start..start, std::iter::repeat_n(b'0', scale as usize - written.min(scale as usize)));
+        let mut digits = [b'0'; 20];
+        let written = uint_digits(&mut digits, v % unit);
+        // Left-padded with zeros to `scale` digits (at most 19, as unit fits u64).
+        let width = (scale as usize).max(written);
+        out.extend_from_slice(&digits[20 - width..]);
     }
 }
 
@@ -568,13 +814,79 @@ mod tests {
     }
 
     #[test]
+    fn parallel_blocks_read_like_one_stream() {
+        let mut csv = String::from("member_id,order_id,placed_at,amount,status\r\n");
+        for i in 0..3_000u32 {
+            let id = match i % 7 {
+                0 => format!("\"m,{}\"", i % 101),
+                1 => format!("{}", i % 53),
+                _ => format!("m{}", (i * 31) % 211),
+            };
+            let status = if i % 11 == 0 { "cancelled" } else { "paid" };
+            let eol = if i % 3 == 0 { "\r\n" } else { "\n" };
+            csv +=
+                &format!("{id},o{i},1997-0{}-1{}T12:00:00Z,{}.{:02},{status}{eol}", 1 + i % 9, i % 10, i % 97, i % 100);
+            if i % 500 == 0 {
+                csv += "\n";
+            }
+        }
+        csv += "5,last,1997-03-01,1.5,paid";
+        let path = std::env::temp_dir().join(format!("crm-parallel-{}.csv", std::process::id()));
+        std::fs::write(&path, &csv).unwrap();
+        let until = Some(DateTime::parse_from_rfc3339("1997-08-31T00:00:00Z").unwrap().with_timezone(&Utc));
+        let options = OrderCsvOptions { until, ..OrderCsvOptions::default() };
+        let one = read_orders(csv.as_bytes(), options).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let open = || std::fs::File::open(&path).map_err(|e| CrmError::invalid("path", e.to_string()));
+        for threads in [2, 3, 8] {
+            let many = read_parallel(&file, csv.len() as u64, threads, options, &open).unwrap().unwrap();
+            assert_eq!((many.rows, many.not_paid, many.after_cutoff), (one.rows, one.not_paid, one.after_cutoff));
+            // Same ids per row (indices may differ: quoted ids are interned as read, others per block).
+            let ids = |r: &OrderCsv| -> Vec<String> {
+                r.orders.member.iter().map(|&m| r.orders.ids.get(m).to_owned()).collect()
+            };
+            assert_eq!(ids(&many), ids(&one), "{threads}");
+            assert_eq!(many.orders.day, one.orders.day);
+            assert_eq!(many.orders.amount, one.orders.amount);
+            assert_eq!(many.orders.ids.len(), one.orders.ids.len());
+        }
+        // A bad row fails the parallel read; `read_orders_path` then names its line sequentially.
+        let bad = csv.replacen("o1500,", "o1500,x", 1);
+        std::fs::write(&path, &bad).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        assert!(read_parallel(&file, bad.len() as u64, 2, options, &open).is_err());
+        let e = read_orders(bad.as_bytes(), options).unwrap_err();
+        assert_eq!(e.field(), Some("line 1505: placed_at")); // 1 header + 3 blank lines before it
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
     fn writers_match_decimal_display() {
-        for (minor, scale) in [(0, 2), (5, 2), (-5, 2), (1177, 2), (100_000, 2), (123, 0), (i64::MIN, 4), (7, 3)] {
+        for (minor, scale) in [
+            (0, 2),
+            (5, 2),
+            (-5, 2),
+            (1177, 2),
+            (100_000, 2),
+            (123, 0),
+            (i64::MIN, 4),
+            (7, 3),
+            (99, 2),
+            (100, 2),
+            (123_456_789_012, 5),
+            (i64::MAX, 18),
+            (-1, 18),
+        ] {
             let mut out = Vec::new();
             push_decimal(&mut out, minor, scale);
             assert_eq!(String::from_utf8(out).unwrap(), rust_decimal::Decimal::new(minor, scale).to_string());
         }
         let mut out = Vec::new();
+        for v in [0, 9, 10, 99, 100, 12_345, u64::MAX] {
+            let mut out = Vec::new();
+            push_uint(&mut out, v);
+            assert_eq!(out, v.to_string().as_bytes());
+        }
         push_uint(&mut out, u64::MAX);
         push_field(&mut out, b",a\"b");
         assert_eq!(out, b"18446744073709551615\",a\"\"b\"");

@@ -160,6 +160,31 @@ pub fn bfgs_restarts<const N: usize>(
     best.map(|b| Minimum { iterations, evaluations, ..b })
 }
 
+/// [`bfgs`] from each start in turn until one converges (its minimum is returned);
+/// when none converges, the lowest minimum. For objectives with one optimum (such as
+/// the BG/NBD likelihood in log-parameters), where the later starts only rescue a first
+/// start that stalled: a converged first start then costs one run, not one per start.
+pub fn bfgs_first_converged<const N: usize>(
+    mut f: impl FnMut(&[f64; N]) -> (f64, [f64; N]),
+    starts: &[[f64; N]],
+    tol: Tolerance,
+) -> Option<Minimum<N>> {
+    let mut best: Option<Minimum<N>> = None;
+    let (mut iterations, mut evaluations) = (0, 0);
+    for &x0 in starts {
+        let Some(m) = bfgs(&mut f, x0, tol) else { continue };
+        iterations += m.iterations;
+        evaluations += m.evaluations;
+        if best.is_none_or(|b| m.value < b.value) {
+            best = Some(m);
+        }
+        if m.converged {
+            break;
+        }
+    }
+    best.map(|b| Minimum { iterations, evaluations, ..b })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +210,10 @@ mod tests {
         };
         let m = bfgs_restarts(f, &[[-1.5], [2.5]], Tolerance::default()).unwrap();
         assert!(m.x[0] > 1.5, "{m:?}");
+        // Stops at the first converged start: one run's work.
+        let first = bfgs_first_converged(f, &[[-1.5], [2.5]], Tolerance::default()).unwrap();
+        let one = bfgs(f, [-1.5], Tolerance::default()).unwrap();
+        assert!(first.converged && first == one, "{first:?}");
         assert!(bfgs(|_: &[f64; 1]| (f64::NAN, [0.0]), [0.0], Tolerance::default()).is_none());
     }
 }

@@ -594,7 +594,9 @@ impl<'a, S: Store> Tx<'a, S> {
                 .tiers
                 .as_ref()
                 .and_then(|l| l.benefits(st.tier.as_ref().map(|t| t.tier.as_str())).points_multiplier);
-            let mut points = rules::order_points(rule, &order, st, tz, tier_factor);
+            let program = self.program;
+            let segment = |r: &crate::segment::Rule, t: DateTime<Utc>| r.matches(&MemberFields::new(program, st, t));
+            let mut points = rules::order_points_with(rule, &order, st, tz, tier_factor, &segment);
             let capped = rule.per_day_cap.is_some() || rule.per_month_cap.is_some();
             if capped {
                 let usage = st.rule_days.get(&rule.id);

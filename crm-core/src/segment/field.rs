@@ -99,6 +99,12 @@ impl FieldType {
 }
 
 impl Field {
+    /// Is it an RFM score or group? Those are relative to all members, so
+    /// only population-wide evaluations can answer them.
+    pub fn is_rfm(&self) -> bool {
+        matches!(self, Field::RfmR | Field::RfmF | Field::RfmM | Field::RfmGroup)
+    }
+
     /// The type of the field's values.
     pub fn field_type(&self) -> FieldType {
         match self {

@@ -73,3 +73,4 @@ mod postgres;
 mod props;
 mod scenarios;
 mod segment;
+mod whatif;
