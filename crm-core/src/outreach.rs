@@ -41,7 +41,7 @@ use crate::lifecycle::Stage;
 use crate::member::MemberId;
 use crate::state::MemberState;
 use crate::tier::TierView;
-use crate::time::{local_date, resolve_local};
+use crate::time::{local_date, resolve_local, same_day_in_year};
 
 /// Outreach configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -312,7 +312,7 @@ impl OutreachConfig {
             TriggerKind::Birthday { days_before } => {
                 let Some(b) = st.profile.birthday else { return };
                 for y in years() {
-                    let day = yearly(b, y);
+                    let day = same_day_in_year(b, y);
                     let due = self.date_at(zone, day - chrono::Days::new(u64::from(*days_before)));
                     push(y.to_string(), due, &|| serde_json::json!({ "birthday": day.to_string() }));
                 }
@@ -321,7 +321,7 @@ impl OutreachConfig {
                 let joined = st.profile.joined_at.unwrap_or(st.created_at);
                 let first = local_date(zone, joined);
                 for y in years().filter(|y| *y > first.year()) {
-                    let day = yearly(first, y);
+                    let day = same_day_in_year(first, y);
                     let due = self.date_at(zone, day - chrono::Days::new(u64::from(*days_before)));
                     let n = y - first.year();
                     push(y.to_string(), due, &|| serde_json::json!({ "years": n, "anniversary": day.to_string() }));
@@ -540,13 +540,6 @@ pub struct Context<'a> {
     pub checking: bool,
 }
 
-/// `d`'s month and day in year `y` (29 February -> 28 February).
-fn yearly(d: NaiveDate, y: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(y, d.month(), d.day())
-        .or_else(|| NaiveDate::from_ymd_opt(y, d.month(), d.day() - 1))
-        .unwrap_or(d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -579,7 +572,7 @@ mod tests {
     #[test]
     fn leap_day_birthdays_fall_on_28_february() {
         let b = NaiveDate::from_ymd_opt(2000, 2, 29).unwrap();
-        assert_eq!(yearly(b, 2025), NaiveDate::from_ymd_opt(2025, 2, 28).unwrap());
-        assert_eq!(yearly(b, 2028), NaiveDate::from_ymd_opt(2028, 2, 29).unwrap());
+        assert_eq!(same_day_in_year(b, 2025), NaiveDate::from_ymd_opt(2025, 2, 28).unwrap());
+        assert_eq!(same_day_in_year(b, 2028), NaiveDate::from_ymd_opt(2028, 2, 29).unwrap());
     }
 }

@@ -31,14 +31,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CrmError, Result};
 use crate::state::Activity;
-use crate::time::{local_date, resolve_local, start_of_day};
+use crate::time::{add_local_months, local_date, start_of_day, sub_local_days, sub_local_months};
 
 /// The tier ladder of a programme.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -497,8 +497,8 @@ impl TierLadder {
     /// Start of the window that counts for a fact at `t` (exclusive bound).
     pub fn window_start(&self, tz: Tz, joined: DateTime<Utc>, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self.window {
-            Window::RollingDays { days } => Some(minus_local_days(tz, t, days)),
-            Window::RollingMonths { months } => Some(minus_local_months(tz, t, months)),
+            Window::RollingDays { days } => Some(sub_local_days(tz, t, days)),
+            Window::RollingMonths { months } => Some(sub_local_months(tz, t, months)),
             Window::CalendarYear => {
                 let y = local_date(tz, t).year();
                 Some(start_of_day(tz, ymd(y, 1, 1)) - chrono::Duration::nanoseconds(1))
@@ -570,9 +570,9 @@ impl TierLadder {
                 Some(end)
             }
             Window::RollingMonths { months } => {
-                let mut end = plus_local_months(tz, since, months);
+                let mut end = add_local_months(tz, since, months);
                 while end <= t {
-                    end = plus_local_months(tz, end, months);
+                    end = add_local_months(tz, end, months);
                 }
                 Some(end)
             }
@@ -584,7 +584,7 @@ impl TierLadder {
         let end = self.period_end(tz, joined, t, t)?;
         let valid = match self.min_validity {
             MinValidity::EndOfPeriod => end,
-            MinValidity::Months { months } => plus_local_months(tz, t, months),
+            MinValidity::Months { months } => add_local_months(tz, t, months),
             MinValidity::EndOfFollowingYear => start_of_day(tz, ymd(local_date(tz, t).year() + 2, 1, 1)),
         };
         // Reviews happen at period ends: the first one at or after the validity.
@@ -809,24 +809,9 @@ fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap_or(NaiveDate::MAX)
 }
 
-fn minus_local_days(tz: Tz, t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
-    let local = t.with_timezone(&tz).naive_local() - chrono::Duration::days(i64::from(days));
-    resolve_local(tz, local)
-}
-
-fn plus_local_months(tz: Tz, t: DateTime<Utc>, months: u32) -> DateTime<Utc> {
-    let local = t.with_timezone(&tz).naive_local();
-    resolve_local(tz, local.checked_add_months(Months::new(months)).unwrap_or(local))
-}
-
-fn minus_local_months(tz: Tz, t: DateTime<Utc>, months: u32) -> DateTime<Utc> {
-    let local = t.with_timezone(&tz).naive_local();
-    resolve_local(tz, local.checked_sub_months(Months::new(months)).unwrap_or(local))
-}
-
 /// `joined` moved `years` years on, local wall clock (29 Feb -> 28 Feb).
 fn add_years_local(tz: Tz, joined: DateTime<Utc>, years: u32) -> DateTime<Utc> {
-    plus_local_months(tz, joined, years.saturating_mul(12))
+    add_local_months(tz, joined, years.saturating_mul(12))
 }
 
 fn years_between(tz: Tz, joined: DateTime<Utc>, t: DateTime<Utc>) -> u32 {

@@ -40,6 +40,33 @@ pub fn add_local_days(tz: Tz, t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
     resolve_local(tz, local)
 }
 
+/// The same wall-clock time `days` calendar days earlier (DST-aware).
+pub fn sub_local_days(tz: Tz, t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+    let local = t.with_timezone(&tz).naive_local() - Duration::days(i64::from(days));
+    resolve_local(tz, local)
+}
+
+/// The same wall-clock time `months` months later (the 31st becomes the
+/// month's last day).
+pub fn add_local_months(tz: Tz, t: DateTime<Utc>, months: u32) -> DateTime<Utc> {
+    let local = t.with_timezone(&tz).naive_local();
+    resolve_local(tz, local.checked_add_months(chrono::Months::new(months)).unwrap_or(local))
+}
+
+/// The same wall-clock time `months` months earlier.
+pub fn sub_local_months(tz: Tz, t: DateTime<Utc>, months: u32) -> DateTime<Utc> {
+    let local = t.with_timezone(&tz).naive_local();
+    resolve_local(tz, local.checked_sub_months(chrono::Months::new(months)).unwrap_or(local))
+}
+
+/// `d`'s month and day in year `y`: birthdays and anniversaries. A
+/// 29 February falls on 28 February in other years.
+pub fn same_day_in_year(d: NaiveDate, y: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, d.month(), d.day())
+        .or_else(|| NaiveDate::from_ymd_opt(y, d.month(), d.day() - 1))
+        .unwrap_or(d)
+}
+
 /// First day of the month that is `months` months after the month of `d`.
 pub fn first_of_month_after(d: NaiveDate, months: u32) -> NaiveDate {
     let total = d.year() as i64 * 12 + (d.month0() as i64) + i64::from(months);

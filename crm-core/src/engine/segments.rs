@@ -17,7 +17,7 @@ use crate::program::Program;
 use crate::segment::{Field, FieldSource, FieldValue, Rule, SavedSegment, SegmentChange, Window, WindowUnit};
 use crate::state::{Event, MemberState};
 use crate::store::{CommitError, Store};
-use crate::time::{local_date, resolve_local};
+use crate::time::{local_date, same_day_in_year, sub_local_days, sub_local_months};
 
 /// A member's fields for segment rules, as of `at`. RFM fields are relative
 /// to the whole population and are not answered here (they are missing, so
@@ -40,14 +40,13 @@ impl<'a> MemberFields<'a> {
 
     /// Start of a window ending at `at` (exclusive), in the programme zone.
     fn since(&self, w: &Window) -> DateTime<Utc> {
-        let local = self.at.with_timezone(&self.tz()).naive_local();
-        let start = match w.unit {
-            WindowUnit::Days => local.checked_sub_days(chrono::Days::new(u64::from(w.count))),
-            WindowUnit::Weeks => local.checked_sub_days(chrono::Days::new(7 * u64::from(w.count))),
-            WindowUnit::Months => local.checked_sub_months(Months::new(w.count)),
-            WindowUnit::Years => local.checked_sub_months(Months::new(w.count.saturating_mul(12))),
-        };
-        start.map_or(DateTime::<Utc>::MIN_UTC, |s| resolve_local(self.tz(), s))
+        let (tz, at) = (self.tz(), self.at);
+        match w.unit {
+            WindowUnit::Days => sub_local_days(tz, at, w.count),
+            WindowUnit::Weeks => sub_local_days(tz, at, w.count.saturating_mul(7)),
+            WindowUnit::Months => sub_local_months(tz, at, w.count),
+            WindowUnit::Years => sub_local_months(tz, at, w.count.saturating_mul(12)),
+        }
     }
 }
 
@@ -115,8 +114,8 @@ impl FieldSource for MemberFields<'_> {
                 let b = p.birthday?;
                 let zone = p.timezone.unwrap_or(self.tz());
                 let today = local_date(zone, at);
-                let this_year = yearly(b, today.year());
-                let next = if this_year >= today { this_year } else { yearly(b, today.year() + 1) };
+                let this_year = same_day_in_year(b, today.year());
+                let next = if this_year >= today { this_year } else { same_day_in_year(b, today.year() + 1) };
                 let horizon = match w.unit {
                     WindowUnit::Days => today.checked_add_days(chrono::Days::new(u64::from(w.count))),
                     WindowUnit::Weeks => today.checked_add_days(chrono::Days::new(7 * u64::from(w.count))),
@@ -133,13 +132,6 @@ impl FieldSource for MemberFields<'_> {
     fn tier_rank(&self, tier: &str) -> Option<u32> {
         self.program.tiers.as_ref()?.index(tier).map(|i| i as u32)
     }
-}
-
-/// `d`'s month and day in year `y` (29 February -> 28 February).
-fn yearly(d: chrono::NaiveDate, y: i32) -> chrono::NaiveDate {
-    chrono::NaiveDate::from_ymd_opt(y, d.month(), d.day())
-        .or_else(|| chrono::NaiveDate::from_ymd_opt(y, d.month(), 28))
-        .unwrap_or(d)
 }
 
 impl<S: Store> Engine<S> {
