@@ -1367,10 +1367,13 @@ export declare class Engine {
   balance(memberId: string, pointType: string, options?: AtOptions): Promise<Balance>
   /** Synchronous {@link Engine.balance}. */
   balanceSync(memberId: string, pointType: string, options?: AtOptions): Balance
-  /** Open lots of a member (all point types), soonest expiry first. */
-  lots(memberId: string): Promise<Lot[]>
+  /**
+   * Open lots of a member (all point types), soonest expiry first; with
+   * `at`, as of that instant (from the events up to it).
+   */
+  lots(memberId: string, options?: AtOptions): Promise<Lot[]>
   /** Synchronous {@link Engine.lots}. */
-  lotsSync(memberId: string): Lot[]
+  lotsSync(memberId: string, options?: AtOptions): Lot[]
   /** A page of the member's statement (default offset 0, limit 100). */
   statement(memberId: string, pointType: string, options?: PageOptions): Promise<StatementPage>
   /** Synchronous {@link Engine.statement}. */

@@ -463,9 +463,13 @@ impl Engine {
         query(move |e| e.balance(&id, &pt, at))
     }
 
-    fn b_lots(&self, member: Unknown) -> BResult<Work> {
+    fn b_lots(&self, member: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let id = MemberId::from(string(member, "member_id")?);
-        query(move |e| e.lots(&id))
+        let at = Opts::new(options)?.get("at")?.map(|v| instant(v, "at")).transpose()?;
+        query(move |e| match at {
+            Some(at) => e.lots_at(&id, at),
+            None => e.lots(&id),
+        })
     }
 
     fn b_statement(&self, member: Unknown, point_type: Unknown, options: Option<Unknown>) -> BResult<Work> {
@@ -1409,16 +1413,17 @@ impl Engine {
         self.run(&env, self.b_balance(member_id, point_type, options))
     }
 
-    /// Open lots of a member (all point types), soonest expiry first.
-    #[napi(catch_unwind, ts_args_type = "memberId: string", ts_return_type = "Promise<Lot[]>")]
-    pub fn lots(&self, member_id: Unknown) -> napi::Result<AsyncTask<Job>> {
-        self.spawn(self.b_lots(member_id))
+    /// Open lots of a member (all point types), soonest expiry first; with
+    /// `at`, as of that instant (from the events up to it).
+    #[napi(catch_unwind, ts_args_type = "memberId: string, options?: AtOptions", ts_return_type = "Promise<Lot[]>")]
+    pub fn lots(&self, member_id: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_lots(member_id, options))
     }
 
     /// Synchronous {@link Engine.lots}.
-    #[napi(catch_unwind, ts_args_type = "memberId: string", ts_return_type = "Lot[]")]
-    pub fn lots_sync(&self, env: Env, member_id: Unknown) -> napi::Result<Js> {
-        self.run(&env, self.b_lots(member_id))
+    #[napi(catch_unwind, ts_args_type = "memberId: string, options?: AtOptions", ts_return_type = "Lot[]")]
+    pub fn lots_sync(&self, env: Env, member_id: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
+        self.run(&env, self.b_lots(member_id, options))
     }
 
     /// A page of the member's statement (default offset 0, limit 100).

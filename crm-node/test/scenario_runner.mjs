@@ -167,7 +167,7 @@ const COMMANDS = {
 
 const QUERIES = {
   balance: (q, now) => ['balance', q.member_id, q.point_type, { at: q.at ?? now }],
-  lots: (q) => ['lots', q.member_id],
+  lots: (q) => (q.at ? ['lots', q.member_id, { at: q.at }] : ['lots', q.member_id]),
   statement: (q) => ['statement', q.member_id, q.point_type, { offset: q.offset, limit: q.limit }],
   expiring: (q, now) => ['expiring', q.member_id, q.point_type, { at: now, days: q.days }],
   liability: (q, now) => ['liability', { at: now }],

@@ -1037,11 +1037,23 @@ impl PyEngine {
         detached(py, move || engine.balance(&id, &point_type, at)).map(PyBalance)
     }
 
-    /// Open lots of a member (all point types), soonest expiry first.
-    fn lots(&self, py: Python<'_>, member_id: &Bound<'_, PyAny>) -> PyResult<Vec<PyLot>> {
+    /// Open lots of a member (all point types), soonest expiry first; with
+    /// `at`, as of that instant (from the events up to it).
+    #[pyo3(signature = (member_id, *, at=None))]
+    fn lots(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        at: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<PyLot>> {
         let id = self::member_id(member_id, "member_id")?;
+        let at = opt_datetime(at, "at")?;
         let engine = self.inner.clone();
-        detached(py, move || engine.lots(&id)).map(|v| v.into_iter().map(PyLot).collect())
+        detached(py, move || match at {
+            Some(at) => engine.lots_at(&id, at),
+            None => engine.lots(&id),
+        })
+        .map(|v| v.into_iter().map(PyLot).collect())
     }
 
     /// One page of the member's statement for a point type, oldest first.

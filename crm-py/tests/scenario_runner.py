@@ -221,7 +221,8 @@ def run_query(e: crm.Engine, q: Dict[str, Any], now: dt.datetime) -> Any:
         at = ts(q["at"]) if "at" in q else now
         return e.balance(q["member_id"], q["point_type"], at=at).to_dict()
     if kind == "lots":
-        return [lot.to_dict() for lot in e.lots(q["member_id"])]
+        lot_at = ts(q["at"]) if "at" in q else None
+        return [lot.to_dict() for lot in e.lots(q["member_id"], at=lot_at)]
     if kind == "statement":
         page = e.statement(q["member_id"], q["point_type"], offset=q.get("offset", 0), limit=q.get("limit", 100))
         return page.to_dict()

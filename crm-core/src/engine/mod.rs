@@ -1481,9 +1481,7 @@ impl<S: Store> Engine<S> {
 
     /// Open lots of a member (all point types), soonest expiry first.
     pub fn lots(&self, id: &MemberId) -> Result<Vec<Lot>> {
-        let mut lots = self.resolve(id)?.lots;
-        lots.sort_by_key(|l| (l.expires_at.is_none(), l.expires_at, l.earned_at));
-        Ok(lots)
+        self.lots_at(id, DateTime::<Utc>::MAX_UTC)
     }
 
     /// Points of a type that expire in `(now, now + days]`, bucketed by instant.

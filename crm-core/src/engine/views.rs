@@ -53,6 +53,14 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// The member's open lots as of `at` (following merges), soonest expiry
+    /// first: from the events up to `at` when `at` is in the past.
+    pub fn lots_at(&self, id: &MemberId, at: DateTime<Utc>) -> Result<Vec<crate::ledger::Lot>> {
+        let mut lots = self.state_at(id, at)?.lots;
+        lots.sort_by_key(|l| (l.expires_at.is_none(), l.expires_at, l.earned_at));
+        Ok(lots)
+    }
+
     /// The member's tier at `at` with its benefits, progress to the next
     /// tier and to keeping this one ("spend 120.00 more by 31 Dec 2024 to
     /// keep Gold").

@@ -76,6 +76,7 @@ fn query<S: Store>(engine: &Engine<S>, q: &Value, now: DateTime<Utc>) -> Result<
     let to = |v: &dyn erased::Ser| v.json();
     Ok(match q["type"].as_str().unwrap_or_default() {
         "balance" => to(&engine.balance(&member(), &s(q, "point_type"), at_or(q, now))?),
+        "lots" if q.get("at").is_some() => to(&engine.lots_at(&member(), ts(q, "at"))?),
         "lots" => to(&engine.lots(&member())?),
         "statement" => to(&engine.statement(
             &member(),

@@ -951,7 +951,7 @@ class Engine:
         """The member id an identity belongs to."""
     def balance(self, member_id: str, point_type: str, *, at: _Time) -> Balance:
         """Balance of a point type at ``at``."""
-    def lots(self, member_id: str) -> List[Lot]:
+    def lots(self, member_id: str, *, at: Optional[_Time] = None) -> List[Lot]:
         """Open lots, soonest expiry first."""
     def statement(
         self, member_id: str, point_type: str, *, offset: Optional[int] = None, limit: Optional[int] = None
