@@ -143,21 +143,11 @@ pub fn bfgs<const N: usize>(
 /// evaluations are summed). Restarts guard against a start in a flat region
 /// where the line search stalls far from the optimum.
 pub fn bfgs_restarts<const N: usize>(
-    mut f: impl FnMut(&[f64; N]) -> (f64, [f64; N]),
+    f: impl FnMut(&[f64; N]) -> (f64, [f64; N]),
     starts: &[[f64; N]],
     tol: Tolerance,
 ) -> Option<Minimum<N>> {
-    let mut best: Option<Minimum<N>> = None;
-    let (mut iterations, mut evaluations) = (0, 0);
-    for &x0 in starts {
-        let Some(m) = bfgs(&mut f, x0, tol) else { continue };
-        iterations += m.iterations;
-        evaluations += m.evaluations;
-        if best.is_none_or(|b| m.value < b.value) {
-            best = Some(m);
-        }
-    }
-    best.map(|b| Minimum { iterations, evaluations, ..b })
+    bfgs_from(f, starts, tol, false)
 }
 
 /// [`bfgs`] from each start in turn until one converges (its minimum is returned);
@@ -165,9 +155,21 @@ pub fn bfgs_restarts<const N: usize>(
 /// the BG/NBD likelihood in log-parameters), where the later starts only rescue a first
 /// start that stalled: a converged first start then costs one run, not one per start.
 pub fn bfgs_first_converged<const N: usize>(
+    f: impl FnMut(&[f64; N]) -> (f64, [f64; N]),
+    starts: &[[f64; N]],
+    tol: Tolerance,
+) -> Option<Minimum<N>> {
+    bfgs_from(f, starts, tol, true)
+}
+
+/// [`bfgs`] from the starts in turn, keeping the lowest minimum (iterations
+/// and evaluations summed); `stop_when_converged`: stop at the first start
+/// that converges.
+fn bfgs_from<const N: usize>(
     mut f: impl FnMut(&[f64; N]) -> (f64, [f64; N]),
     starts: &[[f64; N]],
     tol: Tolerance,
+    stop_when_converged: bool,
 ) -> Option<Minimum<N>> {
     let mut best: Option<Minimum<N>> = None;
     let (mut iterations, mut evaluations) = (0, 0);
@@ -178,7 +180,7 @@ pub fn bfgs_first_converged<const N: usize>(
         if best.is_none_or(|b| m.value < b.value) {
             best = Some(m);
         }
-        if m.converged {
+        if stop_when_converged && m.converged {
             break;
         }
     }
