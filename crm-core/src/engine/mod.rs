@@ -1087,6 +1087,16 @@ impl<'a, S: Store> Tx<'a, S> {
     }
 }
 
+/// A refused commit: `Ok` when another writer won the race (load again and
+/// retry), the error to report otherwise.
+fn retry_or_fail(e: CommitError) -> Result<()> {
+    match e {
+        CommitError::Stale { .. } | CommitError::DuplicateKey { .. } => Ok(()),
+        CommitError::IdentityTaken { identity, owner } => Err(identity_taken(&identity, &owner)),
+        CommitError::Store(e) => Err(e),
+    }
+}
+
 fn identity_taken(identity: &Identity, owner: &MemberId) -> CrmError {
     CrmError::conflict(format!(
         "identity {}:{} already belongs to member {owner}",
@@ -1212,9 +1222,7 @@ impl<S: Store> Engine<S> {
             drop(reads);
             match self.store.commit(commit) {
                 Ok(()) => return Ok(outcome),
-                Err(CommitError::Stale { .. } | CommitError::DuplicateKey { .. }) => continue,
-                Err(CommitError::IdentityTaken { identity, owner }) => return Err(identity_taken(&identity, &owner)),
-                Err(CommitError::Store(e)) => return Err(e),
+                Err(e) => retry_or_fail(e)?,
             }
         }
         Err(CrmError::conflict("too many concurrent writers; try again"))
@@ -1271,9 +1279,7 @@ impl<S: Store> Engine<S> {
             drop(reads);
             match self.store.commit(commit) {
                 Ok(()) => return Ok(results),
-                Err(CommitError::Stale { .. } | CommitError::DuplicateKey { .. }) => continue,
-                Err(CommitError::IdentityTaken { identity, owner }) => return Err(identity_taken(&identity, &owner)),
-                Err(CommitError::Store(e)) => return Err(e),
+                Err(e) => retry_or_fail(e)?,
             }
         }
         Err(CrmError::conflict("too many concurrent writers; try again"))

@@ -16,7 +16,7 @@ use crate::member::MemberId;
 use crate::program::Program;
 use crate::segment::{Field, FieldSource, FieldValue, Rule, SavedSegment, SegmentChange, Window, WindowUnit};
 use crate::state::{Event, MemberState};
-use crate::store::{CommitError, Store};
+use crate::store::Store;
 use crate::time::{local_date, same_day_in_year, sub_local_days, sub_local_months};
 
 /// A member's fields for segment rules, as of `at`. RFM fields are relative
@@ -192,9 +192,7 @@ impl<S: Store> Engine<S> {
             }
             match self.store.commit(tx.finish()) {
                 Ok(()) => return Ok(()),
-                Err(CommitError::Stale { .. }) => continue,
-                Err(CommitError::Store(e)) => return Err(e),
-                Err(_) => return Err(CrmError::conflict("refresh_segment could not commit; try again")),
+                Err(e) => super::retry_or_fail(e)?,
             }
         }
         Err(CrmError::conflict("too many concurrent writers; try again"))
