@@ -25,6 +25,13 @@ use criterion::{criterion_group, Criterion, SamplingMode, Throughput};
 use crm_core::{Command, Engine, MemoryStore, Order, Program};
 use rust_decimal::Decimal;
 
+/// mimalloc as the global allocator: the engine allocates many small strings
+/// and maps per member, where glibc malloc spends half the time of a daily
+/// `run_due` (README "Allocator"). `--features system-allocator` measures without it.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn members() -> usize {
     std::env::var("JOURNEY_MEMBERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
 }

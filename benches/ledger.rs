@@ -33,6 +33,13 @@ use crm_core::store::{Commit, MemberWrite};
 use crm_core::{Engine, MemberId, MemoryStore, Order, Outcome, Program, SqliteStore, Store};
 use rust_decimal::Decimal;
 
+/// mimalloc as the global allocator: the engine allocates many small strings
+/// and maps per member, where glibc malloc spends half the time of a daily
+/// `run_due` (README "Allocator"). `--features system-allocator` measures without it.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ORDERS_PER_MEMBER: usize = 5;
 const LOTS: usize = 100;
 

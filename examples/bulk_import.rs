@@ -16,6 +16,13 @@ use chrono::{Duration, TimeZone, Utc};
 use crm_core::{Engine, MemoryStore, Order, Outcome, Program};
 use rust_decimal::Decimal;
 
+/// mimalloc as the global allocator: the engine allocates many small strings
+/// and maps per member, where glibc malloc spends half the time of a daily
+/// `run_due` (README "Allocator"). `--features system-allocator` measures without it.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn arg(args: &[String], name: &str, default: usize) -> Result<usize, String> {
     match args.iter().position(|a| a == name) {
         None => Ok(default),

@@ -29,6 +29,13 @@ use crm_core::analytics::orders::day_of_date;
 use crm_core::analytics::{clv, summarize, BgNbd, ClvOptions, GammaGamma, Period};
 use serde_json::{json, Value};
 
+/// mimalloc as the global allocator: the engine allocates many small strings
+/// and maps per member, where glibc malloc spends half the time of a daily
+/// `run_due` (README "Allocator"). `--features system-allocator` measures without it.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "\
 usage: clv --orders FILE.csv --calibration-end YYYY-MM-DD [--period day|week]
        clv --summary FILE.csv [--period day|week]

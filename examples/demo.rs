@@ -32,6 +32,13 @@ use crm_core::store::sqlite::{SqliteOptions, Synchronous};
 use crm_core::{ledger, Engine, MemberId, Order, Outcome, Program, SqliteStore, Store};
 use rust_decimal::Decimal;
 
+/// mimalloc as the global allocator: the engine allocates many small strings
+/// and maps per member, where glibc malloc spends half the time of a daily
+/// `run_due` (README "Allocator"). `--features system-allocator` measures without it.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const POINT_TYPE: &str = "reward";
 /// Members with at least this many available points redeem at month end...
 const REDEEM_THRESHOLD: i64 = 200;

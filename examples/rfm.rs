@@ -37,6 +37,13 @@ use crm_core::analytics::orders::{day_of_date, day_of_instant, Day};
 use crm_core::analytics::rfm::rfm_orders;
 use serde_json::json;
 
+/// mimalloc as the global allocator: the engine allocates many small strings
+/// and maps per member, where glibc malloc spends half the time of a daily
+/// `run_due` (README "Allocator"). `--features system-allocator` measures without it.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "\
 usage: rfm --orders FILE.csv --as-of (YYYY-MM-DD | RFC3339) --out SCORES.csv [--scale N]
            [--clusters K] [--seed S] [--threads N]

@@ -27,6 +27,13 @@ use crm_core::whatif::{compare, Comparison, Options, ProgrammeFigures};
 use crm_core::{Order, Program};
 use rust_decimal::Decimal;
 
+/// mimalloc as the global allocator: the engine allocates many small strings
+/// and maps per member, where glibc malloc spends half the time of a daily
+/// `run_due` (README "Allocator"). `--features system-allocator` measures without it.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "\
 usage: whatif --orders FILE.csv --program A.toml [--program B.toml ...] [--until DATE] [--shards N]
 
