@@ -21,9 +21,9 @@ NODE_CRATE := crm-node
 # The PostgreSQL store is feature-gated; the test and lint runs include it.
 RUST_FEATURES := --features crm-core/postgres,crm-examples/postgres
 
-.PHONY: test lint fmt-check clippy test-rust test-py test-node venv clean-venv
+.PHONY: test lint fmt-check clippy test-rust test-py test-node test-browser venv clean-venv
 
-test: lint test-rust test-py test-node
+test: lint test-rust test-py test-node test-browser
 
 lint: fmt-check clippy
 
@@ -73,3 +73,28 @@ test-node:
 	    || { echo "crm-node/index.d.ts drifted from the Rust sources: commit the regenerated file"; exit 1; }; \
 	fi
 	cd $(NODE_CRATE) && $(NPM) test
+
+# --- The HTML report in a real browser ------------------------------------------
+
+CHROMIUM    ?= /usr/bin/chromium
+BROWSER_DIR := tests/browser
+# The demo writes its database under $$TMPDIR/crm-demo: a directory of our own, so that
+# parallel checkouts do not share it.
+REPORT_TMP  := $(abspath target/report-tmp)
+REPORT_DB   := $(REPORT_TMP)/crm-demo/demo.db
+
+# Builds the report of the CDNOW demo (English and Chinese) and opens it in headless
+# Chromium (Debian's package, installed when missing, with a CJK font for the Chinese
+# page): no console error, no network request, every chart drawn; the screenshot is
+# target/report.png.
+test-browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; fi
+	@if ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
+	  apt-get install -y fonts-wqy-microhei || echo "note: no CJK font: the Chinese page will show boxes"; fi
+	mkdir -p $(REPORT_TMP)
+	TMPDIR=$(REPORT_TMP) $(CARGO) run --example demo > target/demo.txt
+	$(CARGO) run --example report -- --db $(REPORT_DB) --out target/report.html
+	$(CARGO) run --example report -- --db $(REPORT_DB) --out target/report-zh.html --lang zh
+	cd $(BROWSER_DIR) && { $(NPM) ci || $(NPM) install; }
+	cd $(BROWSER_DIR) && CHROMIUM=$(CHROMIUM) $(NPM) test

@@ -242,6 +242,21 @@ export interface AtOptions {
   at?: Instant
 }
 
+/** Options of `Engine.reportHtml` / `Engine.writeReport`. */
+export interface ReportHtmlOptions {
+  /** Figures as of this instant. Default: the host's clock. */
+  at?: Instant
+  /** Stage flows from this instant. Default: 12 months before `flowsTo`. */
+  flowsFrom?: Instant
+  /** Stage flows up to this instant. Default: `at`. */
+  flowsTo?: Instant
+  /** `en` (default) or `zh`. */
+  lang?: 'en' | 'zh'
+  /** A what-if comparison in its JSON form (snake_case keys), as an object or as JSON text
+   * (e.g. the last line of the `whatif` example's output): adds the comparison section. */
+  whatif?: Record<string, unknown> | string
+}
+
 export interface PageOptions {
   /** Default 0. */
   offset?: number
@@ -1456,6 +1471,25 @@ export declare class Engine {
   report(options?: AtOptions): Promise<Report>
   /** Synchronous {@link Engine.report}. */
   reportSync(options?: AtOptions): Report
+  /**
+   * The visual report at `at` (default: now) as one self-contained HTML
+   * document: headline figures, tiers, lifecycle stages and their flows
+   * (from `flowsFrom`, default 12 months before `flowsTo`, to `flowsTo`,
+   * default `at`), points liability, cohorts, the RFM grid, channels and,
+   * with `whatif` (a comparison object or its JSON text), the what-if
+   * section. Charts are inline SVG; the page loads nothing. `lang`: `en`
+   * (default) or `zh`.
+   */
+  reportHtml(options?: ReportHtmlOptions): Promise<string>
+  /** Synchronous {@link Engine.reportHtml}. */
+  reportHtmlSync(options?: ReportHtmlOptions): string
+  /**
+   * Write {@link Engine.reportHtml} to `path` (UTF-8). A failed write is
+   * an `Error` with code `io_error` and field `path`.
+   */
+  writeReport(path: string, options?: ReportHtmlOptions): Promise<void>
+  /** Synchronous {@link Engine.writeReport}. */
+  writeReportSync(path: string, options?: ReportHtmlOptions): void
   /**
    * The outreach items the `runDue` at `now` emitted, again (with channel
    * and payload): for a host that crashed after the run but before sending.

@@ -16,7 +16,10 @@
 //!    idempotency key per member and month (a retry would return the first result),
 //!
 //! then prints a summary: members, orders, points issued / redeemed / expired, the outstanding
-//! liability (points and their money value) and the five members who spent most.
+//! liability (points and their money value) and the five members who spent most. The programme
+//! (tiers, lifecycle stages and outreach on top of `default_demo`) is
+//! `examples/programs/demo.toml`; `cargo run --release --example report -- --db <tmp>/crm-demo/demo.db
+//! --out report.html` then draws the HTML report of the database.
 //!
 //! The database is `crm-demo/demo.db` under the system temp directory, recreated on every run
 //! (so it is opened with `Synchronous::Normal`: no fsync per commit).
@@ -201,34 +204,14 @@ fn run() -> Res<()> {
     Ok(())
 }
 
-/// The demo programme: `Program::default_demo()` (the points figures are
-/// the same in every language's quick start) plus a spend-based tier ladder
-/// without point multipliers, lifecycle stages and three outreach triggers.
-/// CDNOW members gave no marketing consent, so the win-back is suppressed
-/// and only the service messages go out.
+/// The demo programme, `examples/programs/demo.toml`: `Program::default_demo()` (the points
+/// figures are the same in every language's quick start) plus a spend-based tier ladder
+/// without point multipliers, lifecycle stages and three outreach triggers. CDNOW members gave
+/// no marketing consent, so the win-back is suppressed and only the service messages go out.
+/// The `report` example reads the same file (the database does not store the programme).
 fn journey_program() -> Res<Program> {
-    let mut program = Program::default_demo();
-    program.tiers = Some(serde_json::from_value(serde_json::json!({
-        "window": {"type": "calendar_year"},
-        "downgrade": "one_step",
-        "levels": [
-            {"id": "member", "name": "Member"},
-            {"id": "silver", "name": "Silver", "entry": {"spend": "100"}, "benefits": {"discount_rate": "0.05"}},
-            {"id": "gold", "name": "Gold", "entry": {"spend": "300"}, "retain": {"spend": "200"},
-             "benefits": {"discount_rate": "0.10", "free_shipping": true}}
-        ]
-    }))?);
-    program.lifecycle = Some(Default::default());
-    program.outreach = Some(serde_json::from_value(serde_json::json!({
-        "triggers": [
-            {"id": "points_expiring", "when": {"type": "points_expiring", "point_type": "reward", "days": 30},
-             "channels": ["email"], "marketing": false},
-            {"id": "keep_tier", "when": {"type": "tier_retention", "days": 30}, "channels": ["email"], "marketing": false},
-            {"id": "win_back", "when": {"type": "stage_entered", "stage": "dormant"}, "channels": ["email"]}
-        ]
-    }))?);
-    program.validate()?;
-    Ok(program)
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/programs/demo.toml");
+    Ok(Program::from_path(&path).map_err(|e| format!("{}: {e}", path.display()))?)
 }
 
 /// Tier and stage distributions at `at`, and the last month end's outreach.

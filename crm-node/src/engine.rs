@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use crm_core::program::Action;
+use crm_core::report::{comparison_from_json, render_html, Lang, PageOptions};
+use crm_core::whatif::Comparison;
 use crm_core::{Command, Identity, MemberId, Order, OrderStatus, Refund, Store};
 use napi::bindgen_prelude::{AsyncTask, ClassInstance, JsValue, Object, Unknown};
 use napi::{Env, Task, ValueType};
@@ -597,6 +599,54 @@ impl Engine {
     fn b_report(&self, options: Option<Unknown>) -> BResult<Work> {
         let at = Opts::new(options)?.at_or_now("at")?;
         query(move |e| e.report(at))
+    }
+
+    /// The options of `reportHtml` / `writeReport`: the page's instants,
+    /// the language and the optional what-if comparison.
+    fn b_report_page(&self, options: Option<Unknown>) -> BResult<(PageOptions, Lang, Option<Comparison>)> {
+        let o = Opts::new(options)?;
+        let at = o.at_or_now("at")?;
+        let instant_opt = |name: &str, field: &str| o.get(name)?.map(|v| instant(v, field)).transpose();
+        let page = PageOptions {
+            at,
+            flows_from: instant_opt("flowsFrom", "flows_from")?,
+            flows_to: instant_opt("flowsTo", "flows_to")?,
+        };
+        let lang = match o.string("lang", "lang")? {
+            Some(l) => l.parse::<Lang>().map_err(|e| Fail::Info(e.into()))?,
+            None => Lang::En,
+        };
+        let whatif = match o.get("whatif")? {
+            None => None,
+            Some(v) if v.get_type()? == ValueType::String => {
+                Some(comparison_from_json(&string(v, "whatif")?).map_err(|e| Fail::Info(e.into()))?)
+            }
+            Some(v) => Some(decode("whatif", self.reader().read(v, "whatif", Mode::Verbatim)?)?),
+        };
+        Ok((page, lang, whatif))
+    }
+
+    fn b_report_html(&self, options: Option<Unknown>) -> BResult<Work> {
+        let (page, lang, whatif) = self.b_report_page(options)?;
+        Ok(Box::new(move |e: &CoreEngine| {
+            let data = e.report_page(&page)?;
+            Ok(Value::String(render_html(&data, lang, whatif.as_ref())))
+        }))
+    }
+
+    fn b_write_report(&self, path: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let path = string(path, "path")?;
+        let (page, lang, whatif) = self.b_report_page(options)?;
+        Ok(Box::new(move |e: &CoreEngine| {
+            let data = e.report_page(&page)?;
+            std::fs::write(&path, render_html(&data, lang, whatif.as_ref())).map_err(|err| ErrorInfo {
+                code: "io_error".into(),
+                field: Some("path".into()),
+                message: format!("cannot write {path}: {err}"),
+                rule: None,
+            })?;
+            Ok(Value::Null)
+        }))
     }
 
     fn b_outreach_of_run(&self, now: Unknown) -> BResult<Work> {
@@ -1672,6 +1722,37 @@ impl Engine {
     #[napi(catch_unwind, ts_args_type = "options?: AtOptions", ts_return_type = "Report")]
     pub fn report_sync(&self, env: Env, options: Option<Unknown>) -> napi::Result<Js> {
         self.run(&env, self.b_report(options))
+    }
+
+    /// The visual report at `at` (default: now) as one self-contained HTML
+    /// document: headline figures, tiers, lifecycle stages and their flows
+    /// (from `flowsFrom`, default 12 months before `flowsTo`, to `flowsTo`,
+    /// default `at`), points liability, cohorts, the RFM grid, channels and,
+    /// with `whatif` (a comparison object or its JSON text), the what-if
+    /// section. Charts are inline SVG; the page loads nothing. `lang`: `en`
+    /// (default) or `zh`.
+    #[napi(catch_unwind, ts_args_type = "options?: ReportHtmlOptions", ts_return_type = "Promise<string>")]
+    pub fn report_html(&self, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_report_html(options))
+    }
+
+    /// Synchronous {@link Engine.reportHtml}.
+    #[napi(catch_unwind, ts_args_type = "options?: ReportHtmlOptions", ts_return_type = "string")]
+    pub fn report_html_sync(&self, env: Env, options: Option<Unknown>) -> napi::Result<Js> {
+        self.run(&env, self.b_report_html(options))
+    }
+
+    /// Write {@link Engine.reportHtml} to `path` (UTF-8). A failed write is
+    /// an `Error` with code `io_error` and field `path`.
+    #[napi(catch_unwind, ts_args_type = "path: string, options?: ReportHtmlOptions", ts_return_type = "Promise<void>")]
+    pub fn write_report(&self, path: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_write_report(path, options))
+    }
+
+    /// Synchronous {@link Engine.writeReport}.
+    #[napi(catch_unwind, ts_args_type = "path: string, options?: ReportHtmlOptions", ts_return_type = "void")]
+    pub fn write_report_sync(&self, env: Env, path: Unknown, options: Option<Unknown>) -> napi::Result<()> {
+        self.run::<Js>(&env, self.b_write_report(path, options)).map(|_| ())
     }
 
     /// The outreach items the `runDue` at `now` emitted, again (with channel

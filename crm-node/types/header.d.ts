@@ -242,6 +242,21 @@ export interface AtOptions {
   at?: Instant
 }
 
+/** Options of `Engine.reportHtml` / `Engine.writeReport`. */
+export interface ReportHtmlOptions {
+  /** Figures as of this instant. Default: the host's clock. */
+  at?: Instant
+  /** Stage flows from this instant. Default: 12 months before `flowsTo`. */
+  flowsFrom?: Instant
+  /** Stage flows up to this instant. Default: `at`. */
+  flowsTo?: Instant
+  /** `en` (default) or `zh`. */
+  lang?: 'en' | 'zh'
+  /** A what-if comparison in its JSON form (snake_case keys), as an object or as JSON text
+   * (e.g. the last line of the `whatif` example's output): adds the comparison section. */
+  whatif?: Record<string, unknown> | string
+}
+
 export interface PageOptions {
   /** Default 0. */
   offset?: number

@@ -1305,6 +1305,64 @@ impl PyEngine {
         let engine = self.inner.clone();
         detached(py, move || engine.stage_transitions(from, to)).map(PyTransitionMatrix)
     }
+
+    /// The data of the visual report at `at` (see `ReportPage`): stage
+    /// flows from `flows_from` (default: 12 months before `flows_to`) to
+    /// `flows_to` (default: `at`). Raises `ValidationError` (field
+    /// `flows_to`) when the window ends before it starts.
+    #[pyo3(signature = (*, at, flows_from = None, flows_to = None))]
+    fn report_page(
+        &self,
+        py: Python<'_>,
+        at: &Bound<'_, PyAny>,
+        flows_from: Option<&Bound<'_, PyAny>>,
+        flows_to: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<crate::report::PyReportPage> {
+        let options = crate::report::page_options(at, flows_from, flows_to)?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.report_page(&options)).map(crate::report::PyReportPage)
+    }
+
+    /// The visual report at `at` as one self-contained HTML document (inline
+    /// SVG charts, no network access): `lang` `"en"` or `"zh"`; `whatif` a
+    /// what-if comparison (dict or JSON text) adds its section.
+    #[pyo3(signature = (*, at, lang = "en", flows_from = None, flows_to = None, whatif = None))]
+    fn report_html(
+        &self,
+        py: Python<'_>,
+        at: &Bound<'_, PyAny>,
+        lang: &str,
+        flows_from: Option<&Bound<'_, PyAny>>,
+        flows_to: Option<&Bound<'_, PyAny>>,
+        whatif: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let lang = crate::report::lang_arg(py, lang)?;
+        let whatif = crate::report::whatif_arg(whatif)?;
+        let options = crate::report::page_options(at, flows_from, flows_to)?;
+        let engine = self.inner.clone();
+        detached(py, move || {
+            let page = engine.report_page(&options)?;
+            Ok(crm_core::report::render_html(&page, lang, whatif.as_ref()))
+        })
+    }
+
+    /// Write `report_html(...)` to `path` (UTF-8).
+    #[pyo3(signature = (path, *, at, lang = "en", flows_from = None, flows_to = None, whatif = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn write_report(
+        &self,
+        py: Python<'_>,
+        path: &Bound<'_, PyAny>,
+        at: &Bound<'_, PyAny>,
+        lang: &str,
+        flows_from: Option<&Bound<'_, PyAny>>,
+        flows_to: Option<&Bound<'_, PyAny>>,
+        whatif: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let path = convert::path(path, "path")?;
+        let html = self.report_html(py, at, lang, flows_from, flows_to, whatif)?;
+        py.detach(|| std::fs::write(&path, html)).map_err(PyErr::from)
+    }
 }
 
 /// Iterator over every entry of a statement, fetched page by page.
@@ -1344,11 +1402,20 @@ impl StatementIterator {
 
 /// A report's JSON as plain Python values, with money and rates as
 /// `Decimal` and `at` as a datetime (the keys say which strings are which).
-fn report_to_py<'py>(py: Python<'py>, key: Option<&str>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
-    const DECIMALS: [&str; 7] =
-        ["value", "breakage_rate", "breakage_value", "spend", "average_spend", "repurchase_rate", "rates"];
+pub(crate) fn report_to_py<'py>(py: Python<'py>, key: Option<&str>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    const DECIMALS: [&str; 8] = [
+        "value",
+        "breakage_rate",
+        "breakage_value",
+        "spend",
+        "average_spend",
+        "repurchase_rate",
+        "rates",
+        "active_share",
+    ];
     match v {
-        Value::String(s) if key == Some("at") => {
+        // `from`/`to`: the stage-flow window of the report page.
+        Value::String(s) if matches!(key, Some("at" | "from" | "to")) => {
             let t: DateTime<Utc> = s.parse().map_err(|e| crate::errors::internal(py, e))?;
             convert::time_to_py(py, &t)
         }

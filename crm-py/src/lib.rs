@@ -12,6 +12,7 @@ mod engine;
 mod errors;
 mod frames;
 mod program;
+mod report;
 mod results;
 
 /// mimalloc for every allocation the extension makes: the engine allocates
@@ -50,6 +51,7 @@ fn _crm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<results::PyStageChange>()?;
     m.add_class::<results::PyTransitionMatrix>()?;
     m.add_class::<results::PyOutreachItem>()?;
+    m.add_class::<report::PyReportPage>()?;
     m.add_class::<frames::PyImportResult>()?;
     m.add_class::<frames::PyRejectedRow>()?;
     Ok(())

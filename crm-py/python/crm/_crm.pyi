@@ -49,6 +49,7 @@ __all__ = [
     "StageChange",
     "TransitionMatrix",
     "OutreachItem",
+    "ReportPage",
 ]
 
 _Money = Union[Decimal, str, int, float]
@@ -661,6 +662,35 @@ class TransitionMatrix:
     def __ne__(self, value: object, /) -> bool: ...
 
 @final
+class ReportPage:
+    """The data of the visual report at one instant: headline figures, tier and stage
+    distributions, stage flows, points liability, cohorts, the RFM grid and channels.
+    ``html()`` draws it as one self-contained HTML document (inline SVG, no network
+    access); Jupyter renders the object itself (``_repr_html_``)."""
+
+    @property
+    def at(self) -> datetime:
+        """The instant every figure is taken at."""
+    @property
+    def programme(self) -> str:
+        """The programme's name."""
+    @property
+    def members(self) -> int:
+        """Members (merged-away and erased ones not counted)."""
+    @property
+    def active_share(self) -> Decimal:
+        """Share of members in the new, active or reactivated stage."""
+    def html(self, *, lang: str = "en", whatif: Union[Mapping[str, Any], str, None] = None) -> str:
+        """The page as an HTML document; ``lang`` ``"en"`` or ``"zh"``; ``whatif`` a comparison
+        (dict, or JSON text such as the last line of the ``whatif`` example) adds its section."""
+    def write(self, path: _StrPath, *, lang: str = "en", whatif: Union[Mapping[str, Any], str, None] = None) -> None:
+        """Write ``html(lang=..., whatif=...)`` to ``path`` (UTF-8)."""
+    def _repr_html_(self) -> str:
+        """The page as one ``<div>`` with its own styles (English), for Jupyter."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The page's data: the core's JSON form with Decimal money and rates, datetime instants."""
+
+@final
 class OutreachItem:
     """A message the host should send (``Outcome.outreach`` of ``run_due``)."""
 
@@ -988,6 +1018,32 @@ class Engine:
         """Members per lifecycle stage at ``at`` (every stage listed)."""
     def stage_transitions(self, *, from_: _Time, to: _Time) -> TransitionMatrix:
         """How members moved between stages from ``from_`` to ``to``."""
+    def report_page(
+        self, *, at: _Time, flows_from: Optional[_Time] = None, flows_to: Optional[_Time] = None
+    ) -> ReportPage:
+        """The visual report's data at ``at``; stage flows from ``flows_from`` (default 12 months
+        before ``flows_to``) to ``flows_to`` (default ``at``)."""
+    def report_html(
+        self,
+        *,
+        at: _Time,
+        lang: str = "en",
+        flows_from: Optional[_Time] = None,
+        flows_to: Optional[_Time] = None,
+        whatif: Union[Mapping[str, Any], str, None] = None,
+    ) -> str:
+        """The visual report at ``at`` as one self-contained HTML document (``lang`` ``"en"``/``"zh"``)."""
+    def write_report(
+        self,
+        path: _StrPath,
+        *,
+        at: _Time,
+        lang: str = "en",
+        flows_from: Optional[_Time] = None,
+        flows_to: Optional[_Time] = None,
+        whatif: Union[Mapping[str, Any], str, None] = None,
+    ) -> None:
+        """Write ``report_html(...)`` to ``path`` (UTF-8)."""
 
 # --- analytics and segments ---------------------------------------------------------
 # RFM, customer summaries, the BG/NBD and Gamma-Gamma value models, CLV, and segment
