@@ -18,6 +18,7 @@ mod engine;
 mod errors;
 mod program;
 mod store;
+pub mod whatif;
 
 /// Version of the crm engine bindings.
 #[napi]

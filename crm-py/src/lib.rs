@@ -7,12 +7,14 @@
 use pyo3::prelude::*;
 
 mod analytics;
+mod campaign;
 mod convert;
 mod engine;
 mod errors;
 mod frames;
 mod program;
 mod results;
+mod whatif;
 
 #[pymodule]
 fn _crm(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -44,6 +46,9 @@ fn _crm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<results::PyStageChange>()?;
     m.add_class::<results::PyTransitionMatrix>()?;
     m.add_class::<results::PyOutreachItem>()?;
+    m.add_class::<campaign::PyCampaignReport>()?;
+    m.add_class::<whatif::PyComparison>()?;
+    m.add_function(wrap_pyfunction!(whatif::compare_programmes, m)?)?;
     m.add_class::<frames::PyImportResult>()?;
     m.add_class::<frames::PyRejectedRow>()?;
     Ok(())
