@@ -53,6 +53,7 @@ pub struct PyCampaignReport(pub CampaignReport);
 
 #[pymethods]
 impl PyCampaignReport {
+    /// The campaign's id.
     #[getter]
     fn campaign_id(&self) -> &str {
         &self.0.campaign_id
@@ -62,6 +63,7 @@ impl PyCampaignReport {
     fn at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         time_to_py(py, &self.0.at)
     }
+    /// Start of the campaign (the audience is taken then).
     #[getter]
     fn starts_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         time_to_py(py, &self.0.starts_at)
@@ -102,6 +104,7 @@ impl PyCampaignReport {
     fn revenue_uplift<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         uplift_dict(py, &self.0.revenue_uplift)
     }
+    /// Conversion uplift × treatment members, two places.
     #[getter]
     fn incremental_conversions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         decimal_to_py(py, &self.0.incremental_conversions)
