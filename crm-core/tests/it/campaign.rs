@@ -317,3 +317,30 @@ proptest! {
         prop_assert_eq!(r.control.members, held);
     }
 }
+
+#[test]
+fn a_saved_segment_audience_is_taken_as_recorded_at_the_start() {
+    use crm_core::segment::SavedSegment;
+    let engine = Engine::new(Program::default_demo(), MemoryStore::new());
+    for (i, m) in ["a", "b", "c"].iter().enumerate() {
+        let at = t(2023, 6, 1 + i as u32);
+        engine
+            .record_order(Order::paid(format!("o{m}"), *m, at, Decimal::from(10 + 100 * i as i64)), at)
+            .expect("order");
+    }
+    // "big" spenders: b and c at the first refresh (before the start) …
+    let mut big = SavedSegment::new("big", "spend(365d) >= 100".parse().expect("rule"));
+    engine.refresh_segment(&mut big, t(2024, 2, 1)).expect("refresh");
+    // … then, after the start, a enters and b and c leave: the campaign keeps b and c.
+    engine.record_order(Order::paid("a2", "a", t(2024, 3, 3), Decimal::from(500)), t(2024, 3, 3)).expect("order");
+    big.rule = "spend(30d) >= 100".parse().expect("rule");
+    engine.refresh_segment(&mut big, t(2024, 3, 5)).expect("refresh");
+    let mut c = campaign();
+    c.audience = Audience::Segment("big".into());
+    c.holdout = Decimal::ZERO;
+    let members = engine.campaign_members(&c).expect("members");
+    assert_eq!(members.treatment, vec![MemberId::from("b"), MemberId::from("c")]);
+    assert!(members.control.is_empty());
+    let r = engine.campaign_report(&c, t(2024, 6, 1)).expect("report");
+    assert_eq!(r.targeted, 2);
+}
