@@ -842,6 +842,137 @@ export interface Report {
   }
 }
 
+/**
+ * A campaign to measure ({@link Engine.campaignReport}): an audience (a segment rule, text or JSON
+ * form, or a saved segment id) taken at `startsAt`, a hold-out share assigned from `seed` and the
+ * member id (the same split on every run and in every language), the window, attribution and costs.
+ */
+export interface Campaign {
+  id: string
+  audience: { rule: string | RuleJson } | { segment: string }
+  /** Seed of the hold-out assignment (a safe integer). */
+  seed: number
+  /** Share held out as control, a decimal string in [0, 1), e.g. `'0.1'`. */
+  holdout: string
+  startsAt: Instant
+  endsAt: Instant
+  /** Orders count until this many local days after `endsAt` (default 0). */
+  attributionDays?: number
+  /** A converted member repurchased with another order within this many days (default: by `at`). */
+  repurchaseDays?: number
+  cost?: {
+    /** Points granted to every treatment member. */
+    pointsPerMember?: number
+    /** Count manual adjustments with this reason credited to treatment members during attribution. */
+    pointsReason?: string
+    /** Money value of a point (default: the programme's `value_per_point`). */
+    valuePerPoint?: string
+    /** Value of the coupons redeemed under the campaign, as the host counts it. */
+    couponValue?: string
+  }
+}
+
+/** One group of a campaign. Money and rates are decimal strings. */
+export interface CampaignGroup {
+  members: number
+  converted: number
+  conversionRate: string
+  revenue: string
+  revenuePerMember: string
+  repurchased: number
+  repurchaseRate: string
+}
+
+/** Treatment − control with its 95 % interval (`null` bounds when none can be computed). */
+export interface CampaignUplift {
+  estimate: string
+  low: string | null
+  high: string | null
+  /** The interval excludes 0. */
+  significant: boolean
+}
+
+/** A campaign's results at an instant ({@link Engine.campaignReport}). */
+export interface CampaignReport {
+  campaignId: string
+  at: Timestamp
+  startsAt: Timestamp
+  /** End of attribution (exclusive). */
+  attributionEnd: Timestamp
+  /** `at` is at or past the end of attribution: the figures are final. */
+  complete: boolean
+  /** Audience size: treatment + control members. */
+  targeted: number
+  treatment: CampaignGroup
+  control: CampaignGroup
+  /** Conversion rate uplift, Newcombe hybrid score interval. */
+  conversionUplift: CampaignUplift
+  /** Revenue per member uplift, Welch interval. */
+  revenueUplift: CampaignUplift
+  incrementalConversions: string
+  /** Revenue uplift per member × treatment members. */
+  incrementalRevenue: string
+  cost: { points: number; pointsValue: string; couponValue: string; total: string }
+  /** (incrementalRevenue − cost) / cost; `null` when the campaign cost nothing. */
+  roi: string | null
+}
+
+/** A campaign's audience at its start ({@link Engine.campaignMembers}), each list sorted. */
+export interface CampaignMembers {
+  treatment: string[]
+  control: string[]
+}
+
+/** Options of {@link compareProgrammes}. */
+export interface CompareOptions {
+  refunds?: RefundInput[]
+  /** Recorded redemptions, replayed where the balance allows. */
+  redemptions?: { memberId: string; points: number; at: Instant }[]
+  /** The instant the replay ends at (default: the last event). */
+  until?: Instant
+}
+
+/** One programme's figures after a what-if replay. Money is a decimal string; maps keyed by data keep their keys. */
+export interface ProgrammeFigures {
+  label: string
+  programme: string
+  currency: string
+  orders: number
+  ordersRejected: number
+  refunds: number
+  refundsRejected: number
+  members: number
+  pointsIssued: number
+  issuedByType: Record<string, number>
+  pointsClawedBack: number
+  pointsRedeemed: number
+  redemptions: number
+  redemptionsShort: number
+  redemptionShortfall: number
+  pointsExpired: number
+  outstanding: Record<string, number>
+  pointsOutstanding: number
+  liabilityValue: string
+  tierDistribution: Record<string, number> | null
+  stageDistribution: Record<string, number>
+  tierChanges: number
+  stageChanges: number
+  outreach: Record<string, number>
+  outreachSuppressed: number
+  couponCost: string
+  runDueRuns: number
+}
+
+/** The result of {@link compareProgrammes}. */
+export interface Comparison {
+  until: Timestamp
+  history: { orders: number; refunds: number; redemptions: number }
+  programmes: ProgrammeFigures[]
+  /** Members whose final tier differs from the first programme's. */
+  movers: { from: string; to: string; up: number; down: number; upExamples: string[]; downExamples: string[] }[]
+  notes: string[]
+}
+
 /** A member's lifecycle stage at an instant ({@link Engine.stage}). */
 export interface StageView {
   stage: Stage
@@ -1514,6 +1645,24 @@ export declare class Engine {
   stageTransitions(from: Instant, to: Instant): Promise<StageTransitions>
   /** Synchronous {@link Engine.stageTransitions}. */
   stageTransitionsSync(from: Instant, to: Instant): StageTransitions
+  /**
+   * Measure a campaign from the facts known at `at` (default: now): the
+   * audience at the start split by the seeded hold-out, conversion,
+   * revenue per member and repurchase per group, uplifts with 95 %
+   * intervals (Newcombe for conversion, Welch for revenue), incremental
+   * revenue, cost and ROI. Money and rates are decimal strings.
+   */
+  campaignReport(campaign: Campaign, options?: AtOptions): Promise<CampaignReport>
+  /** Synchronous {@link Engine.campaignReport}. */
+  campaignReportSync(campaign: Campaign, options?: AtOptions): CampaignReport
+  /**
+   * The campaign's audience at its start split into `treatment` (send to
+   * them) and `control` (hold them out), each sorted: the split
+   * {@link Engine.campaignReport} measures.
+   */
+  campaignMembers(campaign: Campaign): Promise<CampaignMembers>
+  /** Synchronous {@link Engine.campaignMembers}. */
+  campaignMembersSync(campaign: Campaign): CampaignMembers
 }
 
 /**
@@ -1623,6 +1772,19 @@ export interface BgNbdFit {
  * `discountRate` per month (default 0.01) and `margin` (default 1: revenue).
  */
 export declare function clv(bgnbd: BgNbdParams, gammaGamma: GammaGammaParams, summary: SummaryInput, options: ClvOptions): number[]
+
+/**
+ * Replay one order history under several programmes and compare them side
+ * by side (sharded by member, on all cores; deterministic). `orders` are
+ * order objects as `recordOrders` takes them; `programs` an object of label
+ * → `Program` (or `[label, Program]` pairs); options: `refunds` (refund
+ * objects as `recordRefund` takes them), `redemptions` (`{memberId, points,
+ * at}`, replayed where the balance allows), `until` (default: the last
+ * event). Resolves to the comparison: `until`, `history`, `programmes`
+ * (points issued, redeemed, expired, outstanding, liability, tier and stage
+ * distributions, outreach per trigger …), `movers`, `notes`.
+ */
+export declare function compareProgrammes(orders: OrderInput[], programs: Record<string, Program> | [string, Program][], options?: CompareOptions): Promise<Comparison>
 
 /** One customer's summary for the value models. */
 export interface CustomerSummary {

@@ -839,6 +839,7 @@ module.exports.Engine = nativeBinding.Engine
 module.exports.Program = nativeBinding.Program
 module.exports.Rule = nativeBinding.Rule
 module.exports.clv = nativeBinding.clv
+module.exports.compareProgrammes = nativeBinding.compareProgrammes
 module.exports.expectedPurchases = nativeBinding.expectedPurchases
 module.exports.fitBgNbd = nativeBinding.fitBgNbd
 module.exports.fitGammaGamma = nativeBinding.fitGammaGamma

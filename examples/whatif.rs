@@ -7,7 +7,10 @@
 //! ```
 //!
 //! The CSV is the one of the `replay` example (header `member_id,order_id,placed_at,amount,channel`,
-//! columns in any order, `channel` optional, no quoted fields). Each programme is replayed into its
+//! columns in any order, `channel` optional, no quoted fields). Optional `--refunds FILE.csv`
+//! (header `refund_id,order_id,at,amount`; an empty `amount` refunds the rest of the order) and
+//! `--redemptions FILE.csv` (header `member_id,points,at`) replay refunds and recorded redemptions
+//! too; times are RFC 3339. Each programme is replayed into its
 //! own in-memory engines by `crm_core::whatif::compare` (sharded by member, in parallel): orders in time order in
 //! batches, `run_due` at every month end and at `--until` (default: the latest `placed_at`).
 //!
@@ -23,8 +26,8 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use crm_core::whatif::{compare, Comparison, Options, ProgrammeFigures};
-use crm_core::{Order, Program};
+use crm_core::whatif::{compare, Comparison, Options, ProgrammeFigures, RecordedRedemption};
+use crm_core::{Order, Program, Refund, RefundScope};
 use rust_decimal::Decimal;
 
 /// mimalloc as the global allocator: the engine allocates many small strings
@@ -36,8 +39,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "\
 usage: whatif --orders FILE.csv --program A.toml [--program B.toml ...] [--until DATE] [--shards N]
+              [--refunds FILE.csv] [--redemptions FILE.csv]
 
   --orders FILE.csv  order history; header member_id,order_id,placed_at,amount,channel
+  --refunds FILE.csv refunds; header refund_id,order_id,at,amount (empty amount: the rest of the order)
+  --redemptions FILE.csv
+                     recorded redemptions; header member_id,points,at (replayed where the balance allows)
   --program PATH     a programme (TOML or JSON); give two or more to compare, the first is the base
   --until DATE       replay up to this instant: RFC 3339, or YYYY-MM-DD for the end of that day (UTC);
                      default: the latest placed_at of the file
@@ -51,6 +58,8 @@ const SHOW_ERRORS: usize = 5;
 
 struct Args {
     orders: String,
+    refunds: Option<String>,
+    redemptions: Option<String>,
     programs: Vec<String>,
     until: Option<DateTime<Utc>>,
     shards: usize,
@@ -66,12 +75,15 @@ fn parse_until(v: &str) -> Result<DateTime<Utc>, String> {
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let (mut orders, mut programs, mut until, mut shards) = (None, Vec::new(), None, 0);
+    let (mut refunds, mut redemptions) = (None, None);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
             "-h" | "--help" => return Ok(None),
             "--orders" => orders = Some(value("--orders")?),
             "--program" => programs.push(value("--program")?),
+            "--refunds" => refunds = Some(value("--refunds")?),
+            "--redemptions" => redemptions = Some(value("--redemptions")?),
             "--until" => until = Some(parse_until(&value("--until")?)?),
             "--shards" => {
                 let v = value("--shards")?;
@@ -88,7 +100,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     if programs.is_empty() {
         return Err("at least one --program is required".into());
     }
-    Ok(Some(Args { orders, programs, until, shards }))
+    Ok(Some(Args { orders, refunds, redemptions, programs, until, shards }))
 }
 
 /// A CSV line that did not parse: its number and why.
@@ -125,6 +137,73 @@ fn read_orders(path: &str) -> Result<(Vec<Order>, Vec<BadLine>), String> {
         }
     }
     Ok((orders, bad))
+}
+
+/// Rows of a small CSV (no quoting) as maps from the header's names; every
+/// column in `need` must be in the header.
+/// A CSV row: its line number and `(column, value)` pairs.
+type Row = (usize, Vec<(String, String)>);
+
+fn read_rows(path: &str, need: &[&str]) -> Result<Vec<Row>, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next().ok_or_else(|| format!("{path} is empty (expected a CSV header)"))?;
+    let header: Vec<String> = header.trim_start_matches('\u{feff}').split(',').map(|h| h.trim().to_string()).collect();
+    for n in need {
+        if !header.iter().any(|h| h == n) {
+            return Err(format!("{path}: the header has no {n:?} column"));
+        }
+    }
+    Ok(lines
+        .map(|(i, line)| {
+            let cells = line.split(',').map(|c| c.trim().to_string());
+            (i + 1, header.iter().cloned().zip(cells).collect())
+        })
+        .collect())
+}
+
+fn cell<'a>(row: &'a [(String, String)], name: &str) -> &'a str {
+    row.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+}
+
+fn instant(v: &str, what: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(v).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("{what}: {e}"))
+}
+
+/// `refund_id,order_id,at,amount`: an amount refund, or the rest of the order when `amount` is empty.
+fn read_refunds(path: &str) -> Result<Vec<Refund>, String> {
+    read_rows(path, &["refund_id", "order_id", "at", "amount"])?
+        .into_iter()
+        .map(|(line, row)| {
+            let amount = cell(&row, "amount");
+            let scope = if amount.is_empty() {
+                RefundScope::Full
+            } else {
+                let amount = Decimal::from_str(amount).map_err(|e| format!("{path} line {line}: amount: {e}"))?;
+                RefundScope::Amount { amount }
+            };
+            Ok(Refund {
+                id: cell(&row, "refund_id").to_string(),
+                order_id: cell(&row, "order_id").to_string(),
+                at: instant(cell(&row, "at"), &format!("{path} line {line}: at"))?,
+                scope,
+            })
+        })
+        .collect()
+}
+
+/// `member_id,points,at`.
+fn read_redemptions(path: &str) -> Result<Vec<RecordedRedemption>, String> {
+    read_rows(path, &["member_id", "points", "at"])?
+        .into_iter()
+        .map(|(line, row)| {
+            Ok(RecordedRedemption {
+                member_id: cell(&row, "member_id").into(),
+                points: cell(&row, "points").parse().map_err(|e| format!("{path} line {line}: points: {e}"))?,
+                at: instant(cell(&row, "at"), &format!("{path} line {line}: at"))?,
+            })
+        })
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -174,9 +253,15 @@ fn run(args: &Args) -> Result<(), String> {
     }
     eprintln!("whatif: {} orders read from {} in {parse_ms:.0} ms", orders.len(), args.orders);
 
+    let refunds = args.refunds.as_deref().map(read_refunds).transpose()?.unwrap_or_default();
+    let redemptions = args.redemptions.as_deref().map(read_redemptions).transpose()?.unwrap_or_default();
+    if !refunds.is_empty() || !redemptions.is_empty() {
+        eprintln!("whatif: {} refunds and {} redemptions read", refunds.len(), redemptions.len());
+    }
+
     let t = Instant::now();
-    let options = Options { until: args.until, shards: args.shards, ..Options::default() };
-    let comparison = compare(&orders, &[], &programs, &options).map_err(|e| e.to_string())?;
+    let options = Options { until: args.until, shards: args.shards, redemptions, ..Options::default() };
+    let comparison = compare(&orders, &refunds, &programs, &options).map_err(|e| e.to_string())?;
     let elapsed_ms = t.elapsed().as_secs_f64() * 1e3;
 
     // Tier rows in ladder order (base first), programme by programme.

@@ -18,6 +18,7 @@ mod engine;
 mod errors;
 mod program;
 mod store;
+pub mod whatif;
 
 /// mimalloc for every allocation the extension makes: the engine allocates
 /// many small strings and maps per member, where the system allocator costs

@@ -184,6 +184,8 @@ const QUERIES = {
   segment: (q, now) => ['segment', q.rule, { at: q.at ?? now }],
   matches: (q, now) => ['matches', q.member_id, q.rule, { at: q.at ?? now }],
   refresh_segment: (q, now) => ['refreshSegment', q.segment, { at: q.at ?? now }],
+  campaign_members: (q) => ['campaignMembers', camelize(q.campaign)],
+  campaign_report: (q, now) => ['campaignReport', camelize(q.campaign), { at: q.at ?? now }],
 }
 
 /** Queries whose result is a map keyed by data (tier ids, stages): keys unchanged. */

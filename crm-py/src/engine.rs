@@ -1363,6 +1363,32 @@ impl PyEngine {
         let html = self.report_html(py, at, lang, flows_from, flows_to, whatif)?;
         py.detach(|| std::fs::write(&path, html)).map_err(PyErr::from)
     }
+
+    /// Measure a campaign from the facts known at `at`; a `CampaignReport`
+    /// (`to_frame()` / `uplift_frame()` give DataFrames). `campaign` is a
+    /// dict: `id`, `audience` (`{"rule": text or JSON form}` or
+    /// `{"segment": saved segment id}`), `seed` (int, 0 to 2**64-1),
+    /// `holdout` (share held out, `Decimal` or `str` in [0, 1)), `starts_at`,
+    /// `ends_at`, optional `attribution_days`, `repurchase_days` and `cost`
+    /// (`points_per_member`, `points_reason`, `value_per_point`,
+    /// `coupon_value`). Raises `ValidationError` naming the field
+    /// (`campaign.holdout`, `at`, ...).
+    #[pyo3(signature = (campaign, *, at))]
+    fn campaign_report(
+        &self,
+        py: Python<'_>,
+        campaign: &Bound<'_, PyAny>,
+        at: &Bound<'_, PyAny>,
+    ) -> PyResult<crate::campaign::PyCampaignReport> {
+        crate::campaign::campaign_report(self, py, campaign, at)
+    }
+
+    /// The campaign's audience at its start split into `{"treatment": [...],
+    /// "control": [...]}` (sorted member ids): whom to send to and whom to
+    /// hold out, the split `campaign_report` measures.
+    fn campaign_members<'py>(&self, py: Python<'py>, campaign: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        crate::campaign::campaign_members(self, py, campaign)
+    }
 }
 
 /// Iterator over every entry of a statement, fetched page by page.

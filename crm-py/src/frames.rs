@@ -301,6 +301,29 @@ fn read_columns<'py>(
     Ok(Columns { rows, lists, micros: micros.into_iter().collect() })
 }
 
+/// Every order of `frame` (a DataFrame, Arrow table, dict of column lists, or
+/// a list of row dicts with the same column names), all or nothing: the first
+/// bad row raises its error. For `crm.compare_programmes`.
+pub(crate) fn read_orders(py: Python<'_>, frame: &Bound<'_, PyAny>, currency: &str) -> PyResult<Vec<Order>> {
+    let cols = if let Ok(rows) = frame.cast::<PyList>() {
+        let d = PyDict::new(py);
+        for name in COLUMNS {
+            let col = PyList::empty(py);
+            for row in rows.iter() {
+                let row = convert::dict(&row, "orders")?;
+                col.append(row.get_item(*name)?)?;
+            }
+            if col.iter().any(|v| !v.is_none()) || ["order_id", "member_id", "amount", "placed_at"].contains(name) {
+                d.set_item(*name, col)?;
+            }
+        }
+        read_columns(py, d.as_any(), None)?
+    } else {
+        read_columns(py, frame, None)?
+    };
+    (0..cols.rows).map(|i| row_order(&cols, py, i, currency)).collect()
+}
+
 /// `Engine.import_orders`.
 pub(crate) fn import_orders(
     engine: &PyEngine,

@@ -7,6 +7,7 @@
 use pyo3::prelude::*;
 
 mod analytics;
+mod campaign;
 mod convert;
 mod engine;
 mod errors;
@@ -14,6 +15,7 @@ mod frames;
 mod program;
 mod report;
 mod results;
+mod whatif;
 
 /// mimalloc for every allocation the extension makes: the engine allocates
 /// many small strings and maps per member, where the system allocator costs
@@ -52,6 +54,9 @@ fn _crm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<results::PyTransitionMatrix>()?;
     m.add_class::<results::PyOutreachItem>()?;
     m.add_class::<report::PyReportPage>()?;
+    m.add_class::<campaign::PyCampaignReport>()?;
+    m.add_class::<whatif::PyComparison>()?;
+    m.add_function(wrap_pyfunction!(whatif::compare_programmes, m)?)?;
     m.add_class::<frames::PyImportResult>()?;
     m.add_class::<frames::PyRejectedRow>()?;
     Ok(())

@@ -54,6 +54,14 @@ def profile_values(p: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     return out
 
 
+def campaign_values(c: Dict[str, Any]) -> Dict[str, Any]:
+    """A scenario campaign with Python values: ``Decimal`` shares and money, aware datetimes."""
+    out = dict(c, holdout=Decimal(c["holdout"]), starts_at=ts(c["starts_at"]), ends_at=ts(c["ends_at"]))
+    if "cost" in c:
+        out["cost"] = {k: money(v) if k in ("coupon_value", "value_per_point") else v for k, v in c["cost"].items()}
+    return out
+
+
 # ----- commands ---------------------------------------------------------------------
 
 Command = Dict[str, Any]
@@ -258,6 +266,10 @@ def run_query(e: crm.Engine, q: Dict[str, Any], now: dt.datetime) -> Any:
         return e.matches(q["member_id"], q["rule"], at=at)
     if kind == "refresh_segment":
         return _plain(e.refresh_segment(q["segment"], at=at))
+    if kind == "campaign_members":
+        return e.campaign_members(campaign_values(q["campaign"]))
+    if kind == "campaign_report":
+        return e.campaign_report(campaign_values(q["campaign"]), at=at).to_dict()
     raise AssertionError(f"unknown query type {kind!r}")
 
 
@@ -280,6 +292,8 @@ QUERIES = (
     "segment",
     "matches",
     "refresh_segment",
+    "campaign_members",
+    "campaign_report",
 )
 
 

@@ -54,11 +54,13 @@ use crate::state::{Event, MemberState, OrderLedger};
 use crate::store::{Commit, CommitError, MemberWrite, Receipt, Store, Versioned};
 use crate::time::{add_local_days, local_date};
 
+mod campaigns;
 mod journey;
 mod reports;
 mod segments;
 mod views;
 
+pub use campaigns::{CampaignReport, CostBreakdown};
 pub use reports::{ChannelGroup, ChannelSplit, CohortRow, ExpiringBucket, LiabilityReport, Report};
 pub use segments::MemberFields;
 pub use views::{StageView, TransitionMatrix};

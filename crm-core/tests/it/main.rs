@@ -63,6 +63,7 @@ macro_rules! delegate_store {
 }
 
 mod analytics;
+mod campaign;
 mod conformance;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod durability;

@@ -108,9 +108,16 @@ fn query<S: Store>(engine: &Engine<S>, q: &Value, now: DateTime<Utc>) -> Result<
             let changes = engine.refresh_segment(&mut seg, at_or(q, now))?;
             json!({ "segment": seg, "changes": changes })
         }
+        "campaign_members" => to(&engine.campaign_members(&campaign(q)?)?),
+        "campaign_report" => to(&engine.campaign_report(&campaign(q)?, at_or(q, now))?),
         "matches" => to(&engine.matches(&member(), &crm_core::segment::parse(&s(q, "rule"))?, at_or(q, now))?),
         other => panic!("unknown query type {other:?}"),
     })
+}
+
+fn campaign(q: &Value) -> Result<crm_core::campaign::Campaign, CrmError> {
+    serde_json::from_value(q["campaign"].clone())
+        .map_err(|e| CrmError::Validation { field: "campaign".into(), reason: e.to_string() })
 }
 
 mod erased {

@@ -192,3 +192,47 @@ fn redemptions_replay_where_the_balance_allows() {
     assert!(c.movers.is_empty());
     assert!(c.notes.iter().any(|n| n.contains("coupon")));
 }
+
+/// The shared fixture `examples/data/whatif_small.json`: Python
+/// (`crm.compare_programmes`) and Node (`compareProgrammes`) check the same
+/// expected figures, so the three languages give the same answer.
+#[test]
+fn the_shared_fixture_gives_the_expected_figures() {
+    let root = format!("{}/..", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(format!("{root}/examples/data/whatif_small.json")).unwrap();
+    let fx: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let orders: Vec<Order> = fx["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            Order::paid(
+                o["order_id"].as_str().unwrap(),
+                o["member_id"].as_str().unwrap(),
+                utc(o["placed_at"].as_str().unwrap()),
+                Decimal::from_str(o["amount"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    let refunds: Vec<Refund> = serde_json::from_value(fx["refunds"].clone()).unwrap();
+    let redemptions: Vec<RecordedRedemption> = serde_json::from_value(fx["redemptions"].clone()).unwrap();
+    let programs: Vec<(String, Program)> = fx["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let n = n.as_str().unwrap();
+            (n.trim_end_matches(".toml").to_string(), sample(n))
+        })
+        .collect();
+    let options = Options { until: Some(utc(fx["until"].as_str().unwrap())), redemptions, ..Options::default() };
+    let c = compare(&orders, &refunds, &programs, &options).unwrap();
+    let got = serde_json::to_value(&c).unwrap();
+    let expected = fx["expected"].as_object().unwrap();
+    assert_eq!(expected.len(), programs.len(), "fixture expectations: {}", got["programmes"]);
+    for (i, (label, _)) in programs.iter().enumerate() {
+        for (k, v) in expected[label].as_object().unwrap() {
+            assert_eq!(&got["programmes"][i][k], v, "{label}.{k}");
+        }
+    }
+}

@@ -156,3 +156,15 @@ __all__ += [
     "fit_gamma_gamma",
     "clv",
 ]
+
+# --- campaigns -------------------------------------------------------------------------
+from ._crm import CampaignReport  # noqa: E402
+
+__all__ += ["CampaignReport"]
+
+# --- what-if replay -----------------------------------------------------------------------
+from ._crm import Comparison  # noqa: E402
+
+compare_programmes = _forward(_ext.compare_programmes)
+
+__all__ += ["Comparison", "compare_programmes"]

@@ -1044,6 +1044,66 @@ class Engine:
         whatif: Union[Mapping[str, Any], str, None] = None,
     ) -> None:
         """Write ``report_html(...)`` to ``path`` (UTF-8)."""
+    def campaign_report(self, campaign: Mapping[str, Any], *, at: _Time) -> CampaignReport:
+        """Measure a campaign (a dict: id, audience, seed, holdout, starts_at, ends_at, ...) at ``at``."""
+    def campaign_members(self, campaign: Mapping[str, Any]) -> Dict[str, List[str]]:
+        """The campaign's audience at its start: ``{"treatment": [...], "control": [...]}``."""
+
+# --- campaigns -------------------------------------------------------------------------
+
+__all__ += ["CampaignReport"]
+
+@final
+class CampaignReport:
+    """A campaign's results at an instant (``Engine.campaign_report``); money and rates are ``Decimal``."""
+
+    @property
+    def campaign_id(self) -> str: ...
+    @property
+    def at(self) -> datetime:
+        """The instant the figures are as of."""
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def attribution_end(self) -> datetime:
+        """End of attribution (exclusive)."""
+    @property
+    def complete(self) -> bool:
+        """``at`` is at or past the end of attribution: the figures are final."""
+    @property
+    def targeted(self) -> int:
+        """Audience size (treatment + control)."""
+    @property
+    def treatment(self) -> Dict[str, Any]:
+        """members, converted, conversion_rate, revenue, revenue_per_member, repurchased, repurchase_rate."""
+    @property
+    def control(self) -> Dict[str, Any]:
+        """The held-out group, as ``treatment``."""
+    @property
+    def conversion_uplift(self) -> Dict[str, Any]:
+        """estimate, low, high, significant: conversion rate, Newcombe hybrid score 95 % interval."""
+    @property
+    def revenue_uplift(self) -> Dict[str, Any]:
+        """Revenue per member uplift with Welch's 95 % interval."""
+    @property
+    def incremental_conversions(self) -> Decimal: ...
+    @property
+    def incremental_revenue(self) -> Decimal:
+        """Revenue uplift per member x treatment members."""
+    @property
+    def cost(self) -> Dict[str, Any]:
+        """points, points_value, coupon_value, total."""
+    @property
+    def roi(self) -> Optional[Decimal]:
+        """(incremental_revenue - cost) / cost; ``None`` when the campaign cost nothing."""
+    def to_frame(self, backend: Optional[str] = None) -> Any:
+        """One row per group (pandas by default; ``"polars"``, ``"pyarrow"`` or ``"dict"``)."""
+    def uplift_frame(self, backend: Optional[str] = None) -> Any:
+        """One row per measure: treatment, control, uplift, low, high, significant."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The core's JSON form."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
 
 # --- analytics and segments ---------------------------------------------------------
 # RFM, customer summaries, the BG/NBD and Gamma-Gamma value models, CLV, and segment
@@ -1228,3 +1288,38 @@ def clv(
     margin: float = 1.0,
 ) -> Any:
     """Discounted customer lifetime value of every row of a summary frame, as a vector named ``clv``."""
+
+# --- what-if replay ----------------------------------------------------------------------
+
+__all__ += ["Comparison", "compare_programmes"]
+
+@final
+class Comparison:
+    """``compare_programmes``: one history replayed under several programmes."""
+
+    @property
+    def until(self) -> datetime:
+        """The instant the replay ended at."""
+    @property
+    def labels(self) -> List[str]:
+        """The programme labels, in the order given."""
+    @property
+    def programmes(self) -> Any:
+        """A pandas DataFrame: one row per programme, every scalar figure."""
+    def frame(self, backend: Optional[str] = None) -> Any:
+        """``programmes`` as pandas (default), ``"polars"``, ``"pyarrow"`` or ``"dict"``."""
+    def to_dict(self) -> Dict[str, Any]:
+        """Everything, in the core's JSON form."""
+    def _repr_html_(self) -> str:
+        """One column per programme, one row per figure."""
+
+def compare_programmes(
+    orders: Any,
+    programs: Union[Mapping[str, Program], Sequence[Tuple[str, Program]]],
+    *,
+    refunds: Optional[Sequence[Mapping[str, Any]]] = None,
+    redemptions: Optional[Sequence[Mapping[str, Any]]] = None,
+    until: Optional[_Time] = None,
+) -> Comparison:
+    """Replay the orders (a frame or list of row dicts) under each programme and compare."""
+
