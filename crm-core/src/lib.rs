@@ -19,6 +19,7 @@ pub mod member;
 pub mod money;
 pub mod outreach;
 pub mod program;
+pub mod recommend;
 pub mod rules;
 pub mod segment;
 pub mod state;

@@ -71,6 +71,7 @@ mod journey;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod props;
+mod recommend;
 mod scenarios;
 mod segment;
 mod whatif;
