@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--items", required=True)
     ap.add_argument("--bin", required=True, help="target/release/examples/recommend")
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--neighbours", type=int, default=50)
+    ap.add_argument("--neighbours", type=int, default=20)
     ap.add_argument("--results", required=True)
     ap.add_argument("--label", default="")
     a = ap.parse_args()

@@ -30,12 +30,12 @@ use crm_core::recommend::{
 use serde_json::json;
 
 const USAGE: &str = "\
-usage: recommend --items FILE.csv [--k 10] [--neighbours 50] [--include-bought]
+usage: recommend --items FILE.csv [--k 10] [--neighbours 20] [--include-bought]
                  [--one-per-category] [--purchase binary|quantity] [--power P] [--threads N]
 
   --items FILE.csv      order lines: member_id,order_id,placed_at,sku,category,qty,price
   --k K                 list length (default 10)
-  --neighbours M        similar skus kept per sku (default 50)
+  --neighbours M        similar skus kept per sku (default 20)
   --include-bought      also recommend skus the member already bought (default: left out)
   --one-per-category    at most one sku per category in a list
   --purchase MODE       binary (default) or quantity

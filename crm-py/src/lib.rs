@@ -12,6 +12,7 @@ mod engine;
 mod errors;
 mod frames;
 mod program;
+mod recommend;
 mod results;
 
 #[pymodule]
@@ -19,6 +20,7 @@ fn _crm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     analytics::register(m)?;
+    recommend::register(m)?;
     m.add_class::<program::PyProgram>()?;
     m.add_class::<engine::PyEngine>()?;
     m.add_class::<engine::StatementIterator>()?;

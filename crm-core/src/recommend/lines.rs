@@ -85,8 +85,19 @@ impl OrderLines {
         if r.qty == 0 {
             return Err(("qty", "must be a positive integer".to_owned()));
         }
-        let member = intern(&mut self.members, r.member, "member_id")?;
-        let order = intern(&mut self.orders, r.order, "order_id")?;
+        // The lines of an order come together: reuse the previous line's ids.
+        let n = self.member.len();
+        let same = |ids: &MemberIds, col: &[u32], v: &[u8]| n > 0 && ids.bytes(col[n - 1]) == v;
+        let member = if same(&self.members, &self.member, r.member) {
+            self.member[n - 1]
+        } else {
+            intern(&mut self.members, r.member, "member_id")?
+        };
+        let order = if same(&self.orders, &self.order, r.order) {
+            self.order[n - 1]
+        } else {
+            intern(&mut self.orders, r.order, "order_id")?
+        };
         let sku = intern(&mut self.skus, r.sku, "sku")?;
         let category =
             if r.category.is_empty() { NO_CATEGORY } else { intern(&mut self.categories, r.category, "category")? };

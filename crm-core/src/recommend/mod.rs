@@ -302,7 +302,7 @@ pub(crate) fn threads(n: usize) -> usize {
 /// How the model is fitted and queried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecommendOptions {
-    /// Most similar skus kept per sku (M; default 50). More finds more candidates for
+    /// Most similar skus kept per sku (M; default 20, as in `implicit`). More finds more candidates for
     /// members with few skus, at the cost of memory and scoring time.
     pub neighbours: usize,
     /// Leave out skus the member already bought (default true).
@@ -319,7 +319,7 @@ pub struct RecommendOptions {
 
 impl Default for RecommendOptions {
     fn default() -> Self {
-        RecommendOptions { neighbours: 50, exclude_bought: true, one_per_category: false, power: 2, threads: 0 }
+        RecommendOptions { neighbours: 20, exclude_bought: true, one_per_category: false, power: 2, threads: 0 }
     }
 }
 

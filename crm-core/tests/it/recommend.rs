@@ -199,7 +199,7 @@ fn interactions_from_an_engine_history() {
     let now = at("2024-05-01T12:00:00Z");
     let item =
         |sku: &str, qty: u32| OrderItem { sku: sku.into(), category: Some("tea".into()), qty, price: Decimal::ONE };
-    let mut order = |id: &str, member: &str, items: Vec<OrderItem>| {
+    let order = |id: &str, member: &str, items: Vec<OrderItem>| {
         let mut o = Order::paid(id, member, now - Duration::days(1), Decimal::from(10));
         o.items = items;
         e.record_order(o, now).unwrap();

@@ -154,3 +154,11 @@ __all__ += [
     "fit_gamma_gamma",
     "clv",
 ]
+
+# --- recommendations ----------------------------------------------------------------
+# Item-to-item recommendations from order lines and engagement events (crm_core::recommend).
+from ._crm import Recommender  # noqa: E402
+
+recommend = _forward(_ext.recommend)
+
+__all__ += ["Recommender", "recommend"]
