@@ -216,12 +216,13 @@ impl PyRecommender {
         Ok(PyRecommender { model, kind: kind_of })
     }
 
-    /// Members and skus the model knows.
+    /// Members the model knows (with or without history).
     #[getter]
     fn members(&self) -> usize {
         self.model.members()
     }
 
+    /// Skus the model knows.
     #[getter]
     fn skus(&self) -> usize {
         self.model.skus()
