@@ -1701,6 +1701,30 @@ export declare class Program {
 }
 
 /**
+ * An item-to-item recommender (cosine similarity over co-purchases); see
+ * `crm_core::recommend` for the model.
+ */
+export declare class Recommender {
+  /** Fit on the libuv pool; resolves to a `Recommender`. */
+  static fit(lines: Array<PurchaseLine>, engagements?: Array<EngagementEvent> | undefined | null, options?: RecommenderOptions | undefined | null): Promise<Recommender>
+  /** `fit`, synchronously (small histories, scripts). */
+  static fitSync(lines: Array<PurchaseLine>, engagements?: Array<EngagementEvent> | undefined | null, options?: RecommenderOptions | undefined | null): Recommender
+  /** Members the model knows. */
+  get members(): number
+  /** Skus the model knows. */
+  get skus(): number
+  /**
+   * The top `k` (default 10) skus for a member; an unknown member gets the
+   * most popular skus.
+   */
+  recommend(memberId: string, k?: number | undefined | null): Array<ScoredSku>
+  /** The `n` (default 10) most similar skus of `sku`, with their cosine similarity. */
+  similar(sku: string, n?: number | undefined | null): Array<ScoredSku>
+  /** The top `k` (default 10) of every member, members in natural id order. */
+  recommendAll(k?: number | undefined | null): Promise<Array<MemberRecommendation>>
+}
+
+/**
  * A segment rule (or earn-rule condition) in the core's rule language,
  * checked and normalised. Create it with `Rule.parse` (text form) or
  * `Rule.fromJson` (JSON form); a rule that cannot be read throws a
@@ -1799,6 +1823,13 @@ export interface CustomerSummary {
   monetaryValue: number
 }
 
+/** One engagement event; `kind` must have a weight (`engagementWeights`). */
+export interface EngagementEvent {
+  memberId: string
+  sku: string
+  kind: string
+}
+
 /**
  * Expected purchases in the next `t` periods of a customer with history
  * (`frequency`, `recency`, `T`); without a history (all three omitted), of
@@ -1840,11 +1871,47 @@ export interface GammaGammaFit {
  */
 export declare function isCrmError(value: unknown): value is CrmError
 
+/** One row of `recommendAll`. */
+export interface MemberRecommendation {
+  memberId: string
+  /** 1-based. */
+  rank: number
+  sku: string
+  score: number
+}
+
 /**
  * Probability that a customer with `frequency` repeat purchases, the last
  * at `recency`, observed for `T` periods, is still alive (BG/NBD).
  */
 export declare function pAlive(params: BgNbdParams, frequency: number, recency: number, T: number): number
+
+/** One order line. */
+export interface PurchaseLine {
+  memberId: string
+  sku: string
+  category?: string
+  /** Positive; 1 when absent. */
+  qty?: number
+}
+
+/** Options of `Recommender.fit`. */
+export interface RecommenderOptions {
+  /** `"binary"` (default: a bought sku counts 1) or `"quantity"`. */
+  purchaseWeight?: string
+  /** Weight per engagement kind (default `{browse: 0.1, favourite: 0.3, add_to_cart: 0.5}`). */
+  engagementWeights?: Record<string, number>
+  /** Similar skus kept per sku (default 20). */
+  neighbours?: number
+  /** Leave out skus the member bought (default true). */
+  excludeBought?: boolean
+  /** At most one sku per category (default false). */
+  onePerCategory?: boolean
+  /** Similarities are raised to this power when scoring (1-4, default 2). */
+  power?: number
+  /** Threads (default 0: every core). */
+  threads?: number
+}
 
 /**
  * RFM scores of every member with an order at or before `asOf`.
@@ -1886,6 +1953,12 @@ export interface RfmRow {
   group: RfmGroup
   /** Value cluster (0 = most valuable), only with the `clusters` option. */
   cluster?: number
+}
+
+/** A recommended sku; `score` 0 marks a popular sku filling the list. */
+export interface ScoredSku {
+  sku: string
+  score: number
 }
 
 /**

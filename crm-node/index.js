@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.Engine = nativeBinding.Engine
 module.exports.Program = nativeBinding.Program
+module.exports.Recommender = nativeBinding.Recommender
 module.exports.Rule = nativeBinding.Rule
 module.exports.clv = nativeBinding.clv
 module.exports.compareProgrammes = nativeBinding.compareProgrammes

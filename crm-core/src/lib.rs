@@ -21,6 +21,7 @@ pub mod money;
 pub mod outreach;
 pub mod program;
 pub mod report;
+pub mod recommend;
 pub mod rules;
 pub mod segment;
 pub mod state;

@@ -17,6 +17,7 @@ mod convert;
 mod engine;
 mod errors;
 mod program;
+pub mod recommend;
 mod store;
 pub mod whatif;
 

@@ -14,6 +14,7 @@ mod errors;
 mod frames;
 mod program;
 mod report;
+mod recommend;
 mod results;
 mod whatif;
 
@@ -28,6 +29,7 @@ fn _crm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     analytics::register(m)?;
+    recommend::register(m)?;
     m.add_class::<program::PyProgram>()?;
     m.add_class::<engine::PyEngine>()?;
     m.add_class::<engine::StatementIterator>()?;

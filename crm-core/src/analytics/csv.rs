@@ -204,7 +204,7 @@ struct Columns {
 
 /// Split one CSV record into `out` (field byte ranges, possibly into
 /// `scratch` for quoted fields). Fields are not trimmed.
-fn split(line: &[u8], scratch: &mut Vec<u8>, out: &mut Vec<(bool, usize, usize)>) -> Result<()> {
+pub(crate) fn split(line: &[u8], scratch: &mut Vec<u8>, out: &mut Vec<(bool, usize, usize)>) -> Result<()> {
     out.clear();
     if !line.contains(&b'"') {
         let mut start = 0;
@@ -277,7 +277,7 @@ fn zero_bytes(x: u64) -> u64 {
 const ONES: u64 = 0x0101_0101_0101_0101;
 
 /// Position of the first `'\n'` of `b` (eight bytes at a time).
-fn memchr_nl(b: &[u8]) -> Option<usize> {
+pub(crate) fn memchr_nl(b: &[u8]) -> Option<usize> {
     let mut i = 0;
     while i + 8 <= b.len() {
         let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or_default());
@@ -293,7 +293,7 @@ fn memchr_nl(b: &[u8]) -> Option<usize> {
 /// Split the line starting at `pos` into `fields` (ranges relative to `pos`), eight
 /// bytes at a time, and return where it ends (its `'\n'`, or the end of `buf`).
 /// `None` when the line has a quote: [`split`] must unquote it.
-fn scan_line(buf: &[u8], pos: usize, fields: &mut Vec<(bool, usize, usize)>) -> Option<usize> {
+pub(crate) fn scan_line(buf: &[u8], pos: usize, fields: &mut Vec<(bool, usize, usize)>) -> Option<usize> {
     fields.clear();
     let mut start = pos;
     let mut hit = |j: usize, c: u8, fields: &mut Vec<(bool, usize, usize)>| -> Option<bool> {
@@ -334,13 +334,13 @@ fn scan_line(buf: &[u8], pos: usize, fields: &mut Vec<(bool, usize, usize)>) -> 
     Some(buf.len())
 }
 
-fn trim(b: &[u8]) -> &[u8] {
+pub(crate) fn trim(b: &[u8]) -> &[u8] {
     let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
     let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
     &b[start..end]
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 

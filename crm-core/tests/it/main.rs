@@ -73,6 +73,7 @@ mod journey;
 mod postgres;
 mod props;
 mod report;
+mod recommend;
 mod scenarios;
 mod segment;
 mod whatif;

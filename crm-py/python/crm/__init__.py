@@ -168,3 +168,11 @@ from ._crm import Comparison  # noqa: E402
 compare_programmes = _forward(_ext.compare_programmes)
 
 __all__ += ["Comparison", "compare_programmes"]
+
+# --- recommendations ----------------------------------------------------------------
+# Item-to-item recommendations from order lines and engagement events (crm_core::recommend).
+from ._crm import Recommender  # noqa: E402
+
+recommend = _forward(_ext.recommend)
+
+__all__ += ["Recommender", "recommend"]

@@ -1323,3 +1323,64 @@ def compare_programmes(
 ) -> Comparison:
     """Replay the orders (a frame or list of row dicts) under each programme and compare."""
 
+# --- recommendations -------------------------------------------------------------------
+
+__all__ += ["Recommender", "recommend"]
+
+_Weights = Optional[Dict[str, float]]
+_PurchaseWeight = _Literal["binary", "quantity"]
+
+@final
+class Recommender:
+    """Item-to-item recommender (cosine over co-purchases), fitted on order lines
+    (``member_id``, ``sku``, optional ``category`` and ``qty``) and optional
+    engagement events (``member_id``, ``sku``, ``kind``)."""
+
+    def __new__(
+        cls,
+        lines: Any,
+        engagements: Any = None,
+        *,
+        member_id: str = "member_id",
+        sku: str = "sku",
+        category: str = "category",
+        qty: str = "qty",
+        kind: str = "kind",
+        purchase_weight: _PurchaseWeight = "binary",
+        engagement_weights: _Weights = None,
+        neighbours: int = 20,
+        exclude_bought: bool = True,
+        one_per_category: bool = False,
+        power: int = 2,
+        threads: int = 0,
+    ) -> Recommender: ...
+    @property
+    def members(self) -> int: ...
+    @property
+    def skus(self) -> int: ...
+    def recommend(self, member_id: Union[str, int], k: int = 10) -> List[Tuple[str, float]]:
+        """Top ``k`` (sku, score) for a member; score 0 marks popularity fill."""
+    def similar(self, sku: Union[str, int], n: int = 10) -> List[Tuple[str, float]]:
+        """The ``n`` most similar skus with their cosine similarity."""
+    def recommend_all(self, k: int = 10) -> Any:
+        """Top ``k`` of every member: a frame with member_id, rank, sku, score."""
+
+def recommend(
+    lines: Any,
+    engagements: Any = None,
+    *,
+    k: int = 10,
+    member_id: str = "member_id",
+    sku: str = "sku",
+    category: str = "category",
+    qty: str = "qty",
+    kind: str = "kind",
+    purchase_weight: _PurchaseWeight = "binary",
+    engagement_weights: _Weights = None,
+    neighbours: int = 20,
+    exclude_bought: bool = True,
+    one_per_category: bool = False,
+    power: int = 2,
+    threads: int = 0,
+) -> Any:
+    """Fit a Recommender and return the top ``k`` of every member as a frame."""
