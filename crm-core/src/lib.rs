@@ -10,6 +10,7 @@
 
 pub mod analytics;
 pub mod command;
+pub mod coupon;
 pub mod engine;
 pub mod error;
 pub mod facts;

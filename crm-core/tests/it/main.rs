@@ -64,6 +64,7 @@ macro_rules! delegate_store {
 
 mod analytics;
 mod conformance;
+mod coupon;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod durability;
 mod engine;

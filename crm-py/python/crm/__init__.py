@@ -142,6 +142,8 @@ summary = _forward(_ext.summary)
 fit_bgnbd = _forward(_ext.fit_bgnbd)
 fit_gamma_gamma = _forward(_ext.fit_gamma_gamma)
 clv = _forward(_ext.clv)
+generate_coupon_codes = _forward(_ext.generate_coupon_codes)
+check_coupon_code = _forward(_ext.check_coupon_code)
 
 __all__ += [
     "RuleError",
@@ -153,4 +155,6 @@ __all__ += [
     "fit_bgnbd",
     "fit_gamma_gamma",
     "clv",
+    "generate_coupon_codes",
+    "check_coupon_code",
 ]
