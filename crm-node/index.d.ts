@@ -232,6 +232,16 @@ export interface RecordEngagementOptions extends CommandOptions {
   reference?: string
 }
 
+export interface IssueCouponOptions extends CommandOptions {
+  /** Pay the template's points price in the same atomic command. */
+  forPoints?: boolean
+  reason?: string
+}
+
+export interface RevokeCouponOptions extends CommandOptions {
+  reason: string
+}
+
 export interface RunDueOptions {
   /** Default `run_due:<now>`: running again for the same `now` changes nothing. */
   idempotencyKey?: string
@@ -465,7 +475,45 @@ export interface TierOutcome {
   until: Timestamp
 }
 
+/** A coupon handed to a member ({@link Engine.issueCoupon}). */
+export interface CouponIssuedOutcome {
+  type: 'coupon_issued'
+  memberId: string
+  code: string
+  template: string
+  validFrom: Timestamp
+  expiresAt: Timestamp
+  /** Points paid (exchanged for points), else 0. */
+  points: number
+  redemptionId?: string
+}
+
+/** A coupon used on an order ({@link Engine.redeemCoupon}). */
+export interface CouponRedeemedOutcome {
+  type: 'coupon_redeemed'
+  memberId: string
+  code: string
+  template: string
+  orderId: string
+  /** Money off the order. */
+  discount: string
+  /** What it costs the shop (the discount, or a free-shipping or gift value). */
+  cost: string
+}
+
+/** A coupon withdrawn ({@link Engine.revokeCoupon}). */
+export interface CouponRevokedOutcome {
+  type: 'coupon_revoked'
+  memberId: string
+  code: string
+  /** Points given back. */
+  points: number
+}
+
 export type Outcome =
+  | CouponIssuedOutcome
+  | CouponRedeemedOutcome
+  | CouponRevokedOutcome
   | MemberOutcome
   | OrderOutcome
   | RefundOutcome
@@ -1335,6 +1383,55 @@ export interface RuleOptions {
   tierLadder?: string[]
 }
 
+// ----- coupons --------------------------------------------------------------------
+
+export type CouponBenefit =
+  | { type: 'fixed_amount'; amount: string }
+  | { type: 'percentage'; percent: string; cap?: string }
+  | { type: 'free_shipping'; value: string }
+  | { type: 'gift'; sku: string; value: string }
+
+/** A coupon a member holds ({@link Engine.coupons}). */
+export interface Coupon {
+  code: string
+  template: string
+  status: 'issued' | 'redeemed' | 'expired' | 'revoked'
+  issuedAt: Timestamp
+  validFrom: Timestamp
+  expiresAt: Timestamp
+  redemptionId?: string
+  reason?: string
+  redeemed?: { orderId: string; at: Timestamp; discount: string }
+  revoked?: { at: Timestamp; reason: string }
+  /** Times it came back from a refunded or cancelled order. */
+  returned?: number
+}
+
+/** A cart at checkout ({@link Engine.quote}). */
+export interface Cart {
+  amount: MoneyInput
+  channel?: string
+  items?: { sku: string; category?: string; qty: number; price: MoneyInput }[]
+}
+
+/** What checkout can offer ({@link Engine.quote}). */
+export interface Quote {
+  /** Applicable coupons, best first (largest discount, soonest expiry, code). */
+  coupons: { code: string; template: string; discount: string; benefit: CouponBenefit; expiresAt: Timestamp }[]
+  notApplicable: { code: string; template: string; reason: string }[]
+  best: string | null
+  amountAfterCoupon: string
+  points: { pointType: string; available: number; maxPoints: number; value: string } | null
+}
+
+/** What {@link Engine.issueCouponsToSegment} did. */
+export interface BatchIssue {
+  /** `[memberId, code]` per coupon issued (or found issued by an earlier run). */
+  issued: [string, string][]
+  /** Members over the template's per-member limit. */
+  skipped: number
+}
+
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
  * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
@@ -1501,6 +1598,52 @@ export declare class Engine {
   recordEngagement(memberId: string, kind: EngagementKind, options: RecordEngagementOptions): Promise<MemberOutcome>
   /** Synchronous {@link Engine.recordEngagement}. */
   recordEngagementSync(memberId: string, kind: EngagementKind, options: RecordEngagementOptions): MemberOutcome
+  /**
+   * Issue a coupon of the programme's template to a member under a fresh
+   * code from the operating system's random source; with `forPoints` the
+   * template's points price is redeemed in the same atomic command.
+   * Default idempotency key `coupon:<code>`; a retry under the same
+   * `idempotencyKey` returns the first coupon.
+   */
+  issueCoupon(memberId: string, template: string, options: IssueCouponOptions): Promise<CouponIssuedOutcome>
+  /** Synchronous {@link Engine.issueCoupon}. */
+  issueCouponSync(memberId: string, template: string, options: IssueCouponOptions): CouponIssuedOutcome
+  /**
+   * Use a member's coupon (as typed: case, spaces and dashes do not matter)
+   * on one of their recorded orders: checks validity, channel, categories
+   * and minimum spend, computes the discount. One coupon per order; the
+   * same coupon on the same order again returns the first result.
+   * Default idempotency key `coupon_order:<orderId>`.
+   */
+  redeemCoupon(memberId: string, code: string, orderId: string, options: CommandOptions): Promise<CouponRedeemedOutcome>
+  /** Synchronous {@link Engine.redeemCoupon}. */
+  redeemCouponSync(memberId: string, code: string, orderId: string, options: CommandOptions): CouponRedeemedOutcome
+  /** Withdraw an unused coupon; points paid for it go back to the member. */
+  revokeCoupon(memberId: string, code: string, options: RevokeCouponOptions): Promise<CouponRevokedOutcome>
+  /** Synchronous {@link Engine.revokeCoupon}. */
+  revokeCouponSync(memberId: string, code: string, options: RevokeCouponOptions): CouponRevokedOutcome
+  /**
+   * The member's coupons with their status at `now` (default: the host's
+   * clock), soonest expiry first.
+   */
+  coupons(memberId: string, options?: { now?: Instant }): Promise<Coupon[]>
+  /** Synchronous {@link Engine.coupons}. */
+  couponsSync(memberId: string, options?: { now?: Instant }): Coupon[]
+  /**
+   * What checkout can offer for a cart: the coupons that apply (best first)
+   * and why the others do not, and the points payable on what is left
+   * after the best coupon (the programme's share at `valuePerPoint`).
+   */
+  quote(memberId: string, cart: Cart, options?: { now?: Instant }): Promise<Quote>
+  /** Synchronous {@link Engine.quote}. */
+  quoteSync(memberId: string, cart: Cart, options?: { now?: Instant }): Quote
+  /**
+   * One coupon of `template` to every member matching `rule` at `now`; each
+   * member's issue is keyed by `batch`, so a re-run issues nothing twice.
+   */
+  issueCouponsToSegment(batch: string, rule: string | Rule | RuleJson, template: string, options: { now: Instant }): Promise<BatchIssue>
+  /** Synchronous {@link Engine.issueCouponsToSegment}. */
+  issueCouponsToSegmentSync(batch: string, rule: string | Rule | RuleJson, template: string, options: { now: Instant }): BatchIssue
   /** The stored member record (merged and erased members included). */
   member(memberId: string): Promise<Member>
   /** Synchronous {@link Engine.member}. */
@@ -1789,6 +1932,13 @@ export interface BgNbdFit {
 }
 
 /**
+ * A code as typed (any case, spaces and dashes ignored) in its canonical
+ * form; throws a `validation_error` (field `code`) when a character or the
+ * check character is wrong.
+ */
+export declare function checkCouponCode(code: string): string
+
+/**
  * Customer lifetime value of every summary row: the BG/NBD expected
  * purchases month by month, valued at the Gamma-Gamma expected mean spend,
  * discounted monthly (`crm_core::analytics::clv`). Options: `period` (the
@@ -1864,6 +2014,12 @@ export interface GammaGammaFit {
   /** True when the optimiser's gradient vanished to its tolerance. */
   converged: boolean
 }
+
+/**
+ * `n` distinct coupon codes from the operating system's random source: 12
+ * characters without look-alikes (no 0, O, 1, I, L) and a check character.
+ */
+export declare function generateCouponCodes(n: number): Array<string>
 
 /**
  * True when `value` is an error thrown by this library (an `Error` with a

@@ -122,6 +122,33 @@ pub enum Command {
         #[serde(default)]
         reference: Option<String>,
     },
+    /// Hand a coupon of `template` to a member under `code` (see
+    /// [`crate::coupon::generate_codes`]; `Engine::issue_coupon` makes one).
+    /// With `for_points`, the template's points price is redeemed in the same
+    /// atomic command.
+    IssueCoupon {
+        member_id: MemberId,
+        template: String,
+        code: String,
+        #[serde(default)]
+        for_points: bool,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Use a member's coupon on one of their recorded orders. One coupon per
+    /// order: the same coupon again returns the first result, another one is
+    /// refused.
+    RedeemCoupon {
+        member_id: MemberId,
+        code: String,
+        order_id: String,
+    },
+    /// Withdraw an unused coupon; points paid for it go back to the member.
+    RevokeCoupon {
+        member_id: MemberId,
+        code: String,
+        reason: String,
+    },
 }
 
 impl Command {
@@ -156,6 +183,9 @@ impl Command {
             Command::SetConsent { .. } => content("consent"),
             Command::AssignTier { .. } => content("tier"),
             Command::RecordEngagement { .. } => content("engagement"),
+            Command::IssueCoupon { code, .. } => format!("coupon:{code}"),
+            Command::RedeemCoupon { order_id, .. } => format!("coupon_order:{order_id}"),
+            Command::RevokeCoupon { code, .. } => format!("coupon_revoke:{code}"),
             Command::Redeem { .. } | Command::ReverseRedemption { .. } | Command::Adjust { .. } => return None,
         })
     }
@@ -328,6 +358,34 @@ pub enum Outcome {
         member_id: MemberId,
         tier: String,
         until: DateTime<Utc>,
+    },
+    /// A coupon was issued (and paid for with `points`, when exchanged).
+    CouponIssued {
+        member_id: MemberId,
+        code: String,
+        template: String,
+        valid_from: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        #[serde(default)]
+        points: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        redemption_id: Option<String>,
+    },
+    /// A coupon was used on an order: `discount` off, costing the shop `cost`.
+    CouponRedeemed {
+        member_id: MemberId,
+        code: String,
+        template: String,
+        order_id: String,
+        discount: Decimal,
+        cost: Decimal,
+    },
+    /// A coupon was withdrawn; `points` went back to the member.
+    CouponRevoked {
+        member_id: MemberId,
+        code: String,
+        #[serde(default)]
+        points: i64,
     },
 }
 

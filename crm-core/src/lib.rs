@@ -11,6 +11,7 @@
 pub mod analytics;
 pub mod campaign;
 pub mod command;
+pub mod coupon;
 pub mod engine;
 pub mod error;
 pub mod facts;

@@ -80,6 +80,9 @@ pub struct Program {
     /// Triggered outreach.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outreach: Option<OutreachConfig>,
+    /// Coupon templates and checkout rules (优惠券); none: no coupons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupons: Option<crate::coupon::CouponConfig>,
 }
 
 fn default_currency() -> String {
@@ -482,6 +485,11 @@ impl Program {
         if let Some(o) = &self.outreach {
             o.validate(&type_ids, self.tiers.is_some())?;
         }
+        if let Some(c) = &self.coupons {
+            let spendable: BTreeSet<&str> =
+                self.point_types.iter().filter(|t| t.spendable).map(|t| t.id.as_str()).collect();
+            crate::coupon::validate(c, &spendable)?;
+        }
         Ok(())
     }
 
@@ -536,6 +544,7 @@ impl Program {
             tiers: None,
             lifecycle: None,
             outreach: None,
+            coupons: None,
         }
     }
 }

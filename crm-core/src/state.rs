@@ -229,6 +229,9 @@ pub struct MemberState {
     /// [`MemberState::next_due_at`], which stores index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake_at: Option<DateTime<Utc>>,
+    /// Coupons held, by code (redeemed, expired and revoked ones stay).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub coupons: BTreeMap<String, crate::coupon::Coupon>,
 }
 
 /// A change to a member. Events are facts: they are stored, never edited
@@ -404,6 +407,30 @@ pub enum Event {
         emitted: Vec<OutreachItem>,
         suppressed: Vec<Suppressed>,
     },
+    /// A coupon was handed to the member (bought with points when
+    /// `coupon.redemption_id` is set: the `PointsRedeemed` event precedes it).
+    CouponIssued {
+        at: DateTime<Utc>,
+        coupon: crate::coupon::Coupon,
+    },
+    /// The coupon was used on an order.
+    CouponRedeemed {
+        at: DateTime<Utc>,
+        code: String,
+        order_id: String,
+        discount: Decimal,
+    },
+    /// The order the coupon was used on was fully refunded or cancelled.
+    CouponReturned {
+        at: DateTime<Utc>,
+        code: String,
+        order_id: String,
+    },
+    CouponRevoked {
+        at: DateTime<Utc>,
+        code: String,
+        reason: String,
+    },
 }
 
 impl Event {
@@ -440,7 +467,11 @@ impl Event {
             | StageChanged { at, .. }
             | Engaged { at, .. }
             | SegmentChanged { at, .. }
-            | OutreachRun { at, .. } => *at,
+            | OutreachRun { at, .. }
+            | CouponIssued { at, .. }
+            | CouponRedeemed { at, .. }
+            | CouponReturned { at, .. }
+            | CouponRevoked { at, .. } => *at,
         }
     }
 
@@ -513,6 +544,7 @@ impl MemberState {
             outreach: Vec::new(),
             outreach_through: None,
             wake_at: None,
+            coupons: BTreeMap::new(),
         }
     }
 
@@ -888,6 +920,25 @@ impl MemberState {
                 let keep_from = *at - chrono::Duration::days(OUTREACH_MEMORY_DAYS);
                 self.outreach.retain(|s| s.due_at > keep_from);
             }
+            Event::CouponIssued { coupon, .. } => {
+                self.coupons.insert(coupon.code.clone(), coupon.clone());
+            }
+            Event::CouponRedeemed { at, code, order_id, discount } => {
+                if let Some(c) = self.coupons.get_mut(code) {
+                    c.redeemed = Some(crate::coupon::Use { order_id: order_id.clone(), at: *at, discount: *discount });
+                }
+            }
+            Event::CouponReturned { code, .. } => {
+                if let Some(c) = self.coupons.get_mut(code) {
+                    c.redeemed = None;
+                    c.returned += 1;
+                }
+            }
+            Event::CouponRevoked { at, code, reason } => {
+                if let Some(c) = self.coupons.get_mut(code) {
+                    c.revoked = Some(crate::coupon::Revocation { at: *at, reason: reason.clone() });
+                }
+            }
         }
     }
 
@@ -919,6 +970,9 @@ impl MemberState {
         }
         for (k, v) in &other.redemptions {
             self.redemptions.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (k, v) in &other.coupons {
+            self.coupons.entry(k.clone()).or_insert_with(|| v.clone());
         }
         self.identities.extend(other.identities.iter().cloned());
         self.tags.extend(other.tags.iter().cloned());

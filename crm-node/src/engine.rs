@@ -535,6 +535,71 @@ impl Engine {
         submit(o.key()?, cmd, o.now()?)
     }
 
+    fn b_issue_coupon(&self, member: Unknown, template: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let id = member_id(member)?;
+        let template = string(template, "template")?;
+        let for_points = o.get("forPoints")?.map(|v| boolean(v, "for_points")).transpose()?.unwrap_or(false);
+        let reason = o.string("reason", "reason")?;
+        let (key, now) = (o.key()?, o.now()?);
+        Ok(Box::new(move |e: &CoreEngine| {
+            to_json(e.issue_coupon(key.as_deref(), &id, &template, for_points, reason, now))
+        }))
+    }
+
+    fn b_redeem_coupon(
+        &self,
+        member: Unknown,
+        code: Unknown,
+        order: Unknown,
+        options: Option<Unknown>,
+    ) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = Command::RedeemCoupon {
+            member_id: member_id(member)?,
+            code: string(code, "code")?,
+            order_id: string(order, "order_id")?,
+        };
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_revoke_coupon(&self, member: Unknown, code: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = Command::RevokeCoupon {
+            member_id: member_id(member)?,
+            code: string(code, "code")?,
+            reason: o.req_string("reason", "reason")?,
+        };
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_coupons(&self, member: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let id = member_id(member)?;
+        let now = Opts::new(options)?.at_or_now("now")?;
+        query(move |e| e.coupons(&id, now))
+    }
+
+    fn b_quote(&self, member: Unknown, cart: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let id = member_id(member)?;
+        let cart: crm_core::coupon::Cart = decode("cart", self.reader().read(cart, "cart", Mode::Fields)?)?;
+        let now = Opts::new(options)?.at_or_now("now")?;
+        query(move |e| e.quote(&id, &cart, now))
+    }
+
+    fn b_issue_coupons_to_segment(
+        &self,
+        batch: Unknown,
+        rule: Unknown,
+        template: Unknown,
+        options: Option<Unknown>,
+    ) -> BResult<Work> {
+        let batch = string(batch, "batch")?;
+        let rule = crate::analytics::rule_arg(rule, "rule")?;
+        let template = string(template, "template")?;
+        let now = Opts::new(options)?.now()?;
+        query(move |e| e.issue_coupons_to_segment(&batch, &rule, &template, now))
+    }
+
     fn b_tier(&self, member: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let id = member_id(member)?;
         let at = Opts::new(options)?.at_or_now("at")?;
@@ -1417,6 +1482,190 @@ impl Engine {
         options: Option<Unknown>,
     ) -> napi::Result<Js> {
         self.run(&env, self.b_record_engagement(member_id, kind, options))
+    }
+
+    // ----- coupons ---------------------------------------------------------
+
+    /// Issue a coupon of the programme's template to a member under a fresh
+    /// code from the operating system's random source; with `forPoints` the
+    /// template's points price is redeemed in the same atomic command.
+    /// Default idempotency key `coupon:<code>`; a retry under the same
+    /// `idempotencyKey` returns the first coupon.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, template: string, options: IssueCouponOptions",
+        ts_return_type = "Promise<CouponIssuedOutcome>"
+    )]
+    pub fn issue_coupon(
+        &self,
+        member_id: Unknown,
+        template: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_issue_coupon(member_id, template, options))
+    }
+
+    /// Synchronous {@link Engine.issueCoupon}.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, template: string, options: IssueCouponOptions",
+        ts_return_type = "CouponIssuedOutcome"
+    )]
+    pub fn issue_coupon_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        template: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_issue_coupon(member_id, template, options))
+    }
+
+    /// Use a member's coupon (as typed: case, spaces and dashes do not matter)
+    /// on one of their recorded orders: checks validity, channel, categories
+    /// and minimum spend, computes the discount. One coupon per order; the
+    /// same coupon on the same order again returns the first result.
+    /// Default idempotency key `coupon_order:<orderId>`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, code: string, orderId: string, options: CommandOptions",
+        ts_return_type = "Promise<CouponRedeemedOutcome>"
+    )]
+    pub fn redeem_coupon(
+        &self,
+        member_id: Unknown,
+        code: Unknown,
+        order_id: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_redeem_coupon(member_id, code, order_id, options))
+    }
+
+    /// Synchronous {@link Engine.redeemCoupon}.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, code: string, orderId: string, options: CommandOptions",
+        ts_return_type = "CouponRedeemedOutcome"
+    )]
+    pub fn redeem_coupon_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        code: Unknown,
+        order_id: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_redeem_coupon(member_id, code, order_id, options))
+    }
+
+    /// Withdraw an unused coupon; points paid for it go back to the member.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, code: string, options: RevokeCouponOptions",
+        ts_return_type = "Promise<CouponRevokedOutcome>"
+    )]
+    pub fn revoke_coupon(
+        &self,
+        member_id: Unknown,
+        code: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_revoke_coupon(member_id, code, options))
+    }
+
+    /// Synchronous {@link Engine.revokeCoupon}.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, code: string, options: RevokeCouponOptions",
+        ts_return_type = "CouponRevokedOutcome"
+    )]
+    pub fn revoke_coupon_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        code: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_revoke_coupon(member_id, code, options))
+    }
+
+    /// The member's coupons with their status at `now` (default: the host's
+    /// clock), soonest expiry first.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, options?: { now?: Instant }",
+        ts_return_type = "Promise<Coupon[]>"
+    )]
+    pub fn coupons(&self, member_id: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_coupons(member_id, options))
+    }
+
+    /// Synchronous {@link Engine.coupons}.
+    #[napi(catch_unwind, ts_args_type = "memberId: string, options?: { now?: Instant }", ts_return_type = "Coupon[]")]
+    pub fn coupons_sync(&self, env: Env, member_id: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
+        self.run(&env, self.b_coupons(member_id, options))
+    }
+
+    /// What checkout can offer for a cart: the coupons that apply (best first)
+    /// and why the others do not, and the points payable on what is left
+    /// after the best coupon (the programme's share at `valuePerPoint`).
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, cart: Cart, options?: { now?: Instant }",
+        ts_return_type = "Promise<Quote>"
+    )]
+    pub fn quote(&self, member_id: Unknown, cart: Unknown, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_quote(member_id, cart, options))
+    }
+
+    /// Synchronous {@link Engine.quote}.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, cart: Cart, options?: { now?: Instant }",
+        ts_return_type = "Quote"
+    )]
+    pub fn quote_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        cart: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_quote(member_id, cart, options))
+    }
+
+    /// One coupon of `template` to every member matching `rule` at `now`; each
+    /// member's issue is keyed by `batch`, so a re-run issues nothing twice.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "batch: string, rule: string | Rule | RuleJson, template: string, options: { now: Instant }",
+        ts_return_type = "Promise<BatchIssue>"
+    )]
+    pub fn issue_coupons_to_segment(
+        &self,
+        batch: Unknown,
+        rule: Unknown,
+        template: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_issue_coupons_to_segment(batch, rule, template, options))
+    }
+
+    /// Synchronous {@link Engine.issueCouponsToSegment}.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "batch: string, rule: string | Rule | RuleJson, template: string, options: { now: Instant }",
+        ts_return_type = "BatchIssue"
+    )]
+    pub fn issue_coupons_to_segment_sync(
+        &self,
+        env: Env,
+        batch: Unknown,
+        rule: Unknown,
+        template: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_issue_coupons_to_segment(batch, rule, template, options))
     }
 
     // ----- queries ---------------------------------------------------------

@@ -56,3 +56,18 @@ pub fn is_crm_error(value: Unknown<'_>) -> bool {
     }
     check(value).unwrap_or(false)
 }
+
+/// `n` distinct coupon codes from the operating system's random source: 12
+/// characters without look-alikes (no 0, O, 1, I, L) and a check character.
+#[napi(catch_unwind)]
+pub fn generate_coupon_codes(env: napi::Env, n: u32) -> napi::Result<Vec<String>> {
+    crm_core::coupon::generate_codes(n as usize).map_err(|e| errors::into_napi(&env, errors::Fail::from(e)))
+}
+
+/// A code as typed (any case, spaces and dashes ignored) in its canonical
+/// form; throws a `validation_error` (field `code`) when a character or the
+/// check character is wrong.
+#[napi(catch_unwind)]
+pub fn check_coupon_code(env: napi::Env, code: String) -> napi::Result<String> {
+    crm_core::coupon::check_code(&code).map_err(|e| errors::into_napi(&env, errors::Fail::from(e)))
+}

@@ -163,6 +163,10 @@ const COMMANDS = {
     c.kind,
     { ...o, at: c.at, sku: c.sku, reference: c.reference },
   ],
+  // The scenario fixes the code; the native `issueCoupon` draws a random one.
+  issue_coupon: (c, o) => ['execute', o.idempotencyKey, c, o.now],
+  redeem_coupon: (c, o) => ['redeemCoupon', c.member_id, c.code, c.order_id, o],
+  revoke_coupon: (c, o) => ['revokeCoupon', c.member_id, c.code, { ...o, reason: c.reason }],
 }
 
 const QUERIES = {
@@ -186,6 +190,8 @@ const QUERIES = {
   refresh_segment: (q, now) => ['refreshSegment', q.segment, { at: q.at ?? now }],
   campaign_members: (q) => ['campaignMembers', camelize(q.campaign)],
   campaign_report: (q, now) => ['campaignReport', camelize(q.campaign), { at: q.at ?? now }],
+  coupons: (q, now) => ['coupons', q.member_id, { now: q.at ?? now }],
+  quote: (q, now) => ['quote', q.member_id, camelize(q.cart), { now: q.at ?? now }],
 }
 
 /** Queries whose result is a map keyed by data (tier ids, stages): keys unchanged. */

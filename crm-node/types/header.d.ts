@@ -232,6 +232,16 @@ export interface RecordEngagementOptions extends CommandOptions {
   reference?: string
 }
 
+export interface IssueCouponOptions extends CommandOptions {
+  /** Pay the template's points price in the same atomic command. */
+  forPoints?: boolean
+  reason?: string
+}
+
+export interface RevokeCouponOptions extends CommandOptions {
+  reason: string
+}
+
 export interface RunDueOptions {
   /** Default `run_due:<now>`: running again for the same `now` changes nothing. */
   idempotencyKey?: string
@@ -465,7 +475,45 @@ export interface TierOutcome {
   until: Timestamp
 }
 
+/** A coupon handed to a member ({@link Engine.issueCoupon}). */
+export interface CouponIssuedOutcome {
+  type: 'coupon_issued'
+  memberId: string
+  code: string
+  template: string
+  validFrom: Timestamp
+  expiresAt: Timestamp
+  /** Points paid (exchanged for points), else 0. */
+  points: number
+  redemptionId?: string
+}
+
+/** A coupon used on an order ({@link Engine.redeemCoupon}). */
+export interface CouponRedeemedOutcome {
+  type: 'coupon_redeemed'
+  memberId: string
+  code: string
+  template: string
+  orderId: string
+  /** Money off the order. */
+  discount: string
+  /** What it costs the shop (the discount, or a free-shipping or gift value). */
+  cost: string
+}
+
+/** A coupon withdrawn ({@link Engine.revokeCoupon}). */
+export interface CouponRevokedOutcome {
+  type: 'coupon_revoked'
+  memberId: string
+  code: string
+  /** Points given back. */
+  points: number
+}
+
 export type Outcome =
+  | CouponIssuedOutcome
+  | CouponRedeemedOutcome
+  | CouponRevokedOutcome
   | MemberOutcome
   | OrderOutcome
   | RefundOutcome
@@ -1333,4 +1381,53 @@ export type RuleColumns = Record<string, ArrayLike<unknown>>
 export interface RuleOptions {
   /** The programme's tiers, lowest first, for ordered tier comparisons (`tier >= "gold"`). */
   tierLadder?: string[]
+}
+
+// ----- coupons --------------------------------------------------------------------
+
+export type CouponBenefit =
+  | { type: 'fixed_amount'; amount: string }
+  | { type: 'percentage'; percent: string; cap?: string }
+  | { type: 'free_shipping'; value: string }
+  | { type: 'gift'; sku: string; value: string }
+
+/** A coupon a member holds ({@link Engine.coupons}). */
+export interface Coupon {
+  code: string
+  template: string
+  status: 'issued' | 'redeemed' | 'expired' | 'revoked'
+  issuedAt: Timestamp
+  validFrom: Timestamp
+  expiresAt: Timestamp
+  redemptionId?: string
+  reason?: string
+  redeemed?: { orderId: string; at: Timestamp; discount: string }
+  revoked?: { at: Timestamp; reason: string }
+  /** Times it came back from a refunded or cancelled order. */
+  returned?: number
+}
+
+/** A cart at checkout ({@link Engine.quote}). */
+export interface Cart {
+  amount: MoneyInput
+  channel?: string
+  items?: { sku: string; category?: string; qty: number; price: MoneyInput }[]
+}
+
+/** What checkout can offer ({@link Engine.quote}). */
+export interface Quote {
+  /** Applicable coupons, best first (largest discount, soonest expiry, code). */
+  coupons: { code: string; template: string; discount: string; benefit: CouponBenefit; expiresAt: Timestamp }[]
+  notApplicable: { code: string; template: string; reason: string }[]
+  best: string | null
+  amountAfterCoupon: string
+  points: { pointType: string; available: number; maxPoints: number; value: string } | null
+}
+
+/** What {@link Engine.issueCouponsToSegment} did. */
+export interface BatchIssue {
+  /** `[memberId, code]` per coupon issued (or found issued by an earlier run). */
+  issued: [string, string][]
+  /** Members over the template's per-member limit. */
+  skipped: number
 }

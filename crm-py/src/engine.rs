@@ -766,6 +766,152 @@ impl PyEngine {
         self.submit(py, idempotency_key, command, now)
     }
 
+    // ----- coupons --------------------------------------------------------
+
+    /// Issue a coupon of the programme's template `template` to the member,
+    /// under a fresh code from the operating system's random source. With
+    /// `for_points=True` the template's points price is redeemed in the same
+    /// atomic command (`InsufficientPointsError` when short). Outcome type
+    /// `coupon_issued` (`.code`, `.template`, `.valid_from`, `.expires_at`,
+    /// `.points`, `.redemption_id`). Default key `coupon:<code>`; a retry under
+    /// the same `idempotency_key` returns the first coupon.
+    #[pyo3(signature = (member_id, template, *, now, for_points=false, reason=None, idempotency_key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn issue_coupon(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        template: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        for_points: bool,
+        reason: Option<&Bound<'_, PyAny>>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let id = self::member_id(member_id, "member_id")?;
+        let template = string(template, "template")?;
+        let reason = opt_string(reason, "reason")?;
+        let key = opt_string(idempotency_key, "idempotency_key")?;
+        let now = datetime(now, "now")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.issue_coupon(key.as_deref(), &id, &template, for_points, reason, now))
+            .map(PyOutcome::new)
+    }
+
+    /// Use the member's coupon `code` (as typed: case, spaces and dashes do
+    /// not matter) on their recorded order `order_id`: checks validity,
+    /// channel, categories and minimum spend, and computes the discount.
+    /// One coupon per order; the same coupon on the same order again returns
+    /// the first result. Outcome type `coupon_redeemed` (`.discount`, `.cost`
+    /// as `Decimal`). Default key `coupon_order:<order_id>`.
+    #[pyo3(signature = (member_id, code, order_id, *, now, idempotency_key=None))]
+    fn redeem_coupon(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        code: &Bound<'_, PyAny>,
+        order_id: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let command = Command::RedeemCoupon {
+            member_id: self::member_id(member_id, "member_id")?,
+            code: string(code, "code")?,
+            order_id: string(order_id, "order_id")?,
+        };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    /// Withdraw an unused coupon; points paid for it go back to the member.
+    /// Outcome type `coupon_revoked` (`.points` returned).
+    #[pyo3(signature = (member_id, code, *, reason, now, idempotency_key=None))]
+    fn revoke_coupon(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        code: &Bound<'_, PyAny>,
+        reason: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let command = Command::RevokeCoupon {
+            member_id: self::member_id(member_id, "member_id")?,
+            code: string(code, "code")?,
+            reason: string(reason, "reason")?,
+        };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    /// The member's coupons, soonest expiry first: dicts with `code`,
+    /// `template`, `status` (`"issued"`, `"redeemed"`, `"expired"`,
+    /// `"revoked"` at `now`), `issued_at`, `valid_from`, `expires_at`, and
+    /// `redeemed` (`order_id`, `at`, `discount`) / `revoked` when so.
+    #[pyo3(signature = (member_id, *, now))]
+    fn coupons<'py>(
+        &self,
+        py: Python<'py>,
+        member_id: &Bound<'py, PyAny>,
+        now: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = self::member_id(member_id, "member_id")?;
+        let now = datetime(now, "now")?;
+        let engine = self.inner.clone();
+        let list = detached(py, move || engine.coupons(&id, now))?;
+        let value = serde_json::to_value(&list).map_err(|e| crate::errors::internal(py, e))?;
+        report_to_py(py, None, &value)
+    }
+
+    /// What checkout can offer for `cart` (a dict: `amount`, optional
+    /// `channel`, optional `items` with `sku`, `category`, `qty`, `price`):
+    /// `coupons` that apply, best first (`code`, `template`, `discount`,
+    /// `benefit`, `expires_at`), `not_applicable` with the reason, `best`
+    /// (a code or None), `amount_after_coupon`, and `points` (`point_type`,
+    /// `available`, `max_points`, `value`): at most the programme's share of
+    /// the amount after the coupon, at `value_per_point`.
+    #[pyo3(signature = (member_id, cart, *, now))]
+    fn quote<'py>(
+        &self,
+        py: Python<'py>,
+        member_id: &Bound<'py, PyAny>,
+        cart: &Bound<'py, PyAny>,
+        now: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = self::member_id(member_id, "member_id")?;
+        let cart: crm_core::coupon::Cart =
+            crate::convert::from_json(py, crate::convert::to_json(cart, "cart")?, "cart")?;
+        let now = datetime(now, "now")?;
+        let engine = self.inner.clone();
+        let quote = detached(py, move || engine.quote(&id, &cart, now))?;
+        let value = serde_json::to_value(&quote).map_err(|e| crate::errors::internal(py, e))?;
+        report_to_py(py, None, &value)
+    }
+
+    /// Issue one coupon of `template` to every member matching `rule` at
+    /// `now`. Each member's issue is keyed by `batch` and the member, so a
+    /// re-run of the same batch issues nothing twice. Returns `{"issued":
+    /// [(member_id, code), ...], "skipped": n}` (skipped: over the template's
+    /// per-member limit).
+    #[pyo3(signature = (batch, rule, template, *, now))]
+    fn issue_coupons_to_segment<'py>(
+        &self,
+        py: Python<'py>,
+        batch: &Bound<'py, PyAny>,
+        rule: &Bound<'py, PyAny>,
+        template: &Bound<'py, PyAny>,
+        now: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let batch = string(batch, "batch")?;
+        let rule = crate::analytics::rule_arg(rule, "rule")?;
+        let template = string(template, "template")?;
+        let now = datetime(now, "now")?;
+        let engine = self.inner.clone();
+        let done = detached(py, move || engine.issue_coupons_to_segment(&batch, &rule, &template, now))?;
+        let d = PyDict::new(py);
+        let issued: Vec<(String, String)> = done.issued.into_iter().map(|(m, c)| (m.0, c)).collect();
+        d.set_item("issued", issued)?;
+        d.set_item("skipped", done.skipped)?;
+        Ok(d)
+    }
+
     // ----- tiers ----------------------------------------------------------
 
     /// Put a member in tier `tier` by hand until `until` (after `now`); then
@@ -1429,7 +1575,7 @@ impl StatementIterator {
 /// A report's JSON as plain Python values, with money and rates as
 /// `Decimal` and `at` as a datetime (the keys say which strings are which).
 pub(crate) fn report_to_py<'py>(py: Python<'py>, key: Option<&str>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
-    const DECIMALS: [&str; 8] = [
+    const DECIMALS: [&str; 14] = [
         "value",
         "breakage_rate",
         "breakage_value",
@@ -1438,10 +1584,17 @@ pub(crate) fn report_to_py<'py>(py: Python<'py>, key: Option<&str>, v: &Value) -
         "repurchase_rate",
         "rates",
         "active_share",
+        "discount",
+        "amount_after_coupon",
+        "amount",
+        "percent",
+        "cap",
+        "min_spend",
     ];
+    // `from`/`to`: the stage-flow window of the report page; the others: coupons.
+    const TIMES: [&str; 6] = ["at", "from", "to", "issued_at", "valid_from", "expires_at"];
     match v {
-        // `from`/`to`: the stage-flow window of the report page.
-        Value::String(s) if matches!(key, Some("at" | "from" | "to")) => {
+        Value::String(s) if key.is_some_and(|k| TIMES.contains(&k)) => {
             let t: DateTime<Utc> = s.parse().map_err(|e| crate::errors::internal(py, e))?;
             convert::time_to_py(py, &t)
         }

@@ -61,5 +61,22 @@ fn _crm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(whatif::compare_programmes, m)?)?;
     m.add_class::<frames::PyImportResult>()?;
     m.add_class::<frames::PyRejectedRow>()?;
+    m.add_function(wrap_pyfunction!(generate_coupon_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(check_coupon_code, m)?)?;
     Ok(())
+}
+
+/// `n` distinct coupon codes from the operating system's random source:
+/// 12 characters without look-alikes (no 0, O, 1, I, L) and a check character.
+#[pyfunction]
+fn generate_coupon_codes(py: Python<'_>, n: usize) -> PyResult<Vec<String>> {
+    errors::detached(py, move || crm_core::coupon::generate_codes(n))
+}
+
+/// A code as typed (any case, spaces and dashes ignored) in its canonical
+/// form; `ValidationError` (field `code`) when a character or the check
+/// character is wrong.
+#[pyfunction]
+fn check_coupon_code(py: Python<'_>, code: &str) -> PyResult<String> {
+    crm_core::coupon::check_code(code).map_err(|e| errors::to_py(py, &e))
 }

@@ -242,7 +242,7 @@ impl PyOutcome {
 
     fn field<'py>(&self, py: Python<'py>, name: &str, v: &Value) -> PyResult<Bound<'py, PyAny>> {
         match (name, v) {
-            ("amount", Value::String(s)) => match s.parse::<rust_decimal::Decimal>() {
+            ("amount" | "discount" | "cost", Value::String(s)) => match s.parse::<rust_decimal::Decimal>() {
                 Ok(d) => decimal_to_py(py, &d),
                 Err(_) => json_to_py(py, v),
             },
@@ -256,10 +256,12 @@ impl PyOutcome {
                 }
                 Ok(list.into_any())
             }
-            ("until", Value::String(s)) => match chrono::DateTime::parse_from_rfc3339(s) {
-                Ok(t) => time_to_py(py, &t.with_timezone(&chrono::Utc)),
-                Err(_) => json_to_py(py, v),
-            },
+            ("until" | "valid_from" | "expires_at", Value::String(s)) => {
+                match chrono::DateTime::parse_from_rfc3339(s) {
+                    Ok(t) => time_to_py(py, &t.with_timezone(&chrono::Utc)),
+                    Err(_) => json_to_py(py, v),
+                }
+            }
             ("outreach", Value::Array(a)) => {
                 let list = PyList::empty(py);
                 for item in a {

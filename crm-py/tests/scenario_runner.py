@@ -197,6 +197,19 @@ def _record_engagement(e: crm.Engine, c: Command, key: str, now: dt.datetime) ->
     )
 
 
+def _issue_coupon(e: crm.Engine, c: Command, key: str, now: dt.datetime) -> crm.Outcome:
+    # The scenario fixes the code; the native `issue_coupon` draws a random one.
+    return e.execute(key, c, now)
+
+
+def _redeem_coupon(e: crm.Engine, c: Command, key: str, now: dt.datetime) -> crm.Outcome:
+    return e.redeem_coupon(c["member_id"], c["code"], c["order_id"], now=now, idempotency_key=key)
+
+
+def _revoke_coupon(e: crm.Engine, c: Command, key: str, now: dt.datetime) -> crm.Outcome:
+    return e.revoke_coupon(c["member_id"], c["code"], reason=c["reason"], now=now, idempotency_key=key)
+
+
 COMMANDS: Dict[str, Callable[[crm.Engine, Command, str, dt.datetime], crm.Outcome]] = {
     "create_member": _create_member,
     "update_profile": _update_profile,
@@ -217,6 +230,9 @@ COMMANDS: Dict[str, Callable[[crm.Engine, Command, str, dt.datetime], crm.Outcom
     "run_due": _run_due,
     "assign_tier": _assign_tier,
     "record_engagement": _record_engagement,
+    "issue_coupon": _issue_coupon,
+    "redeem_coupon": _redeem_coupon,
+    "revoke_coupon": _revoke_coupon,
 }
 
 
@@ -270,6 +286,10 @@ def run_query(e: crm.Engine, q: Dict[str, Any], now: dt.datetime) -> Any:
         return e.campaign_members(campaign_values(q["campaign"]))
     if kind == "campaign_report":
         return e.campaign_report(campaign_values(q["campaign"]), at=at).to_dict()
+    if kind == "coupons":
+        return _plain(e.coupons(q["member_id"], now=at))
+    if kind == "quote":
+        return _plain(e.quote(q["member_id"], q["cart"], now=at))
     raise AssertionError(f"unknown query type {kind!r}")
 
 
@@ -294,6 +314,8 @@ QUERIES = (
     "refresh_segment",
     "campaign_members",
     "campaign_report",
+    "coupons",
+    "quote",
 )
 
 

@@ -55,12 +55,14 @@ use crate::store::{Commit, CommitError, MemberWrite, Receipt, Store, Versioned};
 use crate::time::{add_local_days, local_date};
 
 mod campaigns;
+mod coupons;
 mod journey;
 mod reports;
 mod segments;
 mod views;
 
 pub use campaigns::{CampaignReport, CostBreakdown};
+pub use coupons::BatchIssue;
 pub use reports::{ChannelGroup, ChannelSplit, CohortRow, ExpiringBucket, LiabilityReport, Report};
 pub use segments::MemberFields;
 pub use views::{StageView, TransitionMatrix};
@@ -423,8 +425,16 @@ impl<'a, S: Store> Tx<'a, S> {
                 Ok((Outcome::Member { member_id: id.clone() }, Some(id)))
             }
             Command::RecordOrder { order } => self.record_order(order),
-            Command::SetOrderStatus { order_id, status, at } => self.set_order_status(order_id, *status, *at),
-            Command::RecordRefund { refund } => self.refund(refund),
+            Command::SetOrderStatus { order_id, status, at } => {
+                let done = self.set_order_status(order_id, *status, *at)?;
+                self.return_coupon(&done.1, order_id);
+                Ok(done)
+            }
+            Command::RecordRefund { refund } => {
+                let done = self.refund(refund)?;
+                self.return_coupon(&done.1, &refund.order_id);
+                Ok(done)
+            }
             Command::RecordAction { member_id, action, reference } => {
                 check_ref(reference, "reference")?;
                 let id = self.active(member_id, "member_id")?;
@@ -542,6 +552,11 @@ impl<'a, S: Store> Tx<'a, S> {
                 let id = self.engage(member_id, engagement)?;
                 Ok((Outcome::Member { member_id: id.clone() }, Some(id)))
             }
+            Command::IssueCoupon { member_id, template, code, for_points, reason } => {
+                self.issue_coupon(key, member_id, template, code, *for_points, reason)
+            }
+            Command::RedeemCoupon { member_id, code, order_id } => self.redeem_coupon(member_id, code, order_id),
+            Command::RevokeCoupon { member_id, code, reason } => self.revoke_coupon(member_id, code, reason),
         }
     }
 

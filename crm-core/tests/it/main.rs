@@ -65,6 +65,7 @@ macro_rules! delegate_store {
 mod analytics;
 mod campaign;
 mod conformance;
+mod coupon;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod durability;
 mod engine;

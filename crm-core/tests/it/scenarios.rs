@@ -102,6 +102,12 @@ fn query<S: Store>(engine: &Engine<S>, q: &Value, now: DateTime<Utc>) -> Result<
         "stage_transitions" => to(&engine.stage_transitions(ts(q, "from"), ts(q, "to"))?),
         "report" => to(&engine.report(at_or(q, now))?),
         "segment" => to(&engine.segment(&crm_core::segment::parse(&s(q, "rule"))?, at_or(q, now))?),
+        "coupons" => to(&engine.coupons(&member(), at_or(q, now))?),
+        "quote" => {
+            let cart: crm_core::coupon::Cart = serde_json::from_value(q["cart"].clone())
+                .map_err(|e| CrmError::Validation { field: "cart".into(), reason: e.to_string() })?;
+            to(&engine.quote(&member(), &cart, at_or(q, now))?)
+        }
         "refresh_segment" => {
             let mut seg: crm_core::segment::SavedSegment = serde_json::from_value(q["segment"].clone())
                 .map_err(|e| CrmError::Validation { field: "segment".into(), reason: e.to_string() })?;

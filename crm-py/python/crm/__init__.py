@@ -144,6 +144,8 @@ summary = _forward(_ext.summary)
 fit_bgnbd = _forward(_ext.fit_bgnbd)
 fit_gamma_gamma = _forward(_ext.fit_gamma_gamma)
 clv = _forward(_ext.clv)
+generate_coupon_codes = _forward(_ext.generate_coupon_codes)
+check_coupon_code = _forward(_ext.check_coupon_code)
 
 __all__ += [
     "RuleError",
@@ -155,6 +157,8 @@ __all__ += [
     "fit_bgnbd",
     "fit_gamma_gamma",
     "clv",
+    "generate_coupon_codes",
+    "check_coupon_code",
 ]
 
 # --- campaigns -------------------------------------------------------------------------

@@ -909,6 +909,46 @@ class Engine:
         idempotency_key: Optional[str] = None,
     ) -> Outcome:
         """Record a browse, favourite or add-to-cart (outcome type ``member``)."""
+    # coupons
+    def issue_coupon(
+        self,
+        member_id: str,
+        template: str,
+        *,
+        now: _Time,
+        for_points: bool = False,
+        reason: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> Outcome:
+        """Issue a coupon under a fresh random code (outcome type ``coupon_issued``)."""
+    def redeem_coupon(
+        self,
+        member_id: str,
+        code: str,
+        order_id: str,
+        *,
+        now: _Time,
+        idempotency_key: Optional[str] = None,
+    ) -> Outcome:
+        """Use a coupon on a recorded order (outcome type ``coupon_redeemed``)."""
+    def revoke_coupon(
+        self,
+        member_id: str,
+        code: str,
+        *,
+        reason: str,
+        now: _Time,
+        idempotency_key: Optional[str] = None,
+    ) -> Outcome:
+        """Withdraw an unused coupon (outcome type ``coupon_revoked``)."""
+    def coupons(self, member_id: str, *, now: _Time) -> List[Dict[str, Any]]:
+        """The member's coupons with their status at ``now``, soonest expiry first."""
+    def quote(self, member_id: str, cart: Mapping[str, Any], *, now: _Time) -> Dict[str, Any]:
+        """Applicable coupons (best first), why others do not apply, and the points payable."""
+    def issue_coupons_to_segment(
+        self, batch: str, rule: Union["Rule", str, Mapping[str, Any]], template: str, *, now: _Time
+    ) -> Dict[str, Any]:
+        """One coupon of ``template`` to every member matching ``rule``; re-runs issue nothing twice."""
     # tiers
     def assign_tier(
         self,
@@ -1123,6 +1163,8 @@ __all__ += [
     "fit_bgnbd",
     "fit_gamma_gamma",
     "clv",
+    "generate_coupon_codes",
+    "check_coupon_code",
 ]
 
 _Period = _Literal["day", "week"]
@@ -1384,3 +1426,8 @@ def recommend(
     threads: int = 0,
 ) -> Any:
     """Fit a Recommender and return the top ``k`` of every member as a frame."""
+def generate_coupon_codes(n: int) -> List[str]:
+    """``n`` distinct coupon codes from the operating system's random source."""
+
+def check_coupon_code(code: str) -> str:
+    """The canonical form of a typed code; ``ValidationError`` when it is mistyped."""
