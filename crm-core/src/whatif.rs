@@ -141,7 +141,7 @@ pub struct ProgrammeFigures {
     pub outreach: BTreeMap<String, u64>,
     /// Occurrences not sent (no consent, frequency cap).
     pub outreach_suppressed: u64,
-    /// Money cost of coupons: always 0 (coupons are not implemented yet).
+    /// Money cost of coupons: always 0 (the replay does not issue or redeem coupons yet).
     pub coupon_cost: Decimal,
     /// `run_due` runs (month ends and the final one).
     pub run_due_runs: u64,
@@ -248,7 +248,7 @@ pub fn compare(
 
     let movers = replayed[1..].iter().map(|b| movers(&replayed[0], b)).collect();
     let notes = vec![
-        "coupon_cost is 0: coupons are not implemented yet".to_string(),
+        "coupon_cost is 0: the replay does not issue or redeem coupons yet".to_string(),
         "movers compare ranks on each programme's own ladder; a programme without tiers ranks everyone at the base"
             .to_string(),
     ];

@@ -13,8 +13,8 @@ mod engine;
 mod errors;
 mod frames;
 mod program;
-mod report;
 mod recommend;
+mod report;
 mod results;
 mod whatif;
 

@@ -73,8 +73,8 @@ mod journey;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod props;
-mod report;
 mod recommend;
+mod report;
 mod scenarios;
 mod segment;
 mod whatif;
