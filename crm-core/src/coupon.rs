@@ -24,10 +24,11 @@
 //! # Ok::<(), crm_core::CrmError>(())
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
+use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
@@ -448,9 +449,7 @@ pub fn points_cap(amount: Decimal, share: Decimal, value_per_point: Decimal, ava
     if value_per_point <= Decimal::ZERO || amount <= Decimal::ZERO || available <= 0 {
         return 0;
     }
-    let money = amount * share;
-    let points = (money / value_per_point).floor();
-    i64::try_from(points.mantissa() / 10i128.pow(points.scale())).unwrap_or(i64::MAX).clamp(0, available)
+    (amount * share / value_per_point).floor().to_i64().unwrap_or(i64::MAX).clamp(0, available)
 }
 
 // ----- codes ------------------------------------------------------------------
@@ -523,18 +522,6 @@ pub fn generate_codes(n: usize) -> Result<Vec<String>> {
         }
     }
     Ok(codes)
-}
-
-/// Counts coupons per status at `now` (reports).
-pub fn status_counts<'a>(
-    coupons: impl IntoIterator<Item = &'a Coupon>,
-    now: DateTime<Utc>,
-) -> BTreeMap<CouponStatus, u64> {
-    let mut out = BTreeMap::new();
-    for c in coupons {
-        *out.entry(c.status(now)).or_insert(0) += 1;
-    }
-    out
 }
 
 #[cfg(test)]
