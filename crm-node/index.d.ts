@@ -1430,6 +1430,22 @@ export interface BatchIssue {
   issued: [string, string][]
   /** Members over the template's per-member limit. */
   skipped: number
+  /** The template's total limit or budget ran out; the remaining members got none. */
+  exhausted: boolean
+}
+
+/** How much of a coupon template's programme-wide stock and budget is taken. */
+export interface CouponUsage {
+  template: string
+  /** Coupons issued and not revoked. */
+  issued: number
+  totalLimit: number | null
+  /** Coupons that can still be issued (`null`: no limit). */
+  remaining: number | null
+  /** Face value of the coupons issued and not revoked (a decimal string). */
+  committed: string
+  budget: string | null
+  budgetRemaining: string | null
 }
 
 /**
@@ -1644,6 +1660,13 @@ export declare class Engine {
   issueCouponsToSegment(batch: string, rule: string | Rule | RuleJson, template: string, options: { now: Instant }): Promise<BatchIssue>
   /** Synchronous {@link Engine.issueCouponsToSegment}. */
   issueCouponsToSegmentSync(batch: string, rule: string | Rule | RuleJson, template: string, options: { now: Instant }): BatchIssue
+  /**
+   * How much of a coupon template's programme-wide stock (`totalLimit`)
+   * and budget is taken.
+   */
+  couponUsage(template: string): Promise<CouponUsage>
+  /** Synchronous {@link Engine.couponUsage}. */
+  couponUsageSync(template: string): CouponUsage
   /** The stored member record (merged and erased members included). */
   member(memberId: string): Promise<Member>
   /** Synchronous {@link Engine.member}. */

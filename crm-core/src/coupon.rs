@@ -102,6 +102,15 @@ pub struct CouponTemplate {
     /// Coupons of this template one member may ever be issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_member_limit: Option<u32>,
+    /// Coupons of this template that may be out at once over the whole
+    /// programme (the stock): issued ones count, revoked ones give theirs back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_limit: Option<u32>,
+    /// The most this template may cost the shop: the face values
+    /// ([`CouponTemplate::face_value`]) of the coupons issued and not revoked
+    /// stay within it. A percentage coupon needs a `cap` to have a budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Decimal>,
     /// Price in points when members exchange points for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub points_price: Option<PointsPrice>,
@@ -139,6 +148,48 @@ pub enum Benefit {
         #[serde(default)]
         value: Decimal,
     },
+}
+
+impl CouponTemplate {
+    /// The most one coupon of this template can cost the shop: the fixed
+    /// amount, the percentage's cap, the shipping or gift value. `None` for a
+    /// percentage without a cap (unbounded).
+    pub fn face_value(&self) -> Option<Decimal> {
+        match &self.benefit {
+            Benefit::FixedAmount { amount } => Some(*amount),
+            Benefit::Percentage { cap, .. } => *cap,
+            Benefit::FreeShipping { value } | Benefit::Gift { value, .. } => Some(*value),
+        }
+    }
+
+    /// The key of this template's programme-wide tally in the store.
+    pub fn tally_key(&self) -> String {
+        format!("coupon_template:{}", self.id)
+    }
+}
+
+/// How much of a template's stock and budget is taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateUsage {
+    pub template: String,
+    /// Coupons issued and not revoked.
+    pub issued: u64,
+    pub total_limit: Option<u32>,
+    /// Coupons that can still be issued (`None`: no limit).
+    pub remaining: Option<u64>,
+    /// Face value of the coupons issued and not revoked.
+    pub committed: Decimal,
+    pub budget: Option<Decimal>,
+    /// Budget left (`None`: no budget).
+    pub budget_remaining: Option<Decimal>,
+}
+
+impl TemplateUsage {
+    /// No further coupon of the template fits (stock or budget), given one
+    /// coupon's face value.
+    pub fn is_exhausted(&self, face_value: Option<Decimal>) -> bool {
+        self.remaining == Some(0) || self.budget_remaining.is_some_and(|left| left < face_value.unwrap_or_default())
+    }
 }
 
 /// When a coupon can be used, in the programme zone.
@@ -355,6 +406,17 @@ pub(crate) fn validate_template(t: &CouponTemplate, at: &str) -> Result<()> {
             "must be at least 1 (leave it out for no limit)",
         ));
     }
+    if t.total_limit == Some(0) {
+        return Err(CrmError::config(format!("{at}.total_limit"), "must be at least 1 (leave it out for no limit)"));
+    }
+    if let Some(b) = t.budget {
+        if b <= Decimal::ZERO {
+            return Err(CrmError::config(format!("{at}.budget"), "must be positive"));
+        }
+        if t.face_value().is_none() {
+            return Err(CrmError::config(format!("{at}.budget"), "needs a bounded coupon: give the percentage a cap"));
+        }
+    }
     if let Some(p) = &t.points_price {
         if p.points <= 0 {
             return Err(CrmError::config(format!("{at}.points_price.points"), "must be positive"));
@@ -539,6 +601,8 @@ mod tests {
             channels: vec![],
             categories: vec![],
             per_member_limit: None,
+            total_limit: None,
+            budget: None,
             points_price: None,
         }
     }

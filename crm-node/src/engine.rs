@@ -600,6 +600,11 @@ impl Engine {
         query(move |e| e.issue_coupons_to_segment(&batch, &rule, &template, now))
     }
 
+    fn b_coupon_usage(&self, template: Unknown) -> BResult<Work> {
+        let template = string(template, "template")?;
+        query(move |e| e.coupon_usage(&template))
+    }
+
     fn b_tier(&self, member: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let id = member_id(member)?;
         let at = Opts::new(options)?.at_or_now("at")?;
@@ -1666,6 +1671,19 @@ impl Engine {
         options: Option<Unknown>,
     ) -> napi::Result<Js> {
         self.run(&env, self.b_issue_coupons_to_segment(batch, rule, template, options))
+    }
+
+    /// How much of a coupon template's programme-wide stock (`totalLimit`)
+    /// and budget is taken.
+    #[napi(catch_unwind, ts_args_type = "template: string", ts_return_type = "Promise<CouponUsage>")]
+    pub fn coupon_usage(&self, template: Unknown) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_coupon_usage(template))
+    }
+
+    /// Synchronous {@link Engine.couponUsage}.
+    #[napi(catch_unwind, ts_args_type = "template: string", ts_return_type = "CouponUsage")]
+    pub fn coupon_usage_sync(&self, env: Env, template: Unknown) -> napi::Result<Js> {
+        self.run(&env, self.b_coupon_usage(template))
     }
 
     // ----- queries ---------------------------------------------------------

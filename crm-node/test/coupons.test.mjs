@@ -139,6 +139,30 @@ test('batch issue to a segment issues nothing twice', async () => {
   assert.deepEqual(e.issueCouponsToSegmentSync('spring', 'spend(365d) > 50', 'ten_off', { now: t(1, 4) }), first)
 })
 
+test('stock and budget over all members', async () => {
+  const stocked = { ...doc, coupons: { templates: [{ ...doc.coupons.templates[0], total_limit: 2, budget: '15' }] } }
+  const e = Engine.inMemory(Program.fromObject(stocked))
+  for (const m of ['ann', 'bob', 'cy']) e.createMemberSync(m, { now: t(1) })
+  // 10.00 each within 15.00: the second is over budget before the stock of 2 runs out.
+  const batch = await e.issueCouponsToSegment('all', 'orders(365d) = 0', 'ten_off', { now: t(1, 3) })
+  assert.deepEqual(
+    batch.issued.map(([m]) => m),
+    ['ann'],
+  )
+  assert.equal(batch.exhausted, true)
+  const usage = await e.couponUsage('ten_off')
+  assert.equal(usage.issued, 1)
+  assert.equal(usage.remaining, 1)
+  assert.equal(usage.totalLimit, 2)
+  assert.equal(Number(usage.committed), 10)
+  assert.equal(Number(usage.budgetRemaining), 5)
+  assert.throws(() => e.issueCouponSync('bob', 'ten_off', { now: t(1, 4) }), {
+    code: 'validation_error',
+    field: 'template',
+  })
+  assert.throws(() => e.couponUsageSync('nope'), { code: 'validation_error', field: 'template' })
+})
+
 test('code helpers', () => {
   const codes = generateCouponCodes(1000)
   assert.equal(new Set(codes).size, 1000)

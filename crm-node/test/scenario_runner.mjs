@@ -192,6 +192,7 @@ const QUERIES = {
   campaign_report: (q, now) => ['campaignReport', camelize(q.campaign), { at: q.at ?? now }],
   coupons: (q, now) => ['coupons', q.member_id, { now: q.at ?? now }],
   quote: (q, now) => ['quote', q.member_id, camelize(q.cart), { now: q.at ?? now }],
+  coupon_usage: (q) => ['couponUsage', q.template],
 }
 
 /** Queries whose result is a map keyed by data (tier ids, stages): keys unchanged. */

@@ -1430,4 +1430,20 @@ export interface BatchIssue {
   issued: [string, string][]
   /** Members over the template's per-member limit. */
   skipped: number
+  /** The template's total limit or budget ran out; the remaining members got none. */
+  exhausted: boolean
+}
+
+/** How much of a coupon template's programme-wide stock and budget is taken. */
+export interface CouponUsage {
+  template: string
+  /** Coupons issued and not revoked. */
+  issued: number
+  totalLimit: number | null
+  /** Coupons that can still be issued (`null`: no limit). */
+  remaining: number | null
+  /** Face value of the coupons issued and not revoked (a decimal string). */
+  committed: string
+  budget: string | null
+  budgetRemaining: string | null
 }

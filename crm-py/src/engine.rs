@@ -888,8 +888,9 @@ impl PyEngine {
     /// Issue one coupon of `template` to every member matching `rule` at
     /// `now`. Each member's issue is keyed by `batch` and the member, so a
     /// re-run of the same batch issues nothing twice. Returns `{"issued":
-    /// [(member_id, code), ...], "skipped": n}` (skipped: over the template's
-    /// per-member limit).
+    /// [(member_id, code), ...], "skipped": n, "exhausted": bool}` (skipped:
+    /// over the template's per-member limit; exhausted: the template's total
+    /// limit or budget ran out and the remaining members got none).
     #[pyo3(signature = (batch, rule, template, *, now))]
     fn issue_coupons_to_segment<'py>(
         &self,
@@ -909,7 +910,22 @@ impl PyEngine {
         let issued: Vec<(String, String)> = done.issued.into_iter().map(|(m, c)| (m.0, c)).collect();
         d.set_item("issued", issued)?;
         d.set_item("skipped", done.skipped)?;
+        d.set_item("exhausted", done.exhausted)?;
         Ok(d)
+    }
+
+    /// How much of coupon template `template`'s programme-wide stock and
+    /// budget is taken: a dict with `template`, `issued` (issued and not
+    /// revoked), `total_limit`, `remaining`, `committed` (their face value,
+    /// `Decimal`), `budget`, `budget_remaining` (None where the template has
+    /// no such limit).
+    #[pyo3(signature = (template))]
+    fn coupon_usage<'py>(&self, py: Python<'py>, template: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let template = string(template, "template")?;
+        let engine = self.inner.clone();
+        let usage = detached(py, move || engine.coupon_usage(&template))?;
+        let value = serde_json::to_value(&usage).map_err(|e| crate::errors::internal(py, e))?;
+        report_to_py(py, None, &value)
     }
 
     // ----- tiers ----------------------------------------------------------
@@ -1575,7 +1591,7 @@ impl StatementIterator {
 /// A report's JSON as plain Python values, with money and rates as
 /// `Decimal` and `at` as a datetime (the keys say which strings are which).
 pub(crate) fn report_to_py<'py>(py: Python<'py>, key: Option<&str>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
-    const DECIMALS: [&str; 14] = [
+    const DECIMALS: [&str; 17] = [
         "value",
         "breakage_rate",
         "breakage_value",
@@ -1590,6 +1606,9 @@ pub(crate) fn report_to_py<'py>(py: Python<'py>, key: Option<&str>, v: &Value) -
         "percent",
         "cap",
         "min_spend",
+        "committed",
+        "budget",
+        "budget_remaining",
     ];
     // `from`/`to`: the stage-flow window of the report page; the others: coupons.
     const TIMES: [&str; 6] = ["at", "from", "to", "issued_at", "valid_from", "expires_at"];

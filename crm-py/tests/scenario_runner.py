@@ -290,6 +290,8 @@ def run_query(e: crm.Engine, q: Dict[str, Any], now: dt.datetime) -> Any:
         return _plain(e.coupons(q["member_id"], now=at))
     if kind == "quote":
         return _plain(e.quote(q["member_id"], q["cart"], now=at))
+    if kind == "coupon_usage":
+        return _plain(e.coupon_usage(q["template"]))
     raise AssertionError(f"unknown query type {kind!r}")
 
 
@@ -316,6 +318,7 @@ QUERIES = (
     "campaign_report",
     "coupons",
     "quote",
+    "coupon_usage",
 )
 
 

@@ -128,6 +128,27 @@ def test_batch_issue_to_a_segment(engine: crm.Engine) -> None:
     assert engine.issue_coupons_to_segment("spring", "spend(365d) > 50", "ten_off", now=t(1, 4)) == first
 
 
+def test_stock_and_budget_over_all_members() -> None:
+    program = {**PROGRAM, "coupons": {"templates": [
+        {**PROGRAM["coupons"]["templates"][0], "total_limit": 2, "budget": "15"},
+    ]}}
+    e = crm.Engine(crm.Program.from_dict(program))
+    for m in ["ann", "bob", "cy"]:
+        e.create_member(m, now=t(1))
+    batch = e.issue_coupons_to_segment("all", "orders(365d) = 0", "ten_off", now=t(1, 3))
+    # 10.00 each within 15.00: the second is over budget before the stock of 2 runs out.
+    assert [m for m, _ in batch["issued"]] == ["ann"]
+    assert batch["exhausted"] is True
+    usage = e.coupon_usage("ten_off")
+    assert usage["issued"] == 1 and usage["remaining"] == 1
+    assert usage["committed"] == Decimal("10") and usage["budget_remaining"] == Decimal("5")
+    with pytest.raises(crm.ValidationError) as err:
+        e.issue_coupon("bob", "ten_off", now=t(1, 4))
+    assert err.value.field == "template"
+    with pytest.raises(crm.ValidationError):
+        e.coupon_usage("nope")
+
+
 def test_code_helpers() -> None:
     codes = crm.generate_coupon_codes(1000)
     assert len(set(codes)) == 1000

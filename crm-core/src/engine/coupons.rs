@@ -9,6 +9,7 @@ use super::{check_ref, Engine, Tx};
 use crate::command::{Command, Outcome};
 use crate::coupon::{
     self, Cart, Coupon, CouponConfig, CouponStatus, CouponTemplate, CouponView, NotApplicable, Offer, Quote,
+    TemplateUsage,
 };
 use crate::error::{CrmError, Result};
 use crate::facts::OrderStatus;
@@ -100,6 +101,8 @@ impl<S: Store> Tx<'_, S> {
             points = price.points;
             redemption_id = Some(rid);
         }
+        // After the member's own checks; a refusal here undoes the points above.
+        self.take_stock(t)?;
         let c = Coupon {
             code: code.clone(),
             template: t.id.clone(),
@@ -228,8 +231,46 @@ impl<S: Store> Tx<'_, S> {
                 );
             }
         }
+        if let Some(t) = self.program.coupons.as_ref().and_then(|cfg| cfg.templates.iter().find(|t| t.id == c.template))
+        {
+            if t.total_limit.is_some() || t.budget.is_some() {
+                self.add_to_tally(&t.tally_key(), -1, -t.face_value().unwrap_or_default())?;
+            }
+        }
         self.emit(&id, Event::CouponRevoked { at: now, code: code.clone(), reason: reason.into() });
         Ok((Outcome::CouponRevoked { member_id: id.clone(), code, points }, Some(id)))
+    }
+
+    /// Take one coupon of `t` from the programme-wide stock and its face value
+    /// from the budget, or refuse when either is used up. Templates without a
+    /// total limit or budget keep no tally (no shared row to contend on).
+    fn take_stock(&mut self, t: &CouponTemplate) -> Result<()> {
+        if t.total_limit.is_none() && t.budget.is_none() {
+            return Ok(());
+        }
+        let key = t.tally_key();
+        let used = self.tally(&key)?;
+        let face = t.face_value().unwrap_or_default();
+        if let Some(limit) = t.total_limit {
+            if used.count >= i64::from(limit) {
+                return Err(CrmError::invalid(
+                    "template",
+                    format!("coupon template {:?} is out of stock: {} of {limit} issued", t.id, used.count),
+                ));
+            }
+        }
+        if let Some(budget) = t.budget {
+            if used.amount + face > budget {
+                return Err(CrmError::invalid(
+                    "template",
+                    format!(
+                        "coupon template {:?} is over budget: {} of {budget} committed, a coupon is worth {face}",
+                        t.id, used.amount
+                    ),
+                ));
+            }
+        }
+        self.add_to_tally(&key, 1, face)
     }
 
     /// After a refund or a cancellation: a coupon used on an order that is now
@@ -323,11 +364,33 @@ impl<S: Store> Engine<S> {
             match self.execute(&key, cmd, now) {
                 Ok(Outcome::CouponIssued { code, .. }) => out.issued.push((m.clone(), code)),
                 Ok(_) => {}
-                Err(CrmError::Validation { field, .. }) if field == "template" => out.skipped += 1,
+                Err(CrmError::Validation { field, .. }) if field == "template" => {
+                    if self.coupon_usage(&tpl.id)?.is_exhausted(tpl.face_value()) {
+                        out.exhausted = true;
+                        break;
+                    }
+                    out.skipped += 1
+                }
                 Err(e) => return Err(e),
             }
         }
         Ok(out)
+    }
+
+    /// How much of a template's programme-wide stock and budget is taken.
+    pub fn coupon_usage(&self, template: &str) -> Result<TemplateUsage> {
+        let t = self::template(&self.program.coupons, template)?;
+        let used = self.store.tally(&t.tally_key())?.unwrap_or_default().tally;
+        let issued = used.count.max(0) as u64;
+        Ok(TemplateUsage {
+            template: t.id.clone(),
+            issued,
+            total_limit: t.total_limit,
+            remaining: t.total_limit.map(|l| u64::from(l).saturating_sub(issued)),
+            committed: used.amount,
+            budget: t.budget,
+            budget_remaining: t.budget.map(|b| (b - used.amount).max(Decimal::ZERO)),
+        })
     }
 
     /// The member's coupons with their status at `now`, soonest expiry first.
@@ -393,4 +456,8 @@ pub struct BatchIssue {
     pub issued: Vec<(MemberId, String)>,
     /// Members skipped because of the template's per-member limit.
     pub skipped: u64,
+    /// The template's total limit or budget ran out: the remaining members
+    /// were not issued one.
+    #[serde(default)]
+    pub exhausted: bool,
 }

@@ -51,7 +51,7 @@ use crate::member::{Identity, MemberId, MemberStatus, Profile};
 use crate::program::{Action, ClawbackPolicy, ExpiryPolicy, Program};
 use crate::rules;
 use crate::state::{Event, MemberState, OrderLedger};
-use crate::store::{Commit, CommitError, MemberWrite, Receipt, Store, Versioned};
+use crate::store::{Commit, CommitError, MemberWrite, Receipt, Store, Tally, TallyWrite, Versioned, VersionedTally};
 use crate::time::{add_local_days, local_date};
 
 mod campaigns;
@@ -202,6 +202,18 @@ struct Tx<'a, S: Store> {
     /// first time since then, with its event count at that moment (`None`:
     /// the member entered the transaction after the checkpoint).
     journal: Vec<(MemberId, Option<usize>)>,
+    /// Programme-wide tallies read by this transaction (coupon limits).
+    tallies: BTreeMap<String, TallyWork>,
+    /// Undo journal of tallies since the last checkpoint: value before the
+    /// first change.
+    tally_journal: Vec<(String, Tally)>,
+}
+
+/// A tally as read from the store and as changed by the transaction.
+struct TallyWork {
+    read: VersionedTally,
+    now: Tally,
+    epoch: u64,
 }
 
 /// Where a batch stood before a command: O(1) to take, the members a failed
@@ -214,7 +226,17 @@ struct Checkpoint {
 
 impl<'a, S: Store> Tx<'a, S> {
     fn new(program: &'a Program, store: &'a S, now: DateTime<Utc>) -> Self {
-        Tx { program, store, now, members: HashMap::new(), commit: Commit::default(), epoch: 0, journal: Vec::new() }
+        Tx {
+            program,
+            store,
+            now,
+            members: HashMap::new(),
+            commit: Commit::default(),
+            epoch: 0,
+            journal: Vec::new(),
+            tallies: BTreeMap::new(),
+            tally_journal: Vec::new(),
+        }
     }
 
     fn tz(&self) -> chrono_tz::Tz {
@@ -259,6 +281,30 @@ impl<'a, S: Store> Tx<'a, S> {
         w.events.push(event);
     }
 
+    /// A programme-wide tally as this transaction sees it.
+    fn tally(&mut self, key: &str) -> Result<Tally> {
+        if let Some(t) = self.tallies.get(key) {
+            return Ok(t.now);
+        }
+        let read = self.store.tally(key)?.unwrap_or_default();
+        self.tallies.insert(key.to_string(), TallyWork { read, now: read.tally, epoch: 0 });
+        Ok(read.tally)
+    }
+
+    /// Add to a tally (journaled when a checkpoint is open).
+    fn add_to_tally(&mut self, key: &str, count: i64, amount: Decimal) -> Result<()> {
+        self.tally(key)?;
+        let epoch = self.epoch;
+        let t = self.tallies.get_mut(key).expect("tally read above");
+        if t.epoch != epoch {
+            t.epoch = epoch;
+            self.tally_journal.push((key.to_string(), t.now));
+        }
+        t.now.count += count;
+        t.now.amount += amount;
+        Ok(())
+    }
+
     /// Follow merges to the surviving member; erased members take no commands.
     fn active(&mut self, id: &MemberId, field: &str) -> Result<MemberId> {
         let mut current = id.clone();
@@ -282,6 +328,7 @@ impl<'a, S: Store> Tx<'a, S> {
     fn checkpoint(&mut self) -> Checkpoint {
         self.epoch += 1;
         self.journal.clear();
+        self.tally_journal.clear();
         Checkpoint {
             identities: self.commit.identities.len(),
             orders: self.commit.orders.len(),
@@ -313,6 +360,11 @@ impl<'a, S: Store> Tx<'a, S> {
                 }
             }
         }
+        for (key, before) in std::mem::take(&mut self.tally_journal) {
+            if let Some(t) = self.tallies.get_mut(&key) {
+                t.now = before;
+            }
+        }
         self.commit.identities.truncate(cp.identities);
         self.commit.orders.truncate(cp.orders);
         self.commit.redact.truncate(cp.redact);
@@ -328,6 +380,12 @@ impl<'a, S: Store> Tx<'a, S> {
         self.commit.members = members
             .into_iter()
             .map(|w| MemberWrite { expected_version: w.version, events: w.events, state: w.state })
+            .collect();
+        self.commit.tallies = self
+            .tallies
+            .into_iter()
+            .filter(|(_, t)| t.now != t.read.tally)
+            .map(|(key, t)| TallyWrite { key, expected_version: t.read.version, tally: t.now })
             .collect();
         self.commit
     }
@@ -1108,7 +1166,7 @@ impl<'a, S: Store> Tx<'a, S> {
 /// retry), the error to report otherwise.
 fn retry_or_fail(e: CommitError) -> Result<()> {
     match e {
-        CommitError::Stale { .. } | CommitError::DuplicateKey { .. } => Ok(()),
+        CommitError::Stale { .. } | CommitError::StaleTally { .. } | CommitError::DuplicateKey { .. } => Ok(()),
         CommitError::IdentityTaken { identity, owner } => Err(identity_taken(&identity, &owner)),
         CommitError::Store(e) => Err(e),
     }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use super::{Commit, CommitError, Receipt, Store, Versioned};
+use super::{Commit, CommitError, Receipt, Store, Versioned, VersionedTally};
 use crate::error::CrmError;
 use crate::member::{Identity, MemberId};
 use crate::state::{Event, MemberState};
@@ -15,6 +15,7 @@ struct Inner {
     orders: HashMap<String, MemberId>,
     receipt_index: HashMap<String, usize>,
     receipts: Vec<Receipt>,
+    tallies: HashMap<String, VersionedTally>,
 }
 
 /// A store that keeps everything in process memory behind one lock.
@@ -61,6 +62,11 @@ impl Store for MemoryStore {
                 return Err(CommitError::Stale { member: w.state.id.clone() });
             }
         }
+        for t in &commit.tallies {
+            if g.tallies.get(&t.key).map_or(0, |v| v.version) != t.expected_version {
+                return Err(CommitError::StaleTally { key: t.key.clone() });
+            }
+        }
         for r in &commit.receipts {
             if g.receipt_index.contains_key(&r.key) {
                 return Err(CommitError::DuplicateKey { key: r.key.clone() });
@@ -88,6 +94,9 @@ impl Store for MemoryStore {
         for (order, member) in commit.orders {
             g.orders.insert(order, member);
         }
+        for t in commit.tallies {
+            g.tallies.insert(t.key, VersionedTally { tally: t.tally, version: t.expected_version + 1 });
+        }
         for r in commit.receipts {
             let i = g.receipts.len();
             g.receipt_index.insert(r.key.clone(), i);
@@ -104,6 +113,10 @@ impl Store for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    fn tally(&self, key: &str) -> Result<Option<VersionedTally>, CrmError> {
+        Ok(self.read().tallies.get(key).copied())
     }
 
     fn events(&self, id: &MemberId) -> Result<Vec<Event>, CrmError> {

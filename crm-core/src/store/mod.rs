@@ -6,6 +6,7 @@
 //! order owners and idempotency receipts, and scan members for batch work.
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, Outcome};
@@ -53,6 +54,33 @@ pub struct Receipt {
     pub outcome: Outcome,
 }
 
+/// A programme-wide running total that several members' commands draw on
+/// (coupons of a template issued so far and the face value they commit), so
+/// a limit over all members holds even when two writers race for the last
+/// unit: each tally carries a version and is written under the same
+/// optimistic check as a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Tally {
+    pub count: i64,
+    pub amount: Decimal,
+}
+
+/// A tally as stored and the number of writes it has seen (0: never written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VersionedTally {
+    pub tally: Tally,
+    pub version: u64,
+}
+
+/// A new value for a tally, refused unless the stored version is still
+/// `expected_version` (the written version is `expected_version + 1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TallyWrite {
+    pub key: String,
+    pub expected_version: u64,
+    pub tally: Tally,
+}
+
 /// Everything one command (or one import batch) changes, committed atomically.
 #[derive(Debug, Clone, Default)]
 pub struct Commit {
@@ -64,12 +92,18 @@ pub struct Commit {
     pub receipts: Vec<Receipt>,
     /// Members whose stored events and receipts must lose their personal data.
     pub redact: Vec<MemberId>,
+    /// Programme-wide tallies to write (coupon limits and budgets).
+    pub tallies: Vec<TallyWrite>,
 }
 
 impl Commit {
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty() && self.identities.is_empty() && self.orders.is_empty() && self.receipts.is_empty()
+        self.members.is_empty()
+            && self.identities.is_empty()
+            && self.orders.is_empty()
+            && self.receipts.is_empty()
+            && self.tallies.is_empty()
     }
 }
 
@@ -78,6 +112,8 @@ impl Commit {
 pub enum CommitError {
     /// Another writer changed this member since it was loaded.
     Stale { member: MemberId },
+    /// Another writer changed this programme-wide tally since it was read.
+    StaleTally { key: String },
     /// A receipt with this key already exists.
     DuplicateKey { key: String },
     /// The identity already belongs to another member.
@@ -105,6 +141,8 @@ pub trait Store: Send + Sync {
     fn receipt(&self, key: &str) -> Result<Option<Receipt>, CrmError>;
     /// Atomically apply a commit (see [`CommitError`]).
     fn commit(&self, commit: Commit) -> Result<(), CommitError>;
+    /// A programme-wide tally and its version; `None` if never written.
+    fn tally(&self, key: &str) -> Result<Option<VersionedTally>, CrmError>;
     /// All events of a member, oldest first.
     fn events(&self, id: &MemberId) -> Result<Vec<Event>, CrmError>;
     /// Visit every member snapshot (order unspecified).
@@ -163,6 +201,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         (**self).commit(commit)
+    }
+    fn tally(&self, key: &str) -> Result<Option<VersionedTally>, CrmError> {
+        (**self).tally(key)
     }
     fn events(&self, id: &MemberId) -> Result<Vec<Event>, CrmError> {
         (**self).events(id)

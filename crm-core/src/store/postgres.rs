@@ -85,7 +85,7 @@ use postgres::{Client, NoTls, Statement};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Commit, CommitError, Receipt, Store, Versioned};
+use super::{Commit, CommitError, Receipt, Store, Tally, Versioned, VersionedTally};
 use crate::error::CrmError;
 use crate::member::{Identity, MemberId};
 use crate::state::{Event, MemberState};
@@ -126,6 +126,16 @@ const MIGRATIONS: &[&str] = &[
         body      text NOT NULL
     );
     CREATE INDEX receipts_by_member ON receipts (member_id);
+    ",
+    // 2: programme-wide tallies (coupons of a template issued in total and
+    // the face value they commit), versioned like members.
+    "
+    CREATE TABLE tallies (
+        key     text   NOT NULL PRIMARY KEY,
+        version bigint NOT NULL CHECK (version >= 1),
+        count   bigint NOT NULL,
+        amount  text   NOT NULL
+    );
     ",
 ];
 
@@ -618,6 +628,15 @@ const UPSERT_ORDERS: &str = "INSERT INTO orders (order_id, member_id) \
      SELECT * FROM unnest($1::text[], $2::text[]) \
      ON CONFLICT (order_id) DO UPDATE SET member_id = excluded.member_id";
 
+const INSERT_TALLY: &str =
+    "INSERT INTO tallies (key, version, count, amount) VALUES ($1, 1, $2, $3) ON CONFLICT (key) DO NOTHING";
+const UPDATE_TALLY: &str =
+    "UPDATE tallies SET version = version + 1, count = $2, amount = $3 WHERE key = $1 AND version = $4";
+
+fn db_msg(why: &str) -> CommitError {
+    CommitError::Store(CrmError::Store(format!("postgres: {why}")))
+}
+
 /// A statement failure inside a commit: refusals the engine retries, or a
 /// store error.
 fn commit_err(e: postgres::Error, first_member: Option<&String>) -> CommitError {
@@ -656,6 +675,21 @@ fn apply(c: &mut Conn, commit: &Commit, e: &Encoded) -> Result<(), CommitError> 
     }
     if let Some(stale) = e.order.iter().find(|id| !written.contains(*id)) {
         return Err(CommitError::Stale { member: MemberId(stale.clone()) });
+    }
+
+    // 1b. Tallies: a conditional write each (the first inserts version 1);
+    //     a concurrent writer makes the row count 0.
+    for t in &commit.tallies {
+        let amount = t.tally.amount.to_string();
+        let changed = if t.expected_version == 0 {
+            c.execute(INSERT_TALLY, &[&t.key, &t.tally.count, &amount]).map_err(fail)?
+        } else {
+            let expected = i64::try_from(t.expected_version).map_err(|_| db_msg("tally version out of range"))?;
+            c.execute(UPDATE_TALLY, &[&t.key, &t.tally.count, &amount, &expected]).map_err(fail)?
+        };
+        if changed != 1 {
+            return Err(CommitError::StaleTally { key: t.key.clone() });
+        }
     }
 
     // 2. Receipts in order; a key already present (or repeated) is refused.
@@ -808,6 +842,17 @@ impl Store for PostgresStore {
             Some(row) => Ok(Some(decode(col(&row, 0, "receipts", &key)?, "receipts", &key)?)),
             None => Ok(None),
         }
+    }
+
+    fn tally(&self, key: &str) -> Result<Option<VersionedTally>, CrmError> {
+        let mut c = self.pool.get()?;
+        let Some(row) = c.query_opt("SELECT version, count, amount FROM tallies WHERE key = $1", &[&key])? else {
+            return Ok(None);
+        };
+        let version: i64 = row.get(0);
+        let amount: String = row.get(2);
+        let amount = amount.parse().map_err(|e| corrupt("tallies", &key, format_args!("amount: {e}")))?;
+        Ok(Some(VersionedTally { tally: Tally { count: row.get(1), amount }, version: version as u64 }))
     }
 
     /// One transaction: member version checks, receipts, identity checks,

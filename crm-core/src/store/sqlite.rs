@@ -62,7 +62,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBeha
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Commit, CommitError, Receipt, Store, Versioned};
+use super::{Commit, CommitError, Receipt, Store, Tally, Versioned, VersionedTally};
 use crate::error::CrmError;
 use crate::member::{Identity, MemberId};
 use crate::state::{Event, MemberState};
@@ -123,6 +123,16 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE receipts;
     ALTER TABLE receipts_v3 RENAME TO receipts;
     CREATE INDEX receipts_by_member ON receipts (member_id);
+    ",
+    // 4: programme-wide tallies (coupons of a template issued in total and
+    // the face value they commit), versioned like members.
+    "
+    CREATE TABLE tallies (
+        key     TEXT    NOT NULL PRIMARY KEY,
+        version INTEGER NOT NULL CHECK (version >= 1),
+        count   INTEGER NOT NULL,
+        amount  TEXT    NOT NULL
+    ) WITHOUT ROWID, STRICT;
     ",
 ];
 
@@ -443,6 +453,19 @@ impl Store for SqliteStore {
         }
     }
 
+    fn tally(&self, key: &str) -> Result<Option<VersionedTally>, CrmError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT version, count, amount FROM tallies WHERE key = ?1").map_err(db)?;
+        let mut rows = stmt.query([key]).map_err(db)?;
+        let Some(row) = rows.next().map_err(db)? else { return Ok(None) };
+        let version = decode_u64(row.get_ref(0).map_err(db)?, "tallies", &key)?;
+        let count: i64 = row.get(1).map_err(db)?;
+        let amount = decode_text(row.get_ref(2).map_err(db)?, "tallies", &key)?
+            .parse()
+            .map_err(|e| corrupt("tallies", &key, format!("amount: {e}")))?;
+        Ok(Some(VersionedTally { tally: Tally { count, amount }, version }))
+    }
+
     /// One `BEGIN IMMEDIATE` transaction: version checks, receipts (which
     /// detect duplicate keys through the unique index), identity checks,
     /// then the writes. Any refusal or error rolls everything back.
@@ -607,6 +630,32 @@ fn apply(tx: &Connection, commit: &Commit, writes: &[EncodedWrite], receipts: &[
         }
     }
 
+    // 1b. Tallies: versioned like members (first write inserts version 1).
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO tallies (key, version, count, amount) VALUES (?1, 1, ?2, ?3) ON CONFLICT (key) DO NOTHING",
+            )
+            .map_err(db)?;
+        let mut update = tx
+            .prepare_cached(
+                "UPDATE tallies SET version = version + 1, count = ?2, amount = ?3 WHERE key = ?1 AND version = ?4",
+            )
+            .map_err(db)?;
+        for t in &commit.tallies {
+            let amount = t.tally.amount.to_string();
+            let changed = if t.expected_version == 0 {
+                insert.execute(params![t.key, t.tally.count, amount])
+            } else {
+                update.execute(params![t.key, t.tally.count, amount, to_i64(t.expected_version, "tally version")?])
+            }
+            .map_err(db)?;
+            if changed != 1 {
+                return Err(CommitError::StaleTally { key: t.key.clone() });
+            }
+        }
+    }
+
     // 2. Receipts, in order; the unique index on `key` reports duplicates.
     {
         let mut insert =
@@ -743,9 +792,9 @@ mod tests {
     /// A database written at schema version 1 (no `next_due`, receipts with
     /// AUTOINCREMENT) is upgraded: the column is backfilled from the
     /// snapshots, so `run_due` still finds every member with something due,
-    /// and the receipts keep their order.
+    /// and the receipts keep their order; the tallies table arrives empty.
     #[test]
-    fn migrations_2_and_3_upgrade_a_version_1_file() {
+    fn migrations_2_to_4_upgrade_a_version_1_file() {
         let dir = std::env::temp_dir().join(format!("crm-sqlite-mig2-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -762,7 +811,8 @@ mod tests {
             // Turn the file back into a version-1 database.
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(
-                "DROP INDEX members_by_next_due; ALTER TABLE members DROP COLUMN next_due;
+                "DROP TABLE tallies;
+                 DROP INDEX members_by_next_due; ALTER TABLE members DROP COLUMN next_due;
                  CREATE TABLE r1 (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE,
                                   member_id TEXT, body TEXT NOT NULL) STRICT;
                  INSERT INTO r1 SELECT * FROM receipts ORDER BY seq;
@@ -781,6 +831,7 @@ mod tests {
                 conn.query_row("SELECT count(*) FROM members WHERE next_due IS NULL", [], |r| r.get(0)).unwrap();
             assert_eq!(nulls, 0);
         }
+        assert_eq!(store.tally("coupon_template:any").unwrap(), None);
         assert_eq!(store.due_members(t0).unwrap(), Vec::<MemberId>::new());
         let later = t0 + Duration::days(400);
         assert_eq!(store.due_members(later).unwrap().len(), 3);

@@ -57,6 +57,7 @@ store_suite!(
     engine_merge_moves_identities,
     engine_erase_removes_personal_data,
     engine_run_due_expires_points,
+    tallies_are_versioned_and_a_stale_one_writes_nothing,
 );
 
 // ----- fixtures ---------------------------------------------------------------
@@ -171,6 +172,7 @@ fn commit_then_load_returns_state_and_version<S: Store>(s: S) {
         orders: vec![("o-1".into(), mid("alice"))],
         receipts: vec![r.clone()],
         redact: vec![],
+        tallies: vec![],
     }));
     let v = s.load(&mid("alice")).unwrap().unwrap();
     assert_eq!(v.version, 2);
@@ -212,6 +214,7 @@ fn stale_commit_is_rejected_and_writes_nothing<S: Store>(s: S) {
             orders: vec![("o-1".into(), mid("alice"))],
             receipts: vec![tag_receipt("k1", "alice")],
             redact: vec![],
+            tallies: vec![],
         })
         .unwrap_err();
     assert_eq!(err, CommitError::Stale { member: mid("alice") });
@@ -251,6 +254,42 @@ fn stale_commit_is_rejected_and_writes_nothing<S: Store>(s: S) {
     assert!(receipt_keys(&s).is_empty());
 }
 
+fn tallies_are_versioned_and_a_stale_one_writes_nothing<S: Store>(s: S) {
+    use crm_core::store::{Tally, TallyWrite, VersionedTally};
+    let t = |count: i64, cents: i64| Tally { count, amount: Decimal::new(cents, 2) };
+    let tw =
+        |expected_version: u64, tally: Tally| TallyWrite { key: "coupon_template:x".into(), expected_version, tally };
+    assert_eq!(s.tally("coupon_template:x").unwrap(), None);
+    ok(s.commit(Commit {
+        members: vec![write(None, "alice", tags(1, 0))],
+        tallies: vec![tw(0, t(1, 1050))],
+        ..Commit::default()
+    }));
+    assert_eq!(s.tally("coupon_template:x").unwrap(), Some(VersionedTally { tally: t(1, 1050), version: 1 }));
+    ok(s.commit(Commit { tallies: vec![tw(1, t(2, 2100))], ..Commit::default() }));
+    let now = VersionedTally { tally: t(2, 2100), version: 2 };
+    assert_eq!(s.tally("coupon_template:x").unwrap(), Some(now));
+    // Two writers decided on version 1, or on "never written": both refused,
+    // and nothing else of their commits is written.
+    for stale in [1, 0] {
+        let err = s
+            .commit(Commit {
+                members: vec![write(None, "bob", tags(1, 0))],
+                receipts: vec![tag_receipt("k-stale", "bob")],
+                tallies: vec![tw(stale, t(3, 3150))],
+                ..Commit::default()
+            })
+            .unwrap_err();
+        assert_eq!(err, CommitError::StaleTally { key: "coupon_template:x".into() });
+    }
+    assert_eq!(s.tally("coupon_template:x").unwrap(), Some(now));
+    assert_eq!(s.load(&mid("bob")).unwrap(), None);
+    assert_eq!(s.receipt("k-stale").unwrap(), None);
+    // A negative running total (returns) round-trips exactly.
+    ok(s.commit(Commit { tallies: vec![tw(2, t(-1, -333))], ..Commit::default() }));
+    assert_eq!(s.tally("coupon_template:x").unwrap().unwrap().tally, t(-1, -333));
+}
+
 fn duplicate_receipt_key_is_rejected_atomically<S: Store>(s: S) {
     let first = tag_receipt("k1", "alice");
     ok(s.commit(Commit {
@@ -265,6 +304,7 @@ fn duplicate_receipt_key_is_rejected_atomically<S: Store>(s: S) {
             orders: vec![("o-9".into(), mid("bob"))],
             receipts: vec![tag_receipt("k0", "bob"), tag_receipt("k1", "bob")],
             redact: vec![],
+            tallies: vec![],
         })
         .unwrap_err();
     assert_eq!(err, CommitError::DuplicateKey { key: "k1".into() });

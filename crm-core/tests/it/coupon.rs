@@ -308,7 +308,7 @@ proptest! {
         let base = CouponTemplate {
             id: "t".into(), name: None, benefit: Benefit::FixedAmount { amount: off.max(Decimal::new(1, 2)) },
             validity: Validity::DaysFromIssue { days: 1 }, min_spend: None, channels: vec![], categories: vec![],
-            per_member_limit: None, points_price: None,
+            per_member_limit: None, total_limit: None, budget: None, points_price: None,
         };
         let d = coupon::discount(&base, &cart).unwrap();
         prop_assert!(d >= Decimal::ZERO && d <= amount && d <= off.max(Decimal::new(1, 2)));

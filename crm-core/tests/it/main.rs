@@ -21,6 +21,9 @@ macro_rules! delegate_store {
             fn commit(&self, commit: crm_core::store::Commit) -> Result<(), crm_core::store::CommitError> {
                 self.s().commit(commit)
             }
+            fn tally(&self, key: &str) -> crm_core::Result<Option<crm_core::store::VersionedTally>> {
+                self.s().tally(key)
+            }
             fn events(&self, id: &crm_core::MemberId) -> crm_core::Result<Vec<crm_core::Event>> {
                 self.s().events(id)
             }
@@ -66,6 +69,7 @@ mod analytics;
 mod campaign;
 mod conformance;
 mod coupon;
+mod coupon_stock;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod durability;
 mod engine;

@@ -103,6 +103,7 @@ fn query<S: Store>(engine: &Engine<S>, q: &Value, now: DateTime<Utc>) -> Result<
         "report" => to(&engine.report(at_or(q, now))?),
         "segment" => to(&engine.segment(&crm_core::segment::parse(&s(q, "rule"))?, at_or(q, now))?),
         "coupons" => to(&engine.coupons(&member(), at_or(q, now))?),
+        "coupon_usage" => to(&engine.coupon_usage(&s(q, "template"))?),
         "quote" => {
             let cart: crm_core::coupon::Cart = serde_json::from_value(q["cart"].clone())
                 .map_err(|e| CrmError::Validation { field: "cart".into(), reason: e.to_string() })?;

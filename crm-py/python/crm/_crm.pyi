@@ -948,7 +948,12 @@ class Engine:
     def issue_coupons_to_segment(
         self, batch: str, rule: Union["Rule", str, Mapping[str, Any]], template: str, *, now: _Time
     ) -> Dict[str, Any]:
-        """One coupon of ``template`` to every member matching ``rule``; re-runs issue nothing twice."""
+        """One coupon of ``template`` to every member matching ``rule``; re-runs issue nothing twice.
+
+        Returns ``{"issued": [(member_id, code)], "skipped": n, "exhausted": bool}``.
+        """
+    def coupon_usage(self, template: str) -> Dict[str, Any]:
+        """Stock and budget of a coupon template taken over the whole programme."""
     # tiers
     def assign_tier(
         self,
