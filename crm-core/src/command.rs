@@ -100,8 +100,16 @@ pub enum Command {
     Erase {
         member_id: MemberId,
     },
-    /// Activate pending lots and expire lots whose time has come.
-    RunDue,
+    /// Activate pending lots and expire lots whose time has come, move
+    /// tiers and stages on, emit outreach.
+    RunDue {
+        /// Codes of the coupons that triggers handed out, by
+        /// `member/trigger/occurrence`. A run draws them from the operating
+        /// system's random source and its receipt records them, so replaying
+        /// the command log issues the same codes. Empty when calling.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        coupon_codes: BTreeMap<String, String>,
+    },
     /// Put a member in a tier by hand until `until` (then the metric decides again).
     AssignTier {
         member_id: MemberId,
@@ -152,6 +160,11 @@ pub enum Command {
 }
 
 impl Command {
+    /// `RunDue` as a host sends it (no recorded coupon codes).
+    pub fn run_due() -> Command {
+        Command::RunDue { coupon_codes: BTreeMap::new() }
+    }
+
     /// The idempotency key used when the caller gives none, or `None` when
     /// the command moves points on request (redeem, reverse, adjust) and the
     /// caller must choose the key. Facts use their own id (`order:<id>`,
@@ -176,7 +189,7 @@ impl Command {
             }
             Command::Merge { survivor, merged } => format!("merge:{merged}->{survivor}"),
             Command::Erase { member_id } => format!("erase:{member_id}"),
-            Command::RunDue => format!("run_due:{}", now.to_rfc3339()),
+            Command::RunDue { .. } => format!("run_due:{}", now.to_rfc3339()),
             Command::UpdateProfile { .. } => content("profile"),
             Command::LinkIdentity { .. } | Command::UnlinkIdentity { .. } => content("identity"),
             Command::AddTag { .. } | Command::RemoveTag { .. } => content("tag"),

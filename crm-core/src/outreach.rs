@@ -104,6 +104,14 @@ pub struct Trigger {
     /// to the first channel listed. Frequency caps apply to both.
     #[serde(default = "yes")]
     pub marketing: bool,
+    /// A coupon template handed out with every message (a birthday gift, a
+    /// win-back offer, a service-recovery voucher): issued in the same
+    /// commit as the message, its code in the item's `payload.coupon`. When
+    /// the member's limit, the template's stock or budget, or its validity
+    /// rules it out, the message is suppressed (`coupon_unavailable`) rather
+    /// than sent without what it promises.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupon: Option<String>,
 }
 
 fn yes() -> bool {
@@ -173,7 +181,7 @@ pub struct Suppressed {
     pub trigger: String,
     pub occurrence: String,
     pub due_at: DateTime<Utc>,
-    /// `no_consent` or `frequency_cap`.
+    /// `no_consent`, `frequency_cap` or `coupon_unavailable`.
     pub reason: String,
 }
 
@@ -205,7 +213,8 @@ struct Occurrence {
 
 impl OutreachConfig {
     /// Check triggers, channels and guards (paths under `outreach`).
-    pub fn validate(&self, point_types: &[&str], has_tiers: bool) -> Result<()> {
+    /// `coupon_templates`: the programme's coupon template ids.
+    pub fn validate(&self, point_types: &[&str], has_tiers: bool, coupon_templates: &[&str]) -> Result<()> {
         let mut ids = std::collections::BTreeSet::new();
         for (i, t) in self.triggers.iter().enumerate() {
             let at = format!("outreach.triggers[{i}]");
@@ -215,6 +224,11 @@ impl OutreachConfig {
             }
             if t.channels.is_empty() {
                 return Err(CrmError::config(format!("{at}.channels"), "must list at least one channel"));
+            }
+            if let Some(c) = &t.coupon {
+                if !coupon_templates.contains(&c.as_str()) {
+                    return Err(CrmError::config(format!("{at}.coupon"), format!("no coupon template {c:?}")));
+                }
             }
             match &t.when {
                 TriggerKind::MemberDay { day } if !(1..=31).contains(day) => {

@@ -483,7 +483,9 @@ impl Program {
             l.validate()?;
         }
         if let Some(o) = &self.outreach {
-            o.validate(&type_ids, self.tiers.is_some())?;
+            let templates: Vec<&str> =
+                self.coupons.iter().flat_map(|c| c.templates.iter().map(|t| t.id.as_str())).collect();
+            o.validate(&type_ids, self.tiers.is_some(), &templates)?;
         }
         if let Some(c) = &self.coupons {
             let spendable: BTreeSet<&str> =

@@ -141,7 +141,8 @@ pub struct ProgrammeFigures {
     pub outreach: BTreeMap<String, u64>,
     /// Occurrences not sent (no consent, frequency cap).
     pub outreach_suppressed: u64,
-    /// Money cost of coupons: always 0 (the replay does not issue or redeem coupons yet).
+    /// Face value of the coupons the programme's triggers handed out in the
+    /// replay (the most they can cost: the history has no coupon use).
     pub coupon_cost: Decimal,
     /// `run_due` runs (month ends and the final one).
     pub run_due_runs: u64,
@@ -248,7 +249,8 @@ pub fn compare(
 
     let movers = replayed[1..].iter().map(|b| movers(&replayed[0], b)).collect();
     let notes = vec![
-        "coupon_cost is 0: the replay does not issue or redeem coupons yet".to_string(),
+        "coupon_cost is the face value of the coupons triggers handed out (the most they can cost); the history records no coupon use, so none is redeemed"
+            .to_string(),
         "movers compare ranks on each programme's own ladder; a programme without tiers ranks everyone at the base"
             .to_string(),
     ];
@@ -354,6 +356,12 @@ impl Run<'_> {
             self.f.stage_changes += stage_changes;
             self.f.outreach_suppressed += suppressed;
             for item in outreach {
+                let template = item.payload.get("coupon").and_then(|c| c.get("template")).and_then(|t| t.as_str());
+                if let Some(t) =
+                    self.program.coupons.iter().flat_map(|c| &c.templates).find(|t| Some(t.id.as_str()) == template)
+                {
+                    self.f.coupon_cost += t.face_value().unwrap_or_default();
+                }
                 *self.f.outreach.entry(item.trigger).or_insert(0) += 1;
             }
         }

@@ -438,7 +438,7 @@ impl Engine {
     fn b_run_due(&self, now: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let now = instant(now, "now")?;
         let key = Opts::new(options)?.key()?;
-        submit(key, Command::RunDue, now)
+        submit(key, Command::run_due(), now)
     }
 
     fn b_execute(&self, key: Unknown, cmd: Unknown, now: Unknown) -> BResult<Work> {

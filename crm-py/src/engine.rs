@@ -1045,7 +1045,7 @@ impl PyEngine {
         now: &Bound<'_, PyAny>,
         idempotency_key: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyOutcome> {
-        self.submit(py, idempotency_key, Command::RunDue, now)
+        self.submit(py, idempotency_key, Command::run_due(), now)
     }
 
     // ----- bulk -----------------------------------------------------------

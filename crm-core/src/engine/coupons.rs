@@ -15,6 +15,7 @@ use crate::error::{CrmError, Result};
 use crate::facts::OrderStatus;
 use crate::ledger;
 use crate::member::MemberId;
+use crate::outreach::OutreachItem;
 use crate::segment::Rule;
 use crate::state::Event;
 use crate::store::Store;
@@ -29,6 +30,34 @@ fn template<'p>(cfg: &'p Option<CouponConfig>, id: &str) -> Result<&'p CouponTem
         .iter()
         .find(|t| t.id == id)
         .ok_or_else(|| CrmError::invalid("template", format!("no coupon template {id:?} in the programme")))
+}
+
+/// Whether `st` may be issued coupon `code` of `t` at `now`: a new code,
+/// within the member's limit, still valid. Returns the validity window.
+fn may_hold(
+    st: &crate::state::MemberState,
+    t: &CouponTemplate,
+    code: &str,
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    if st.coupons.contains_key(code) {
+        return Err(CrmError::conflict(format!("coupon {code} was already issued")));
+    }
+    if let Some(limit) = t.per_member_limit {
+        let held = st.coupons.values().filter(|c| c.template == t.id).count();
+        if held >= limit as usize {
+            return Err(CrmError::invalid(
+                "template",
+                format!("member {} already has {held} coupon(s) of {:?} (limit {limit})", st.id, t.id),
+            ));
+        }
+    }
+    let (valid_from, expires_at) = t.validity.window(tz, now);
+    if expires_at <= now {
+        return Err(CrmError::invalid("template", format!("coupons of {:?} are no longer valid", t.id)));
+    }
+    Ok((valid_from, expires_at))
 }
 
 /// The outcome of a redeemed coupon, from its stored use (first result of a repeat).
@@ -57,24 +86,9 @@ impl<S: Store> Tx<'_, S> {
         let t = template(&self.program.coupons, template_id)?;
         let code = coupon::check_code(code)?;
         let id = self.active(member_id, "member_id")?;
-        let st = self.state(&id);
-        if st.coupons.contains_key(&code) {
-            return Err(CrmError::conflict(format!("coupon {code} was already issued")));
-        }
-        if let Some(limit) = t.per_member_limit {
-            let held = st.coupons.values().filter(|c| c.template == t.id).count();
-            if held >= limit as usize {
-                return Err(CrmError::invalid(
-                    "template",
-                    format!("member {id} already has {held} coupon(s) of {:?} (limit {limit})", t.id),
-                ));
-            }
-        }
         let now = self.now;
-        let (valid_from, expires_at) = t.validity.window(self.program.timezone, now);
-        if expires_at <= now {
-            return Err(CrmError::invalid("template", format!("coupons of {:?} are no longer valid", t.id)));
-        }
+        let (valid_from, expires_at) = may_hold(self.state(&id), t, &code, self.program.timezone, now)?;
+        let st = self.state(&id);
         let (mut points, mut redemption_id) = (0, None);
         if for_points {
             let price = t
@@ -102,20 +116,7 @@ impl<S: Store> Tx<'_, S> {
             redemption_id = Some(rid);
         }
         // After the member's own checks; a refusal here undoes the points above.
-        self.take_stock(t)?;
-        let c = Coupon {
-            code: code.clone(),
-            template: t.id.clone(),
-            issued_at: now,
-            valid_from,
-            expires_at,
-            redemption_id: redemption_id.clone(),
-            reason: reason.clone(),
-            redeemed: None,
-            revoked: None,
-            returned: 0,
-        };
-        self.emit(&id, Event::CouponIssued { at: now, coupon: c });
+        self.grant_coupon(&id, t, &code, (valid_from, expires_at), redemption_id.clone(), reason.clone())?;
         let outcome = Outcome::CouponIssued {
             member_id: id.clone(),
             code,
@@ -239,6 +240,77 @@ impl<S: Store> Tx<'_, S> {
         }
         self.emit(&id, Event::CouponRevoked { at: now, code: code.clone(), reason: reason.into() });
         Ok((Outcome::CouponRevoked { member_id: id.clone(), code, points }, Some(id)))
+    }
+
+    /// Issue coupon `code` of `t` to `id`: take it from the template's stock
+    /// and budget, then record it. The member's own checks ([`may_hold`])
+    /// come first.
+    fn grant_coupon(
+        &mut self,
+        id: &MemberId,
+        t: &CouponTemplate,
+        code: &str,
+        (valid_from, expires_at): (DateTime<Utc>, DateTime<Utc>),
+        redemption_id: Option<String>,
+        reason: Option<String>,
+    ) -> Result<()> {
+        self.take_stock(t)?;
+        let c = Coupon {
+            code: code.to_string(),
+            template: t.id.clone(),
+            issued_at: self.now,
+            valid_from,
+            expires_at,
+            redemption_id,
+            reason,
+            redeemed: None,
+            revoked: None,
+            returned: 0,
+        };
+        self.emit(id, Event::CouponIssued { at: self.now, coupon: c });
+        Ok(())
+    }
+
+    /// The coupon a trigger hands out with a message, under the code a
+    /// replayed run was given or one drawn now. `Ok(None)`: the member's
+    /// limit, the template's stock or budget, or its validity rules it out
+    /// (the message is then suppressed).
+    pub(super) fn trigger_coupon(
+        &mut self,
+        id: &MemberId,
+        template_id: &str,
+        item: &OutreachItem,
+    ) -> Result<Option<serde_json::Value>> {
+        let program = self.program;
+        let t = template(&program.coupons, template_id)?;
+        let key = format!("{}/{}/{}", item.member_id, item.trigger, item.occurrence);
+        let code = match self.codes.as_ref().and_then(|c| c.given.get(&key)) {
+            Some(code) => coupon::check_code(code)?,
+            None => coupon::generate_codes(1)?.remove(0),
+        };
+        let now = self.now;
+        let window = match may_hold(self.state(id), t, &code, program.timezone, now) {
+            Ok(w) => w,
+            Err(CrmError::Validation { .. } | CrmError::Conflict { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let reason = Some(format!("trigger {}:{}", item.trigger, item.occurrence));
+        // Stock and budget: a refusal leaves nothing behind (take_stock
+        // changes the tally only when it passes).
+        match self.grant_coupon(id, t, &code, window, None, reason) {
+            Ok(()) => {}
+            Err(CrmError::Validation { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        if let Some(book) = self.codes.as_mut() {
+            book.drawn.insert(key, code.clone());
+        }
+        Ok(Some(serde_json::json!({
+            "code": code,
+            "template": t.id,
+            "valid_from": window.0,
+            "expires_at": window.1,
+        })))
     }
 
     /// Take one coupon of `t` from the programme-wide stock and its face value

@@ -11,7 +11,7 @@ use super::Tx;
 use crate::error::{CrmError, Result};
 use crate::lifecycle::Stage;
 use crate::member::MemberId;
-use crate::outreach::{self, OutreachItem};
+use crate::outreach::{self, OutreachConfig, OutreachItem};
 use crate::program::Program;
 use crate::state::{Engagement, Event, MemberState};
 use crate::store::Store;
@@ -194,12 +194,12 @@ impl<S: Store> Tx<'_, S> {
     /// Scheduled work due at `now` for one member: tier reviews (and ends of
     /// grace and manual assignments), stage changes by elapsed time, then
     /// outreach.
-    pub(super) fn journey_due(&mut self, id: &MemberId) -> Journey {
+    pub(super) fn journey_due(&mut self, id: &MemberId) -> Result<Journey> {
         let program = self.program;
         let tz = program.timezone;
         let now = self.now;
         if !self.state(id).is_active() {
-            return Journey::default();
+            return Ok(Journey::default());
         }
         let mut done = self.catch_up(id, now, false);
         if let Some(cfg) = &program.outreach {
@@ -214,13 +214,46 @@ impl<S: Store> Tx<'_, S> {
                     now,
                     checking: true,
                 };
-                let run = cfg.run(&ctx);
+                let mut run = cfg.run(&ctx);
+                self.hand_out_coupons(id, cfg, &mut run)?;
                 done.suppressed += run.suppressed.len() as u64;
                 done.outreach.extend(run.emitted.iter().cloned());
                 self.emit(id, Event::OutreachRun { at: now, emitted: run.emitted, suppressed: run.suppressed });
             }
         }
-        done
+        Ok(done)
+    }
+
+    /// Issue the coupon of each emitted message whose trigger has one (its
+    /// code goes into `payload.coupon`); a message whose coupon cannot be
+    /// issued is suppressed (`coupon_unavailable`).
+    fn hand_out_coupons(&mut self, id: &MemberId, cfg: &OutreachConfig, run: &mut outreach::Run) -> Result<()> {
+        let mut kept = Vec::with_capacity(run.emitted.len());
+        for mut item in std::mem::take(&mut run.emitted) {
+            let Some(template) = cfg.triggers.iter().find(|t| t.id == item.trigger).and_then(|t| t.coupon.as_ref())
+            else {
+                kept.push(item);
+                continue;
+            };
+            match self.trigger_coupon(id, template, &item)? {
+                Some(coupon) => {
+                    if let serde_json::Value::Object(p) = &mut item.payload {
+                        p.insert("coupon".into(), coupon);
+                    } else {
+                        item.payload = serde_json::json!({ "coupon": coupon });
+                    }
+                    kept.push(item);
+                }
+                None => run.suppressed.push(outreach::Suppressed {
+                    trigger: item.trigger,
+                    occurrence: item.occurrence,
+                    due_at: item.due_at,
+                    reason: "coupon_unavailable".into(),
+                }),
+            }
+        }
+        run.emitted = kept;
+        Ok(())
     }
 
     /// Tier reviews (ends of grace and manual assignments) and stage

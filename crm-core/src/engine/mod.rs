@@ -207,6 +207,15 @@ struct Tx<'a, S: Store> {
     /// Undo journal of tallies since the last checkpoint: value before the
     /// first change.
     tally_journal: Vec<(String, Tally)>,
+    /// Where coupons handed out by triggers get their codes (`run_due` only).
+    codes: Option<CodeBook<'a>>,
+}
+
+/// Coupon codes of a `run_due`: those a replayed run was given, and those
+/// drawn from the operating system's random source for the receipt.
+struct CodeBook<'a> {
+    given: &'a BTreeMap<String, String>,
+    drawn: BTreeMap<String, String>,
 }
 
 /// A tally as read from the store and as changed by the transaction.
@@ -236,6 +245,7 @@ impl<'a, S: Store> Tx<'a, S> {
             journal: Vec::new(),
             tallies: BTreeMap::new(),
             tally_journal: Vec::new(),
+            codes: None,
         }
     }
 
@@ -595,7 +605,7 @@ impl<'a, S: Store> Tx<'a, S> {
                 }
                 Ok((Outcome::Erasure { member_id: id.clone() }, Some(id)))
             }
-            Command::RunDue => Err(CrmError::invalid("command", "run_due is executed by Engine::run_due")),
+            Command::RunDue { .. } => Err(CrmError::invalid("command", "run_due is executed by Engine::run_due")),
             Command::AssignTier { member_id, tier, until, reason, actor } => {
                 let id = self.assign_tier(member_id, tier, *until, reason, actor)?;
                 Ok((Outcome::Tier { member_id: id.clone(), tier: tier.clone(), until: *until }, Some(id)))
@@ -1275,8 +1285,8 @@ impl<S: Store> Engine<S> {
     /// conflict. Concurrent writers are retried (optimistic concurrency).
     pub fn execute(&self, key: &str, command: Command, now: DateTime<Utc>) -> Result<Outcome> {
         check_ref(key, "idempotency_key")?;
-        if let Command::RunDue = command {
-            return self.run_due_keyed(key, now);
+        if let Command::RunDue { coupon_codes } = &command {
+            return self.run_due_keyed(key, now, coupon_codes);
         }
         for _ in 0..MAX_ATTEMPTS {
             // The command's lookups share one read snapshot where the store can.
@@ -1363,14 +1373,21 @@ impl<S: Store> Engine<S> {
     /// Activate pending lots and expire lots due at `now`, for every member.
     /// Idempotent: running it again for the same `now` changes nothing.
     pub fn run_due(&self, now: DateTime<Utc>) -> Result<Outcome> {
-        let key = Command::RunDue.default_key(now).expect("run_due has a default key");
-        self.run_due_keyed(&key, now)
+        let key = Command::run_due().default_key(now).expect("run_due has a default key");
+        self.run_due_keyed(&key, now, &BTreeMap::new())
     }
 
-    fn run_due_keyed(&self, key: &str, now: DateTime<Utc>) -> Result<Outcome> {
+    /// `given`: coupon codes a replayed run hands out again (see
+    /// [`Command::RunDue`]); codes not in it are drawn afresh.
+    fn run_due_keyed(&self, key: &str, now: DateTime<Utc>, given: &BTreeMap<String, String>) -> Result<Outcome> {
         if let Some(r) = self.store.receipt(key)? {
-            return same_or_conflict(r, &Command::RunDue);
+            // The stored command carries the codes it drew: any run_due matches.
+            return match r.command {
+                Command::RunDue { .. } => Ok(r.outcome),
+                _ => same_or_conflict(r, &Command::run_due()),
+            };
         }
+        let mut drawn = BTreeMap::new();
         // Only the members with something due are loaded (stores index
         // `MemberState::next_due_at`); sorted so runs are deterministic.
         let mut due = self.store.due_members(now)?;
@@ -1382,6 +1399,7 @@ impl<S: Store> Engine<S> {
             'attempt: for attempt in 0..MAX_ATTEMPTS {
                 let reads = ReadScope::begin(&self.store);
                 let mut tx = Tx::new(&self.program, &self.store, now);
+                tx.codes = Some(CodeBook { given, drawn: BTreeMap::new() });
                 let (mut m, mut a, mut e) = (0u64, 0i64, 0i64);
                 let mut j = journey::Journey::default();
                 for id in chunk {
@@ -1390,7 +1408,7 @@ impl<S: Store> Engine<S> {
                         continue;
                     }
                     let (act, exp) = tx.due_events(id);
-                    let done = tx.journey_due(id);
+                    let done = tx.journey_due(id)?;
                     if act + exp > 0 || done.tier_changes + done.stage_changes > 0 || !done.outreach.is_empty() {
                         m += 1;
                         a += act;
@@ -1401,10 +1419,12 @@ impl<S: Store> Engine<S> {
                     j.suppressed += done.suppressed;
                     j.outreach.extend(done.outreach);
                 }
+                let chunk_codes = tx.codes.take().map(|c| c.drawn).unwrap_or_default();
                 let commit = tx.finish();
                 drop(reads);
                 match self.store.commit(commit) {
                     Ok(()) => {
+                        drawn.extend(chunk_codes);
                         members += m;
                         activated += a;
                         expired += e;
@@ -1414,7 +1434,9 @@ impl<S: Store> Engine<S> {
                         journey.outreach.extend(j.outreach);
                         break 'attempt;
                     }
-                    Err(CommitError::Stale { .. }) if attempt + 1 < MAX_ATTEMPTS => continue,
+                    Err(CommitError::Stale { .. } | CommitError::StaleTally { .. }) if attempt + 1 < MAX_ATTEMPTS => {
+                        continue
+                    }
                     Err(CommitError::Store(e)) => return Err(e),
                     Err(_) => return Err(CrmError::conflict("run_due could not commit; try again")),
                 }
@@ -1446,7 +1468,16 @@ impl<S: Store> Engine<S> {
             }
             _ => outcome.clone(),
         };
-        let receipt = Receipt { key: key.to_string(), now, member_id: None, command: Command::RunDue, outcome: stored };
+        // Replayed, the codes it was given are the ones it handed out.
+        let mut coupon_codes = given.clone();
+        coupon_codes.extend(drawn);
+        let receipt = Receipt {
+            key: key.to_string(),
+            now,
+            member_id: None,
+            command: Command::RunDue { coupon_codes },
+            outcome: stored,
+        };
         match self.store.commit(Commit { receipts: vec![receipt], ..Commit::default() }) {
             Ok(()) | Err(CommitError::DuplicateKey { .. }) => Ok(outcome),
             Err(CommitError::Store(e)) => Err(e),

@@ -297,3 +297,76 @@ proptest! {
         }
     }
 }
+
+/// A birthday trigger that hands out `gift` coupons (stock 3) in Berlin.
+fn gifting() -> Program {
+    let mut p = program();
+    p.outreach = Some(
+        serde_json::from_value(json!({"send_hour": 10, "triggers": [
+            {"id": "bday", "when": {"type": "birthday"}, "channels": ["sms"], "marketing": false, "coupon": "gift"}
+        ]}))
+        .unwrap(),
+    );
+    p.validate().unwrap();
+    p
+}
+
+#[test]
+fn trigger_coupons_are_issued_with_the_message_and_replay_with_the_same_codes() {
+    let e = Engine::new(gifting(), MemoryStore::new());
+    for m in ["a", "b", "c", "d"] {
+        let cmd = serde_json::from_value(
+            json!({"type": "create_member", "member_id": m, "profile": {"birthday": "1990-03-05"}}),
+        )
+        .unwrap();
+        e.execute(&format!("member:{m}"), cmd, t(1, 0)).unwrap();
+    }
+    let Outcome::Due { outreach, suppressed, .. } = e.run_due(t(5, 12)).unwrap() else { panic!() };
+    assert_eq!((outreach.len(), suppressed), (3, 1), "stock of 3 for 4 birthdays");
+    for item in &outreach {
+        let code = item.payload["coupon"]["code"].as_str().unwrap();
+        let held = e.coupons(&item.member_id, t(5, 13)).unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].coupon.code, code);
+        assert_eq!(held[0].coupon.reason.as_deref(), Some("trigger bday:2024"));
+    }
+    assert!(e.coupons(&MemberId::from("d"), t(5, 13)).unwrap().is_empty());
+    // The receipt records the codes; a replay hands out the same ones.
+    let fresh = Engine::new(gifting(), MemoryStore::new());
+    e.replay_into(&fresh).unwrap();
+    for m in ["a", "b", "c", "d"] {
+        let id = MemberId::from(m);
+        assert_eq!(fresh.coupons(&id, t(5, 13)).unwrap(), e.coupons(&id, t(5, 13)).unwrap(), "{m}");
+    }
+    assert_eq!(fresh.coupon_usage("gift").unwrap(), e.coupon_usage("gift").unwrap());
+    // A template that does not exist is refused at load, naming the trigger.
+    let mut p = gifting();
+    p.outreach.as_mut().unwrap().triggers[0].coupon = Some("nope".into());
+    assert_eq!(p.validate().unwrap_err().field(), Some("outreach.triggers[0].coupon"));
+}
+
+#[test]
+fn whatif_counts_the_face_value_of_trigger_coupons() {
+    use crm_core::whatif::{compare, Options};
+    let mut p = program();
+    p.outreach = Some(
+        serde_json::from_value(json!({"send_hour": 0, "triggers": [
+            {"id": "mday", "when": {"type": "member_day", "day": 1}, "channels": ["app"], "marketing": false,
+             "coupon": "tenner"}
+        ]}))
+        .unwrap(),
+    );
+    // No budget: every message carries a 10.00 coupon.
+    p.coupons.as_mut().unwrap().templates[1].budget = None;
+    p.validate().unwrap();
+    let orders: Vec<Order> = (0..6)
+        .map(|i| Order::paid(format!("o{i}"), format!("m{}", i % 3), t(2 + i, 12), Decimal::new(2000, 2)))
+        .collect();
+    let until = Utc.with_ymd_and_hms(2024, 6, 15, 0, 0, 0).unwrap();
+    let options = Options { until: Some(until), ..Options::default() };
+    let c = compare(&orders, &[], &[("gifts".into(), p)], &options).unwrap();
+    let f = &c.programmes[0];
+    let sent = f.outreach["mday"];
+    assert!(sent >= 3, "three members, member days of April, May and June: {sent}");
+    assert_eq!(f.coupon_cost, Decimal::new(10, 0) * Decimal::from(sent));
+}

@@ -1523,7 +1523,7 @@ fn idempotency_keys() {
     // Same key, another command: conflict.
     assert_eq!(err_of(e.redeem(&m("a"), "reward", 11, "k1", now)).0, "conflict");
     assert_eq!(err_of(e.execute("k1", adjust("a", "reward", 1), now)).0, "conflict");
-    assert_eq!(err_of(e.execute("k1", Command::RunDue, now)).0, "conflict");
+    assert_eq!(err_of(e.execute("k1", Command::run_due(), now)).0, "conflict");
     // Same order id with a different body: conflict.
     assert_eq!(err_of(e.record_order(order("o1", "a", "2024-01-01T00:00:00Z", "101"), now)).0, "conflict");
     // A failed command leaves no receipt: the key can be used again.
@@ -1536,9 +1536,9 @@ fn idempotency_keys() {
     let t1 = e.submit(None, tag.clone(), now).unwrap();
     assert_eq!(e.submit(None, tag, now).unwrap(), t1);
     // run_due under an explicit key behaves like run_due.
-    let due = e.execute("due-1", Command::RunDue, now).unwrap();
+    let due = e.execute("due-1", Command::run_due(), now).unwrap();
     assert!(matches!(due, Outcome::Due { .. }));
-    assert_eq!(e.execute("due-1", Command::RunDue, utc("2030-01-01T00:00:00Z")).unwrap(), due);
+    assert_eq!(e.execute("due-1", Command::run_due(), utc("2030-01-01T00:00:00Z")).unwrap(), due);
 }
 
 #[test]

@@ -270,7 +270,7 @@ proptest! {
         let mut seen = BTreeSet::new();
         let mut next = 0;
         let mut run = |now: DateTime<Utc>, key: &str| -> Result<(), TestCaseError> {
-            let Outcome::Due { outreach, .. } = e.execute(key, Command::RunDue, now).unwrap() else { unreachable!() };
+            let Outcome::Due { outreach, .. } = e.execute(key, Command::run_due(), now).unwrap() else { unreachable!() };
             for item in outreach {
                 prop_assert!(item.due_at <= now);
                 prop_assert!(seen.insert((item.member_id.clone(), item.trigger.clone(), item.occurrence.clone())),

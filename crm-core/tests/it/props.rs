@@ -406,7 +406,7 @@ impl<S: Store> Harness<S> {
                 };
                 (self.key("adjust"), command)
             }
-            Op::RunDue => (Command::RunDue.default_key(now).unwrap(), Command::RunDue),
+            Op::RunDue => (Command::run_due().default_key(now).unwrap(), Command::run_due()),
             Op::Merge { survivor, merged } => {
                 let command = Command::Merge { survivor: mid(*survivor), merged: mid(*merged) };
                 (command.default_key(now).unwrap(), command)
