@@ -69,6 +69,7 @@ mod coupon;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod durability;
 mod engine;
+mod feedback;
 mod journey;
 #[cfg(feature = "postgres")]
 mod postgres;
