@@ -491,7 +491,7 @@ pub enum Outcome {
         member_id: MemberId,
         ticket_id: String,
         status: TicketStatus,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         resolution_minutes: Option<i64>,
     },
     /// A review was recorded; `awarded` are the points of the programme's
