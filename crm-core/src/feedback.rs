@@ -428,9 +428,12 @@ pub fn check_opt_ref(v: &Option<String>, field: &str) -> Result<()> {
 
 // ----- report arithmetic --------------------------------------------------------------
 
-/// `d` rounded half away from zero to `dp` places.
+/// `d` rounded half away from zero to exactly `dp` places (`50` -> `50.0`),
+/// so every figure of a report column prints alike.
 pub fn round(d: Decimal, dp: u32) -> Decimal {
-    d.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero)
+    let mut r = d.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
+    r.rescale(dp);
+    r
 }
 
 /// `part / whole × 100`, one place (`None` for an empty whole).
@@ -657,7 +660,7 @@ mod tests {
     #[test]
     fn percentiles_and_scores_round_half_away_from_zero() {
         assert_eq!(median(&[1, 2, 4, 7]), Some(Decimal::new(30, 1)));
-        assert_eq!(median(&[5]), Some(Decimal::from(5)));
+        assert_eq!(median(&[5]).map(|d| d.to_string()), Some("5.0".into()));
         assert_eq!(p90(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), Some(9));
         assert_eq!(p90(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]), Some(10));
         assert_eq!(p90(&[3]), Some(3));

@@ -707,11 +707,9 @@ impl Engine {
                 return Err(invalid("segments", "must be an object of name -> rule"));
             }
             let obj = unsafe { v.cast::<Object>() }?;
-            let names = obj.get_property_names()?;
-            for i in 0..names.get_array_length()? {
-                let name: String = names.get_element(i)?;
-                let rule = crate::analytics::rule_arg(obj.get_named_property::<Unknown>(&name)?, "segments")?;
-                segments.push((name, rule));
+            for name in Object::keys(&obj)? {
+                let Some(rule) = obj.get::<Unknown>(&name)? else { continue };
+                segments.push((name.clone(), crate::analytics::rule_arg(rule, &format!("segments.{name}"))?));
             }
         }
         query(move |e| e.feedback_report(from, at, &segments))
