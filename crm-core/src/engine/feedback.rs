@@ -248,14 +248,8 @@ impl<S: Store> Tx<'_, S> {
 }
 
 impl<S: Store> Engine<S> {
-    /// Record a contact with customer service (key `contact:<id>` unless given).
-    pub fn record_contact(
-        &self,
-        key: Option<&str>,
-        member_id: &MemberId,
-        contact: Contact,
-        now: DateTime<Utc>,
-    ) -> Result<Outcome> {
+    /// Record a contact with customer service (key `contact:<id>`).
+    pub fn record_contact(&self, member_id: &MemberId, contact: Contact, now: DateTime<Utc>) -> Result<Outcome> {
         let cmd = Command::RecordContact {
             member_id: member_id.clone(),
             contact_id: contact.id,
@@ -264,7 +258,7 @@ impl<S: Store> Engine<S> {
             started_at: contact.started_at,
             ended_at: contact.ended_at,
         };
-        self.submit(key, cmd, now)
+        self.submit(None, cmd, now)
     }
 
     /// Open a ticket of `kind` at `now` (key `ticket:<id>`). For an order
