@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use crm_core::engine::MemberFields;
-use crm_core::feedback::{SurveyKind, TicketStatus};
+use crm_core::feedback::{Contact, SurveyKind, TicketStatus};
 use crm_core::segment::{Field, FieldSource, FieldValue, Window};
 use crm_core::store::Store;
 use crm_core::{Command, CrmError, Engine, MemberId, MemberState, MemoryStore, Outcome, Program};
@@ -116,7 +116,16 @@ fn snapshots_without_feedback_load_and_with_it_round_trip() {
     e.record_survey(&id("ann"), "s1", SurveyKind::Csat, 5, t0()).unwrap();
     e.open_ticket(&id("ann"), "t1", "repair", t0()).unwrap();
     e.update_ticket(&id("ann"), "t1", TicketStatus::Resolved, t0() + Duration::minutes(90)).unwrap();
+    let contact = Contact {
+        id: "c1".into(),
+        channel: "phone".into(),
+        topic: "delivery".into(),
+        started_at: t0(),
+        ended_at: Some(t0() + Duration::minutes(5)),
+    };
+    e.record_contact(&id("ann"), contact.clone(), t0() + Duration::hours(2)).unwrap();
     let st = e.member(&id("ann")).unwrap();
+    assert_eq!(st.feedback.contacts["c1"], contact);
     let json = serde_json::to_value(&st).unwrap();
     let back: MemberState = serde_json::from_value(json.clone()).unwrap();
     assert_eq!(back, st);
