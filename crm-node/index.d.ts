@@ -242,6 +242,54 @@ export interface RevokeCouponOptions extends CommandOptions {
   reason: string
 }
 
+export interface RecordContactOptions extends CommandOptions {
+  channel: string
+  /** The host's topic code (not free text). */
+  topic: string
+  startedAt: Instant
+  endedAt?: Instant
+}
+
+export interface OpenTicketOptions extends CommandOptions {
+  /** Effective time; `now` when absent. */
+  at?: Instant
+  orderId?: string
+  /** Free text (removed on erasure). */
+  subject?: string
+}
+
+export interface UpdateTicketOptions extends CommandOptions {
+  /** Effective time; `now` when absent; not before the ticket's last change. */
+  at?: Instant
+}
+
+export interface RecordReviewOptions extends CommandOptions {
+  /** Free text (removed on erasure). */
+  text?: string
+  sku?: string
+  orderId?: string
+  /** Effective time; `now` when absent. */
+  at?: Instant
+}
+
+export interface RecordSurveyOptions extends CommandOptions {
+  /** Effective time; `now` when absent. */
+  at?: Instant
+  /** The ticket the survey was sent for. */
+  ticketId?: string
+  /** Free text (removed on erasure). */
+  comment?: string
+}
+
+export interface FeedbackReportOptions {
+  /** Default: the host's clock. */
+  at?: Instant
+  /** Count answers, reviews and resolutions after this instant only. */
+  from?: Instant
+  /** One `bySegment` row per entry, in order. */
+  segments?: Record<string, Rule | string | RuleJson>
+}
+
 export interface RunDueOptions {
   /** Default `run_due:<now>`: running again for the same `now` changes nothing. */
   idempotencyKey?: string
@@ -510,7 +558,47 @@ export interface CouponRevokedOutcome {
   points: number
 }
 
+/** A contact recorded ({@link Engine.recordContact}). */
+export interface ContactRecordedOutcome {
+  type: 'contact_recorded'
+  memberId: string
+  contactId: string
+}
+
+/** A ticket opened or moved ({@link Engine.openTicket}, {@link Engine.updateTicket}). */
+export interface TicketOutcome {
+  type: 'ticket'
+  memberId: string
+  ticketId: string
+  status: TicketStatus
+  /** Whole minutes from opening to resolution (or closing), once resolved or closed. */
+  resolutionMinutes?: number
+}
+
+/** A review recorded ({@link Engine.recordReview}). */
+export interface ReviewRecordedOutcome {
+  type: 'review_recorded'
+  memberId: string
+  reviewId: string
+  rating: number
+  /** Points of the programme's `review` bonuses, per point type. */
+  awarded: Record<string, number>
+}
+
+/** A survey answer recorded ({@link Engine.recordSurvey}). */
+export interface SurveyRecordedOutcome {
+  type: 'survey_recorded'
+  memberId: string
+  surveyId: string
+  kind: SurveyKind
+  score: number
+}
+
 export type Outcome =
+  | ContactRecordedOutcome
+  | TicketOutcome
+  | ReviewRecordedOutcome
+  | SurveyRecordedOutcome
   | CouponIssuedOutcome
   | CouponRedeemedOutcome
   | CouponRevokedOutcome
@@ -712,6 +800,8 @@ export interface Member {
   outreachThrough?: Timestamp
   /** When the programme next needs this member (review, stage change, outreach). */
   wakeAt?: Timestamp
+  /** Service contacts, tickets, reviews and surveys (absent when there are none). */
+  feedback?: Feedback
 }
 
 /** One change to what tiers and stages count. */
@@ -1209,6 +1299,9 @@ export type TriggerKind =
   | { type: 'unpaid_order'; minutes: number }
   | { type: 'cart_abandoned'; minutes: number; event?: string }
   | { type: 'order_care'; days: number }
+  | { type: 'segment_entered'; segment: string }
+  | { type: 'low_rating'; max_rating: number; max_nps?: number; delay_minutes?: number }
+  | { type: 'ticket_closed'; delay_minutes?: number }
 
 export interface TriggerConfig {
   id: string
@@ -1448,6 +1541,90 @@ export interface CouponUsage {
   budgetRemaining: string | null
 }
 
+// ----- service and feedback records -------------------------------------------------
+
+export type TicketStatus = 'open' | 'in_progress' | 'waiting_customer' | 'resolved' | 'closed'
+export type SurveyKind = 'csat' | 'nps'
+
+/** The member's records ({@link Engine.feedback}), each map keyed by id. */
+export interface Feedback {
+  contacts?: Record<string, { id: string; channel: string; topic: string; startedAt: Timestamp; endedAt?: Timestamp }>
+  tickets?: Record<
+    string,
+    {
+      id: string
+      kind: string
+      status: TicketStatus
+      openedAt: Timestamp
+      orderId?: string
+      subject?: string
+      history: { at: Timestamp; from: TicketStatus; to: TicketStatus }[]
+      resolvedAt?: Timestamp
+      closedAt?: Timestamp
+      reopened: number
+    }
+  >
+  reviews?: Record<
+    string,
+    {
+      id: string
+      rating: number
+      text?: string
+      sku?: string
+      orderId?: string
+      at: Timestamp
+      awarded?: Record<string, number>
+    }
+  >
+  surveys?: Record<
+    string,
+    { id: string; kind: SurveyKind; score: number; at: Timestamp; ticketId?: string; comment?: string }
+  >
+}
+
+/** CSAT, NPS and review figures of one group ({@link FeedbackReport}); decimals as strings. */
+export interface ScoreRow {
+  group: string
+  members: number
+  csatResponses: number
+  /** Two places. */
+  csatMean: string | null
+  /** Share of 4 and 5 in %, one place. */
+  csatSatisfiedPct: string | null
+  npsResponses: number
+  promoters: number
+  passives: number
+  detractors: number
+  /** % promoters − % detractors, one place. */
+  nps: string | null
+  reviews: number
+  ratingMean: string | null
+}
+
+/** Ticket figures of one kind (or `all`). */
+export interface TicketRow {
+  kind: string
+  opened: number
+  open: number
+  resolved: number
+  meanMinutes: string | null
+  medianMinutes: string | null
+  /** Nearest rank. */
+  p90Minutes: number | null
+}
+
+/** {@link Engine.feedbackReport}. */
+export interface FeedbackReport {
+  at: Timestamp
+  from?: Timestamp
+  overall: ScoreRow
+  byTier: ScoreRow[]
+  byStage: ScoreRow[]
+  bySegment: ScoreRow[]
+  ticketsOverall: TicketRow
+  ticketsByKind: TicketRow[]
+}
+
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
  * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
@@ -1638,6 +1815,62 @@ export declare class Engine {
   revokeCoupon(memberId: string, code: string, options: RevokeCouponOptions): Promise<CouponRevokedOutcome>
   /** Synchronous {@link Engine.revokeCoupon}. */
   revokeCouponSync(memberId: string, code: string, options: RevokeCouponOptions): CouponRevokedOutcome
+  /**
+   * Record a contact with customer service (`channel`, the host's `topic`
+   * code, `startedAt`, optional `endedAt`). Idempotent by `contactId`: the
+   * same contact again is the first result, other content a conflict.
+   * Default idempotency key `contact:<contactId>`.
+   */
+  recordContact(memberId: string, contactId: string, options: RecordContactOptions): Promise<ContactRecordedOutcome>
+  /** Synchronous {@link Engine.recordContact}. */
+  recordContactSync(memberId: string, contactId: string, options: RecordContactOptions): ContactRecordedOutcome
+  /**
+   * Open an after-sales ticket of `kind` (the host's code) at `at`
+   * (default `now`). Default idempotency key `ticket:<ticketId>`.
+   */
+  openTicket(memberId: string, ticketId: string, kind: string, options: OpenTicketOptions): Promise<TicketOutcome>
+  /** Synchronous {@link Engine.openTicket}. */
+  openTicketSync(memberId: string, ticketId: string, kind: string, options: OpenTicketOptions): TicketOutcome
+  /**
+   * Move a ticket to `status` at `at` (default `now`): a move the status
+   * table does not allow fails on `status`, a time before the last change
+   * on `at`; the status it already has changes nothing; reopening clears
+   * the resolution.
+   */
+  updateTicket(memberId: string, ticketId: string, status: TicketStatus, options: UpdateTicketOptions): Promise<TicketOutcome>
+  /** Synchronous {@link Engine.updateTicket}. */
+  updateTicketSync(memberId: string, ticketId: string, status: TicketStatus, options: UpdateTicketOptions): TicketOutcome
+  /**
+   * Record a review rated 1-5; it earns the programme's `review` bonuses
+   * (`awarded`). Idempotent by `reviewId`. Default idempotency key
+   * `review:<reviewId>`.
+   */
+  recordReview(memberId: string, reviewId: string, rating: number, options: RecordReviewOptions): Promise<ReviewRecordedOutcome>
+  /** Synchronous {@link Engine.recordReview}. */
+  recordReviewSync(memberId: string, reviewId: string, rating: number, options: RecordReviewOptions): ReviewRecordedOutcome
+  /**
+   * Record a survey answer: `csat` 1-5 or `nps` 0-10, optionally for a
+   * ticket. Idempotent by `surveyId`. Default idempotency key `survey:<surveyId>`.
+   */
+  recordSurvey(memberId: string, surveyId: string, kind: SurveyKind, score: number, options: RecordSurveyOptions): Promise<SurveyRecordedOutcome>
+  /** Synchronous {@link Engine.recordSurvey}. */
+  recordSurveySync(memberId: string, surveyId: string, kind: SurveyKind, score: number, options: RecordSurveyOptions): SurveyRecordedOutcome
+  /**
+   * The member's contacts, tickets, reviews and surveys, each keyed by id
+   * (following merges).
+   */
+  feedback(memberId: string): Promise<Feedback>
+  /** Synchronous {@link Engine.feedback}. */
+  feedbackSync(memberId: string): Feedback
+  /**
+   * CSAT, NPS and ratings overall, by tier, stage and each named segment
+   * rule, and ticket resolution times overall and by kind, from the facts
+   * up to `at` (default: the host's clock); answers, reviews and
+   * resolutions count in `(from, at]`. Figures are decimal strings.
+   */
+  feedbackReport(options?: FeedbackReportOptions): Promise<FeedbackReport>
+  /** Synchronous {@link Engine.feedbackReport}. */
+  feedbackReportSync(options?: FeedbackReportOptions): FeedbackReport
   /**
    * The member's coupons with their status at `now` (default: the host's
    * clock), soonest expiry first.

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::facts::{Order, OrderStatus, Refund};
+use crate::feedback::{SurveyKind, TicketStatus};
 use crate::ledger::Allocation;
 use crate::member::{Gender, Identity, MemberId, Profile, ProfilePatch};
 use crate::outreach::OutreachItem;
@@ -157,6 +158,71 @@ pub enum Command {
         code: String,
         reason: String,
     },
+    /// A conversation with customer service (see [`crate::feedback`]).
+    /// Idempotent by `contact_id`, as every feedback record is by its id.
+    RecordContact {
+        member_id: MemberId,
+        contact_id: String,
+        channel: String,
+        topic: String,
+        started_at: DateTime<Utc>,
+        #[serde(default)]
+        ended_at: Option<DateTime<Utc>>,
+    },
+    /// Open an after-sales ticket (status `open`).
+    OpenTicket {
+        member_id: MemberId,
+        ticket_id: String,
+        kind: String,
+        /// Effective time; `now` when absent.
+        #[serde(default)]
+        at: Option<DateTime<Utc>>,
+        #[serde(default)]
+        order_id: Option<String>,
+        /// Free text (removed on erasure).
+        #[serde(default)]
+        subject: Option<String>,
+    },
+    /// Move a ticket to another status (the table in [`crate::feedback`]);
+    /// the status it already has is a repeat and changes nothing.
+    UpdateTicket {
+        member_id: MemberId,
+        ticket_id: String,
+        status: TicketStatus,
+        /// Effective time; `now` when absent. Not before the ticket's last change.
+        #[serde(default)]
+        at: Option<DateTime<Utc>>,
+    },
+    /// A review, rated 1-5; earns the programme's `review` bonuses.
+    RecordReview {
+        member_id: MemberId,
+        review_id: String,
+        rating: i64,
+        #[serde(default)]
+        text: Option<String>,
+        #[serde(default)]
+        sku: Option<String>,
+        #[serde(default)]
+        order_id: Option<String>,
+        /// Effective time; `now` when absent.
+        #[serde(default)]
+        at: Option<DateTime<Utc>>,
+    },
+    /// A survey answer: CSAT 1-5 or NPS 0-10.
+    RecordSurvey {
+        member_id: MemberId,
+        survey_id: String,
+        kind: SurveyKind,
+        score: i64,
+        /// Effective time; `now` when absent.
+        #[serde(default)]
+        at: Option<DateTime<Utc>>,
+        #[serde(default)]
+        ticket_id: Option<String>,
+        /// Free text (removed on erasure).
+        #[serde(default)]
+        comment: Option<String>,
+    },
 }
 
 impl Command {
@@ -199,6 +265,11 @@ impl Command {
             Command::IssueCoupon { code, .. } => format!("coupon:{code}"),
             Command::RedeemCoupon { order_id, .. } => format!("coupon_order:{order_id}"),
             Command::RevokeCoupon { code, .. } => format!("coupon_revoke:{code}"),
+            Command::RecordContact { contact_id, .. } => format!("contact:{contact_id}"),
+            Command::OpenTicket { ticket_id, .. } => format!("ticket:{ticket_id}"),
+            Command::UpdateTicket { .. } => content("ticket_status"),
+            Command::RecordReview { review_id, .. } => format!("review:{review_id}"),
+            Command::RecordSurvey { survey_id, .. } => format!("survey:{survey_id}"),
             Command::Redeem { .. } | Command::ReverseRedemption { .. } | Command::Adjust { .. } => return None,
         })
     }
@@ -225,6 +296,28 @@ impl Command {
             }
             Command::LinkIdentity { member_id, .. } | Command::UnlinkIdentity { member_id, .. } => {
                 Command::AddTag { member_id: member_id.clone(), tag: "erased".into() }
+            }
+            // Free text a customer or an agent wrote goes; ratings and scores stay.
+            Command::OpenTicket { subject: Some(_), .. } => {
+                let mut c = self.clone();
+                if let Command::OpenTicket { subject, .. } = &mut c {
+                    *subject = None;
+                }
+                c
+            }
+            Command::RecordReview { text: Some(_), .. } => {
+                let mut c = self.clone();
+                if let Command::RecordReview { text, .. } = &mut c {
+                    *text = None;
+                }
+                c
+            }
+            Command::RecordSurvey { comment: Some(_), .. } => {
+                let mut c = self.clone();
+                if let Command::RecordSurvey { comment, .. } = &mut c {
+                    *comment = None;
+                }
+                c
             }
             other => other.clone(),
         }
@@ -399,6 +492,36 @@ pub enum Outcome {
         code: String,
         #[serde(default)]
         points: i64,
+    },
+    /// A contact with customer service was recorded.
+    ContactRecorded {
+        member_id: MemberId,
+        contact_id: String,
+    },
+    /// A ticket was opened or moved: its status now, and its resolution
+    /// time in whole minutes once it is resolved or closed.
+    Ticket {
+        member_id: MemberId,
+        ticket_id: String,
+        status: TicketStatus,
+        #[serde(default)]
+        resolution_minutes: Option<i64>,
+    },
+    /// A review was recorded; `awarded` are the points of the programme's
+    /// `review` bonuses it earned, per point type.
+    ReviewRecorded {
+        member_id: MemberId,
+        review_id: String,
+        rating: u8,
+        #[serde(default)]
+        awarded: BTreeMap<String, i64>,
+    },
+    /// A survey answer was recorded.
+    SurveyRecorded {
+        member_id: MemberId,
+        survey_id: String,
+        kind: SurveyKind,
+        score: u8,
     },
 }
 

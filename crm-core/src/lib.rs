@@ -15,6 +15,7 @@ pub mod coupon;
 pub mod engine;
 pub mod error;
 pub mod facts;
+pub mod feedback;
 pub mod ledger;
 pub mod lifecycle;
 pub mod member;

@@ -15,7 +15,8 @@
 //!    years of history does not flood anyone).
 //! 3. **Conditions** are checked as of the run: the unpaid order is still
 //!    unpaid, the points still unspent, the cart not followed by an order,
-//!    the retention threshold still not met.
+//!    the retention threshold still not met, the closed ticket still closed
+//!    and not yet surveyed.
 //! 4. **Consent**: the first of the trigger's channels the member has
 //!    granted; none means the occurrence is suppressed (`no_consent`).
 //!    Service triggers (`marketing = false`) use the first channel listed.
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CrmError, Result};
 use crate::facts::OrderStatus;
+use crate::feedback::{SurveyKind, TicketStatus};
 use crate::lifecycle::Stage;
 use crate::member::MemberId;
 use crate::state::MemberState;
@@ -154,7 +156,29 @@ pub enum TriggerKind {
     OrderCare { days: u32 },
     /// The member entered a saved segment (recorded by `Engine::refresh_segment`).
     SegmentEntered { segment: String },
+    /// Service recovery: a review rated, or a CSAT survey scored, at or
+    /// below `max_rating` (1-5) and, with `max_nps`, an NPS answer at or
+    /// below it (0-10); `delay_minutes` after the answer. One occurrence per
+    /// review or survey (`review:<id>`, `survey:<id>`).
+    LowRating {
+        max_rating: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_nps: Option<u32>,
+        #[serde(default)]
+        delay_minutes: u32,
+    },
+    /// A satisfaction survey `delay_minutes` after a ticket was closed,
+    /// while it is still closed and no survey for it has been answered. One
+    /// occurrence per ticket (a ticket reopened and closed again is not
+    /// surveyed twice).
+    TicketClosed {
+        #[serde(default)]
+        delay_minutes: u32,
+    },
 }
+
+/// Longest delay of a feedback trigger: 30 days.
+const MAX_DELAY_MINUTES: u32 = 30 * 24 * 60;
 
 fn add_to_cart() -> String {
     "add_to_cart".into()
@@ -247,6 +271,20 @@ impl OutreachConfig {
                     if *days_before > 300 =>
                 {
                     return Err(CrmError::config(format!("{at}.when.days_before"), "must be at most 300"));
+                }
+                TriggerKind::LowRating { max_rating, .. } if !(1..=5).contains(max_rating) => {
+                    return Err(CrmError::config(format!("{at}.when.max_rating"), "must be between 1 and 5"));
+                }
+                TriggerKind::LowRating { max_nps: Some(n), .. } if *n > 10 => {
+                    return Err(CrmError::config(format!("{at}.when.max_nps"), "must be between 0 and 10"));
+                }
+                TriggerKind::LowRating { delay_minutes, .. } | TriggerKind::TicketClosed { delay_minutes }
+                    if *delay_minutes > MAX_DELAY_MINUTES =>
+                {
+                    return Err(CrmError::config(
+                        format!("{at}.when.delay_minutes"),
+                        format!("must be at most {MAX_DELAY_MINUTES} (30 days)"),
+                    ));
                 }
                 _ => {}
             }
@@ -449,6 +487,41 @@ impl OutreachConfig {
                         resolve_local(zone, local),
                         &|| serde_json::json!({ "order_id": o.order.id }),
                     );
+                }
+            }
+            TriggerKind::LowRating { max_rating, max_nps, delay_minutes } => {
+                let wait = Duration::minutes(i64::from(*delay_minutes));
+                let f = &st.feedback;
+                for r in f.reviews.values().filter(|r| u32::from(r.rating) <= *max_rating) {
+                    push(format!("review:{}", r.id), r.at + wait, &|| {
+                        serde_json::json!({ "source": "review", "review_id": r.id, "rating": r.rating,
+                                            "sku": r.sku, "order_id": r.order_id })
+                    });
+                }
+                let low = |s: &crate::feedback::Survey| match s.kind {
+                    SurveyKind::Csat => u32::from(s.score) <= *max_rating,
+                    SurveyKind::Nps => max_nps.is_some_and(|m| u32::from(s.score) <= m),
+                };
+                for s in f.surveys.values().filter(|s| low(s)) {
+                    push(format!("survey:{}", s.id), s.at + wait, &|| {
+                        serde_json::json!({ "source": s.kind, "survey_id": s.id, "score": s.score,
+                                            "ticket_id": s.ticket_id })
+                    });
+                }
+            }
+            TriggerKind::TicketClosed { delay_minutes } => {
+                let wait = Duration::minutes(i64::from(*delay_minutes));
+                let f = &st.feedback;
+                for t in f.tickets.values() {
+                    let Some(closed) = t.closed_at.filter(|_| t.status == TicketStatus::Closed) else { continue };
+                    // Checked as of the run: an answered survey for the ticket ends it.
+                    if ctx.checking && f.surveys.values().any(|s| s.ticket_id.as_deref() == Some(t.id.as_str())) {
+                        continue;
+                    }
+                    push(t.id.clone(), closed + wait, &|| {
+                        serde_json::json!({ "ticket_id": t.id, "kind": t.kind, "order_id": t.order_id,
+                                            "resolution_minutes": t.resolution_minutes() })
+                    });
                 }
             }
         }

@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::facts::{Order, OrderStatus, ReturnedItem};
+use crate::feedback::{Contact, Feedback, Review, Survey, Ticket, TicketStatus};
 use crate::ledger::{Allocation, Lot, LotSource};
 use crate::lifecycle::{Stage, StageChange};
 use crate::member::{Consent, Identity, MemberId, MemberStatus, Profile, ProfilePatch};
@@ -232,6 +233,10 @@ pub struct MemberState {
     /// Coupons held, by code (redeemed, expired and revoked ones stay).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub coupons: BTreeMap<String, crate::coupon::Coupon>,
+    /// Service contacts, tickets, reviews and surveys, by id (all kept:
+    /// idempotency by id, `open_tickets` and the reports need every one).
+    #[serde(default, skip_serializing_if = "Feedback::is_empty")]
+    pub feedback: Feedback,
 }
 
 /// A change to a member. Events are facts: they are stored, never edited
@@ -431,6 +436,29 @@ pub enum Event {
         code: String,
         reason: String,
     },
+    ContactRecorded {
+        at: DateTime<Utc>,
+        contact: Contact,
+    },
+    /// A ticket was opened (status `open`, no history yet).
+    TicketOpened {
+        at: DateTime<Utc>,
+        ticket: Ticket,
+    },
+    TicketStatusChanged {
+        at: DateTime<Utc>,
+        ticket_id: String,
+        status: TicketStatus,
+    },
+    /// A review (with the points it earned: the bonus events precede it).
+    ReviewRecorded {
+        at: DateTime<Utc>,
+        review: Review,
+    },
+    SurveyRecorded {
+        at: DateTime<Utc>,
+        survey: Survey,
+    },
 }
 
 impl Event {
@@ -471,7 +499,12 @@ impl Event {
             | CouponIssued { at, .. }
             | CouponRedeemed { at, .. }
             | CouponReturned { at, .. }
-            | CouponRevoked { at, .. } => *at,
+            | CouponRevoked { at, .. }
+            | ContactRecorded { at, .. }
+            | TicketOpened { at, .. }
+            | TicketStatusChanged { at, .. }
+            | ReviewRecorded { at, .. }
+            | SurveyRecorded { at, .. } => *at,
         }
     }
 
@@ -488,6 +521,7 @@ impl Event {
                 let mut from = from.clone();
                 from.profile = anonymise(&from.profile);
                 from.identities.clear();
+                from.feedback.erase_text();
                 Event::MergedIn { at: *at, from }
             }
             // Payloads can carry personal data (a birthday); keys and times stay.
@@ -499,6 +533,16 @@ impl Event {
                     .collect(),
                 suppressed: suppressed.clone(),
             },
+            // Free text goes; ratings, scores, statuses and times stay.
+            Event::TicketOpened { at, ticket } => {
+                Event::TicketOpened { at: *at, ticket: Ticket { subject: None, ..ticket.clone() } }
+            }
+            Event::ReviewRecorded { at, review } => {
+                Event::ReviewRecorded { at: *at, review: Review { text: None, ..review.clone() } }
+            }
+            Event::SurveyRecorded { at, survey } => {
+                Event::SurveyRecorded { at: *at, survey: Survey { comment: None, ..survey.clone() } }
+            }
             other => other.clone(),
         }
     }
@@ -545,6 +589,7 @@ impl MemberState {
             outreach_through: None,
             wake_at: None,
             coupons: BTreeMap::new(),
+            feedback: Feedback::default(),
         }
     }
 
@@ -868,6 +913,7 @@ impl MemberState {
                 self.activity.clear();
                 self.totals.clear();
                 self.engagements.clear();
+                self.feedback = Feedback::default();
                 self.wake_at = None;
             }
             Event::Erased { at } => {
@@ -939,6 +985,23 @@ impl MemberState {
                     c.revoked = Some(crate::coupon::Revocation { at: *at, reason: reason.clone() });
                 }
             }
+            Event::ContactRecorded { contact, .. } => {
+                self.feedback.contacts.insert(contact.id.clone(), contact.clone());
+            }
+            Event::TicketOpened { ticket, .. } => {
+                self.feedback.tickets.insert(ticket.id.clone(), ticket.clone());
+            }
+            Event::TicketStatusChanged { at, ticket_id, status } => {
+                if let Some(t) = self.feedback.tickets.get_mut(ticket_id) {
+                    t.apply(*at, *status);
+                }
+            }
+            Event::ReviewRecorded { review, .. } => {
+                self.feedback.reviews.insert(review.id.clone(), review.clone());
+            }
+            Event::SurveyRecorded { survey, .. } => {
+                self.feedback.surveys.insert(survey.id.clone(), survey.clone());
+            }
         }
     }
 
@@ -947,6 +1010,7 @@ impl MemberState {
         self.identities.clear();
         self.tags.clear();
         self.consents.clear();
+        self.feedback.erase_text();
     }
 
     fn count_paid(&mut self, amount: Decimal, at: DateTime<Utc>) {
@@ -974,6 +1038,7 @@ impl MemberState {
         for (k, v) in &other.coupons {
             self.coupons.entry(k.clone()).or_insert_with(|| v.clone());
         }
+        self.feedback.absorb(&other.feedback);
         self.identities.extend(other.identities.iter().cloned());
         self.tags.extend(other.tags.iter().cloned());
         for (ch, c) in &other.consents {

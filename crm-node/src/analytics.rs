@@ -921,7 +921,7 @@ fn field_value(field: &Field, v: Unknown<'_>, path: &str) -> BResult<Option<Fiel
     }
     Ok(Some(match field.field_type() {
         FieldType::Number => FieldValue::Int(integer(v, path)?),
-        FieldType::Money => FieldValue::Money(match v.get_type()? {
+        FieldType::Money | FieldType::Decimal => FieldValue::Money(match v.get_type()? {
             ValueType::String => money::parse(&unsafe { v.cast::<String>() }?, path)?,
             ValueType::Number => {
                 let x = number(v, path)?;
@@ -958,6 +958,9 @@ fn add_column(table: &mut MemberColumns, field: &Field, values: Vec<Option<Field
         }
         FieldType::Money => {
             table.add_money(f, it.map(|v| if let Some(FieldValue::Money(d)) = v { Some(d) } else { None }))
+        }
+        FieldType::Decimal => {
+            table.add_decimal(f, it.map(|v| if let Some(FieldValue::Money(d)) = v { Some(d) } else { None }))
         }
         FieldType::Text => {
             table.add_text(f, it.map(|v| if let Some(FieldValue::Text(s)) = v { Some(s) } else { None }))

@@ -53,8 +53,9 @@ const VERBATIM: &[&str] = &[
 ];
 
 /// Fields whose value is a map keyed by data (order id, redemption id,
-/// channel) holding structured values: keys unchanged, values converted.
-const KEYED: &[&str] = &["orders", "redemptions", "consents"];
+/// channel, feedback record id) holding structured values: keys unchanged,
+/// values converted.
+const KEYED: &[&str] = &["orders", "redemptions", "consents", "contacts", "tickets", "reviews", "surveys"];
 
 /// Fields that hold money.
 const MONEY: &[&str] = &["amount", "price"];

@@ -605,6 +605,121 @@ impl Engine {
         query(move |e| e.coupon_usage(&template))
     }
 
+    // ----- service and feedback records ----------------------------------
+
+    fn b_record_contact(&self, member: Unknown, contact: Unknown, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = Command::RecordContact {
+            member_id: member_id(member)?,
+            contact_id: string(contact, "contact_id")?,
+            channel: o.req_string("channel", "channel")?,
+            topic: o.req_string("topic", "topic")?,
+            started_at: instant(o.required("startedAt", "started_at")?, "started_at")?,
+            ended_at: o.get("endedAt")?.map(|v| instant(v, "ended_at")).transpose()?,
+        };
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_open_ticket(
+        &self,
+        member: Unknown,
+        ticket: Unknown,
+        kind: Unknown,
+        options: Option<Unknown>,
+    ) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = Command::OpenTicket {
+            member_id: member_id(member)?,
+            ticket_id: string(ticket, "ticket_id")?,
+            kind: string(kind, "kind")?,
+            at: o.get("at")?.map(|v| instant(v, "at")).transpose()?,
+            order_id: o.string("orderId", "order_id")?,
+            subject: o.string("subject", "subject")?,
+        };
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_update_ticket(
+        &self,
+        member: Unknown,
+        ticket: Unknown,
+        status: Unknown,
+        options: Option<Unknown>,
+    ) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = Command::UpdateTicket {
+            member_id: member_id(member)?,
+            ticket_id: string(ticket, "ticket_id")?,
+            status: decode("status", Value::String(string(status, "status")?))?,
+            at: o.get("at")?.map(|v| instant(v, "at")).transpose()?,
+        };
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_record_review(
+        &self,
+        member: Unknown,
+        review: Unknown,
+        rating: Unknown,
+        options: Option<Unknown>,
+    ) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = Command::RecordReview {
+            member_id: member_id(member)?,
+            review_id: string(review, "review_id")?,
+            rating: integer(rating, "rating")?,
+            text: o.string("text", "text")?,
+            sku: o.string("sku", "sku")?,
+            order_id: o.string("orderId", "order_id")?,
+            at: o.get("at")?.map(|v| instant(v, "at")).transpose()?,
+        };
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_record_survey(
+        &self,
+        member: Unknown,
+        survey: Unknown,
+        kind: Unknown,
+        score: Unknown,
+        options: Option<Unknown>,
+    ) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let cmd = Command::RecordSurvey {
+            member_id: member_id(member)?,
+            survey_id: string(survey, "survey_id")?,
+            kind: decode("kind", Value::String(string(kind, "kind")?))?,
+            score: integer(score, "score")?,
+            at: o.get("at")?.map(|v| instant(v, "at")).transpose()?,
+            ticket_id: o.string("ticketId", "ticket_id")?,
+            comment: o.string("comment", "comment")?,
+        };
+        submit(o.key()?, cmd, o.now()?)
+    }
+
+    fn b_feedback(&self, member: Unknown) -> BResult<Work> {
+        let id = member_id(member)?;
+        query(move |e| e.feedback(&id))
+    }
+
+    fn b_feedback_report(&self, options: Option<Unknown>) -> BResult<Work> {
+        let o = Opts::new(options)?;
+        let at = o.at_or_now("at")?;
+        let from = o.get("from")?.map(|v| instant(v, "from")).transpose()?;
+        let mut segments = Vec::new();
+        if let Some(v) = o.get("segments")? {
+            if v.get_type()? != ValueType::Object {
+                return Err(invalid("segments", "must be an object of name -> rule"));
+            }
+            let obj = unsafe { v.cast::<Object>() }?;
+            for name in Object::keys(&obj)? {
+                let Some(rule) = obj.get::<Unknown>(&name)? else { continue };
+                segments.push((name.clone(), crate::analytics::rule_arg(rule, &format!("segments.{name}"))?));
+            }
+        }
+        query(move |e| e.feedback_report(from, at, &segments))
+    }
+
     fn b_tier(&self, member: Unknown, options: Option<Unknown>) -> BResult<Work> {
         let id = member_id(member)?;
         let at = Opts::new(options)?.at_or_now("at")?;
@@ -1592,6 +1707,209 @@ impl Engine {
         options: Option<Unknown>,
     ) -> napi::Result<Js> {
         self.run(&env, self.b_revoke_coupon(member_id, code, options))
+    }
+
+    /// Record a contact with customer service (`channel`, the host's `topic`
+    /// code, `startedAt`, optional `endedAt`). Idempotent by `contactId`: the
+    /// same contact again is the first result, other content a conflict.
+    /// Default idempotency key `contact:<contactId>`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, contactId: string, options: RecordContactOptions",
+        ts_return_type = "Promise<ContactRecordedOutcome>"
+    )]
+    pub fn record_contact(
+        &self,
+        member_id: Unknown,
+        contact_id: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_record_contact(member_id, contact_id, options))
+    }
+
+    /// Synchronous {@link Engine.recordContact}.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, contactId: string, options: RecordContactOptions",
+        ts_return_type = "ContactRecordedOutcome"
+    )]
+    pub fn record_contact_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        contact_id: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_record_contact(member_id, contact_id, options))
+    }
+
+    /// Open an after-sales ticket of `kind` (the host's code) at `at`
+    /// (default `now`). Default idempotency key `ticket:<ticketId>`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, ticketId: string, kind: string, options: OpenTicketOptions",
+        ts_return_type = "Promise<TicketOutcome>"
+    )]
+    pub fn open_ticket(
+        &self,
+        member_id: Unknown,
+        ticket_id: Unknown,
+        kind: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_open_ticket(member_id, ticket_id, kind, options))
+    }
+
+    /// Synchronous {@link Engine.openTicket}.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, ticketId: string, kind: string, options: OpenTicketOptions",
+        ts_return_type = "TicketOutcome"
+    )]
+    pub fn open_ticket_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        ticket_id: Unknown,
+        kind: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_open_ticket(member_id, ticket_id, kind, options))
+    }
+
+    /// Move a ticket to `status` at `at` (default `now`): a move the status
+    /// table does not allow fails on `status`, a time before the last change
+    /// on `at`; the status it already has changes nothing; reopening clears
+    /// the resolution.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, ticketId: string, status: TicketStatus, options: UpdateTicketOptions",
+        ts_return_type = "Promise<TicketOutcome>"
+    )]
+    pub fn update_ticket(
+        &self,
+        member_id: Unknown,
+        ticket_id: Unknown,
+        status: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_update_ticket(member_id, ticket_id, status, options))
+    }
+
+    /// Synchronous {@link Engine.updateTicket}.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, ticketId: string, status: TicketStatus, options: UpdateTicketOptions",
+        ts_return_type = "TicketOutcome"
+    )]
+    pub fn update_ticket_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        ticket_id: Unknown,
+        status: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_update_ticket(member_id, ticket_id, status, options))
+    }
+
+    /// Record a review rated 1-5; it earns the programme's `review` bonuses
+    /// (`awarded`). Idempotent by `reviewId`. Default idempotency key
+    /// `review:<reviewId>`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, reviewId: string, rating: number, options: RecordReviewOptions",
+        ts_return_type = "Promise<ReviewRecordedOutcome>"
+    )]
+    pub fn record_review(
+        &self,
+        member_id: Unknown,
+        review_id: Unknown,
+        rating: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_record_review(member_id, review_id, rating, options))
+    }
+
+    /// Synchronous {@link Engine.recordReview}.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, reviewId: string, rating: number, options: RecordReviewOptions",
+        ts_return_type = "ReviewRecordedOutcome"
+    )]
+    pub fn record_review_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        review_id: Unknown,
+        rating: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_record_review(member_id, review_id, rating, options))
+    }
+
+    /// Record a survey answer: `csat` 1-5 or `nps` 0-10, optionally for a
+    /// ticket. Idempotent by `surveyId`. Default idempotency key `survey:<surveyId>`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, surveyId: string, kind: SurveyKind, score: number, options: RecordSurveyOptions",
+        ts_return_type = "Promise<SurveyRecordedOutcome>"
+    )]
+    pub fn record_survey(
+        &self,
+        member_id: Unknown,
+        survey_id: Unknown,
+        kind: Unknown,
+        score: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_record_survey(member_id, survey_id, kind, score, options))
+    }
+
+    /// Synchronous {@link Engine.recordSurvey}.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "memberId: string, surveyId: string, kind: SurveyKind, score: number, options: RecordSurveyOptions",
+        ts_return_type = "SurveyRecordedOutcome"
+    )]
+    pub fn record_survey_sync(
+        &self,
+        env: Env,
+        member_id: Unknown,
+        survey_id: Unknown,
+        kind: Unknown,
+        score: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Js> {
+        self.run(&env, self.b_record_survey(member_id, survey_id, kind, score, options))
+    }
+
+    /// The member's contacts, tickets, reviews and surveys, each keyed by id
+    /// (following merges).
+    #[napi(catch_unwind, ts_args_type = "memberId: string", ts_return_type = "Promise<Feedback>")]
+    pub fn feedback(&self, member_id: Unknown) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_feedback(member_id))
+    }
+
+    /// Synchronous {@link Engine.feedback}.
+    #[napi(catch_unwind, ts_args_type = "memberId: string", ts_return_type = "Feedback")]
+    pub fn feedback_sync(&self, env: Env, member_id: Unknown) -> napi::Result<Js> {
+        self.run(&env, self.b_feedback(member_id))
+    }
+
+    /// CSAT, NPS and ratings overall, by tier, stage and each named segment
+    /// rule, and ticket resolution times overall and by kind, from the facts
+    /// up to `at` (default: the host's clock); answers, reviews and
+    /// resolutions count in `(from, at]`. Figures are decimal strings.
+    #[napi(catch_unwind, ts_args_type = "options?: FeedbackReportOptions", ts_return_type = "Promise<FeedbackReport>")]
+    pub fn feedback_report(&self, options: Option<Unknown>) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_feedback_report(options))
+    }
+
+    /// Synchronous {@link Engine.feedbackReport}.
+    #[napi(catch_unwind, ts_args_type = "options?: FeedbackReportOptions", ts_return_type = "FeedbackReport")]
+    pub fn feedback_report_sync(&self, env: Env, options: Option<Unknown>) -> napi::Result<Js> {
+        self.run(&env, self.b_feedback_report(options))
     }
 
     /// The member's coupons with their status at `now` (default: the host's

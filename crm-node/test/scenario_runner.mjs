@@ -42,7 +42,7 @@ const VERBATIM = new Set([
   'counts',
 ])
 /** Maps keyed by data (ids, channels) whose values are structured. */
-const KEYED = new Set(['orders', 'redemptions', 'consents'])
+const KEYED = new Set(['orders', 'redemptions', 'consents', 'contacts', 'tickets', 'reviews', 'surveys'])
 
 const camel = (k) => k.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase())
 
@@ -167,6 +167,35 @@ const COMMANDS = {
   issue_coupon: (c, o) => ['execute', o.idempotencyKey, c, o.now],
   redeem_coupon: (c, o) => ['redeemCoupon', c.member_id, c.code, c.order_id, o],
   revoke_coupon: (c, o) => ['revokeCoupon', c.member_id, c.code, { ...o, reason: c.reason }],
+  record_contact: (c, o) => [
+    'recordContact',
+    c.member_id,
+    c.contact_id,
+    { ...o, channel: c.channel, topic: c.topic, startedAt: c.started_at, endedAt: c.ended_at },
+  ],
+  open_ticket: (c, o) => [
+    'openTicket',
+    c.member_id,
+    c.ticket_id,
+    c.kind,
+    { ...o, at: c.at, orderId: c.order_id, subject: c.subject },
+  ],
+  update_ticket: (c, o) => ['updateTicket', c.member_id, c.ticket_id, c.status, { ...o, at: c.at }],
+  record_review: (c, o) => [
+    'recordReview',
+    c.member_id,
+    c.review_id,
+    c.rating,
+    { ...o, text: c.text, sku: c.sku, orderId: c.order_id, at: c.at },
+  ],
+  record_survey: (c, o) => [
+    'recordSurvey',
+    c.member_id,
+    c.survey_id,
+    c.kind,
+    c.score,
+    { ...o, at: c.at, ticketId: c.ticket_id, comment: c.comment },
+  ],
 }
 
 const QUERIES = {
@@ -193,6 +222,15 @@ const QUERIES = {
   coupons: (q, now) => ['coupons', q.member_id, { now: q.at ?? now }],
   quote: (q, now) => ['quote', q.member_id, camelize(q.cart), { now: q.at ?? now }],
   coupon_usage: (q) => ['couponUsage', q.template],
+  feedback: (q) => ['feedback', q.member_id],
+  feedback_report: (q, now) => [
+    'feedbackReport',
+    {
+      at: q.at ?? now,
+      from: q.from,
+      segments: Object.fromEntries((q.segments ?? []).map((s) => [s.name, s.rule])),
+    },
+  ],
 }
 
 /** Queries whose result is a map keyed by data (tier ids, stages): keys unchanged. */

@@ -242,6 +242,54 @@ export interface RevokeCouponOptions extends CommandOptions {
   reason: string
 }
 
+export interface RecordContactOptions extends CommandOptions {
+  channel: string
+  /** The host's topic code (not free text). */
+  topic: string
+  startedAt: Instant
+  endedAt?: Instant
+}
+
+export interface OpenTicketOptions extends CommandOptions {
+  /** Effective time; `now` when absent. */
+  at?: Instant
+  orderId?: string
+  /** Free text (removed on erasure). */
+  subject?: string
+}
+
+export interface UpdateTicketOptions extends CommandOptions {
+  /** Effective time; `now` when absent; not before the ticket's last change. */
+  at?: Instant
+}
+
+export interface RecordReviewOptions extends CommandOptions {
+  /** Free text (removed on erasure). */
+  text?: string
+  sku?: string
+  orderId?: string
+  /** Effective time; `now` when absent. */
+  at?: Instant
+}
+
+export interface RecordSurveyOptions extends CommandOptions {
+  /** Effective time; `now` when absent. */
+  at?: Instant
+  /** The ticket the survey was sent for. */
+  ticketId?: string
+  /** Free text (removed on erasure). */
+  comment?: string
+}
+
+export interface FeedbackReportOptions {
+  /** Default: the host's clock. */
+  at?: Instant
+  /** Count answers, reviews and resolutions after this instant only. */
+  from?: Instant
+  /** One `bySegment` row per entry, in order. */
+  segments?: Record<string, Rule | string | RuleJson>
+}
+
 export interface RunDueOptions {
   /** Default `run_due:<now>`: running again for the same `now` changes nothing. */
   idempotencyKey?: string
@@ -510,7 +558,47 @@ export interface CouponRevokedOutcome {
   points: number
 }
 
+/** A contact recorded ({@link Engine.recordContact}). */
+export interface ContactRecordedOutcome {
+  type: 'contact_recorded'
+  memberId: string
+  contactId: string
+}
+
+/** A ticket opened or moved ({@link Engine.openTicket}, {@link Engine.updateTicket}). */
+export interface TicketOutcome {
+  type: 'ticket'
+  memberId: string
+  ticketId: string
+  status: TicketStatus
+  /** Whole minutes from opening to resolution (or closing), once resolved or closed. */
+  resolutionMinutes?: number
+}
+
+/** A review recorded ({@link Engine.recordReview}). */
+export interface ReviewRecordedOutcome {
+  type: 'review_recorded'
+  memberId: string
+  reviewId: string
+  rating: number
+  /** Points of the programme's `review` bonuses, per point type. */
+  awarded: Record<string, number>
+}
+
+/** A survey answer recorded ({@link Engine.recordSurvey}). */
+export interface SurveyRecordedOutcome {
+  type: 'survey_recorded'
+  memberId: string
+  surveyId: string
+  kind: SurveyKind
+  score: number
+}
+
 export type Outcome =
+  | ContactRecordedOutcome
+  | TicketOutcome
+  | ReviewRecordedOutcome
+  | SurveyRecordedOutcome
   | CouponIssuedOutcome
   | CouponRedeemedOutcome
   | CouponRevokedOutcome
@@ -712,6 +800,8 @@ export interface Member {
   outreachThrough?: Timestamp
   /** When the programme next needs this member (review, stage change, outreach). */
   wakeAt?: Timestamp
+  /** Service contacts, tickets, reviews and surveys (absent when there are none). */
+  feedback?: Feedback
 }
 
 /** One change to what tiers and stages count. */
@@ -1209,6 +1299,9 @@ export type TriggerKind =
   | { type: 'unpaid_order'; minutes: number }
   | { type: 'cart_abandoned'; minutes: number; event?: string }
   | { type: 'order_care'; days: number }
+  | { type: 'segment_entered'; segment: string }
+  | { type: 'low_rating'; max_rating: number; max_nps?: number; delay_minutes?: number }
+  | { type: 'ticket_closed'; delay_minutes?: number }
 
 export interface TriggerConfig {
   id: string
@@ -1446,4 +1539,88 @@ export interface CouponUsage {
   committed: string
   budget: string | null
   budgetRemaining: string | null
+}
+
+// ----- service and feedback records -------------------------------------------------
+
+export type TicketStatus = 'open' | 'in_progress' | 'waiting_customer' | 'resolved' | 'closed'
+export type SurveyKind = 'csat' | 'nps'
+
+/** The member's records ({@link Engine.feedback}), each map keyed by id. */
+export interface Feedback {
+  contacts?: Record<string, { id: string; channel: string; topic: string; startedAt: Timestamp; endedAt?: Timestamp }>
+  tickets?: Record<
+    string,
+    {
+      id: string
+      kind: string
+      status: TicketStatus
+      openedAt: Timestamp
+      orderId?: string
+      subject?: string
+      history: { at: Timestamp; from: TicketStatus; to: TicketStatus }[]
+      resolvedAt?: Timestamp
+      closedAt?: Timestamp
+      reopened: number
+    }
+  >
+  reviews?: Record<
+    string,
+    {
+      id: string
+      rating: number
+      text?: string
+      sku?: string
+      orderId?: string
+      at: Timestamp
+      awarded?: Record<string, number>
+    }
+  >
+  surveys?: Record<
+    string,
+    { id: string; kind: SurveyKind; score: number; at: Timestamp; ticketId?: string; comment?: string }
+  >
+}
+
+/** CSAT, NPS and review figures of one group ({@link FeedbackReport}); decimals as strings. */
+export interface ScoreRow {
+  group: string
+  members: number
+  csatResponses: number
+  /** Two places. */
+  csatMean: string | null
+  /** Share of 4 and 5 in %, one place. */
+  csatSatisfiedPct: string | null
+  npsResponses: number
+  promoters: number
+  passives: number
+  detractors: number
+  /** % promoters − % detractors, one place. */
+  nps: string | null
+  reviews: number
+  ratingMean: string | null
+}
+
+/** Ticket figures of one kind (or `all`). */
+export interface TicketRow {
+  kind: string
+  opened: number
+  open: number
+  resolved: number
+  meanMinutes: string | null
+  medianMinutes: string | null
+  /** Nearest rank. */
+  p90Minutes: number | null
+}
+
+/** {@link Engine.feedbackReport}. */
+export interface FeedbackReport {
+  at: Timestamp
+  from?: Timestamp
+  overall: ScoreRow
+  byTier: ScoreRow[]
+  byStage: ScoreRow[]
+  bySegment: ScoreRow[]
+  ticketsOverall: TicketRow
+  ticketsByKind: TicketRow[]
 }

@@ -1157,6 +1157,8 @@ fn field_value(obj: &Bound<'_, PyAny>, field: &Field, name: &str) -> PyResult<Op
     Ok(Some(match ty {
         FieldType::Number => FieldValue::Int(whole(obj, name)?),
         FieldType::Money => FieldValue::Money(money_arg(obj, 2, name)?),
+        // Means of scores are not money: no currency rounding of a float.
+        FieldType::Decimal => FieldValue::Money(money_arg(obj, 28, name)?),
         FieldType::Text => FieldValue::Text(Cow::Owned(string(obj, name)?)),
         FieldType::Date => FieldValue::Date(date_arg(obj, name)?),
         FieldType::Bool => FieldValue::Bool(convert::boolean(obj, name)?),
@@ -1183,6 +1185,7 @@ fn add_column(
     match field.field_type() {
         FieldType::Number => table.add_int(field, pick!(Int)),
         FieldType::Money => table.add_money(field, pick!(Money)),
+        FieldType::Decimal => table.add_decimal(field, pick!(Money)),
         FieldType::Text => table.add_text(field, pick!(Text)),
         FieldType::Date => table.add_date(field, pick!(Date)),
         FieldType::Bool => table.add_bool(field, pick!(Bool)),

@@ -928,6 +928,203 @@ impl PyEngine {
         report_to_py(py, None, &value)
     }
 
+    // ----- service and feedback records ----------------------------------
+
+    /// Record a contact with customer service: `channel` (`"phone"`,
+    /// `"chat"`, ...), the host's `topic` code (not free text), when it
+    /// started and (optionally) ended. Idempotent by `contact_id`: the same
+    /// contact again returns the first result, other content under the same
+    /// id raises `ConflictError`. Outcome type `contact_recorded`. Default
+    /// key `contact:<contact_id>`.
+    #[pyo3(signature = (member_id, contact_id, *, channel, topic, started_at, now, ended_at=None, idempotency_key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn record_contact(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        contact_id: &Bound<'_, PyAny>,
+        channel: &Bound<'_, PyAny>,
+        topic: &Bound<'_, PyAny>,
+        started_at: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        ended_at: Option<&Bound<'_, PyAny>>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let command = Command::RecordContact {
+            member_id: self::member_id(member_id, "member_id")?,
+            contact_id: string(contact_id, "contact_id")?,
+            channel: string(channel, "channel")?,
+            topic: string(topic, "topic")?,
+            started_at: datetime(started_at, "started_at")?,
+            ended_at: opt_datetime(ended_at, "ended_at")?,
+        };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    /// Open an after-sales ticket of `kind` (the host's code: `"return"`,
+    /// `"complaint"`, ...) at `at` (default `now`), optionally for an order
+    /// and with a free-text `subject` (removed on erasure). Outcome type
+    /// `ticket` (`.status`, `.resolution_minutes`). Default key `ticket:<id>`.
+    #[pyo3(signature = (member_id, ticket_id, kind, *, now, at=None, order_id=None, subject=None, idempotency_key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn open_ticket(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        ticket_id: &Bound<'_, PyAny>,
+        kind: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        at: Option<&Bound<'_, PyAny>>,
+        order_id: Option<&Bound<'_, PyAny>>,
+        subject: Option<&Bound<'_, PyAny>>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let command = Command::OpenTicket {
+            member_id: self::member_id(member_id, "member_id")?,
+            ticket_id: string(ticket_id, "ticket_id")?,
+            kind: string(kind, "kind")?,
+            at: opt_datetime(at, "at")?,
+            order_id: opt_string(order_id, "order_id")?,
+            subject: opt_string(subject, "subject")?,
+        };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    /// Move a ticket to `status` (`"open"`, `"in_progress"`,
+    /// `"waiting_customer"`, `"resolved"`, `"closed"`) at `at` (default
+    /// `now`). A move the status table does not allow raises
+    /// `ValidationError` on `status`; a time before the ticket's last change
+    /// on `at`; the status it already has changes nothing. Reopening (to
+    /// `"open"`) clears the resolution. Outcome type `ticket` with
+    /// `.resolution_minutes` once resolved or closed.
+    #[pyo3(signature = (member_id, ticket_id, status, *, now, at=None, idempotency_key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn update_ticket(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        ticket_id: &Bound<'_, PyAny>,
+        status: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        at: Option<&Bound<'_, PyAny>>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let status = convert::from_json(py, Value::String(string(status, "status")?), "status")?;
+        let command = Command::UpdateTicket {
+            member_id: self::member_id(member_id, "member_id")?,
+            ticket_id: string(ticket_id, "ticket_id")?,
+            status,
+            at: opt_datetime(at, "at")?,
+        };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    /// Record a review rated 1-5 (`text` is removed on erasure). It earns
+    /// the programme's `review` bonuses (`.awarded` per point type).
+    /// Idempotent by `review_id`. Outcome type `review_recorded`. Default key
+    /// `review:<review_id>`.
+    #[pyo3(signature = (member_id, review_id, rating, *, now, text=None, sku=None, order_id=None, at=None, idempotency_key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn record_review(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        review_id: &Bound<'_, PyAny>,
+        rating: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        text: Option<&Bound<'_, PyAny>>,
+        sku: Option<&Bound<'_, PyAny>>,
+        order_id: Option<&Bound<'_, PyAny>>,
+        at: Option<&Bound<'_, PyAny>>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let command = Command::RecordReview {
+            member_id: self::member_id(member_id, "member_id")?,
+            review_id: string(review_id, "review_id")?,
+            rating: integer(rating, "rating")?,
+            text: opt_string(text, "text")?,
+            sku: opt_string(sku, "sku")?,
+            order_id: opt_string(order_id, "order_id")?,
+            at: opt_datetime(at, "at")?,
+        };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    /// Record a survey answer: `kind` `"csat"` (score 1-5) or `"nps"`
+    /// (0-10), optionally for a ticket, with a `comment` (removed on
+    /// erasure). Idempotent by `survey_id`. Outcome type `survey_recorded`.
+    /// Default key `survey:<survey_id>`.
+    #[pyo3(signature = (member_id, survey_id, kind, score, *, now, at=None, ticket_id=None, comment=None, idempotency_key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn record_survey(
+        &self,
+        py: Python<'_>,
+        member_id: &Bound<'_, PyAny>,
+        survey_id: &Bound<'_, PyAny>,
+        kind: &Bound<'_, PyAny>,
+        score: &Bound<'_, PyAny>,
+        now: &Bound<'_, PyAny>,
+        at: Option<&Bound<'_, PyAny>>,
+        ticket_id: Option<&Bound<'_, PyAny>>,
+        comment: Option<&Bound<'_, PyAny>>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
+        let kind = convert::from_json(py, Value::String(string(kind, "kind")?), "kind")?;
+        let command = Command::RecordSurvey {
+            member_id: self::member_id(member_id, "member_id")?,
+            survey_id: string(survey_id, "survey_id")?,
+            kind,
+            score: integer(score, "score")?,
+            at: opt_datetime(at, "at")?,
+            ticket_id: opt_string(ticket_id, "ticket_id")?,
+            comment: opt_string(comment, "comment")?,
+        };
+        self.submit(py, idempotency_key, command, now)
+    }
+
+    /// The member's records (following merges): a dict of `contacts`,
+    /// `tickets` (with `status`, `history`, `resolved_at`, `closed_at`,
+    /// `reopened`), `reviews` and `surveys`, each keyed by id; times are
+    /// aware datetimes.
+    fn feedback<'py>(&self, py: Python<'py>, member_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let id = self::member_id(member_id, "member_id")?;
+        let engine = self.inner.clone();
+        let f = detached(py, move || engine.feedback(&id))?;
+        let value = serde_json::to_value(&f).map_err(|e| crate::errors::internal(py, e))?;
+        feedback_to_py(py, &value)
+    }
+
+    /// Service quality from the facts up to `at`: CSAT, NPS and review
+    /// ratings `overall` and `by_tier`, `by_stage`, `by_segment` (one row per
+    /// entry of `segments`, a dict of name -> rule: a `crm.Rule`, its text or
+    /// JSON), and ticket resolution times (`tickets_overall`,
+    /// `tickets_by_kind`). Answers, reviews and resolutions count in
+    /// `(from_, at]`. Rows are flat dicts with `Decimal` figures, so
+    /// `pandas.DataFrame(report["by_tier"])` is a table.
+    #[pyo3(signature = (*, at, from_=None, segments=None))]
+    fn feedback_report<'py>(
+        &self,
+        py: Python<'py>,
+        at: &Bound<'py, PyAny>,
+        from_: Option<&Bound<'py, PyAny>>,
+        segments: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let at = datetime(at, "at")?;
+        let from = opt_datetime(from_, "from")?;
+        let mut named = Vec::new();
+        if let Some(seg) = segments.filter(|s| !s.is_none()) {
+            for (name, rule) in dict(seg, "segments")?.iter() {
+                let name = string(&name, "segments")?;
+                let rule = crate::analytics::rule_arg(&rule, &format!("segments.{name}"))?;
+                named.push((name, rule));
+            }
+        }
+        let engine = self.inner.clone();
+        let report = detached(py, move || engine.feedback_report(from, at, &named))?;
+        let value = serde_json::to_value(&report).map_err(|e| crate::errors::internal(py, e))?;
+        report_to_py(py, None, &value)
+    }
+
     // ----- tiers ----------------------------------------------------------
 
     /// Put a member in tier `tier` by hand until `until` (after `now`); then
@@ -1591,7 +1788,34 @@ impl StatementIterator {
 /// A report's JSON as plain Python values, with money and rates as
 /// `Decimal` and `at` as a datetime (the keys say which strings are which).
 pub(crate) fn report_to_py<'py>(py: Python<'py>, key: Option<&str>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
-    const DECIMALS: [&str; 17] = [
+    values_to_py(py, key, v, &TIMES)
+}
+
+/// Feedback records: as [`report_to_py`], but `from`/`to` are the statuses
+/// of a ticket's history, not instants.
+fn feedback_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    values_to_py(py, None, v, &TIMES[2..])
+}
+
+// `from`/`to`: the stage-flow window of the report page; then coupons;
+// `started_at` .. `closed_at`: feedback records.
+const TIMES: [&str; 11] = [
+    "from",
+    "to",
+    "at",
+    "issued_at",
+    "valid_from",
+    "expires_at",
+    "started_at",
+    "ended_at",
+    "opened_at",
+    "resolved_at",
+    "closed_at",
+];
+
+/// JSON to Python with `Decimal`s and aware datetimes by key (`times`).
+fn values_to_py<'py>(py: Python<'py>, key: Option<&str>, v: &Value, times: &[&str]) -> PyResult<Bound<'py, PyAny>> {
+    const DECIMALS: [&str; 23] = [
         "value",
         "breakage_rate",
         "breakage_value",
@@ -1609,11 +1833,15 @@ pub(crate) fn report_to_py<'py>(py: Python<'py>, key: Option<&str>, v: &Value) -
         "committed",
         "budget",
         "budget_remaining",
+        "csat_mean",
+        "csat_satisfied_pct",
+        "nps",
+        "rating_mean",
+        "mean_minutes",
+        "median_minutes",
     ];
-    // `from`/`to`: the stage-flow window of the report page; the others: coupons.
-    const TIMES: [&str; 6] = ["at", "from", "to", "issued_at", "valid_from", "expires_at"];
     match v {
-        Value::String(s) if key.is_some_and(|k| TIMES.contains(&k)) => {
+        Value::String(s) if key.is_some_and(|k| times.contains(&k)) => {
             let t: DateTime<Utc> = s.parse().map_err(|e| crate::errors::internal(py, e))?;
             convert::time_to_py(py, &t)
         }
@@ -1624,7 +1852,7 @@ pub(crate) fn report_to_py<'py>(py: Python<'py>, key: Option<&str>, v: &Value) -
         Value::Array(a) => {
             let list = PyList::empty(py);
             for item in a {
-                list.append(report_to_py(py, key, item)?)?;
+                list.append(values_to_py(py, key, item, times)?)?;
             }
             Ok(list.into_any())
         }
@@ -1632,7 +1860,7 @@ pub(crate) fn report_to_py<'py>(py: Python<'py>, key: Option<&str>, v: &Value) -
             let d = PyDict::new(py);
             for (k, item) in o {
                 // `by_channel` is keyed by the host's channel names.
-                d.set_item(k, report_to_py(py, Some(k.as_str()), item)?)?;
+                d.set_item(k, values_to_py(py, Some(k.as_str()), item, times)?)?;
             }
             Ok(d.into_any())
         }

@@ -210,6 +210,66 @@ def _revoke_coupon(e: crm.Engine, c: Command, key: str, now: dt.datetime) -> crm
     return e.revoke_coupon(c["member_id"], c["code"], reason=c["reason"], now=now, idempotency_key=key)
 
 
+def _record_contact(e: crm.Engine, c: Command, key: str, now: dt.datetime) -> crm.Outcome:
+    return e.record_contact(
+        c["member_id"],
+        c["contact_id"],
+        channel=c["channel"],
+        topic=c["topic"],
+        started_at=ts(c["started_at"]),
+        ended_at=ts(c.get("ended_at")),
+        now=now,
+        idempotency_key=key,
+    )
+
+
+def _open_ticket(e: crm.Engine, c: Command, key: str, now: dt.datetime) -> crm.Outcome:
+    return e.open_ticket(
+        c["member_id"],
+        c["ticket_id"],
+        c["kind"],
+        now=now,
+        at=ts(c.get("at")),
+        order_id=c.get("order_id"),
+        subject=c.get("subject"),
+        idempotency_key=key,
+    )
+
+
+def _update_ticket(e: crm.Engine, c: Command, key: str, now: dt.datetime) -> crm.Outcome:
+    return e.update_ticket(
+        c["member_id"], c["ticket_id"], c["status"], now=now, at=ts(c.get("at")), idempotency_key=key
+    )
+
+
+def _record_review(e: crm.Engine, c: Command, key: str, now: dt.datetime) -> crm.Outcome:
+    return e.record_review(
+        c["member_id"],
+        c["review_id"],
+        c["rating"],
+        now=now,
+        text=c.get("text"),
+        sku=c.get("sku"),
+        order_id=c.get("order_id"),
+        at=ts(c.get("at")),
+        idempotency_key=key,
+    )
+
+
+def _record_survey(e: crm.Engine, c: Command, key: str, now: dt.datetime) -> crm.Outcome:
+    return e.record_survey(
+        c["member_id"],
+        c["survey_id"],
+        c["kind"],
+        c["score"],
+        now=now,
+        at=ts(c.get("at")),
+        ticket_id=c.get("ticket_id"),
+        comment=c.get("comment"),
+        idempotency_key=key,
+    )
+
+
 COMMANDS: Dict[str, Callable[[crm.Engine, Command, str, dt.datetime], crm.Outcome]] = {
     "create_member": _create_member,
     "update_profile": _update_profile,
@@ -233,6 +293,11 @@ COMMANDS: Dict[str, Callable[[crm.Engine, Command, str, dt.datetime], crm.Outcom
     "issue_coupon": _issue_coupon,
     "redeem_coupon": _redeem_coupon,
     "revoke_coupon": _revoke_coupon,
+    "record_contact": _record_contact,
+    "open_ticket": _open_ticket,
+    "update_ticket": _update_ticket,
+    "record_review": _record_review,
+    "record_survey": _record_survey,
 }
 
 
@@ -292,6 +357,12 @@ def run_query(e: crm.Engine, q: Dict[str, Any], now: dt.datetime) -> Any:
         return _plain(e.quote(q["member_id"], q["cart"], now=at))
     if kind == "coupon_usage":
         return _plain(e.coupon_usage(q["template"]))
+    if kind == "feedback":
+        return _plain(e.feedback(q["member_id"]))
+    if kind == "feedback_report":
+        segments = {s["name"]: s["rule"] for s in q.get("segments", [])}
+        from_ = ts(q["from"]) if "from" in q else None
+        return _plain(e.feedback_report(at=at, from_=from_, segments=segments))
     raise AssertionError(f"unknown query type {kind!r}")
 
 
@@ -319,6 +390,8 @@ QUERIES = (
     "coupons",
     "quote",
     "coupon_usage",
+    "feedback",
+    "feedback_report",
 )
 
 

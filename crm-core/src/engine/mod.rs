@@ -56,6 +56,7 @@ use crate::time::{add_local_days, local_date};
 
 mod campaigns;
 mod coupons;
+mod feedback;
 mod journey;
 mod reports;
 mod segments;
@@ -625,6 +626,21 @@ impl<'a, S: Store> Tx<'a, S> {
             }
             Command::RedeemCoupon { member_id, code, order_id } => self.redeem_coupon(member_id, code, order_id),
             Command::RevokeCoupon { member_id, code, reason } => self.revoke_coupon(member_id, code, reason),
+            Command::RecordContact { member_id, contact_id, channel, topic, started_at, ended_at } => {
+                self.record_contact(member_id, contact_id, channel, topic, *started_at, *ended_at)
+            }
+            Command::OpenTicket { member_id, ticket_id, kind, at, order_id, subject } => {
+                self.open_ticket(member_id, ticket_id, kind, *at, order_id, subject)
+            }
+            Command::UpdateTicket { member_id, ticket_id, status, at } => {
+                self.update_ticket(member_id, ticket_id, *status, *at)
+            }
+            Command::RecordReview { member_id, review_id, rating, text, sku, order_id, at } => {
+                self.record_review(member_id, review_id, *rating, text, sku, order_id, *at)
+            }
+            Command::RecordSurvey { member_id, survey_id, kind, score, at, ticket_id, comment } => {
+                self.record_survey(member_id, survey_id, *kind, *score, *at, ticket_id, comment)
+            }
         }
     }
 

@@ -124,6 +124,13 @@ impl FieldSource for MemberFields<'_> {
                 }?;
                 FieldValue::Bool(next <= horizon)
             }
+            Field::Csat(w) => FieldValue::Money(st.feedback.csat_mean(Some(self.since(w)), at)?),
+            Field::RatingAvg(w) => FieldValue::Money(st.feedback.rating_mean(Some(self.since(w)), at)?),
+            Field::NpsLast => FieldValue::Int(i64::from(st.feedback.nps_last(at)?)),
+            Field::OpenTickets => FieldValue::Int(st.feedback.open_tickets(at)),
+            Field::Reviews(w) => FieldValue::Int(st.feedback.reviews_in(Some(self.since(w)), at)),
+            Field::Tickets(w) => FieldValue::Int(st.feedback.tickets_in(Some(self.since(w)), at)),
+            Field::Contacts(w) => FieldValue::Int(st.feedback.contacts_in(Some(self.since(w)), at)),
             // Relative to the population: see the type's docs.
             Field::RfmR | Field::RfmF | Field::RfmM | Field::RfmGroup => return None,
         })

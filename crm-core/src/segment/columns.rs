@@ -200,6 +200,11 @@ impl MemberColumns {
         self.add(field, FieldType::Money, values.into_iter().map(|v| v.map(FieldValue::Money)))
     }
 
+    /// Add a decimal column: `csat(90d)`, `rating_avg(1y)` (stored as money is).
+    pub fn add_decimal(&mut self, field: Field, values: impl IntoIterator<Item = Option<Decimal>>) -> Result<()> {
+        self.add(field, FieldType::Decimal, values.into_iter().map(|v| v.map(FieldValue::Money)))
+    }
+
     /// Add a text column: `tier`, `stage`, `region`, ...
     pub fn add_text<S: AsRef<str>>(&mut self, field: Field, values: impl IntoIterator<Item = Option<S>>) -> Result<()> {
         let values = values.into_iter().map(|v| v.map(|s| FieldValue::Text(s.as_ref().to_string().into())));
@@ -260,7 +265,7 @@ impl Builder {
     fn new(ty: FieldType) -> Builder {
         match ty {
             FieldType::Number => Builder::Int(Vec::new(), Bitmap::default()),
-            FieldType::Money => Builder::Money(Vec::new(), Bitmap::default()),
+            FieldType::Money | FieldType::Decimal => Builder::Money(Vec::new(), Bitmap::default()),
             FieldType::Text => Builder::Text(Vec::new(), Dict::default()),
             FieldType::Date => Builder::Date(Vec::new(), Bitmap::default()),
             FieldType::Bool => Builder::Bool(Bitmap::default(), Bitmap::default()),

@@ -20,6 +20,7 @@ use super::field::{parse_date, Field};
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldValue<'a> {
     Int(i64),
+    /// Money, and the other exact decimals (`FieldType::Decimal`).
     Money(Decimal),
     Text(Cow<'a, str>),
     Date(NaiveDate),
@@ -144,7 +145,7 @@ pub(crate) fn fits(field: &Field, v: &FieldValue<'_>) -> bool {
     matches!(
         (field.field_type(), v),
         (T::Number, FieldValue::Int(_))
-            | (T::Money, FieldValue::Money(_))
+            | (T::Money | T::Decimal, FieldValue::Money(_))
             | (T::Text, FieldValue::Text(_))
             | (T::Date, FieldValue::Date(_))
             | (T::Bool, FieldValue::Bool(_))

@@ -63,6 +63,22 @@ pub enum Field {
     RfmGroup,
     /// `birthday_within(WINDOW)`: the next birthday falls within the window, bool.
     BirthdayWithin(Window),
+    /// `csat(WINDOW)`: mean CSAT score (1-5) of the answers in the window,
+    /// decimal (missing when there is none).
+    Csat(Window),
+    /// `nps_last`: the latest NPS answer (0-10), number (missing when none).
+    NpsLast,
+    /// `open_tickets`: tickets neither resolved nor closed, number.
+    OpenTickets,
+    /// `rating_avg(WINDOW)`: mean review rating (1-5) in the window, decimal
+    /// (missing when there is none).
+    RatingAvg(Window),
+    /// `reviews(WINDOW)`: reviews written in the window, number.
+    Reviews(Window),
+    /// `tickets(WINDOW)`: tickets opened in the window, number.
+    Tickets(Window),
+    /// `contacts(WINDOW)`: contacts with customer service started in the window, number.
+    Contacts(Window),
 }
 
 /// The type of a field's values.
@@ -73,6 +89,10 @@ pub enum FieldType {
     Number,
     /// Exact decimals (`rust_decimal::Decimal`).
     Money,
+    /// Exact decimals that are not money: means of scores (`csat(90d)`).
+    /// Values are [`FieldValue::Money`](super::FieldValue::Money) and money
+    /// columns (both hold a `Decimal`); literals read as for money.
+    Decimal,
     Text,
     Date,
     Bool,
@@ -89,6 +109,7 @@ impl FieldType {
         match self {
             FieldType::Number => "number",
             FieldType::Money => "money",
+            FieldType::Decimal => "decimal",
             FieldType::Text => "text",
             FieldType::Date => "date",
             FieldType::Bool => "bool",
@@ -126,9 +147,45 @@ impl Field {
             | Field::Events(..)
             | Field::RfmR
             | Field::RfmF
-            | Field::RfmM => FieldType::Number,
+            | Field::RfmM
+            | Field::NpsLast
+            | Field::OpenTickets
+            | Field::Reviews(_)
+            | Field::Tickets(_)
+            | Field::Contacts(_) => FieldType::Number,
             Field::Spend(_) => FieldType::Money,
+            Field::Csat(_) | Field::RatingAvg(_) => FieldType::Decimal,
             Field::BirthdayWithin(_) => FieldType::Bool,
+        }
+    }
+
+    /// The fields whose one argument is a window, by their name in both forms.
+    pub(crate) fn windowed(name: &str, w: Window) -> Option<Field> {
+        Some(match name {
+            "orders" => Field::Orders(w),
+            "spend" => Field::Spend(w),
+            "birthday_within" => Field::BirthdayWithin(w),
+            "csat" => Field::Csat(w),
+            "rating_avg" => Field::RatingAvg(w),
+            "reviews" => Field::Reviews(w),
+            "tickets" => Field::Tickets(w),
+            "contacts" => Field::Contacts(w),
+            _ => return None,
+        })
+    }
+
+    /// The window of a field whose one argument is a window.
+    pub(crate) fn window(&self) -> Option<Window> {
+        match self {
+            Field::Orders(w)
+            | Field::Spend(w)
+            | Field::BirthdayWithin(w)
+            | Field::Csat(w)
+            | Field::RatingAvg(w)
+            | Field::Reviews(w)
+            | Field::Tickets(w)
+            | Field::Contacts(w) => Some(*w),
+            _ => None,
         }
     }
 
@@ -152,6 +209,8 @@ impl Field {
             "rfm.f" => Field::RfmF,
             "rfm.m" => Field::RfmM,
             "rfm.group" => Field::RfmGroup,
+            "nps_last" => Field::NpsLast,
+            "open_tickets" => Field::OpenTickets,
             _ => return None,
         })
     }
@@ -182,13 +241,20 @@ impl Field {
             Field::RfmM => "rfm.m",
             Field::RfmGroup => "rfm.group",
             Field::BirthdayWithin(_) => "birthday_within",
+            Field::Csat(_) => "csat",
+            Field::NpsLast => "nps_last",
+            Field::OpenTickets => "open_tickets",
+            Field::RatingAvg(_) => "rating_avg",
+            Field::Reviews(_) => "reviews",
+            Field::Tickets(_) => "tickets",
+            Field::Contacts(_) => "contacts",
         }
     }
 
     /// Whether `<`, `>`, `between` make sense on this field.
     fn ordered(&self) -> bool {
         match self.field_type() {
-            FieldType::Number | FieldType::Money | FieldType::Date | FieldType::Dynamic => true,
+            FieldType::Number | FieldType::Money | FieldType::Decimal | FieldType::Date | FieldType::Dynamic => true,
             FieldType::Text => matches!(self, Field::Tier),
             FieldType::Bool | FieldType::TextSet => false,
         }
@@ -206,9 +272,9 @@ impl Field {
                 Ok(i) => Ok(Value::Int(i)),
                 Err(_) => Err(mismatch(&Value::Text(s))),
             },
-            (FieldType::Money, Value::Int(i)) => Ok(Value::Decimal(Decimal::from(i))),
-            (FieldType::Money, Value::Decimal(d)) => Ok(Value::Decimal(d)),
-            (FieldType::Money, Value::Text(s)) => match Decimal::from_str_exact(s.trim()) {
+            (FieldType::Money | FieldType::Decimal, Value::Int(i)) => Ok(Value::Decimal(Decimal::from(i))),
+            (FieldType::Money | FieldType::Decimal, Value::Decimal(d)) => Ok(Value::Decimal(d)),
+            (FieldType::Money | FieldType::Decimal, Value::Text(s)) => match Decimal::from_str_exact(s.trim()) {
                 Ok(d) => Ok(Value::Decimal(d)),
                 Err(_) => Err(mismatch(&Value::Text(s))),
             },
@@ -302,11 +368,11 @@ impl fmt::Display for Field {
             Field::Attr(name) if super::lexer::is_plain_ident(name) => write!(f, "attr.{name}"),
             Field::Attr(name) => write!(f, "attributes[{}]", quote(name)),
             Field::Balance(pt) => write!(f, "balance({})", quote(pt)),
-            Field::Orders(w) => write!(f, "orders({w})"),
-            Field::Spend(w) => write!(f, "spend({w})"),
             Field::Events(name, w) => write!(f, "events({}, {w})", quote(name)),
-            Field::BirthdayWithin(w) => write!(f, "birthday_within({w})"),
-            other => f.write_str(other.base_name()),
+            other => match other.window() {
+                Some(w) => write!(f, "{}({w})", other.base_name()),
+                None => f.write_str(other.base_name()),
+            },
         }
     }
 }

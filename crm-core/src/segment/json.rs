@@ -95,14 +95,15 @@ fn field_json(field: &Field) -> Map<String, Json> {
         Field::Balance(pt) => {
             m.insert("point_type".into(), pt.clone().into());
         }
-        Field::Orders(w) | Field::Spend(w) | Field::BirthdayWithin(w) => {
-            m.insert("window".into(), w.to_string().into());
-        }
         Field::Events(name, w) => {
             m.insert("event".into(), name.clone().into());
             m.insert("window".into(), w.to_string().into());
         }
-        _ => {}
+        other => {
+            if let Some(w) = other.window() {
+                m.insert("window".into(), w.to_string().into());
+            }
+        }
     }
     m
 }
@@ -202,9 +203,10 @@ fn clause(m: &Map<String, Json>, path: &str) -> Result<Rule, RuleError> {
     let (field, mut keys): (Field, Vec<&str>) = match name.as_str() {
         "attr" | "attributes" => (Field::Attr(text_key(m, "name", path)?), vec!["name"]),
         "balance" => (Field::Balance(text_key(m, "point_type", path)?), vec!["point_type"]),
-        "orders" => (Field::Orders(window_key(m, path)?), vec!["window"]),
-        "spend" => (Field::Spend(window_key(m, path)?), vec!["window"]),
-        "birthday_within" => (Field::BirthdayWithin(window_key(m, path)?), vec!["window"]),
+        "orders" | "spend" | "birthday_within" | "csat" | "rating_avg" | "reviews" | "tickets" | "contacts" => {
+            let w = window_key(m, path)?;
+            (Field::windowed(&name, w).unwrap_or(Field::Orders(w)), vec!["window"])
+        }
         "events" => (Field::Events(text_key(m, "event", path)?, window_key(m, path)?), vec!["event", "window"]),
         other => match Field::simple(other) {
             Some(f) => (f, vec![]),

@@ -60,11 +60,12 @@
 //! value      = string | integer | decimal | date | "true" | "false" ;
 //! field      = "name" | "email" | "phone" | "gender" | "region" | "join_channel"
 //!            | "birthday" | "joined_at" | "tags" | "channels" | "tier" | "stage"
-//!            | "days_since_last_order"
+//!            | "days_since_last_order" | "nps_last" | "open_tickets"
 //!            | "rfm" , "." , ( "r" | "f" | "m" | "group" )
 //!            | "attr" , "." , ident | ( "attr" | "attributes" ) , "[" , string , "]"
 //!            | "balance" , "(" , string , ")"
-//!            | ( "orders" | "spend" | "birthday_within" ) , "(" , window , ")"
+//!            | ( "orders" | "spend" | "birthday_within" | "csat" | "rating_avg"
+//!              | "reviews" | "tickets" | "contacts" ) , "(" , window , ")"
 //!            | "events" , "(" , string , "," , window , ")" ;
 //! window     = digit , { digit } , ( "d" | "w" | "m" | "y" ) ;   (* 90d, 8w, 6m = months, 1y *)
 //! integer    = [ "-" ] , digit , { digit } ;
@@ -87,12 +88,14 @@
 //! | `attr.NAME`, `attributes["NAME"]` | custom attribute, typed by its value |
 //! | `tags` `channels` | set of text (`contains`, `exists`) |
 //! | `balance("reward")` `orders(90d)` `days_since_last_order` `events("add_to_cart", 7d)` `rfm.r` `rfm.f` `rfm.m` | number (`i64`) |
+//! | `nps_last` `open_tickets` `reviews(90d)` `tickets(90d)` `contacts(30d)` | number (`i64`) |
 //! | `spend(365d)` | money (exact `Decimal`; never a float) |
+//! | `csat(90d)` `rating_avg(1y)` | decimal: the exact mean score (missing without answers) |
 //! | `birthday_within(7d)` | bool |
 //!
 //! Text may not be ordered (except `tier`); sets only take `contains` and
 //! `exists`; a money field takes integers and decimals (and decimal strings);
-//! a number field only integers. A type error names the field and why:
+//! a number field only integers; a decimal field as money. A type error names the field and why:
 //! ``field `spend(365d)` is money, got text "abc"``.
 //!
 //! Missing values make every comparison false (`!=` and `in` included), and

@@ -219,15 +219,11 @@ impl Parser<'_> {
                 self.expect(Tok::RParen, "`)`")?;
                 Field::Balance(pt)
             }
-            "orders" | "spend" | "birthday_within" => {
+            "orders" | "spend" | "birthday_within" | "csat" | "rating_avg" | "reviews" | "tickets" | "contacts" => {
                 self.expect(Tok::LParen, &format!("`(` after `{name}`"))?;
                 let w = self.window()?;
                 self.expect(Tok::RParen, "`)`")?;
-                match name.as_str() {
-                    "orders" => Field::Orders(w),
-                    "spend" => Field::Spend(w),
-                    _ => Field::BirthdayWithin(w),
-                }
+                Field::windowed(&name, w).unwrap_or(Field::BirthdayWithin(w))
             }
             "events" => {
                 self.expect(Tok::LParen, "`(` after `events`")?;

@@ -73,6 +73,7 @@ mod coupon_stock;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod durability;
 mod engine;
+mod feedback;
 mod journey;
 #[cfg(feature = "postgres")]
 mod postgres;

@@ -117,6 +117,23 @@ fn query<S: Store>(engine: &Engine<S>, q: &Value, now: DateTime<Utc>) -> Result<
         }
         "campaign_members" => to(&engine.campaign_members(&campaign(q)?)?),
         "campaign_report" => to(&engine.campaign_report(&campaign(q)?, at_or(q, now))?),
+        "feedback" => to(&engine.feedback(&member())?),
+        "feedback_report" => {
+            let segments = match q.get("segments") {
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .map(|s| {
+                        Ok((
+                            s["name"].as_str().unwrap_or_default().to_string(),
+                            crm_core::segment::parse(s["rule"].as_str().unwrap_or_default())?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, CrmError>>()?,
+                _ => Vec::new(),
+            };
+            let from = q.get("from").map(|_| ts(q, "from"));
+            to(&engine.feedback_report(from, at_or(q, now), &segments)?)
+        }
         "matches" => to(&engine.matches(&member(), &crm_core::segment::parse(&s(q, "rule"))?, at_or(q, now))?),
         other => panic!("unknown query type {other:?}"),
     })

@@ -70,7 +70,7 @@ fn window() -> impl Strategy<Value = Window> {
 fn literal(ty: FieldType) -> BoxedStrategy<Value> {
     match ty {
         FieldType::Number => int().prop_map(Value::Int).boxed(),
-        FieldType::Money => money().prop_map(Value::Decimal).boxed(),
+        FieldType::Money | FieldType::Decimal => money().prop_map(Value::Decimal).boxed(),
         FieldType::Text | FieldType::TextSet => text().prop_map(Value::Text).boxed(),
         FieldType::Date => date().prop_map(Value::Date).boxed(),
         FieldType::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
@@ -108,6 +108,8 @@ fn any_field() -> impl Strategy<Value = Field> {
         Field::RfmF,
         Field::RfmM,
         Field::RfmGroup,
+        Field::NpsLast,
+        Field::OpenTickets,
     ]);
     prop_oneof![
         4 => simple,
@@ -117,6 +119,9 @@ fn any_field() -> impl Strategy<Value = Field> {
         1 => window().prop_map(Field::Spend),
         1 => (arg(), window()).prop_map(|(e, w)| Field::Events(e, w)),
         1 => window().prop_map(Field::BirthdayWithin),
+        1 => window().prop_map(Field::Csat),
+        1 => window().prop_map(Field::RatingAvg),
+        1 => prop_oneof![window().prop_map(Field::Reviews), window().prop_map(Field::Tickets), window().prop_map(Field::Contacts)],
     ]
 }
 
@@ -132,6 +137,10 @@ fn table_fields() -> Vec<Field> {
         Field::BirthdayWithin(Window::days(7)),
         Field::Tags,
         Field::Attr("level".into()),
+        Field::Csat(Window::days(90)),
+        Field::NpsLast,
+        Field::OpenTickets,
+        Field::RatingAvg(Window { count: 1, unit: WindowUnit::Years }),
     ]
 }
 
@@ -143,8 +152,10 @@ fn ops() -> impl Strategy<Value = CmpOp> {
 fn clause(fields: BoxedStrategy<Field>) -> impl Strategy<Value = Rule> {
     (fields, 0u8..6, ops(), any::<prop::sample::Index>()).prop_flat_map(|(field, kind, op, _)| {
         let ty = field.field_type();
-        let ordered = matches!(ty, FieldType::Number | FieldType::Money | FieldType::Date | FieldType::Dynamic)
-            || field == Field::Tier;
+        let ordered = matches!(
+            ty,
+            FieldType::Number | FieldType::Money | FieldType::Decimal | FieldType::Date | FieldType::Dynamic
+        ) || field == Field::Tier;
         let lit = literal(ty);
         let f = field.clone();
         let exists = Just(Rule::Exists { field: field.clone() }).boxed();
@@ -194,6 +205,10 @@ fn member_value(ty: FieldType) -> BoxedStrategy<Option<FieldValue<'static>>> {
     let value: BoxedStrategy<FieldValue<'static>> = match ty {
         FieldType::Number => (-3i64..10).prop_map(FieldValue::Int).boxed(),
         FieldType::Money => (-300i64..1000, 0u32..4).prop_map(|(m, s)| FieldValue::Money(Decimal::new(m, s))).boxed(),
+        // Means of scores: exact quotients, some with 28 places (the `Exact` column path).
+        FieldType::Decimal => {
+            (1i64..=50, 1i64..=10).prop_map(|(sum, n)| FieldValue::Money(Decimal::from(sum) / Decimal::from(n))).boxed()
+        }
         FieldType::Text => text().prop_map(|s| FieldValue::Text(Cow::Owned(s))).boxed(),
         FieldType::Date => date().prop_map(FieldValue::Date).boxed(),
         FieldType::Bool => any::<bool>().prop_map(FieldValue::Bool).boxed(),
@@ -340,6 +355,7 @@ proptest! {
             "tier", "==", "\"gold\"", "and", "or", "not", "(", ")", "in", "[", "]", ",", "between", "orders(90d)",
             "spend(1y)", "12.50", "-3", "2024-02-29", "tags", "contains", "exists", "attr.x", "attributes[\"a b\"]",
             "birthday_within(7d)", "rfm.r", "events(\"v\",7d)", "balance(\"reward\")", "true", "\"", "\\u{41}",
+            "csat(90d)", "nps_last", "open_tickets", "rating_avg(1y)", "3.5", "reviews(30d)",
         ][..]), 0..14),
     ) {
         for text in [s, words.join(" ")] {

@@ -954,6 +954,82 @@ class Engine:
         """
     def coupon_usage(self, template: str) -> Dict[str, Any]:
         """Stock and budget of a coupon template taken over the whole programme."""
+    # service and feedback records
+    def record_contact(
+        self,
+        member_id: str,
+        contact_id: str,
+        *,
+        channel: str,
+        topic: str,
+        started_at: _Time,
+        now: _Time,
+        ended_at: Optional[_Time] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> Outcome:
+        """Record a contact with customer service (outcome type ``contact_recorded``)."""
+    def open_ticket(
+        self,
+        member_id: str,
+        ticket_id: str,
+        kind: str,
+        *,
+        now: _Time,
+        at: Optional[_Time] = None,
+        order_id: Optional[str] = None,
+        subject: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> Outcome:
+        """Open an after-sales ticket (outcome type ``ticket``)."""
+    def update_ticket(
+        self,
+        member_id: str,
+        ticket_id: str,
+        status: str,
+        *,
+        now: _Time,
+        at: Optional[_Time] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> Outcome:
+        """Move a ticket along the status table (outcome type ``ticket``)."""
+    def record_review(
+        self,
+        member_id: str,
+        review_id: str,
+        rating: int,
+        *,
+        now: _Time,
+        text: Optional[str] = None,
+        sku: Optional[str] = None,
+        order_id: Optional[str] = None,
+        at: Optional[_Time] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> Outcome:
+        """Record a review rated 1-5; earns the review bonus (outcome type ``review_recorded``)."""
+    def record_survey(
+        self,
+        member_id: str,
+        survey_id: str,
+        kind: str,
+        score: int,
+        *,
+        now: _Time,
+        at: Optional[_Time] = None,
+        ticket_id: Optional[str] = None,
+        comment: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> Outcome:
+        """Record a CSAT (1-5) or NPS (0-10) answer (outcome type ``survey_recorded``)."""
+    def feedback(self, member_id: str) -> Dict[str, Any]:
+        """The member's contacts, tickets, reviews and surveys, each keyed by id."""
+    def feedback_report(
+        self,
+        *,
+        at: _Time,
+        from_: Optional[_Time] = None,
+        segments: Optional[Mapping[str, Union["Rule", str, Mapping[str, Any]]]] = None,
+    ) -> Dict[str, Any]:
+        """CSAT, NPS and ratings overall, by tier, stage and segment; ticket resolution times."""
     # tiers
     def assign_tier(
         self,
