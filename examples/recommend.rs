@@ -18,8 +18,10 @@
 //! lines (ties: smaller sku, in natural order), the same list for everyone.
 //!
 //! Stdout: a short summary whose LAST line is a JSON object with `members` (held out),
-//! `hit_rate`, `popularity_hit_rate`, `elapsed_ms` (read + hold-out + fit + top k for all
-//! members), and the details.
+//! `hit_rate`, `popularity_hit_rate`, `elapsed_ms` (parse + split + fit + top k for all
+//! members + scoring), the phases (`parse_ms`, `split_ms`, `fit_ms`, `recommend_ms`,
+//! `score_ms`), the CPU time of the process (`cpu_ms`, `cpu_phase_ms`: on a shared machine
+//! the wall time says as much about the other processes), and the details.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -96,13 +98,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// CPU time of the whole process so far (user + system, all threads) in ms, from
+/// `/proc/self/stat` (Linux; 0 elsewhere). On a shared machine the wall time of a phase
+/// depends on what else runs; its CPU time much less.
+fn cpu_ms() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0 };
+    // Fields after the command name (in parentheses, may hold spaces): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+    let ticks: u64 = rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse::<u64>().ok()).sum();
+    ticks * 10 // USER_HZ is 100 on Linux
+}
+
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
+    let mut cpu = vec![cpu_ms()];
     let lines = read_order_lines_path(&args.items, args.options.threads)?;
-    let read_ms = start.elapsed().as_secs_f64() * 1e3;
+    let parse_ms = start.elapsed().as_secs_f64() * 1e3;
+    cpu.push(cpu_ms());
 
     // The last order of each member (latest placed_at, ties: greatest order_id in natural order),
-    // and whether the member has another one.
+    // and whether the member has another one. A line of the same order and instant as the
+    // line before it changes nothing: skipped (the lines of an order usually come together).
     let t = Instant::now();
     let n_members = lines.members.len();
     const NONE: u32 = u32::MAX;
@@ -113,6 +129,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut several = vec![false; n_members];
     for i in 0..lines.len() {
         let (m, o, at) = (lines.member[i] as usize, lines.order[i], lines.placed_at[i]);
+        if i > 0 && o == lines.order[i - 1] && m == lines.member[i - 1] as usize && at == lines.placed_at[i - 1] {
+            continue;
+        }
         if first[m] == NONE {
             first[m] = o;
         } else if first[m] != o {
@@ -125,57 +144,64 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             last_at[m] = at;
         }
     }
-    let held = |i: usize| {
-        let m = lines.member[i] as usize;
-        several[m] && lines.order[i] == last[m]
-    };
+    drop((first, last_at));
+    let held: Vec<bool> = (0..lines.len())
+        .map(|i| {
+            let m = lines.member[i] as usize;
+            several[m] && lines.order[i] == last[m]
+        })
+        .collect();
     let interactions = Interactions::from_order_lines(
         &lines,
         InteractionOptions { purchase: args.purchase, ..Default::default() },
-        |i| !held(i),
+        |i| !held[i],
     )?;
-    let holdout_ms = t.elapsed().as_secs_f64() * 1e3;
+    let split_ms = t.elapsed().as_secs_f64() * 1e3;
+    cpu.push(cpu_ms());
 
     let t = Instant::now();
     let model = Recommender::fit(&interactions, args.options)?;
+    drop(interactions);
     let fit_ms = t.elapsed().as_secs_f64() * 1e3;
+    cpu.push(cpu_ms());
     let t = Instant::now();
     let top = model.recommend_all(args.k);
-    let batch_ms = t.elapsed().as_secs_f64() * 1e3;
-    let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    let recommend_ms = t.elapsed().as_secs_f64() * 1e3;
+    cpu.push(cpu_ms());
 
-    // Scoring (not timed): held-out skus per member as items.
+    // Scoring: a held-out member scores a hit when one of their held-out skus is in
+    // their list (and a popularity hit when it is among the k skus with most training lines).
+    let t = Instant::now();
     let sku_item: Vec<u32> =
         (0..lines.skus.len() as u32).map(|s| model.item_of(lines.skus.get(s)).unwrap_or(u32::MAX)).collect();
-    let mut hidden: Vec<Vec<u32>> = vec![Vec::new(); n_members];
     let mut train_lines = vec![0u64; model.skus()];
-    for i in 0..lines.len() {
-        let item = sku_item[lines.sku[i] as usize];
-        if held(i) {
-            hidden[lines.member[i] as usize].push(item);
-        } else {
-            train_lines[item as usize] += 1;
-        }
+    for i in (0..lines.len()).filter(|&i| !held[i]) {
+        train_lines[sku_item[lines.sku[i] as usize] as usize] += 1;
     }
     let mut popular: Vec<u32> = (0..model.skus() as u32).collect();
-    popular.sort_by(|&a, &b| train_lines[b as usize].cmp(&train_lines[a as usize]).then(a.cmp(&b)));
+    popular.sort_unstable_by(|&a, &b| train_lines[b as usize].cmp(&train_lines[a as usize]).then(a.cmp(&b)));
     popular.truncate(args.k);
-    let (mut members, mut hits, mut pop_hits, mut from_popularity) = (0u64, 0u64, 0u64, 0u64);
-    for (m, h) in hidden.iter().enumerate() {
-        if h.is_empty() {
-            continue;
+    const HIT: u8 = 1;
+    const POP_HIT: u8 = 2;
+    let mut hit = vec![0u8; n_members];
+    for i in (0..lines.len()).filter(|&i| held[i]) {
+        let (m, item) = (lines.member[i] as usize, sku_item[lines.sku[i] as usize]);
+        if top.of(m).any(|(it, _)| it == item) {
+            hit[m] |= HIT;
         }
-        members += 1;
-        if top.of(m).any(|(item, _)| h.contains(&item)) {
-            hits += 1;
-        }
-        if popular.iter().any(|item| h.contains(item)) {
-            pop_hits += 1;
+        if popular.contains(&item) {
+            hit[m] |= POP_HIT;
         }
     }
-    for m in 0..top.members() {
-        from_popularity += top.of(m).filter(|&(_, s)| s == 0.0).count() as u64;
-    }
+    let members = several.iter().filter(|&&s| s).count() as u64;
+    let hits = hit.iter().filter(|&&h| h & HIT != 0).count() as u64;
+    let pop_hits = hit.iter().filter(|&&h| h & POP_HIT != 0).count() as u64;
+    let from_popularity = top.scores.iter().filter(|&&s| s == 0.0).count() as u64;
+    let score_ms = t.elapsed().as_secs_f64() * 1e3;
+    let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    cpu.push(cpu_ms());
+    let cpu_of: Vec<u64> = cpu.windows(2).map(|w| w[1] - w[0]).collect();
+
     let rate = |h: u64| if members == 0 { 0.0 } else { (h as f64 / members as f64 * 1e4).round() / 1e4 };
     let train: u64 = train_lines.iter().sum();
     println!(
@@ -186,8 +212,17 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         model.skus()
     );
     println!(
-        "top {} for all {} members in {:.0} ms (read {:.0}, hold-out {:.0}, fit {:.0}, batch {:.0})",
-        args.k, n_members, elapsed_ms, read_ms, holdout_ms, fit_ms, batch_ms
+        "top {} for all {} members in {:.0} ms (parse {:.0}, split {:.0}, fit {:.0}, recommend {:.0}, score {:.0})",
+        args.k, n_members, elapsed_ms, parse_ms, split_ms, fit_ms, recommend_ms, score_ms
+    );
+    println!(
+        "CPU time {} ms (parse {}, split {}, fit {}, recommend {}, score {})",
+        cpu[cpu.len() - 1] - cpu[0],
+        cpu_of[0],
+        cpu_of[1],
+        cpu_of[2],
+        cpu_of[3],
+        cpu_of[4]
     );
     println!(
         "hit rate {:.4} (item-to-item cosine, {} neighbours) vs {:.4} (the {} most popular skus)",
@@ -213,10 +248,13 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             "exclude_bought": args.options.exclude_bought,
             "one_per_category": args.options.one_per_category,
             "filled_from_popularity": from_popularity,
-            "read_ms": read_ms.round() as u64,
-            "holdout_ms": holdout_ms.round() as u64,
+            "parse_ms": parse_ms.round() as u64,
+            "split_ms": split_ms.round() as u64,
             "fit_ms": fit_ms.round() as u64,
-            "batch_ms": batch_ms.round() as u64,
+            "recommend_ms": recommend_ms.round() as u64,
+            "score_ms": score_ms.round() as u64,
+            "cpu_ms": cpu[cpu.len() - 1] - cpu[0],
+            "cpu_phase_ms": {"parse": cpu_of[0], "split": cpu_of[1], "fit": cpu_of[2], "recommend": cpu_of[3], "score": cpu_of[4]},
         })
     );
     Ok(())

@@ -49,6 +49,9 @@ pub struct MemberIds {
     /// Integer ids of up to 9 digits that went to `slots` instead (beyond the direct
     /// range when first seen, or a second spelling of a value, `"07"` after `"7"`).
     hashed_numeric: usize,
+    /// Values below this go to the direct table whatever the number of ids (see
+    /// [`MemberIds::with_direct_range`]); the default is [`DIRECT_BASE`].
+    direct_floor: usize,
 }
 
 /// The direct table covers values below this plus four per interned id.
@@ -79,7 +82,7 @@ const EMPTY: u32 = u32::MAX;
 const FREE: Slot = Slot { key: 0, len: 0, index: EMPTY };
 
 /// The first 8 bytes of an id, zero-padded, big-endian (so keys order like the bytes).
-fn prefix(bytes: &[u8]) -> u64 {
+pub(crate) fn prefix(bytes: &[u8]) -> u64 {
     let mut w = [0u8; 8];
     let n = bytes.len().min(8);
     w[..n].copy_from_slice(&bytes[..n]);
@@ -113,6 +116,18 @@ impl MemberIds {
     /// An empty set of ids.
     pub fn new() -> MemberIds {
         MemberIds::default()
+    }
+
+    /// An empty set whose integer ids below `values` are indexed directly (no hashing)
+    /// however few ids there are; at most 4 bytes per value up to the largest id seen.
+    ///
+    /// By default the direct range grows with the number of ids, so that one large id
+    /// cannot make a small set allocate much. A reader of a large input knows better: the
+    /// second half of an order file starts at order ids in the millions with no ids yet,
+    /// and would hash them all. `values` proportional to the input size keeps the memory
+    /// proportional to it too.
+    pub(crate) fn with_direct_range(values: usize) -> MemberIds {
+        MemberIds { direct_floor: values, ..MemberIds::default() }
     }
 
     /// Number of distinct ids.
@@ -159,14 +174,15 @@ impl MemberIds {
     /// The index of `id`, adding it when new. Fails on invalid UTF-8 or when
     /// more than `u32::MAX - 1` ids are interned.
     pub fn intern(&mut self, id: &[u8]) -> Result<u32> {
-        let direct = small_integer(id).filter(|&v| v < DIRECT_BASE + 4 * self.len());
+        let limit = self.direct_floor.max(DIRECT_BASE) + 4 * self.len();
+        let direct = small_integer(id).filter(|&v| v < limit);
         if let Some(v) = direct {
             match self.direct.get(v).copied().unwrap_or(0) {
                 0 if self.hashed_numeric == 0 || self.probe_slots(id).is_none() => {
                     if let Ok(index) = u32::try_from(self.len()) {
                         if index <= DIRECT_MAX_INDEX {
                             if v >= self.direct.len() {
-                                let size = (v + 1).next_power_of_two().min(DIRECT_BASE + 4 * self.len() + 1).max(v + 1);
+                                let size = (v + 1).next_power_of_two().min(limit + 1).max(v + 1);
                                 self.direct.resize(size, 0);
                             }
                             self.push(id)?;
@@ -368,6 +384,24 @@ mod tests {
         assert_eq!(ids.find("m42"), Some(42));
         assert_eq!(ids.find("nope"), None);
         assert!(ids.intern(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn a_direct_range_indexes_large_ids_from_the_start() {
+        let mut ids = MemberIds::with_direct_range(8_000_000);
+        for (i, v) in (5_000_000..5_010_000u32).enumerate() {
+            assert_eq!(ids.intern(v.to_string().as_bytes()).unwrap(), i as u32);
+        }
+        assert_eq!(ids.hashed_numeric, 0);
+        assert_eq!(ids.intern(b"0005000001").unwrap(), 10_000); // another spelling: hashed
+        assert_eq!(ids.find("5000001"), Some(1));
+        assert_eq!(ids.find("0005000001"), Some(10_000));
+        // Without it, the same ids are hashed until the range has grown past them.
+        let mut ids = MemberIds::new();
+        for v in 5_000_000..5_010_000u32 {
+            ids.intern(v.to_string().as_bytes()).unwrap();
+        }
+        assert_eq!(ids.hashed_numeric, 10_000);
     }
 
     #[test]

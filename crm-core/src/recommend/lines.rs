@@ -13,10 +13,19 @@
 //! of later blocks re-interned, so the indices are the ones a sequential read assigns).
 //! On any error the input is parsed again on one thread, so errors always name the
 //! same line (`line 12: qty`).
+//!
+//! Interning is most of the cost (four id columns, ten million lines for the benchmark),
+//! so: a line whose member or order id is the one of the line before (the lines of an
+//! order come together) reuses its index, found by comparing the raw bytes with that
+//! line's rather than looking the previous id up (a random read per line for a million
+//! members); and integer ids are indexed directly up to one value per 32 bytes of input,
+//! so the second block, whose first order id is already in the millions, does not hash
+//! them all.
 
 use std::io::Read;
 
 use crate::analytics::csv::{memchr_nl, parse_instant, scan_line, split, text, trim};
+use crate::analytics::orders::prefix;
 use crate::analytics::MemberIds;
 use crate::error::{CrmError, Result};
 
@@ -72,10 +81,21 @@ impl OrderLines {
             category: category.unwrap_or("").as_bytes(),
             qty,
         };
-        self.push_row(&row).map_err(|(field, reason)| CrmError::invalid(field, reason))
+        let n = self.member.len();
+        let same = |ids: &MemberIds, col: &[u32], v: &[u8]| n > 0 && ids.bytes(col[n - 1]) == v;
+        let (same_member, same_order) =
+            (same(&self.members, &self.member, row.member), same(&self.orders, &self.order, row.order));
+        self.push_row(&row, same_member, same_order).map_err(|(field, reason)| CrmError::invalid(field, reason))
     }
 
-    fn push_row(&mut self, r: &Row<'_>) -> std::result::Result<(), (&'static str, String)> {
+    /// Append a row; `same_member` / `same_order`: its member / order id is the one of the
+    /// line before (the lines of an order come together: their ids are not looked up again).
+    fn push_row(
+        &mut self,
+        r: &Row<'_>,
+        same_member: bool,
+        same_order: bool,
+    ) -> std::result::Result<(), (&'static str, String)> {
         let intern = |ids: &mut MemberIds, v: &[u8], field: &'static str| {
             if v.is_empty() {
                 return Err((field, "is empty".to_owned()));
@@ -85,19 +105,11 @@ impl OrderLines {
         if r.qty == 0 {
             return Err(("qty", "must be a positive integer".to_owned()));
         }
-        // The lines of an order come together: reuse the previous line's ids.
         let n = self.member.len();
-        let same = |ids: &MemberIds, col: &[u32], v: &[u8]| n > 0 && ids.bytes(col[n - 1]) == v;
-        let member = if same(&self.members, &self.member, r.member) {
-            self.member[n - 1]
-        } else {
-            intern(&mut self.members, r.member, "member_id")?
-        };
-        let order = if same(&self.orders, &self.order, r.order) {
-            self.order[n - 1]
-        } else {
-            intern(&mut self.orders, r.order, "order_id")?
-        };
+        let member =
+            if same_member && n > 0 { self.member[n - 1] } else { intern(&mut self.members, r.member, "member_id")? };
+        let order =
+            if same_order && n > 0 { self.order[n - 1] } else { intern(&mut self.orders, r.order, "order_id")? };
         let sku = intern(&mut self.skus, r.sku, "sku")?;
         let category =
             if r.category.is_empty() { NO_CATEGORY } else { intern(&mut self.categories, r.category, "category")? };
@@ -121,6 +133,13 @@ impl OrderLines {
         let o = remap(&mut self.orders, &other.orders, "order_id")?;
         let s = remap(&mut self.skus, &other.skus, "sku")?;
         let c = remap(&mut self.categories, &other.categories, "category")?;
+        let more = other.len();
+        self.member.reserve_exact(more);
+        self.order.reserve_exact(more);
+        self.sku.reserve_exact(more);
+        self.category.reserve_exact(more);
+        self.placed_at.reserve_exact(more);
+        self.qty.reserve_exact(more);
         self.member.extend(other.member.iter().map(|&i| m[i as usize]));
         self.order.extend(other.order.iter().map(|&i| o[i as usize]));
         self.sku.extend(other.sku.iter().map(|&i| s[i as usize]));
@@ -202,6 +221,9 @@ pub fn parse(buf: &[u8], threads: usize) -> Result<OrderLines> {
     let header_end = memchr_nl(buf).map_or(buf.len(), |p| p + 1);
     let columns = header(&buf[..header_end])?;
     let body = &buf[header_end..];
+    // Integer ids are indexed directly up to one value per 32 bytes of input (see
+    // `MemberIds::with_direct_range`): a later block starts at large order ids.
+    let direct = body.len() / 32;
     if threads > 1 && body.len() >= PARALLEL_MIN_BYTES {
         let mut bounds = vec![0];
         for k in 1..threads {
@@ -216,7 +238,9 @@ pub fn parse(buf: &[u8], threads: usize) -> Result<OrderLines> {
                 .windows(2)
                 .map(|w| {
                     let block = &body[w[0]..w[1]];
-                    scope.spawn(move || parse_body(block, columns, 1))
+                    // The first block's columns become the result: sized for every line.
+                    let reserve = if w[0] == 0 { body.len() } else { block.len() };
+                    scope.spawn(move || parse_body(block, columns, 1, reserve, direct))
                 })
                 .collect();
             handles
@@ -234,7 +258,7 @@ pub fn parse(buf: &[u8], threads: usize) -> Result<OrderLines> {
         }
         // Fall through: the sequential parse names the line of the first error.
     }
-    parse_body(body, columns, 1)
+    parse_body(body, columns, 1, body.len(), direct)
 }
 
 fn header(line: &[u8]) -> Result<Columns> {
@@ -250,10 +274,20 @@ fn header(line: &[u8]) -> Result<Columns> {
     Columns::from_header(&names)
 }
 
-/// Parse data rows; `first_line` is the line number of the header (rows follow it).
-fn parse_body(body: &[u8], cols: Columns, first_line: u64) -> Result<OrderLines> {
-    let mut out = OrderLines::default();
-    let estimate = body.len() / 48;
+/// Parse data rows; `first_line` is the line number of the header (rows follow it). The
+/// columns are sized for `reserve_bytes` of input; `direct`: see [`MemberIds::with_direct_range`].
+fn parse_body(body: &[u8], cols: Columns, first_line: u64, reserve_bytes: usize, direct: usize) -> Result<OrderLines> {
+    let mut out = OrderLines {
+        members: MemberIds::with_direct_range(direct),
+        orders: MemberIds::with_direct_range(direct),
+        skus: MemberIds::with_direct_range(direct),
+        ..OrderLines::default()
+    };
+    // The member and order ids of the line before, as (first 8 bytes, length): the lines of
+    // an order come together, and comparing with the line before costs no lookup.
+    let key = |b: &[u8]| (b.len() <= 8).then(|| (prefix(b), b.len()));
+    let (mut last_member, mut last_order) = (None, None);
+    let estimate = reserve_bytes / 48;
     for v in [&mut out.member, &mut out.order, &mut out.sku, &mut out.category, &mut out.qty] {
         v.reserve(estimate);
     }
@@ -318,7 +352,11 @@ fn parse_body(body: &[u8], cols: Columns, first_line: u64) -> Result<OrderLines>
             category: cols.category.map_or(&b""[..], get),
             qty,
         };
-        out.push_row(&row).map_err(|(field, reason)| at(field, reason))?;
+        let (member, order) = (key(row.member), key(row.order));
+        let (same_member, same_order) =
+            (member.is_some() && member == last_member, order.is_some() && order == last_order);
+        out.push_row(&row, same_member, same_order).map_err(|(field, reason)| at(field, reason))?;
+        (last_member, last_order) = (member, order);
     }
     Ok(out)
 }
@@ -387,8 +425,8 @@ mod tests {
         let mut many = OrderLines::default();
         let body = &buf[header_end..];
         let cut = memchr_nl(&body[body.len() / 2..]).unwrap() + body.len() / 2 + 1;
-        many.append(parse_body(&body[..cut], cols, 1).unwrap()).unwrap();
-        many.append(parse_body(&body[cut..], cols, 1).unwrap()).unwrap();
+        many.append(parse_body(&body[..cut], cols, 1, cut, 0).unwrap()).unwrap();
+        many.append(parse_body(&body[cut..], cols, 1, body.len() - cut, 1 << 22).unwrap()).unwrap();
         assert_eq!(many.member, one.member);
         assert_eq!(many.order, one.order);
         assert_eq!(many.sku, one.sku);

@@ -14,7 +14,8 @@
 //! 2. **Similarity** ([`Recommender::fit`]): the cosine of the two skus' member vectors,
 //!    `sim(i, j) = Σ_m v_mi·v_mj / (‖v_i‖·‖v_j‖)`, computed one sku at a time with a dense
 //!    accumulator over co-occurring skus (no per-pair hash maps), keeping the `neighbours`
-//!    most similar skus of each (ties: smaller sku). Cosine rather than lift: lift divides
+//!    most similar skus of each (ties: smaller sku) in a bounded heap (the private module
+//!    `similarity` says what makes it fast). Cosine rather than lift: lift divides
 //!    by both popularities, so two skus bought once by the same member get the highest
 //!    score of all; cosine divides by the square roots and stays stable on rare skus.
 //! 3. **Scoring** ([`Recommender::recommend`]): a candidate's score is
@@ -28,8 +29,8 @@
 //!    candidates score, the most popular skus (most members, ties by sku) fill the rest
 //!    with score 0; a member with no history gets popularity alone.
 //!    [`Recommender::recommend_all`] does every member, in parallel with
-//!    `std::thread::scope`; each member's list is computed alone, so the result does not
-//!    depend on the thread count.
+//!    `std::thread::scope` over fixed blocks of members; each member's list is computed
+//!    alone, so the result does not depend on the thread count.
 //!
 //! Sku order ("smaller sku") is the natural order of [`MemberIds::sort_natural_by`]:
 //! numeric when every sku is an integer, else by UTF-8 bytes.
@@ -53,16 +54,21 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::analytics::MemberIds;
 use crate::error::{CrmError, Result};
 
+mod blocks;
 mod history;
 pub mod lines;
+mod similarity;
+mod topk;
 
 pub use history::interactions_from_store;
 pub use lines::{read_order_lines, read_order_lines_path, OrderLines, NO_CATEGORY};
+
+use blocks::map_blocks;
+use topk::{better, TopK};
 
 /// Weights are integers in hundredths of a unit.
 const UNIT: u32 = 100;
@@ -349,39 +355,37 @@ pub struct Recommender {
     user_item: Vec<u32>,
     user_value: Vec<f32>,
     user_bought: Vec<bool>,
-    /// Item -> (neighbour, similarity), best first.
+    /// Item -> neighbours, best first: `nb[nb_ptr[i]..nb_ptr[i + 1]]` is (neighbour,
+    /// similarity to the power [`RecommendOptions::power`]), what scoring adds up, side
+    /// by side so that a sku's list is one read; `nb_sim` the plain cosines alongside.
     nb_ptr: Vec<usize>,
-    nb_item: Vec<u32>,
+    nb: Vec<(u32, f32)>,
     nb_sim: Vec<f32>,
-    /// `nb_sim` to the power [`RecommendOptions::power`]: what scoring adds up.
-    nb_weight: Vec<f32>,
     /// Items by members descending, ties by item.
     popular: Vec<u32>,
     options: RecommendOptions,
 }
 
-/// A chunk of items' neighbour lists: (chunk, list lengths, neighbours, similarities).
-type NeighbourChunk = (usize, Vec<u32>, Vec<u32>, Vec<f32>);
-/// A chunk of members' top lists: (chunk, list lengths, (score, item) rows).
-type MemberChunk = (usize, Vec<u32>, Vec<(f32, u32)>);
-
 /// Per-thread scratch for scoring.
 struct Scratch {
     acc: Vec<f32>,
+    /// Touched items; one slot more than the items, for the branch-free append.
     touched: Vec<u32>,
+    top: TopK,
     cand: Vec<(f32, u32)>,
     used: Vec<u32>,
 }
 
 impl Scratch {
     fn new(items: usize) -> Scratch {
-        Scratch { acc: vec![0.0; items], touched: Vec::new(), cand: Vec::new(), used: Vec::new() }
+        Scratch {
+            acc: vec![0.0; items],
+            touched: vec![0; items + 1],
+            top: TopK::default(),
+            cand: Vec::new(),
+            used: Vec::new(),
+        }
     }
-}
-
-/// `a` ranks before `b`: higher score, then smaller item.
-fn better(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
-    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
 }
 
 impl Recommender {
@@ -474,108 +478,39 @@ impl Recommender {
             item_ptr[i + 1] += item_ptr[i];
         }
         let mut fill = item_ptr.clone();
-        let mut item_user = vec![0u32; user_item.len()];
+        // Spans are u32: more than 4 billion (member, sku) pairs would not fit in memory anyway.
+        let span_end = u32::try_from(user_item.len())
+            .map_err(|_| CrmError::invalid("interactions", "more than 4,294,967,295 (member, sku) pairs"))?;
+        let mut item_span = vec![(0u32, span_end); user_item.len()];
         let mut item_int = vec![0u32; user_item.len()];
         for m in 0..n_members {
+            let span = (user_ptr[m] as u32, user_ptr[m + 1] as u32);
             for p in user_ptr[m]..user_ptr[m + 1] {
                 let it = user_item[p] as usize;
-                item_user[fill[it]] = m as u32;
+                item_span[fill[it]] = span;
                 item_int[fill[it]] = user_int[p];
                 fill[it] += 1;
             }
         }
         drop(fill);
-        let norm: Vec<f64> = (0..n_items)
-            .map(|i| {
-                let ss: u64 = item_int[item_ptr[i]..item_ptr[i + 1]].iter().map(|&v| u64::from(v) * u64::from(v)).sum();
-                (ss as f64).sqrt()
-            })
-            .collect();
         let mut popular: Vec<u32> = (0..n_items as u32).collect();
         popular.sort_by(|&a, &b| {
             let count = |i: u32| item_ptr[i as usize + 1] - item_ptr[i as usize];
             count(b).cmp(&count(a)).then(a.cmp(&b))
         });
-
-        // Top-M neighbours per item, chunks of items handed out to threads.
-        const CHUNK: usize = 64;
-        let m_keep = options.neighbours;
-        let next = AtomicUsize::new(0);
-        let chunks = n_items.div_ceil(CHUNK);
-        let parts: Vec<Vec<NeighbourChunk>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads.min(chunks.max(1)))
-                .map(|_| {
-                    let (next, user_ptr, user_item, user_int) = (&next, &user_ptr, &user_item, &user_int);
-                    let (item_ptr, item_user, item_int, norm) = (&item_ptr, &item_user, &item_int, &norm);
-                    scope.spawn(move || {
-                        let mut acc = vec![0u64; n_items];
-                        let mut touched: Vec<u32> = Vec::new();
-                        let mut best: Vec<(f32, u32)> = Vec::new();
-                        let mut out = Vec::new();
-                        loop {
-                            let c = next.fetch_add(1, Ordering::Relaxed);
-                            if c >= chunks {
-                                break;
-                            }
-                            let (mut count, mut items, mut sims) = (Vec::new(), Vec::new(), Vec::new());
-                            for i in c * CHUNK..((c + 1) * CHUNK).min(n_items) {
-                                for q in item_ptr[i]..item_ptr[i + 1] {
-                                    let (m, vi) = (item_user[q] as usize, u64::from(item_int[q]));
-                                    for p in user_ptr[m]..user_ptr[m + 1] {
-                                        let j = user_item[p] as usize;
-                                        if acc[j] == 0 {
-                                            touched.push(j as u32);
-                                        }
-                                        acc[j] = acc[j].saturating_add(vi * u64::from(user_int[p]));
-                                    }
-                                }
-                                best.clear();
-                                for &j in &touched {
-                                    let dot = std::mem::take(&mut acc[j as usize]);
-                                    if j as usize != i {
-                                        let sim = dot as f64 / (norm[i] * norm[j as usize]);
-                                        best.push((sim as f32, j));
-                                    }
-                                }
-                                touched.clear();
-                                if best.len() > m_keep {
-                                    best.select_nth_unstable_by(m_keep, better);
-                                    best.truncate(m_keep);
-                                }
-                                best.sort_unstable_by(better);
-                                count.push(best.len() as u32);
-                                items.extend(best.iter().map(|b| b.1));
-                                sims.extend(best.iter().map(|b| b.0));
-                            }
-                            out.push((c, count, items, sims));
-                        }
-                        out
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
-        });
-        let mut parts: Vec<_> = parts.into_iter().flatten().collect();
-        if parts.len() != chunks {
-            return Err(CrmError::invalid("threads", "a fitting thread failed"));
-        }
-        parts.sort_unstable_by_key(|p| p.0);
-        let total: usize = parts.iter().map(|p| p.2.len()).sum();
-        let (mut nb_ptr, mut nb_item, mut nb_sim) =
-            (Vec::with_capacity(n_items + 1), Vec::with_capacity(total), Vec::with_capacity(total));
-        nb_ptr.push(0);
-        for (_, count, items, sims) in parts {
-            for c in count {
-                let last = *nb_ptr.last().unwrap_or(&0);
-                nb_ptr.push(last + c as usize);
-            }
-            nb_item.extend(items);
-            nb_sim.extend(sims);
-        }
-        drop(item_user);
+        let matrix = similarity::Matrix {
+            user_item: &user_item,
+            user_int: &user_int,
+            item_ptr: &item_ptr,
+            item_span: &item_span,
+            item_int: &item_int,
+        };
+        let nb = similarity::neighbours(&matrix, n_items, options.neighbours, threads)
+            .ok_or_else(|| CrmError::invalid("threads", "a fitting thread failed"))?;
+        drop(item_span);
         drop(item_int);
         let user_value = user_int.iter().map(|&v| v as f32 / UNIT as f32).collect();
-        let nb_weight = nb_sim.iter().map(|&s| s.powi(options.power as i32)).collect();
+        let nb_pairs = nb.items.iter().zip(&nb.sims).map(|(&j, &s)| (j, s.powi(options.power as i32))).collect();
         Ok(Recommender {
             members: x.members.clone(),
             skus: x.skus.clone(),
@@ -587,10 +522,9 @@ impl Recommender {
             user_item,
             user_value,
             user_bought,
-            nb_ptr,
-            nb_item,
-            nb_sim,
-            nb_weight,
+            nb_ptr: nb.ptr,
+            nb: nb_pairs,
+            nb_sim: nb.sims,
             popular,
             options,
         })
@@ -644,7 +578,7 @@ impl Recommender {
     pub fn similar(&self, sku: &str, n: usize) -> Vec<(String, f64)> {
         let Some(i) = self.item_of(sku) else { return Vec::new() };
         let r = self.nb_ptr[i as usize]..self.nb_ptr[i as usize + 1];
-        r.take(n).map(|q| (self.item_sku(self.nb_item[q]).to_owned(), f64::from(self.nb_sim[q]))).collect()
+        r.take(n).map(|q| (self.item_sku(self.nb[q].0).to_owned(), f64::from(self.nb_sim[q]))).collect()
     }
 
     /// Items by popularity (members with any interaction, descending; ties by sku).
@@ -670,111 +604,105 @@ impl Recommender {
     /// Top `k` items of every member, in parallel (see [`TopN`]).
     pub fn recommend_all(&self, k: usize) -> TopN {
         let n = self.members.len();
-        const CHUNK: usize = 2048;
-        let chunks = n.div_ceil(CHUNK);
-        let next = AtomicUsize::new(0);
-        let threads = threads(self.options.threads).min(chunks.max(1));
-        let parts: Vec<Vec<MemberChunk>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    let next = &next;
-                    scope.spawn(move || {
-                        let mut scratch = Scratch::new(self.skus());
-                        let mut one = Vec::new();
-                        let mut out = Vec::new();
-                        loop {
-                            let c = next.fetch_add(1, Ordering::Relaxed);
-                            if c >= chunks {
-                                break;
-                            }
-                            let (mut lens, mut rows) = (Vec::new(), Vec::with_capacity(CHUNK * k.min(64)));
-                            for m in c * CHUNK..((c + 1) * CHUNK).min(n) {
-                                self.top_into(Some(m as u32), k, &mut scratch, &mut one);
-                                lens.push(one.len() as u32);
-                                rows.append(&mut one);
-                            }
-                            out.push((c, lens, rows));
-                        }
-                        out
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        // Members per block: enough to amortise the hand-out, small enough to balance.
+        const BLOCK: usize = 2048;
+        let blocks = map_blocks(
+            n,
+            BLOCK,
+            threads(self.options.threads),
+            || (Scratch::new(self.skus()), Vec::new()),
+            |(scratch, one), block| {
+                let (mut lens, mut rows) =
+                    (Vec::with_capacity(block.len()), Vec::with_capacity(block.len() * k.min(64)));
+                for m in block {
+                    self.top_into(Some(m as u32), k, scratch, one);
+                    lens.push(one.len() as u32);
+                    rows.append(one);
+                }
+                (lens, rows)
+            },
+        );
+        // A panicked thread: do every member here instead.
+        let blocks = blocks.unwrap_or_else(|| {
+            let (mut scratch, mut one) = (Scratch::new(self.skus()), Vec::new());
+            let (mut lens, mut rows) = (Vec::with_capacity(n), Vec::new());
+            for m in 0..n as u32 {
+                self.top_into(Some(m), k, &mut scratch, &mut one);
+                lens.push(one.len() as u32);
+                rows.append(&mut one);
+            }
+            vec![(lens, rows)]
         });
-        let mut parts: Vec<_> = parts.into_iter().flatten().collect();
-        parts.sort_unstable_by_key(|p| p.0);
-        let mut top = TopN { offsets: Vec::with_capacity(n + 1), items: Vec::new(), scores: Vec::new() };
+        let total = blocks.iter().map(|b| b.1.len()).sum();
+        let mut top = TopN {
+            offsets: Vec::with_capacity(n + 1),
+            items: Vec::with_capacity(total),
+            scores: Vec::with_capacity(total),
+        };
         top.offsets.push(0);
-        for (_, lens, rows) in parts {
+        for (lens, rows) in blocks {
             for l in lens {
-                let last = *top.offsets.last().unwrap_or(&0);
-                top.offsets.push(last + l as usize);
+                top.offsets.push(top.offsets[top.offsets.len() - 1] + l as usize);
             }
             top.items.extend(rows.iter().map(|r| r.1));
             top.scores.extend(rows.iter().map(|r| r.0));
-        }
-        // A panicked thread would leave members out: fall back to doing them here.
-        if top.offsets.len() != n + 1 {
-            let mut scratch = Scratch::new(self.skus());
-            let mut one = Vec::new();
-            top = TopN { offsets: vec![0], items: Vec::new(), scores: Vec::new() };
-            for m in 0..n as u32 {
-                self.top_into(Some(m), k, &mut scratch, &mut one);
-                top.items.extend(one.iter().map(|r| r.1));
-                top.scores.extend(one.iter().map(|r| r.0));
-                top.offsets.push(top.items.len());
-            }
         }
         top
     }
 
     /// The top `k` (score, item) of member `m` into `out` (cleared first).
+    ///
+    /// Scores add up in a dense accumulator over items with a touched list, appended to
+    /// without a branch as in the fit ([`similarity`]); the best `k` are kept in a bounded
+    /// heap as the touched items are read. A member's sums run over their items in
+    /// ascending order, each neighbour list best first: the same order on any thread.
     fn top_into(&self, m: Option<u32>, k: usize, s: &mut Scratch, out: &mut Vec<(f32, u32)>) {
         out.clear();
         if k == 0 {
             return;
         }
         let range = m.map_or(0..0, |m| self.user_ptr[m as usize]..self.user_ptr[m as usize + 1]);
-        for p in range.clone() {
-            let (j, v) = (self.user_item[p] as usize, self.user_value[p]);
-            for q in self.nb_ptr[j]..self.nb_ptr[j + 1] {
-                let c = self.nb_item[q] as usize;
-                if s.acc[c] == 0.0 {
-                    s.touched.push(c as u32);
-                }
-                s.acc[c] += v * self.nb_weight[q];
+        let mut n = 0;
+        for (&j, &v) in self.user_item[range.clone()].iter().zip(&self.user_value[range.clone()]) {
+            for &(c, w) in &self.nb[self.nb_ptr[j as usize]..self.nb_ptr[j as usize + 1]] {
+                let a = s.acc[c as usize];
+                s.touched[n] = c;
+                n += usize::from(a == 0.0);
+                s.acc[c as usize] = a + v * w;
             }
         }
+        // An item touched again after its sum stayed 0 (a weight that underflowed) is
+        // listed twice: the second read finds 0 (taken) and skips it, as any score <= 0.
         let exclude = self.options.exclude_bought;
+        let bought_items = || {
+            self.user_item[range.clone()].iter().zip(&self.user_bought[range.clone()]).filter(|b| *b.1).map(|b| *b.0)
+        };
         if exclude {
-            for p in range.clone() {
-                if self.user_bought[p] {
-                    s.acc[self.user_item[p] as usize] = -1.0;
-                }
-            }
-        }
-        s.cand.clear();
-        for &c in &s.touched {
-            let score = std::mem::take(&mut s.acc[c as usize]);
-            if score > 0.0 {
-                s.cand.push((score, c));
-            }
-        }
-        s.touched.clear();
-        if exclude {
-            for p in range.clone() {
-                s.acc[self.user_item[p] as usize] = 0.0;
+            for c in bought_items() {
+                s.acc[c as usize] = -1.0;
             }
         }
         let diverse = self.options.one_per_category;
+        s.cand.clear();
+        s.top.reset(k);
+        for &c in &s.touched[..n] {
+            let score = std::mem::take(&mut s.acc[c as usize]);
+            if score > 0.0 {
+                if diverse {
+                    s.cand.push((score, c));
+                } else {
+                    s.top.offer(score, c);
+                }
+            }
+        }
+        if exclude {
+            for c in bought_items() {
+                s.acc[c as usize] = 0.0;
+            }
+        }
         s.used.clear();
         if !diverse {
-            if s.cand.len() > k {
-                s.cand.select_nth_unstable_by(k, better);
-                s.cand.truncate(k);
-            }
-            s.cand.sort_unstable_by(better);
-            out.extend_from_slice(&s.cand);
+            s.top.drain_sorted_into(out);
         } else {
             s.cand.sort_unstable_by(better);
             for &(score, c) in &s.cand {

@@ -140,6 +140,72 @@ proptest! {
     }
 }
 
+/// A generated history large enough for several blocks of the fit (64 skus) and of the
+/// batch (2,048 members): members buy mostly within one of four groups of skus.
+fn large_history(seed: u64, engagements: bool, purchase: PurchaseWeight) -> Interactions {
+    let mut x = Interactions::new(InteractionOptions { purchase, ..InteractionOptions::default() }).unwrap();
+    let mut state = seed | 1;
+    let mut next = |n: u64| {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % n
+    };
+    for m in 0..2_300u64 {
+        let group = next(4);
+        for _ in 0..1 + next(6) {
+            let sku = if next(5) == 0 { next(200) } else { group * 50 + next(50) };
+            let (member, name) = (format!("m{m}"), format!("s{sku}"));
+            if engagements && next(4) == 0 {
+                x.add_engagement(&member, &name, KINDS[next(3) as usize]).unwrap();
+            } else {
+                x.add_purchase(&member, &name, category(sku as u8).as_deref(), 1 + next(3) as u32).unwrap();
+            }
+        }
+    }
+    x
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    /// Over several blocks of skus and members: the neighbour lists and every member's
+    /// list are the same, to the bit, on 1, 2 or 3 threads; with exclusion on, no list
+    /// holds a sku the member bought.
+    #[test]
+    fn large_histories_do_not_depend_on_threads_and_never_list_bought_skus(
+        seed in any::<u64>(),
+        engagements in any::<bool>(),
+        quantity in any::<bool>(),
+        diverse in any::<bool>(),
+    ) {
+        let purchase = if quantity { PurchaseWeight::Quantity } else { PurchaseWeight::Binary };
+        let x = large_history(seed, engagements, purchase);
+        let fit = |threads| {
+            let options = RecommendOptions { threads, one_per_category: diverse, ..RecommendOptions::default() };
+            Recommender::fit(&x, options).unwrap()
+        };
+        let one = fit(1);
+        let top = one.recommend_all(10);
+        for threads in [2, 3] {
+            let many = fit(threads);
+            for i in 0..one.skus() as u32 {
+                let sku = one.item_sku(i);
+                prop_assert_eq!(one.similar(sku, 50), many.similar(sku, 50));
+            }
+            prop_assert_eq!(&many.recommend_all(10), &top);
+        }
+        let ids = one.member_ids();
+        for m in 0..top.members() {
+            let member = ids.get(m as u32);
+            if !diverse {
+                prop_assert_eq!(top.of(m).count(), 10);
+            }
+            for (item, _) in top.of(m) {
+                prop_assert!(!one.bought(member, one.item_sku(item)), "{} bought {}", member, one.item_sku(item));
+            }
+        }
+    }
+}
+
 #[test]
 fn edge_cases_new_member_everything_bought_k_zero_empty_history() {
     // Empty history: nothing to recommend, to anyone.
