@@ -112,7 +112,7 @@ impl<S: Store> Tx<'_, S> {
             revoked: None,
             returned: 0,
         };
-        self.emit(&id, Event::CouponIssued { at: now, coupon: c });
+        self.emit(&id, Event::CouponIssued { at: now, coupon: Box::new(c) });
         let outcome = Outcome::CouponIssued {
             member_id: id.clone(),
             code,
