@@ -188,51 +188,18 @@ impl LifecycleConfig {
     /// The stage at `t` given the paid order times up to `t` (sorted).
     pub fn stage_at(&self, tz: Tz, orders: &[DateTime<Utc>], t: DateTime<Utc>) -> Stage {
         let n = orders.partition_point(|o| *o <= t);
-        let orders = &orders[..n];
-        let Some(&last) = orders.last() else { return Stage::Prospect };
-        let lim = self.limits(orders);
-        let after = |days: f64| add_days(tz, last, days);
-        if t >= after(lim.churned) {
-            return Stage::Churned;
-        }
-        if t >= after(lim.dormant) {
-            return Stage::Dormant;
-        }
-        if t >= after(lim.at_risk) {
-            return Stage::AtRisk;
-        }
-        if t < add_local_days(tz, orders[0], self.new_days) {
-            return Stage::New;
-        }
-        if orders.len() >= 2 {
-            let before = &orders[..orders.len() - 1];
-            let gap_limit = self.limits(before).dormant;
-            let prev = before[before.len() - 1];
-            if last >= add_days(tz, prev, gap_limit) && t < add_local_days(tz, last, self.reactivated_days) {
-                return Stage::Reactivated;
-            }
-        }
-        Stage::Active
+        Marks::new(self, tz, &orders[..n]).map_or(Stage::Prospect, |m| m.stage(t))
     }
 
     /// The next instant after `t` at which the stage changes if no order
     /// comes, and the stage it changes to.
     pub fn next_change(&self, tz: Tz, orders: &[DateTime<Utc>], t: DateTime<Utc>) -> Option<(DateTime<Utc>, Stage)> {
         let n = orders.partition_point(|o| *o <= t);
-        let orders = &orders[..n];
-        let last = *orders.last()?;
-        let lim = self.limits(orders);
-        let mut candidates = vec![
-            add_local_days(tz, orders[0], self.new_days),
-            add_local_days(tz, last, self.reactivated_days),
-            add_days(tz, last, lim.at_risk),
-            add_days(tz, last, lim.dormant),
-            add_days(tz, last, lim.churned),
-        ];
-        candidates.retain(|c| *c > t);
+        let marks = Marks::new(self, tz, &orders[..n])?;
+        let mut candidates = [marks.new_until, marks.reactivated_until, marks.at_risk, marks.dormant, marks.churned];
         candidates.sort();
-        let now = self.stage_at(tz, orders, t);
-        candidates.into_iter().map(|c| (c, self.stage_at(tz, orders, c))).find(|(_, s)| *s != now)
+        let now = marks.stage(t);
+        candidates.into_iter().filter(|c| *c > t).map(|c| (c, marks.stage(c))).find(|(_, s)| *s != now)
     }
 
     /// Why a member is in `stage` (for the transition record).
@@ -247,6 +214,60 @@ impl LifecycleConfig {
             Stage::AtRisk => format!("no order for {} days", lim.at_risk.round()),
             Stage::Dormant => format!("no order for {} days", lim.dormant.round()),
             Stage::Churned => format!("no order for {} days", lim.churned.round()),
+        }
+    }
+}
+
+/// The instants at which a member's stage can change, given the paid orders
+/// so far (none after the instants asked about). Computed once per order
+/// list: each is a time-zone conversion, and `next_change` asks for the
+/// stage at each candidate.
+struct Marks {
+    /// Time of the last order: before it nothing here applies.
+    last: DateTime<Utc>,
+    new_until: DateTime<Utc>,
+    /// Whether the last order came after a gap of at least the dormant limit.
+    returned: bool,
+    reactivated_until: DateTime<Utc>,
+    at_risk: DateTime<Utc>,
+    dormant: DateTime<Utc>,
+    churned: DateTime<Utc>,
+}
+
+impl Marks {
+    fn new(cfg: &LifecycleConfig, tz: Tz, orders: &[DateTime<Utc>]) -> Option<Marks> {
+        let &last = orders.last()?;
+        let lim = cfg.limits(orders);
+        let returned = orders.len() >= 2 && {
+            let before = &orders[..orders.len() - 1];
+            last >= add_days(tz, before[before.len() - 1], cfg.limits(before).dormant)
+        };
+        Some(Marks {
+            last,
+            new_until: add_local_days(tz, orders[0], cfg.new_days),
+            returned,
+            reactivated_until: add_local_days(tz, last, cfg.reactivated_days),
+            at_risk: add_days(tz, last, lim.at_risk),
+            dormant: add_days(tz, last, lim.dormant),
+            churned: add_days(tz, last, lim.churned),
+        })
+    }
+
+    /// The stage at `t` (not before the last order).
+    fn stage(&self, t: DateTime<Utc>) -> Stage {
+        debug_assert!(t >= self.last);
+        if t >= self.churned {
+            Stage::Churned
+        } else if t >= self.dormant {
+            Stage::Dormant
+        } else if t >= self.at_risk {
+            Stage::AtRisk
+        } else if t < self.new_until {
+            Stage::New
+        } else if self.returned && t < self.reactivated_until {
+            Stage::Reactivated
+        } else {
+            Stage::Active
         }
     }
 }

@@ -301,10 +301,11 @@ impl OutreachConfig {
         let zone = ctx.zone;
         // Payloads are built only in runs (scheduling needs the instants only).
         let checking = ctx.checking;
-        let mut push = |key: String, due: DateTime<Utc>, payload: &dyn Fn() -> serde_json::Value| {
+        // Keys and payloads are built only for occurrences inside the window.
+        let mut push = |key: &dyn Fn() -> String, due: DateTime<Utc>, payload: &dyn Fn() -> serde_json::Value| {
             if lo <= due && due <= hi {
                 let payload = if checking { payload() } else { serde_json::Value::Null };
-                out.push(Occurrence { trigger: i, key, due, payload });
+                out.push(Occurrence { trigger: i, key: key(), due, payload });
             }
         };
         let years = || local_date(zone, lo).year() - 1..=local_date(zone, hi).year() + 1;
@@ -314,7 +315,7 @@ impl OutreachConfig {
                 for y in years() {
                     let day = same_day_in_year(b, y);
                     let due = self.date_at(zone, day - chrono::Days::new(u64::from(*days_before)));
-                    push(y.to_string(), due, &|| serde_json::json!({ "birthday": day.to_string() }));
+                    push(&|| y.to_string(), due, &|| serde_json::json!({ "birthday": day.to_string() }));
                 }
             }
             TriggerKind::Anniversary { days_before } => {
@@ -324,7 +325,7 @@ impl OutreachConfig {
                     let day = same_day_in_year(first, y);
                     let due = self.date_at(zone, day - chrono::Days::new(u64::from(*days_before)));
                     let n = y - first.year();
-                    push(y.to_string(), due, &|| serde_json::json!({ "years": n, "anniversary": day.to_string() }));
+                    push(&|| y.to_string(), due, &|| serde_json::json!({ "years": n, "anniversary": day.to_string() }));
                 }
             }
             TriggerKind::MemberDay { day } => {
@@ -335,7 +336,9 @@ impl OutreachConfig {
                     let next = crate::time::first_of_month_after(m, 1);
                     let dim = (next - m).num_days() as u32;
                     let d = m.with_day((*day).min(dim)).unwrap_or(m);
-                    push(format!("{:04}-{:02}", m.year(), m.month()), self.date_at(zone, d), &|| serde_json::json!({}));
+                    push(&|| format!("{:04}-{:02}", m.year(), m.month()), self.date_at(zone, d), &|| {
+                        serde_json::json!({})
+                    });
                     m = next;
                 }
             }
@@ -350,7 +353,7 @@ impl OutreachConfig {
                     let local = e.with_timezone(&ctx.program_tz).naive_local() - Duration::days(i64::from(*days));
                     let due = resolve_local(ctx.program_tz, local);
                     push(
-                        format!("{point_type}:{}", e.to_rfc3339()),
+                        &|| format!("{point_type}:{}", e.to_rfc3339()),
                         due,
                         &|| serde_json::json!({ "point_type": point_type, "points": points, "expires_at": e }),
                     );
@@ -366,7 +369,7 @@ impl OutreachConfig {
                     return;
                 }
                 push(
-                    format!("{}:{}", view.tier, by.to_rfc3339()),
+                    &|| format!("{}:{}", view.tier, by.to_rfc3339()),
                     due,
                     &|| serde_json::json!({ "tier": view.tier, "by": by, "missing": retain.missing, "message": retain.message }),
                 );
@@ -375,7 +378,7 @@ impl OutreachConfig {
                 for c in st.stage_history.iter().filter(|c| c.to == *stage) {
                     let from = c.from.map(|s| s.as_str().to_string());
                     push(
-                        format!("{}:{}", stage.as_str(), c.at.to_rfc3339()),
+                        &|| format!("{}:{}", stage.as_str(), c.at.to_rfc3339()),
                         c.at,
                         &|| serde_json::json!({ "stage": stage, "from": from, "reason": c.reason }),
                     );
@@ -388,7 +391,7 @@ impl OutreachConfig {
                     }
                     let due = o.order.placed_at + Duration::minutes(i64::from(*minutes));
                     push(
-                        o.order.id.clone(),
+                        &|| o.order.id.clone(),
                         due,
                         &|| serde_json::json!({ "order_id": o.order.id, "amount": o.order.amount.to_string() }),
                     );
@@ -408,7 +411,7 @@ impl OutreachConfig {
                         }
                     }
                     push(
-                        e.at.to_rfc3339(),
+                        &|| e.at.to_rfc3339(),
                         due,
                         &|| serde_json::json!({ "event": event, "sku": e.sku, "reference": e.reference }),
                     );
@@ -417,7 +420,7 @@ impl OutreachConfig {
             TriggerKind::SegmentEntered { segment } => {
                 for c in st.segment_changes.iter().filter(|c| c.entered && &c.segment == segment) {
                     push(
-                        format!("{segment}:{}", c.at.to_rfc3339()),
+                        &|| format!("{segment}:{}", c.at.to_rfc3339()),
                         c.at,
                         &|| serde_json::json!({ "segment": segment }),
                     );
@@ -431,7 +434,7 @@ impl OutreachConfig {
                     }
                     let local = done.with_timezone(&zone).naive_local() + Duration::days(i64::from(*days));
                     push(
-                        o.order.id.clone(),
+                        &|| o.order.id.clone(),
                         resolve_local(zone, local),
                         &|| serde_json::json!({ "order_id": o.order.id }),
                     );
@@ -513,10 +516,24 @@ impl OutreachConfig {
             return None;
         }
         let ctx = Context { checking: false, now: after, ..*ctx };
+        // Most members have something within weeks (a monthly member day, an
+        // expiry warning): look five weeks ahead first, which computes a
+        // fraction of the occurrences. Deferral only moves an instant later,
+        // so an answer inside the short window is also the answer of the
+        // whole 400-day window; otherwise look again over all of it.
+        let near = after + Duration::days(35);
+        match self.first_due(&ctx, after, near) {
+            Some(d) if d <= near => Some(d),
+            _ => self.first_due(&ctx, after, after + Duration::days(400)),
+        }
+    }
+
+    /// The earliest deferred instant after `after` of the occurrences whose
+    /// raw instant is in `[after - 1 day, hi]` and that were not sent yet.
+    fn first_due(&self, ctx: &Context<'_>, after: DateTime<Utc>, hi: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let mut occ = Vec::new();
-        let (lo, hi) = (after - Duration::days(1), after + Duration::days(400));
         for i in 0..self.triggers.len() {
-            self.occurrences(i, &ctx, lo, hi, &mut occ);
+            self.occurrences(i, ctx, after - Duration::days(1), hi, &mut occ);
         }
         let done = |o: &Occurrence| {
             let id = &self.triggers[o.trigger].id;
