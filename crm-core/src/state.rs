@@ -582,7 +582,16 @@ impl MemberState {
 
     /// Times of the paid orders (sorted), for lifecycle stages.
     pub fn order_times(&self) -> Vec<DateTime<Utc>> {
-        self.activity.iter().filter(|a| a.orders > 0).map(|a| a.at).collect()
+        let mut out = Vec::new();
+        self.order_times_into(&mut out);
+        out
+    }
+
+    /// [`MemberState::order_times`] into a buffer the caller reuses (scans
+    /// over every member).
+    pub fn order_times_into(&self, out: &mut Vec<DateTime<Utc>>) {
+        out.clear();
+        out.extend(self.activity.iter().filter(|a| a.orders > 0).map(|a| a.at));
     }
 
     /// Is the member active (neither merged nor erased)?
