@@ -30,6 +30,7 @@ pub mod state;
 pub mod store;
 pub mod tier;
 pub mod time;
+pub mod vec_map;
 pub mod whatif;
 
 pub use command::{Clawback, Command, Outcome};

@@ -22,6 +22,8 @@
 //! mean interval between orders times a factor (never below one day): a
 //! weekly buyer is at risk much sooner than a yearly one.
 
+use std::cell::OnceCell;
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rust_decimal::prelude::ToPrimitive;
@@ -188,51 +190,19 @@ impl LifecycleConfig {
     /// The stage at `t` given the paid order times up to `t` (sorted).
     pub fn stage_at(&self, tz: Tz, orders: &[DateTime<Utc>], t: DateTime<Utc>) -> Stage {
         let n = orders.partition_point(|o| *o <= t);
-        let orders = &orders[..n];
-        let Some(&last) = orders.last() else { return Stage::Prospect };
-        let lim = self.limits(orders);
-        let after = |days: f64| add_days(tz, last, days);
-        if t >= after(lim.churned) {
-            return Stage::Churned;
-        }
-        if t >= after(lim.dormant) {
-            return Stage::Dormant;
-        }
-        if t >= after(lim.at_risk) {
-            return Stage::AtRisk;
-        }
-        if t < add_local_days(tz, orders[0], self.new_days) {
-            return Stage::New;
-        }
-        if orders.len() >= 2 {
-            let before = &orders[..orders.len() - 1];
-            let gap_limit = self.limits(before).dormant;
-            let prev = before[before.len() - 1];
-            if last >= add_days(tz, prev, gap_limit) && t < add_local_days(tz, last, self.reactivated_days) {
-                return Stage::Reactivated;
-            }
-        }
-        Stage::Active
+        Marks::new(self, tz, &orders[..n]).map_or(Stage::Prospect, |m| m.stage(t))
     }
 
     /// The next instant after `t` at which the stage changes if no order
     /// comes, and the stage it changes to.
     pub fn next_change(&self, tz: Tz, orders: &[DateTime<Utc>], t: DateTime<Utc>) -> Option<(DateTime<Utc>, Stage)> {
         let n = orders.partition_point(|o| *o <= t);
-        let orders = &orders[..n];
-        let last = *orders.last()?;
-        let lim = self.limits(orders);
-        let mut candidates = vec![
-            add_local_days(tz, orders[0], self.new_days),
-            add_local_days(tz, last, self.reactivated_days),
-            add_days(tz, last, lim.at_risk),
-            add_days(tz, last, lim.dormant),
-            add_days(tz, last, lim.churned),
-        ];
-        candidates.retain(|c| *c > t);
+        let marks = Marks::new(self, tz, &orders[..n])?;
+        let mut candidates =
+            [marks.new_until(), marks.reactivated_until(), marks.at_risk(), marks.dormant(), marks.churned()];
         candidates.sort();
-        let now = self.stage_at(tz, orders, t);
-        candidates.into_iter().map(|c| (c, self.stage_at(tz, orders, c))).find(|(_, s)| *s != now)
+        let now = marks.stage(t);
+        candidates.into_iter().filter(|c| *c > t).map(|c| (c, marks.stage(c))).find(|(_, s)| *s != now)
     }
 
     /// Why a member is in `stage` (for the transition record).
@@ -247,6 +217,94 @@ impl LifecycleConfig {
             Stage::AtRisk => format!("no order for {} days", lim.at_risk.round()),
             Stage::Dormant => format!("no order for {} days", lim.dormant.round()),
             Stage::Churned => format!("no order for {} days", lim.churned.round()),
+        }
+    }
+}
+
+/// The instants at which a member's stage can change, given the paid orders
+/// so far (none after the instants asked about). Each is a time-zone
+/// conversion, so each is computed at most once and only when asked:
+/// `stage` usually needs one to three of them, `next_change` all of them
+/// (once, however many candidates it tries).
+struct Marks<'a> {
+    cfg: &'a LifecycleConfig,
+    tz: Tz,
+    orders: &'a [DateTime<Utc>],
+    /// Time of the last order: before it nothing here applies.
+    last: DateTime<Utc>,
+    lim: Limits,
+    new_until: OnceCell<DateTime<Utc>>,
+    /// Whether the last order came after a gap of at least the dormant limit.
+    returned: OnceCell<bool>,
+    reactivated_until: OnceCell<DateTime<Utc>>,
+    at_risk: OnceCell<DateTime<Utc>>,
+    dormant: OnceCell<DateTime<Utc>>,
+    churned: OnceCell<DateTime<Utc>>,
+}
+
+impl<'a> Marks<'a> {
+    fn new(cfg: &'a LifecycleConfig, tz: Tz, orders: &'a [DateTime<Utc>]) -> Option<Marks<'a>> {
+        let &last = orders.last()?;
+        Some(Marks {
+            cfg,
+            tz,
+            orders,
+            last,
+            lim: cfg.limits(orders),
+            new_until: OnceCell::new(),
+            returned: OnceCell::new(),
+            reactivated_until: OnceCell::new(),
+            at_risk: OnceCell::new(),
+            dormant: OnceCell::new(),
+            churned: OnceCell::new(),
+        })
+    }
+
+    fn new_until(&self) -> DateTime<Utc> {
+        *self.new_until.get_or_init(|| add_local_days(self.tz, self.orders[0], self.cfg.new_days))
+    }
+
+    fn returned(&self) -> bool {
+        *self.returned.get_or_init(|| {
+            let n = self.orders.len();
+            n >= 2 && {
+                let before = &self.orders[..n - 1];
+                self.last >= add_days(self.tz, before[n - 2], self.cfg.limits(before).dormant)
+            }
+        })
+    }
+
+    fn reactivated_until(&self) -> DateTime<Utc> {
+        *self.reactivated_until.get_or_init(|| add_local_days(self.tz, self.last, self.cfg.reactivated_days))
+    }
+
+    fn at_risk(&self) -> DateTime<Utc> {
+        *self.at_risk.get_or_init(|| add_days(self.tz, self.last, self.lim.at_risk))
+    }
+
+    fn dormant(&self) -> DateTime<Utc> {
+        *self.dormant.get_or_init(|| add_days(self.tz, self.last, self.lim.dormant))
+    }
+
+    fn churned(&self) -> DateTime<Utc> {
+        *self.churned.get_or_init(|| add_days(self.tz, self.last, self.lim.churned))
+    }
+
+    /// The stage at `t` (not before the last order).
+    fn stage(&self, t: DateTime<Utc>) -> Stage {
+        debug_assert!(t >= self.last);
+        if t >= self.churned() {
+            Stage::Churned
+        } else if t >= self.dormant() {
+            Stage::Dormant
+        } else if t >= self.at_risk() {
+            Stage::AtRisk
+        } else if t < self.new_until() {
+            Stage::New
+        } else if self.returned() && t < self.reactivated_until() {
+            Stage::Reactivated
+        } else {
+            Stage::Active
         }
     }
 }

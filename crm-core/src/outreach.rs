@@ -353,10 +353,11 @@ impl OutreachConfig {
         let zone = ctx.zone;
         // Payloads are built only in runs (scheduling needs the instants only).
         let checking = ctx.checking;
-        let mut push = |key: String, due: DateTime<Utc>, payload: &dyn Fn() -> serde_json::Value| {
+        // Keys and payloads are built only for occurrences inside the window.
+        let mut push = |key: &dyn Fn() -> String, due: DateTime<Utc>, payload: &dyn Fn() -> serde_json::Value| {
             if lo <= due && due <= hi {
                 let payload = if checking { payload() } else { serde_json::Value::Null };
-                out.push(Occurrence { trigger: i, key, due, payload });
+                out.push(Occurrence { trigger: i, key: key(), due, payload });
             }
         };
         let years = || local_date(zone, lo).year() - 1..=local_date(zone, hi).year() + 1;
@@ -366,7 +367,7 @@ impl OutreachConfig {
                 for y in years() {
                     let day = same_day_in_year(b, y);
                     let due = self.date_at(zone, day - chrono::Days::new(u64::from(*days_before)));
-                    push(y.to_string(), due, &|| serde_json::json!({ "birthday": day.to_string() }));
+                    push(&|| y.to_string(), due, &|| serde_json::json!({ "birthday": day.to_string() }));
                 }
             }
             TriggerKind::Anniversary { days_before } => {
@@ -376,7 +377,7 @@ impl OutreachConfig {
                     let day = same_day_in_year(first, y);
                     let due = self.date_at(zone, day - chrono::Days::new(u64::from(*days_before)));
                     let n = y - first.year();
-                    push(y.to_string(), due, &|| serde_json::json!({ "years": n, "anniversary": day.to_string() }));
+                    push(&|| y.to_string(), due, &|| serde_json::json!({ "years": n, "anniversary": day.to_string() }));
                 }
             }
             TriggerKind::MemberDay { day } => {
@@ -387,7 +388,9 @@ impl OutreachConfig {
                     let next = crate::time::first_of_month_after(m, 1);
                     let dim = (next - m).num_days() as u32;
                     let d = m.with_day((*day).min(dim)).unwrap_or(m);
-                    push(format!("{:04}-{:02}", m.year(), m.month()), self.date_at(zone, d), &|| serde_json::json!({}));
+                    push(&|| format!("{:04}-{:02}", m.year(), m.month()), self.date_at(zone, d), &|| {
+                        serde_json::json!({})
+                    });
                     m = next;
                 }
             }
@@ -402,7 +405,7 @@ impl OutreachConfig {
                     let local = e.with_timezone(&ctx.program_tz).naive_local() - Duration::days(i64::from(*days));
                     let due = resolve_local(ctx.program_tz, local);
                     push(
-                        format!("{point_type}:{}", e.to_rfc3339()),
+                        &|| format!("{point_type}:{}", e.to_rfc3339()),
                         due,
                         &|| serde_json::json!({ "point_type": point_type, "points": points, "expires_at": e }),
                     );
@@ -418,7 +421,7 @@ impl OutreachConfig {
                     return;
                 }
                 push(
-                    format!("{}:{}", view.tier, by.to_rfc3339()),
+                    &|| format!("{}:{}", view.tier, by.to_rfc3339()),
                     due,
                     &|| serde_json::json!({ "tier": view.tier, "by": by, "missing": retain.missing, "message": retain.message }),
                 );
@@ -427,7 +430,7 @@ impl OutreachConfig {
                 for c in st.stage_history.iter().filter(|c| c.to == *stage) {
                     let from = c.from.map(|s| s.as_str().to_string());
                     push(
-                        format!("{}:{}", stage.as_str(), c.at.to_rfc3339()),
+                        &|| format!("{}:{}", stage.as_str(), c.at.to_rfc3339()),
                         c.at,
                         &|| serde_json::json!({ "stage": stage, "from": from, "reason": c.reason }),
                     );
@@ -440,7 +443,7 @@ impl OutreachConfig {
                     }
                     let due = o.order.placed_at + Duration::minutes(i64::from(*minutes));
                     push(
-                        o.order.id.clone(),
+                        &|| o.order.id.clone(),
                         due,
                         &|| serde_json::json!({ "order_id": o.order.id, "amount": o.order.amount.to_string() }),
                     );
@@ -460,7 +463,7 @@ impl OutreachConfig {
                         }
                     }
                     push(
-                        e.at.to_rfc3339(),
+                        &|| e.at.to_rfc3339(),
                         due,
                         &|| serde_json::json!({ "event": event, "sku": e.sku, "reference": e.reference }),
                     );
@@ -469,7 +472,7 @@ impl OutreachConfig {
             TriggerKind::SegmentEntered { segment } => {
                 for c in st.segment_changes.iter().filter(|c| c.entered && &c.segment == segment) {
                     push(
-                        format!("{segment}:{}", c.at.to_rfc3339()),
+                        &|| format!("{segment}:{}", c.at.to_rfc3339()),
                         c.at,
                         &|| serde_json::json!({ "segment": segment }),
                     );
@@ -483,7 +486,7 @@ impl OutreachConfig {
                     }
                     let local = done.with_timezone(&zone).naive_local() + Duration::days(i64::from(*days));
                     push(
-                        o.order.id.clone(),
+                        &|| o.order.id.clone(),
                         resolve_local(zone, local),
                         &|| serde_json::json!({ "order_id": o.order.id }),
                     );
@@ -493,7 +496,7 @@ impl OutreachConfig {
                 let wait = Duration::minutes(i64::from(*delay_minutes));
                 let f = &st.feedback;
                 for r in f.reviews.values().filter(|r| u32::from(r.rating) <= *max_rating) {
-                    push(format!("review:{}", r.id), r.at + wait, &|| {
+                    push(&|| format!("review:{}", r.id), r.at + wait, &|| {
                         serde_json::json!({ "source": "review", "review_id": r.id, "rating": r.rating,
                                             "sku": r.sku, "order_id": r.order_id })
                     });
@@ -503,7 +506,7 @@ impl OutreachConfig {
                     SurveyKind::Nps => max_nps.is_some_and(|m| u32::from(s.score) <= m),
                 };
                 for s in f.surveys.values().filter(|s| low(s)) {
-                    push(format!("survey:{}", s.id), s.at + wait, &|| {
+                    push(&|| format!("survey:{}", s.id), s.at + wait, &|| {
                         serde_json::json!({ "source": s.kind, "survey_id": s.id, "score": s.score,
                                             "ticket_id": s.ticket_id })
                     });
@@ -518,7 +521,7 @@ impl OutreachConfig {
                     if ctx.checking && f.surveys.values().any(|s| s.ticket_id.as_deref() == Some(t.id.as_str())) {
                         continue;
                     }
-                    push(t.id.clone(), closed + wait, &|| {
+                    push(&|| t.id.clone(), closed + wait, &|| {
                         serde_json::json!({ "ticket_id": t.id, "kind": t.kind, "order_id": t.order_id,
                                             "resolution_minutes": t.resolution_minutes() })
                     });
@@ -600,10 +603,24 @@ impl OutreachConfig {
             return None;
         }
         let ctx = Context { checking: false, now: after, ..*ctx };
+        // Most members have something within weeks (a monthly member day, an
+        // expiry warning): look five weeks ahead first, which computes a
+        // fraction of the occurrences. Deferral only moves an instant later,
+        // so an answer inside the short window is also the answer of the
+        // whole 400-day window; otherwise look again over all of it.
+        let near = after + Duration::days(35);
+        match self.first_due(&ctx, after, near) {
+            Some(d) if d <= near => Some(d),
+            _ => self.first_due(&ctx, after, after + Duration::days(400)),
+        }
+    }
+
+    /// The earliest deferred instant after `after` of the occurrences whose
+    /// raw instant is in `[after - 1 day, hi]` and that were not sent yet.
+    fn first_due(&self, ctx: &Context<'_>, after: DateTime<Utc>, hi: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let mut occ = Vec::new();
-        let (lo, hi) = (after - Duration::days(1), after + Duration::days(400));
         for i in 0..self.triggers.len() {
-            self.occurrences(i, &ctx, lo, hi, &mut occ);
+            self.occurrences(i, ctx, after - Duration::days(1), hi, &mut occ);
         }
         let done = |o: &Occurrence| {
             let id = &self.triggers[o.trigger].id;

@@ -16,6 +16,7 @@ use crate::lifecycle::{Stage, StageChange};
 use crate::member::{Consent, Identity, MemberId, MemberStatus, Profile, ProfilePatch};
 use crate::outreach::{OutreachItem, Sent, Suppressed};
 use crate::tier::{TierChange, TierReason, TierState};
+use crate::vec_map::VecMap;
 
 /// How many engagement events a member keeps (newest win).
 pub const MAX_ENGAGEMENTS: usize = 200;
@@ -40,28 +41,28 @@ pub struct OrderLedger {
     /// Amount refunded so far.
     pub refunded: Decimal,
     /// Quantity returned per sku.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub returned: BTreeMap<String, u32>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub returned: VecMap<String, u32>,
     /// Points earned per point type.
     #[serde(default)]
-    pub earned: BTreeMap<String, i64>,
+    pub earned: VecMap<String, i64>,
     /// Points clawed back per point type (including amounts carried as debt
     /// or written off as shortfall).
     #[serde(default)]
-    pub clawed: BTreeMap<String, i64>,
+    pub clawed: VecMap<String, i64>,
     /// Points of bonuses awarded because of this order (the first-order
     /// bonus), per point type. Clawed back only when the order is fully
     /// refunded or cancelled.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub bonus: BTreeMap<String, i64>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub bonus: VecMap<String, i64>,
     /// Points of this order's earn-rule lots that expired unspent (recorded
     /// by `PointsExpired`), per point type. A refund counts them as already
     /// taken back.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub expired: BTreeMap<String, i64>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub expired: VecMap<String, i64>,
     /// Points of this order's bonus lots that expired unspent, per point type.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub bonus_expired: BTreeMap<String, i64>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub bonus_expired: VecMap<String, i64>,
     /// When the order became `completed` (order-care outreach).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime<Utc>>,
@@ -73,12 +74,12 @@ impl OrderLedger {
         OrderLedger {
             order,
             refunded: Decimal::ZERO,
-            returned: BTreeMap::new(),
-            earned: BTreeMap::new(),
-            clawed: BTreeMap::new(),
-            bonus: BTreeMap::new(),
-            expired: BTreeMap::new(),
-            bonus_expired: BTreeMap::new(),
+            returned: VecMap::new(),
+            earned: VecMap::new(),
+            clawed: VecMap::new(),
+            bonus: VecMap::new(),
+            expired: VecMap::new(),
+            bonus_expired: VecMap::new(),
             completed_at: None,
         }
     }
@@ -169,7 +170,7 @@ pub struct MemberState {
     pub profile: Profile,
     pub identities: BTreeSet<Identity>,
     pub tags: BTreeSet<String>,
-    pub consents: BTreeMap<String, Consent>,
+    pub consents: VecMap<String, Consent>,
     /// Members merged into this one (lineage).
     pub merged_from: Vec<MemberId>,
     /// Open lots (lots with nothing left are dropped; the events keep them).
@@ -179,7 +180,7 @@ pub struct MemberState {
     pub debts: BTreeMap<String, i64>,
     /// Clawbacks written off under the cap-at-zero policy, per point type.
     pub shortfalls: BTreeMap<String, i64>,
-    pub orders: BTreeMap<String, OrderLedger>,
+    pub orders: VecMap<String, OrderLedger>,
     pub redemptions: BTreeMap<String, Redemption>,
     pub stats: OrderStats,
     /// Times each bonus was awarded.
@@ -187,15 +188,15 @@ pub struct MemberState {
     /// Points earned per rule per local day (only for rules with day/month caps).
     pub rule_days: BTreeMap<String, BTreeMap<NaiveDate, i64>>,
     /// Last earning or spending per point type (inactivity expiry).
-    pub last_activity: BTreeMap<String, DateTime<Utc>>,
+    pub last_activity: VecMap<String, DateTime<Utc>>,
     /// Latest effective time of any event.
     pub last_event_at: DateTime<Utc>,
     /// What tiers and stages count, in time order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub activity: Vec<Activity>,
     /// Lifetime point movements per point type.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub totals: BTreeMap<String, PointTotals>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub totals: VecMap<String, PointTotals>,
     /// Current tier (programmes with a tier ladder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<TierState>,
@@ -241,17 +242,22 @@ pub struct MemberState {
 
 /// A change to a member. Events are facts: they are stored, never edited
 /// (except redaction of personal data on erasure).
+///
+/// Large payloads (profiles, orders, lots, tier states, coupons) are boxed:
+/// a member's log is mostly small events, and an unboxed enum is as large as
+/// its largest variant (384 bytes before), which the in-memory store paid for
+/// every event of every member. Boxing does not change the serde format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {
     MemberCreated {
         at: DateTime<Utc>,
-        profile: Profile,
+        profile: Box<Profile>,
     },
     ProfileUpdated {
         at: DateTime<Utc>,
-        patch: ProfilePatch,
+        patch: Box<ProfilePatch>,
     },
     IdentityLinked {
         at: DateTime<Utc>,
@@ -276,7 +282,7 @@ pub enum Event {
     },
     OrderRecorded {
         at: DateTime<Utc>,
-        order: OrderLedger,
+        order: Box<OrderLedger>,
     },
     OrderStatusChanged {
         at: DateTime<Utc>,
@@ -285,7 +291,7 @@ pub enum Event {
     },
     PointsEarned {
         at: DateTime<Utc>,
-        lot: Lot,
+        lot: Box<Lot>,
     },
     /// Part of a newly earned lot paid off a negative balance.
     DebtSettled {
@@ -338,7 +344,7 @@ pub enum Event {
         delta: i64,
         reason: String,
         actor: String,
-        lot: Option<Lot>,
+        lot: Option<Box<Lot>>,
         allocations: Vec<Allocation>,
     },
     PointsExpired {
@@ -384,7 +390,7 @@ pub enum Event {
     /// The member's tier was set, changed or confirmed.
     TierUpdated {
         at: DateTime<Utc>,
-        tier: TierState,
+        tier: Box<TierState>,
         reason: TierReason,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
@@ -416,7 +422,7 @@ pub enum Event {
     /// `coupon.redemption_id` is set: the `PointsRedeemed` event precedes it).
     CouponIssued {
         at: DateTime<Utc>,
-        coupon: crate::coupon::Coupon,
+        coupon: Box<crate::coupon::Coupon>,
     },
     /// The coupon was used on an order.
     CouponRedeemed {
@@ -511,8 +517,10 @@ impl Event {
     /// The same event with personal data removed (erasure).
     pub fn redacted(&self) -> Event {
         match self {
-            Event::MemberCreated { at, profile } => Event::MemberCreated { at: *at, profile: anonymise(profile) },
-            Event::ProfileUpdated { at, .. } => Event::ProfileUpdated { at: *at, patch: ProfilePatch::default() },
+            Event::MemberCreated { at, profile } => {
+                Event::MemberCreated { at: *at, profile: Box::new(anonymise(profile)) }
+            }
+            Event::ProfileUpdated { at, .. } => Event::ProfileUpdated { at: *at, patch: Box::default() },
             Event::IdentityLinked { at, .. } | Event::IdentityUnlinked { at, .. } => Event::IdentityUnlinked {
                 at: *at,
                 identity: Identity { channel: "erased".into(), external_id: "erased".into() },
@@ -563,21 +571,21 @@ impl MemberState {
             profile: Profile::default(),
             identities: BTreeSet::new(),
             tags: BTreeSet::new(),
-            consents: BTreeMap::new(),
+            consents: VecMap::new(),
             merged_from: Vec::new(),
             lots: Vec::new(),
             next_lot: 1,
             debts: BTreeMap::new(),
             shortfalls: BTreeMap::new(),
-            orders: BTreeMap::new(),
+            orders: VecMap::new(),
             redemptions: BTreeMap::new(),
             stats: OrderStats::default(),
             bonus_counts: BTreeMap::new(),
             rule_days: BTreeMap::new(),
-            last_activity: BTreeMap::new(),
+            last_activity: VecMap::new(),
             last_event_at: at,
             activity: Vec::new(),
-            totals: BTreeMap::new(),
+            totals: VecMap::new(),
             tier: None,
             tier_history: Vec::new(),
             stage: None,
@@ -619,7 +627,16 @@ impl MemberState {
 
     /// Times of the paid orders (sorted), for lifecycle stages.
     pub fn order_times(&self) -> Vec<DateTime<Utc>> {
-        self.activity.iter().filter(|a| a.orders > 0).map(|a| a.at).collect()
+        let mut out = Vec::new();
+        self.order_times_into(&mut out);
+        out
+    }
+
+    /// [`MemberState::order_times`] into a buffer the caller reuses (scans
+    /// over every member).
+    pub fn order_times_into(&self, out: &mut Vec<DateTime<Utc>>) {
+        out.clear();
+        out.extend(self.activity.iter().filter(|a| a.orders > 0).map(|a| a.at));
     }
 
     /// Is the member active (neither merged nor erased)?
@@ -691,7 +708,7 @@ impl MemberState {
         match event {
             Event::MemberCreated { at, profile } => {
                 self.created_at = *at;
-                self.profile = profile.clone();
+                self.profile = (**profile).clone();
             }
             Event::ProfileUpdated { patch, .. } => self.profile.apply(patch),
             Event::IdentityLinked { identity, .. } => {
@@ -721,7 +738,7 @@ impl MemberState {
                         points: 0,
                     });
                 }
-                let mut order = order.clone();
+                let mut order = (**order).clone();
                 if order.order.status == OrderStatus::Completed && order.completed_at.is_none() {
                     order.completed_at = Some(order.order.earned_at());
                 }
@@ -778,7 +795,7 @@ impl MemberState {
                     points: lot.granted,
                 });
                 if lot.remaining > 0 {
-                    self.lots.push(lot.clone());
+                    self.lots.push((**lot).clone());
                 }
             }
             Event::DebtSettled { point_type, lot_id, points, .. } => {
@@ -872,7 +889,7 @@ impl MemberState {
                 });
                 if let Some(lot) = lot {
                     self.next_lot += 1;
-                    self.lots.push(lot.clone());
+                    self.lots.push((**lot).clone());
                 }
                 self.take(allocations);
             }
@@ -929,7 +946,7 @@ impl MemberState {
                     reason: reason.clone(),
                     note: note.clone(),
                 });
-                self.tier = Some(tier.clone());
+                self.tier = Some((**tier).clone());
             }
             Event::StageChanged { at, from, to, reason } => {
                 self.stage_history.push(StageChange { at: *at, from: *from, to: *to, reason: reason.clone() });
@@ -967,7 +984,7 @@ impl MemberState {
                 self.outreach.retain(|s| s.due_at > keep_from);
             }
             Event::CouponIssued { coupon, .. } => {
-                self.coupons.insert(coupon.code.clone(), coupon.clone());
+                self.coupons.insert(coupon.code.clone(), (**coupon).clone());
             }
             Event::CouponRedeemed { at, code, order_id, discount } => {
                 if let Some(c) = self.coupons.get_mut(code) {
@@ -1120,7 +1137,10 @@ mod tests {
     #[test]
     fn paying_a_placed_order_records_the_payment_time() {
         let mut st = member();
-        st.evolve(&Event::OrderRecorded { at: utc("2024-01-01T00:00:00Z"), order: placed("2024-01-01T00:00:00Z") });
+        st.evolve(&Event::OrderRecorded {
+            at: utc("2024-01-01T00:00:00Z"),
+            order: Box::new(placed("2024-01-01T00:00:00Z")),
+        });
         assert_eq!(st.stats.orders, 0);
         let paid = utc("2024-01-10T00:00:00Z");
         st.evolve(&Event::OrderStatusChanged { at: paid, order_id: "o".into(), status: OrderStatus::Paid });
@@ -1137,7 +1157,10 @@ mod tests {
         assert_eq!(st.stats.orders, 1);
         // A payment reported as before the order was placed counts from the placing.
         let mut st = member();
-        st.evolve(&Event::OrderRecorded { at: utc("2024-01-05T00:00:00Z"), order: placed("2024-01-05T00:00:00Z") });
+        st.evolve(&Event::OrderRecorded {
+            at: utc("2024-01-05T00:00:00Z"),
+            order: Box::new(placed("2024-01-05T00:00:00Z")),
+        });
         st.evolve(&Event::OrderStatusChanged {
             at: utc("2024-01-04T00:00:00Z"),
             order_id: "o".into(),
@@ -1161,7 +1184,7 @@ mod tests {
             source: LotSource::Adjustment,
             activated: true,
         };
-        st.evolve(&Event::PointsEarned { at, lot });
+        st.evolve(&Event::PointsEarned { at, lot: Box::new(lot) });
         let take = |points| vec![Allocation { lot_id: "m#1".into(), points, expires_at: None }];
         for (id, points) in [("r1", 30), ("r2", 70)] {
             st.evolve(&Event::PointsRedeemed {
@@ -1192,7 +1215,7 @@ mod tests {
         let mut st = member();
         let at = utc("2024-01-01T00:00:00Z");
         let profile = Profile { name: Some("Wang".into()), joined_at: Some(at), ..Profile::default() };
-        st.evolve(&Event::MemberCreated { at, profile });
+        st.evolve(&Event::MemberCreated { at, profile: Box::new(profile) });
         st.evolve(&Event::TagAdded { at, tag: "vip".into() });
         st.evolve(&Event::MergedInto { at, into: "s".into(), moved: BTreeMap::new() });
         st.evolve(&Event::ProfileErased { at: utc("2024-02-01T00:00:00Z") });

@@ -267,7 +267,7 @@ impl<S: Store> Tx<'_, S> {
             revoked: None,
             returned: 0,
         };
-        self.emit(id, Event::CouponIssued { at: self.now, coupon: c });
+        self.emit(id, Event::CouponIssued { at: self.now, coupon: Box::new(c) });
         Ok(())
     }
 

@@ -97,7 +97,7 @@ impl<S: Store> Tx<'_, S> {
         if let Some(ladder) = &self.program.tiers {
             let st = self.state(id);
             let state = tier::initial(ladder, self.program.timezone, joined(st), at);
-            self.emit(id, Event::TierUpdated { at, tier: state, reason: TierReason::Joined, note: None });
+            self.emit(id, Event::TierUpdated { at, tier: Box::new(state), reason: TierReason::Joined, note: None });
         }
         if self.program.lifecycle.is_some() {
             let reason = "joined".to_string();
@@ -119,7 +119,7 @@ impl<S: Store> Tx<'_, S> {
             let st = self.state(id);
             let current = st.tier.clone().unwrap_or_else(|| tier::initial(ladder, tz, joined(st), st.created_at));
             if let Some((state, reason)) = tier::after_fact(ladder, tz, joined(st), &current, &st.activity, t, refund) {
-                self.emit(id, Event::TierUpdated { at: t, tier: state, reason, note: None });
+                self.emit(id, Event::TierUpdated { at: t, tier: Box::new(state), reason, note: None });
             }
         }
         if let Some(lc) = &program.lifecycle {
@@ -168,7 +168,10 @@ impl<S: Store> Tx<'_, S> {
             grace_until: None,
             ..current
         };
-        self.emit(&id, Event::TierUpdated { at, tier: state, reason: TierReason::Manual, note: Some(reason.into()) });
+        self.emit(
+            &id,
+            Event::TierUpdated { at, tier: Box::new(state), reason: TierReason::Manual, note: Some(reason.into()) },
+        );
         Ok(id)
     }
 
@@ -275,7 +278,7 @@ impl<S: Store> Tx<'_, S> {
                 if state.tier != current.tier {
                     done.tier_changes += 1;
                 }
-                self.emit(id, Event::TierUpdated { at, tier: state, reason, note: None });
+                self.emit(id, Event::TierUpdated { at, tier: Box::new(state), reason, note: None });
             }
         }
         if let Some(lc) = &program.lifecycle {

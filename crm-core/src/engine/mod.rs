@@ -446,7 +446,7 @@ impl<'a, S: Store> Tx<'a, S> {
             Command::UpdateProfile { member_id, patch } => {
                 patch.validate(self.now)?;
                 let id = self.active(member_id, "member_id")?;
-                self.emit(&id, Event::ProfileUpdated { at: self.now, patch: patch.clone() });
+                self.emit(&id, Event::ProfileUpdated { at: self.now, patch: Box::new(patch.clone()) });
                 self.profile_bonus(&id, self.now)?;
                 Ok((Outcome::Member { member_id: id.clone() }, Some(id)))
             }
@@ -646,7 +646,7 @@ impl<'a, S: Store> Tx<'a, S> {
 
     fn create(&mut self, id: &MemberId, profile: Profile, at: DateTime<Utc>) {
         self.insert(id, Working { state: MemberState::new(id.clone(), at), version: 0, events: Vec::new(), epoch: 0 });
-        self.emit(id, Event::MemberCreated { at, profile });
+        self.emit(id, Event::MemberCreated { at, profile: Box::new(profile) });
         self.enrol(id, at);
     }
 
@@ -671,7 +671,7 @@ impl<'a, S: Store> Tx<'a, S> {
         }
         let mut stored = order.clone();
         stored.member_id = id.clone();
-        self.emit(&id, Event::OrderRecorded { at: order.placed_at, order: OrderLedger::new(stored) });
+        self.emit(&id, Event::OrderRecorded { at: order.placed_at, order: Box::new(OrderLedger::new(stored)) });
         self.commit.orders.push((order.id.clone(), id.clone()));
         let (earned, lots) = if order.status.earns() { self.earn(&id, &order.id)? } else { Default::default() };
         if order.status.earns() {
@@ -754,7 +754,7 @@ impl<'a, S: Store> Tx<'a, S> {
             source,
             activated: !pending,
         };
-        self.emit(id, Event::PointsEarned { at, lot });
+        self.emit(id, Event::PointsEarned { at, lot: Box::new(lot) });
         self.extend_inactivity(id, point_type, at);
         if debt > 0 {
             self.emit(
@@ -973,7 +973,7 @@ impl<'a, S: Store> Tx<'a, S> {
             point_types.extend(ledger.bonus.keys().filter(|k| !ledger.earned.contains_key(*k)));
         }
         for point_type in point_types {
-            let get = |m: &BTreeMap<String, i64>| m.get(point_type).copied().unwrap_or(0);
+            let get = |m: &crate::vec_map::VecMap<String, i64>| m.get(point_type).copied().unwrap_or(0);
             let earned = get(&ledger.earned);
             let share = if full {
                 earned
@@ -1115,7 +1115,7 @@ impl<'a, S: Store> Tx<'a, S> {
                 delta,
                 reason: reason.into(),
                 actor: actor.into(),
-                lot,
+                lot: lot.map(Box::new),
                 allocations,
             },
         );

@@ -85,17 +85,24 @@ impl<S: Store> Engine<S> {
             .tiers
             .as_ref()
             .ok_or_else(|| CrmError::invalid("tiers", "the programme has no tier ladder"))?;
-        let mut out: BTreeMap<String, u64> = ladder.levels.iter().map(|t| (t.id.clone(), 0)).collect();
+        // Counted per ladder position (no string copy per member); tiers no
+        // longer on the ladder by name.
+        let mut counts = vec![0u64; ladder.levels.len()];
+        let mut others: BTreeMap<String, u64> = BTreeMap::new();
+        let base = &ladder.base().id;
         self.store.inspect_all(&mut |st| {
             if !st.is_active() || st.created_at > at {
                 return Ok(());
             }
-            let tier = st.tier_history.iter().rev().find(|c| c.at <= at).map(|c| c.to.clone());
-            let tier = tier.unwrap_or_else(|| ladder.base().id.clone());
-            *out.entry(tier).or_insert(0) += 1;
+            let tier = st.tier_history.iter().rev().find(|c| c.at <= at).map_or(base, |c| &c.to);
+            match ladder.levels.iter().position(|l| &l.id == tier) {
+                Some(i) => counts[i] += 1,
+                None => *others.entry(tier.clone()).or_insert(0) += 1,
+            }
             Ok(())
         })?;
-        Ok(out)
+        others.extend(ladder.levels.iter().zip(counts).map(|(l, n)| (l.id.clone(), n)));
+        Ok(others)
     }
 
     /// The member's lifecycle stage at `at`.
@@ -156,11 +163,13 @@ impl<S: Store> Engine<S> {
         let lc = self.program.lifecycle_or_default();
         let tz = self.program.timezone;
         let mut out: BTreeMap<Stage, u64> = Stage::ALL.iter().map(|s| (*s, 0)).collect();
+        let mut orders = Vec::new();
         self.store.inspect_all(&mut |st| {
             if !st.is_active() || st.created_at > at {
                 return Ok(());
             }
-            *out.entry(lc.stage_at(tz, &st.order_times(), at)).or_insert(0) += 1;
+            st.order_times_into(&mut orders);
+            *out.entry(lc.stage_at(tz, &orders, at)).or_insert(0) += 1;
             Ok(())
         })?;
         Ok(out)

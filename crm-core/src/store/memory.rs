@@ -1,22 +1,59 @@
 //! In-memory store: for tests, what-if runs and hosts that persist elsewhere.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::RwLock;
+
+use chrono::{DateTime, Utc};
 
 use super::{Commit, CommitError, Receipt, Store, Versioned, VersionedTally};
 use crate::error::CrmError;
 use crate::member::{Identity, MemberId};
 use crate::state::{Event, MemberState};
 
+/// One member: its snapshot, its event log, and the key it has in the due
+/// index (its [`MemberState::next_due_at`] when it was last written).
+struct Slot {
+    state: MemberState,
+    events: Vec<Event>,
+    due_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Default)]
 struct Inner {
-    members: HashMap<MemberId, (MemberState, Vec<Event>)>,
+    /// Members by id: a position in `slots`. Slots are boxed so the table
+    /// holds a small index (a million members would otherwise spend ~2 GB on
+    /// the hash table's empty buckets sized for a whole snapshot).
+    index: HashMap<MemberId, u32>,
+    /// Boxed: growing the vector moves 8-byte pointers, not ~1 KB slots.
+    #[allow(clippy::vec_box)]
+    slots: Vec<Box<Slot>>,
+    /// `(next_due_at, slot)` of every member with something ahead: `run_due`
+    /// reads the members due at `now` from here, O(due) instead of a scan.
+    due: BTreeSet<(DateTime<Utc>, u32)>,
     identities: HashMap<Identity, MemberId>,
     orders: HashMap<String, MemberId>,
     receipt_index: HashMap<String, usize>,
-    receipts: Vec<Receipt>,
+    /// Receipts in commit order, each as its JSON encoding (the form the
+    /// SQLite and PostgreSQL stores keep): ~400 bytes for an order's receipt
+    /// instead of ~1.2 KB as a `Receipt` (the command's copy of the order and
+    /// the outcome's maps). They are read back only for a repeated key,
+    /// replay and erasure. Each is tagged with the slot of the member it is
+    /// about (or [`NO_SLOT`], [`NO_MEMBER`]), so erasure finds a member's
+    /// receipts without decoding the others.
+    receipts: Vec<(u32, Box<[u8]>)>,
     tallies: HashMap<String, VersionedTally>,
 }
+
+impl Inner {
+    fn slot(&self, id: &MemberId) -> Option<&Slot> {
+        self.index.get(id).map(|&i| &*self.slots[i as usize])
+    }
+}
+
+/// Receipt tag: about a member that was not stored when it was written.
+const NO_SLOT: u32 = u32::MAX;
+/// Receipt tag: about no member (`run_due`).
+const NO_MEMBER: u32 = u32::MAX - 1;
 
 /// A store that keeps everything in process memory behind one lock.
 #[derive(Default)]
@@ -37,7 +74,7 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn load(&self, id: &MemberId) -> Result<Option<Versioned>, CrmError> {
-        Ok(self.read().members.get(id).map(|(s, ev)| Versioned { state: s.clone(), version: ev.len() as u64 }))
+        Ok(self.read().slot(id).map(|s| Versioned { state: s.state.clone(), version: s.events.len() as u64 }))
     }
 
     fn identity_owner(&self, identity: &Identity) -> Result<Option<MemberId>, CrmError> {
@@ -50,14 +87,24 @@ impl Store for MemoryStore {
 
     fn receipt(&self, key: &str) -> Result<Option<Receipt>, CrmError> {
         let g = self.read();
-        Ok(g.receipt_index.get(key).map(|&i| g.receipts[i].clone()))
+        g.receipt_index.get(key).map(|&i| decode(&g.receipts[i].1)).transpose()
     }
 
     fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+        // Encode (and redact) outside the lock.
+        let erased = |m: &Option<MemberId>| m.as_ref().is_some_and(|m| commit.redact.contains(m));
+        let encoded = commit
+            .receipts
+            .iter()
+            .map(|r| if erased(&r.member_id) { encode(&redact(r.clone())) } else { encode(r) })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut g = self.inner.write().unwrap_or_else(|p| p.into_inner());
         // Check everything first so a refused commit writes nothing.
+        if g.slots.len() + commit.members.len() >= NO_MEMBER as usize {
+            return Err(CrmError::Store("the memory store is full".into()).into());
+        }
         for w in &commit.members {
-            let current = g.members.get(&w.state.id).map_or(0, |(_, ev)| ev.len() as u64);
+            let current = g.slot(&w.state.id).map_or(0, |s| s.events.len() as u64);
             if current != w.expected_version {
                 return Err(CommitError::Stale { member: w.state.id.clone() });
             }
@@ -72,6 +119,18 @@ impl Store for MemoryStore {
                 return Err(CommitError::DuplicateKey { key: r.key.clone() });
             }
         }
+        let mut rewritten = Vec::new();
+        for id in &commit.redact {
+            let slot = g.index.get(id).copied();
+            for (i, (tag, bytes)) in g.receipts.iter().enumerate() {
+                if Some(*tag) == slot || *tag == NO_SLOT {
+                    let r = decode(bytes)?;
+                    if r.member_id.as_ref() == Some(id) {
+                        rewritten.push((i, encode(&redact(r))?));
+                    }
+                }
+            }
+        }
         for (identity, owner) in &commit.identities {
             if let (Some(new), Some(old)) = (owner, g.identities.get(identity)) {
                 let released = commit.identities.iter().any(|(i, o)| i == identity && o.is_none());
@@ -80,10 +139,30 @@ impl Store for MemoryStore {
                 }
             }
         }
+        let g = &mut *g;
         for w in commit.members {
-            let entry = g.members.entry(w.state.id.clone()).or_insert_with(|| (w.state.clone(), Vec::new()));
-            entry.0 = w.state;
-            entry.1.extend(w.events);
+            let due_at = w.state.next_due_at();
+            let i = match g.index.get(&w.state.id) {
+                Some(&i) => i,
+                None => {
+                    let i = g.slots.len() as u32; // below NO_MEMBER: checked above
+                    g.index.insert(w.state.id.clone(), i);
+                    g.slots.push(Box::new(Slot { state: w.state.clone(), events: Vec::new(), due_at: None }));
+                    i
+                }
+            };
+            let slot = &mut g.slots[i as usize];
+            if slot.due_at != due_at {
+                if let Some(old) = slot.due_at {
+                    g.due.remove(&(old, i));
+                }
+                if let Some(new) = due_at {
+                    g.due.insert((new, i));
+                }
+                slot.due_at = due_at;
+            }
+            slot.state = w.state;
+            slot.events.extend(w.events);
         }
         for (identity, owner) in commit.identities {
             match owner {
@@ -97,19 +176,23 @@ impl Store for MemoryStore {
         for t in commit.tallies {
             g.tallies.insert(t.key, VersionedTally { tally: t.tally, version: t.expected_version + 1 });
         }
-        for r in commit.receipts {
+        for (r, bytes) in commit.receipts.into_iter().zip(encoded) {
             let i = g.receipts.len();
-            g.receipt_index.insert(r.key.clone(), i);
-            g.receipts.push(r);
+            let tag = match &r.member_id {
+                None => NO_MEMBER,
+                Some(m) => g.index.get(m).copied().unwrap_or(NO_SLOT),
+            };
+            g.receipt_index.insert(r.key, i);
+            g.receipts.push((tag, bytes));
+        }
+        for (i, bytes) in rewritten {
+            g.receipts[i].1 = bytes;
         }
         for id in &commit.redact {
-            if let Some((_, events)) = g.members.get_mut(id) {
-                for e in events.iter_mut() {
+            if let Some(&i) = g.index.get(id) {
+                for e in g.slots[i as usize].events.iter_mut() {
                     *e = e.redacted();
                 }
-            }
-            for r in g.receipts.iter_mut().filter(|r| r.member_id.as_ref() == Some(id)) {
-                r.command = r.command.redacted();
             }
         }
         Ok(())
@@ -120,42 +203,50 @@ impl Store for MemoryStore {
     }
 
     fn events(&self, id: &MemberId) -> Result<Vec<Event>, CrmError> {
-        Ok(self.read().members.get(id).map(|(_, ev)| ev.clone()).unwrap_or_default())
+        Ok(self.read().slot(id).map(|s| s.events.clone()).unwrap_or_default())
     }
 
     fn scan(&self, visit: &mut dyn FnMut(Versioned) -> Result<(), CrmError>) -> Result<(), CrmError> {
         let snapshot: Vec<Versioned> = self
             .read()
-            .members
-            .values()
-            .map(|(s, ev)| Versioned { state: s.clone(), version: ev.len() as u64 })
+            .slots
+            .iter()
+            .map(|s| Versioned { state: s.state.clone(), version: s.events.len() as u64 })
             .collect();
         snapshot.into_iter().try_for_each(visit)
     }
 
     /// Lends every stored snapshot under the read lock (no copies).
     fn inspect_all(&self, view: &mut dyn FnMut(&MemberState) -> Result<(), CrmError>) -> Result<(), CrmError> {
-        self.read().members.values().try_for_each(|(s, _)| view(s))
+        self.read().slots.iter().try_for_each(|s| view(&s.state))
     }
 
     /// Lends the stored snapshot under the read lock (no copy).
     fn inspect(&self, id: &MemberId, view: &mut dyn FnMut(&MemberState)) -> Result<bool, CrmError> {
-        Ok(self.read().members.get(id).map(|(s, _)| view(s)).is_some())
+        Ok(self.read().slot(id).map(|s| view(&s.state)).is_some())
     }
 
-    /// Checks every snapshot in place under the read lock (no copies).
-    fn due_members(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<MemberId>, CrmError> {
-        Ok(self
-            .read()
-            .members
-            .iter()
-            .filter(|(_, (s, _))| s.next_due_at().is_some_and(|d| d <= now))
-            .map(|(id, _)| id.clone())
-            .collect())
+    /// Reads the due index: O(members due), not a scan.
+    fn due_members(&self, now: DateTime<Utc>) -> Result<Vec<MemberId>, CrmError> {
+        let g = self.read();
+        Ok(g.due.iter().take_while(|(at, _)| *at <= now).map(|&(_, i)| g.slots[i as usize].state.id.clone()).collect())
     }
 
     fn receipts(&self, visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>) -> Result<(), CrmError> {
         let all = self.read().receipts.clone();
-        all.into_iter().try_for_each(visit)
+        all.iter().try_for_each(|(_, bytes)| visit(decode(bytes)?))
     }
+}
+
+fn encode(r: &Receipt) -> Result<Box<[u8]>, CrmError> {
+    serde_json::to_vec(r).map(Vec::into_boxed_slice).map_err(|e| CrmError::Store(format!("receipt {}: {e}", r.key)))
+}
+
+fn redact(mut r: Receipt) -> Receipt {
+    r.command = r.command.redacted();
+    r
+}
+
+fn decode(bytes: &[u8]) -> Result<Receipt, CrmError> {
+    serde_json::from_slice(bytes).map_err(|e| CrmError::Store(format!("stored receipt: {e}")))
 }

@@ -405,7 +405,7 @@ fn redact_rewrites_events_and_receipts<S: Store>(s: S) {
     };
     let x = ident("phone", "+8613800000000");
     let events = vec![
-        Event::MemberCreated { at: t0(), profile: profile.clone() },
+        Event::MemberCreated { at: t0(), profile: Box::new(profile.clone()) },
         Event::IdentityLinked { at: t0(), identity: x.clone() },
         Event::TagAdded { at: t0(), tag: "vip".into() },
     ];
@@ -427,7 +427,7 @@ fn redact_rewrites_events_and_receipts<S: Store>(s: S) {
     ok(s.commit(Commit {
         members: vec![
             write(None, "alice", events.clone()),
-            write(None, "bob", vec![Event::MemberCreated { at: t0(), profile: profile.clone() }]),
+            write(None, "bob", vec![Event::MemberCreated { at: t0(), profile: Box::new(profile.clone()) }]),
         ],
         receipts: vec![
             receipt("create-alice", "alice", create.clone()),
@@ -459,7 +459,7 @@ fn redact_rewrites_events_and_receipts<S: Store>(s: S) {
     assert_eq!(s.receipt("erase-alice").unwrap().unwrap().command, erase);
     // Bob is untouched.
     assert_eq!(s.receipt("create-bob").unwrap().unwrap().command, bob_create);
-    assert_eq!(s.events(&mid("bob")).unwrap(), vec![Event::MemberCreated { at: t0(), profile }]);
+    assert_eq!(s.events(&mid("bob")).unwrap(), vec![Event::MemberCreated { at: t0(), profile: Box::new(profile) }]);
     assert_eq!(s.identity_owner(&x).unwrap(), None);
     assert_eq!(receipt_keys(&s), ["create-alice", "link-alice", "create-bob", "erase-alice"]);
 }

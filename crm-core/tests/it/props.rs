@@ -777,7 +777,7 @@ fn expired_of(
     full: bool,
     t: DateTime<Utc>,
 ) -> i64 {
-    let get = |m: &BTreeMap<String, i64>| m.get(pt).copied().unwrap_or(0);
+    let get = |m: &crm_core::vec_map::VecMap<String, i64>| m.get(pt).copied().unwrap_or(0);
     let overdue: i64 = lots
         .iter()
         .filter(|l| l.point_type == pt && l.phase(t) == LotPhase::Expired)
