@@ -9,6 +9,27 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// A block of rows: the length of every row, and the rows' `(score, item)` pairs end to end.
+pub(crate) type RowBlock = (Vec<u32>, Vec<(f32, u32)>);
+
+/// Per-block rows, each block as the length of every row and the rows' `(score, item)`
+/// pairs end to end, joined in block order into one compressed table: row `r` is
+/// `offsets[r]..offsets[r + 1]` of `items` and `scores`. `rows` is the number of rows.
+pub(crate) fn join_rows(rows: usize, blocks: Vec<RowBlock>) -> (Vec<usize>, Vec<u32>, Vec<f32>) {
+    let total: usize = blocks.iter().map(|b| b.1.len()).sum();
+    let mut offsets = Vec::with_capacity(rows + 1);
+    let (mut items, mut scores) = (Vec::with_capacity(total), Vec::with_capacity(total));
+    offsets.push(0);
+    for (lens, pairs) in blocks {
+        for l in lens {
+            offsets.push(offsets[offsets.len() - 1] + l as usize);
+        }
+        items.extend(pairs.iter().map(|p| p.1));
+        scores.extend(pairs.iter().map(|p| p.0));
+    }
+    (offsets, items, scores)
+}
+
 /// `work(scratch, block)` for every block of `0..n` (blocks of `block` indices), on up to
 /// `threads` threads, each with its own `scratch` from `init`; the results in block
 /// order. `None` when a thread panicked (the caller decides what to do about it).

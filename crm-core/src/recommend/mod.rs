@@ -633,21 +633,8 @@ impl Recommender {
             }
             vec![(lens, rows)]
         });
-        let total = blocks.iter().map(|b| b.1.len()).sum();
-        let mut top = TopN {
-            offsets: Vec::with_capacity(n + 1),
-            items: Vec::with_capacity(total),
-            scores: Vec::with_capacity(total),
-        };
-        top.offsets.push(0);
-        for (lens, rows) in blocks {
-            for l in lens {
-                top.offsets.push(top.offsets[top.offsets.len() - 1] + l as usize);
-            }
-            top.items.extend(rows.iter().map(|r| r.1));
-            top.scores.extend(rows.iter().map(|r| r.0));
-        }
-        top
+        let (offsets, items, scores) = blocks::join_rows(n, blocks);
+        TopN { offsets, items, scores }
     }
 
     /// The top `k` (score, item) of member `m` into `out` (cleared first).

@@ -98,21 +98,8 @@ pub(crate) fn neighbours(m: &Matrix<'_>, n_items: usize, keep: usize, threads: u
         Some(v) => rows::<u32>(m, &norm, n_items, keep, threads, u64::from(v) * u64::from(v)),
         None => rows::<u64>(m, &norm, n_items, keep, threads, 0),
     }?;
-    let total: usize = blocks.iter().map(|b| b.1.len()).sum();
-    let mut out = Neighbours {
-        ptr: Vec::with_capacity(n_items + 1),
-        items: Vec::with_capacity(total),
-        sims: Vec::with_capacity(total),
-    };
-    out.ptr.push(0);
-    for (lens, kept) in blocks {
-        for l in lens {
-            out.ptr.push(out.ptr[out.ptr.len() - 1] + l as usize);
-        }
-        out.items.extend(kept.iter().map(|k| k.1));
-        out.sims.extend(kept.iter().map(|k| k.0));
-    }
-    Some(out)
+    let (ptr, items, sims) = super::blocks::join_rows(n_items, blocks);
+    Some(Neighbours { ptr, items, sims })
 }
 
 /// Per-thread state of [`rows`].
@@ -124,7 +111,7 @@ struct Scratch<A> {
 }
 
 /// The neighbour lists of a block of items: (list lengths, (sim, item) best first).
-type Block = (Vec<u32>, Vec<(f32, u32)>);
+type Block = super::blocks::RowBlock;
 
 /// The neighbour lists of every item, by blocks.
 fn rows<A: Dot>(
