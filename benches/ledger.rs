@@ -18,6 +18,11 @@
 //! - `record_order/sqlite_normal/tx_per_order`: the same with `Synchronous::Normal` (fsync at
 //!   checkpoints only);
 //! - `record_order/sqlite_full/batch_N`: `record_orders` with N orders per transaction;
+//! - `record_order/sqlite_full/concurrent_8`: eight threads share one `SqliteStore` handle, each
+//!   recording its own members' orders one `record_order` at a time (a storefront's request
+//!   handlers): every order is still its own command, acknowledged only once durable, but
+//!   commits that queue up while one fsyncs are written together with the next fsync
+//!   (group commit, see `store::sqlite`);
 //! - `redeem_100_lots/{memory,sqlite_full}`: one redemption that takes all of a member's 100 open
 //!   lots (the member is copied in before each redemption, outside the timing);
 //! - `balance/{memory,sqlite_full}`: `Engine::balance` of a member with 100 open lots.
@@ -102,6 +107,23 @@ fn record_batched<S: Store>(e: &Engine<S>, orders: &[Order], batch: usize) {
     }
 }
 
+/// `orders` split over `threads` threads by member (thread `t` takes the members whose index
+/// is `t` modulo `threads`, so no two threads touch one member), each recorded one command at a
+/// time on the shared engine.
+fn record_concurrently<S: Store>(e: &Engine<S>, orders: &[Order], threads: usize) {
+    let members = orders.len().div_ceil(ORDERS_PER_MEMBER);
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            scope.spawn(move || {
+                let mine = orders.iter().enumerate().filter(|(i, _)| (i % members) % threads == t);
+                for (_, o) in mine {
+                    e.record_order(o.clone(), o.placed_at).expect("record_order");
+                }
+            });
+        }
+    });
+}
+
 fn configure(g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
     g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
     g.sampling_mode(SamplingMode::Flat);
@@ -165,6 +187,21 @@ fn record_order(c: &mut Criterion) {
             )
         });
     }
+
+    // Eight writers on one handle, one command per order (group commit).
+    let n = 1_000;
+    let data = orders(n);
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("sqlite_full/concurrent_8", |b| {
+        b.iter_batched(
+            || engine(sqlite(Synchronous::Full)),
+            |e| {
+                record_concurrently(&e, &data, 8);
+                e
+            },
+            BatchSize::PerIteration,
+        )
+    });
     g.finish();
 }
 
