@@ -208,10 +208,18 @@ impl SqliteOptions {
 
 /// A [`Store`] over one SQLite database (see the [module docs](self)).
 pub struct SqliteStore {
+    /// The connection commits are written on (and, for an in-memory
+    /// database, the only one).
     conn: Mutex<Connection>,
+    /// File databases read on a second connection, so that reads never wait
+    /// for a commit's fsync: while one group is being made durable, the
+    /// next commands can load their members and queue their commits, which
+    /// is what gives group commit its groups. WAL lets it read the last
+    /// committed state while the writer writes.
+    reader: Option<Mutex<Connection>>,
     path: Option<PathBuf>,
     /// A read transaction opened by [`Store::begin_reads`] is open on the
-    /// connection (only changed while the connection mutex is held).
+    /// reading connection (only changed while that connection's mutex is held).
     reading: AtomicBool,
     /// Commits waiting for the connection (group commit, see the module
     /// docs). Only a thread holding the connection mutex takes from it.
@@ -313,7 +321,45 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -16_384).map_err(db)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn)?;
-        Ok(SqliteStore { conn: Mutex::new(conn), path, reading: AtomicBool::new(false), queue: Mutex::new(Vec::new()) })
+        let reader = match &path {
+            Some(path) => Some(Mutex::new(SqliteStore::open_reader(path, options)?)),
+            None => None,
+        };
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            reader,
+            path,
+            reading: AtomicBool::new(false),
+            queue: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The reading connection of a file database (after the writer has
+    /// switched it to WAL and migrated it); `query_only` so that no code
+    /// path can ever write through it.
+    fn open_reader(path: &Path, options: &SqliteOptions) -> Result<Connection, CrmError> {
+        let conn = Connection::open(path)
+            .map_err(|e| CrmError::Store(format!("sqlite: cannot open {} for reading: {e}", path.display())))?;
+        conn.busy_timeout(options.busy_timeout).map_err(db)?;
+        conn.pragma_update(None, "query_only", "ON").map_err(db)?;
+        conn.pragma_update(None, "cache_size", -16_384).map_err(db)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+
+    /// The connection reads go to.
+    fn reads(&self) -> &Mutex<Connection> {
+        self.reader.as_ref().unwrap_or(&self.conn)
+    }
+
+    /// End the read scope opened by [`Store::begin_reads`], if any, so the
+    /// next read sees everything committed so far.
+    fn end_read_scope(&self) {
+        let conn = self.reads().lock().unwrap_or_else(PoisonError::into_inner);
+        self.reading.store(false, Ordering::Relaxed);
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
     }
 
     /// The connection. Poison-tolerant: a panic in another caller cannot have
@@ -324,17 +370,20 @@ impl SqliteStore {
     /// A read transaction opened by [`Store::begin_reads`] is kept open for
     /// the reads that follow it.
     fn lock(&self) -> MutexGuard<'_, Connection> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let conn = self.reads().lock().unwrap_or_else(PoisonError::into_inner);
         if !conn.is_autocommit() && !self.reading.load(Ordering::Relaxed) {
             let _ = conn.execute_batch("ROLLBACK");
         }
         conn
     }
 
-    /// The connection with no transaction open (ends a read scope).
+    /// The writing connection with no transaction open (when it is also the
+    /// reading one, this ends a read scope).
     fn lock_for_write(&self) -> MutexGuard<'_, Connection> {
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        self.reading.store(false, Ordering::Relaxed);
+        if self.reader.is_none() {
+            self.reading.store(false, Ordering::Relaxed);
+        }
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -542,15 +591,25 @@ impl Store for SqliteStore {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(&job));
         let mut conn = self.lock_for_write();
         // Written by the thread that held the connection before us?
-        if let Some(answer) = job.answer() {
-            return answer;
-        }
-        // Our job is still queued (only a connection holder dequeues), so
-        // this group holds it, with everything queued behind it so far.
-        let group = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
-        write_group(&mut conn, &group);
+        let answer = match job.answer() {
+            Some(answer) => answer,
+            None => {
+                // Our job is still queued (only a connection holder
+                // dequeues), so this group holds it, with everything queued
+                // behind it so far.
+                let group = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
+                write_group(&mut conn, &group);
+                job.answer()
+                    .unwrap_or_else(|| Err(CrmError::Store("sqlite: a queued commit was not written".into()).into()))
+            }
+        };
         drop(conn);
-        job.answer().unwrap_or_else(|| Err(CrmError::Store("sqlite: a queued commit was not written".into()).into()))
+        // A commit ends the caller's read scope: what it reads next includes
+        // what it has just written.
+        if self.reader.is_some() {
+            self.end_read_scope();
+        }
+        answer
     }
 
     fn events(&self, id: &MemberId) -> Result<Vec<Event>, CrmError> {
@@ -608,14 +667,15 @@ impl Store for SqliteStore {
     /// releasing the shared-memory locks. Ended by [`Store::end_reads`] or
     /// by the next commit, which re-checks every version it relies on.
     fn begin_reads(&self) {
-        let conn = self.lock_for_write();
-        if conn.execute_batch("BEGIN DEFERRED").is_ok() {
-            self.reading.store(true, Ordering::Relaxed);
+        let conn = self.reads().lock().unwrap_or_else(PoisonError::into_inner);
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
         }
+        self.reading.store(conn.execute_batch("BEGIN DEFERRED").is_ok(), Ordering::Relaxed);
     }
 
     fn end_reads(&self) {
-        drop(self.lock_for_write());
+        self.end_read_scope();
     }
 
     /// From the `next_due` index: no snapshot is decoded.
