@@ -37,8 +37,10 @@
 //!
 //! # Concurrency
 //!
-//! A [`SqliteStore`] owns one connection behind a mutex, so one handle
-//! serialises its own callers. Several handles — in one process or several —
+//! A [`SqliteStore`] of a file owns two connections, each behind a mutex: one
+//! that writes and one (`query_only`) that reads, so one handle serialises its
+//! own writers and its own readers, but a read never waits for a commit (an
+//! in-memory database has a single connection for both). Several handles — in one process or several —
 //! may share a file: every commit runs in `BEGIN IMMEDIATE`, which takes the
 //! database write lock up front, so writers queue (for at most the busy
 //! timeout) instead of failing half way, and the version checks inside the
