@@ -176,7 +176,12 @@ impl<S: Store> Engine<S> {
                 g.average_spend = (g.spend / Decimal::from(g.members)).round_dp(2);
             }
         }
-        let last = month_index(local_date(tz, at));
+        // The last column is the month of `at`, unless `at` is that month's
+        // very first instant: nothing of it has happened yet, and a column of
+        // zeros would read as every cohort lost.
+        let local = at.with_timezone(&tz);
+        let month_start = chrono::Datelike::day(&local) == 1 && local.time() == chrono::NaiveTime::MIN;
+        let last = month_index(local_date(tz, at)) - i32::from(month_start);
         let cohorts = cohorts
             .into_iter()
             .map(|(m0, (n, ret))| {

@@ -135,6 +135,24 @@ fn the_page_gathers_the_existing_reports() {
     assert_eq!(page.rfm.groups.len(), RfmGroup::ALL.len());
 }
 
+/// Cohort columns run to the month of `at`; at the first instant of a month
+/// that month has not begun and gets no column (it would show as zeros).
+#[test]
+fn cohorts_end_with_the_last_month_that_has_begun() {
+    let engine = engine();
+    let columns = |at: &str| {
+        let report = engine.report(utc(at)).unwrap();
+        let first = &report.cohorts[0];
+        assert_eq!(first.month, "2023-01");
+        first.retained.len()
+    };
+    // 2023-01 .. 2024-03: 15 months.
+    assert_eq!(columns("2024-03-31T23:59:59Z"), 15);
+    assert_eq!(columns("2024-03-01T00:00:01Z"), 15);
+    assert_eq!(columns("2024-03-01T00:00:00Z"), 14);
+    assert_eq!(columns("2024-02-29T23:59:59Z"), 14);
+}
+
 #[test]
 fn every_section_and_chart_is_drawn_and_the_page_loads_nothing() {
     let engine = engine();
