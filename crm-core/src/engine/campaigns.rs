@@ -16,6 +16,8 @@
 //!   order after the first converting one, within `repurchase_days` local
 //!   days of it (or by `at`).
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -108,18 +110,39 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// The members in the audience at the campaign's start. A member whose
+    /// facts changed after the start (a tag, a profile field, a consent, an
+    /// erasure) is judged on its state rebuilt from its events as of the
+    /// start, so a campaign measured later sees the audience it was sent to.
+    fn audience(&self, c: &Campaign) -> Result<BTreeSet<MemberId>> {
+        let mut audience = BTreeSet::new();
+        // Rebuilt after the scan: the store is not re-entered while it lends snapshots.
+        let mut changed = Vec::new();
+        self.store.inspect_all(&mut |st| {
+            if st.created_at > c.starts_at {
+                return Ok(());
+            }
+            if st.last_event_at > c.starts_at {
+                changed.push(st.id.clone());
+            } else if self.in_audience(c, st) {
+                audience.insert(st.id.clone());
+            }
+            Ok(())
+        })?;
+        for id in changed {
+            if self.in_audience(c, &self.member_as_of(&id, c.starts_at)?) {
+                audience.insert(id);
+            }
+        }
+        Ok(audience)
+    }
+
     /// The campaign's audience at its start, split into the members to send
     /// to (`treatment`) and those to hold out (`control`), each sorted. The
     /// same split [`Engine::campaign_report`] measures.
     pub fn campaign_members(&self, c: &Campaign) -> Result<CampaignMembers> {
         c.validate()?;
-        let mut audience = Vec::new();
-        self.store.inspect_all(&mut |st| {
-            if self.in_audience(c, st) {
-                audience.push(st.id.clone());
-            }
-            Ok(())
-        })?;
+        let audience: Vec<MemberId> = self.audience(c)?.into_iter().collect();
         Ok(c.split(&audience))
     }
 
@@ -162,8 +185,9 @@ impl<S: Store> Engine<S> {
         let mut treated_ids = Vec::new();
         // Members changed after `at` are rebuilt from their events afterwards.
         let mut later: Vec<(MemberId, Group)> = Vec::new();
+        let audience = self.audience(c)?;
         self.store.inspect_all(&mut |st| {
-            if !self.in_audience(c, st) {
+            if !audience.contains(&st.id) {
                 return Ok(());
             }
             let group = c.group(&st.id);

@@ -206,6 +206,35 @@ fn refunds_and_cancellations_are_netted() {
     assert_eq!(r.cost.total, Decimal::new(520, 2));
 }
 
+/// The audience is who matched at the start: a tag added after the start
+/// does not bring a member in, one removed after it does not take a member
+/// out, for `campaign_members` and `campaign_report` alike.
+#[test]
+fn the_audience_is_taken_as_of_the_start_tags_included() {
+    let engine = Engine::new(Program::default_demo(), MemoryStore::new());
+    let mut c = campaign();
+    c.audience = Audience::Rule(r#"tag("vip") and orders(365d) >= 1"#.parse().expect("rule"));
+    c.holdout = Decimal::ZERO;
+    for m in ["early", "late", "gone", "plain"] {
+        engine.record_order(Order::paid(format!("h-{m}"), m, t(2023, 6, 1), Decimal::from(10)), t(2023, 6, 1)).unwrap();
+    }
+    let tag = |key: &str, m: &str, add: bool, at: DateTime<Utc>| {
+        let (member_id, tag) = (MemberId(m.into()), "vip".to_string());
+        let command = if add { Command::AddTag { member_id, tag } } else { Command::RemoveTag { member_id, tag } };
+        engine.execute(key, command, at).expect("tag");
+    };
+    tag("t1", "early", true, t(2024, 2, 1));
+    tag("t2", "gone", true, t(2024, 2, 1));
+    tag("t3", "late", true, t(2024, 3, 5)); // after the start
+    tag("t4", "gone", false, t(2024, 3, 5)); // after the start
+    let ids = |v: &[MemberId]| v.iter().map(|m| m.0.clone()).collect::<Vec<_>>();
+    let members = engine.campaign_members(&c).expect("members");
+    assert_eq!(ids(&members.treatment), ["early", "gone"]);
+    assert!(members.control.is_empty());
+    let r = engine.campaign_report(&c, t(2024, 6, 1)).expect("report");
+    assert_eq!((r.targeted, r.treatment.members), (2, 2));
+}
+
 // ----- properties ----------------------------------------------------------------
 
 fn ids() -> impl Strategy<Value = Vec<String>> {
