@@ -182,6 +182,10 @@ pub struct Liability {
     pub value: Decimal,
 }
 
+/// Fewest members due for `run_due` to decide on several threads (about
+/// 5 ms of work in a release build; a thread costs tens of microseconds).
+const RUN_DUE_PARALLEL_FROM: usize = 256;
+
 /// Most members per `run_due` transaction: each chunk is decided and
 /// committed on its own, so memory stays bounded and chunks can be decided
 /// in parallel.
@@ -1444,7 +1448,9 @@ impl<S: Store> Engine<S> {
         let mut due = self.store.due_members(now)?;
         due.sort_unstable();
         due.dedup();
-        let workers = self.store.decision_workers().clamp(1, due.len().max(1));
+        // A short run stays on this thread: starting threads would cost more
+        // than its members.
+        let workers = if due.len() < RUN_DUE_PARALLEL_FROM { 1 } else { self.store.decision_workers().max(1) };
         // With several workers, at least four chunks each (a short run still
         // shares out its work); the result does not depend on the split.
         let size = if workers > 1 { due.len().div_ceil(workers * 4).clamp(1, RUN_DUE_CHUNK) } else { RUN_DUE_CHUNK };
