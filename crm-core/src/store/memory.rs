@@ -56,15 +56,29 @@ const NO_SLOT: u32 = u32::MAX;
 const NO_MEMBER: u32 = u32::MAX - 1;
 
 /// A store that keeps everything in process memory behind one lock.
-#[derive(Default)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
+    /// See [`Store::decision_workers`].
+    workers: usize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store; `run_due` decides its chunks on every available core.
     pub fn new() -> MemoryStore {
-        MemoryStore::default()
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        MemoryStore { inner: RwLock::default(), workers: cores }
+    }
+
+    /// An empty store whose `run_due` decides on at most `workers` threads
+    /// (1: on the calling thread only). The outcome does not depend on it.
+    pub fn with_decision_workers(workers: usize) -> MemoryStore {
+        MemoryStore { workers: workers.max(1), ..MemoryStore::new() }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
@@ -98,6 +112,10 @@ impl Store for MemoryStore {
             .iter()
             .map(|r| if erased(&r.member_id) { encode(&redact(r.clone())) } else { encode(r) })
             .collect::<Result<Vec<_>, _>>()?;
+        // The snapshots replaced, dropped after the lock is released (declared
+        // before the guard, so dropped after it): freeing a member's maps and
+        // strings need not hold up readers and other writers.
+        let mut replaced = Vec::with_capacity(commit.members.len());
         let mut g = self.inner.write().unwrap_or_else(|p| p.into_inner());
         // Check everything first so a refused commit writes nothing.
         if g.slots.len() + commit.members.len() >= NO_MEMBER as usize {
@@ -161,7 +179,7 @@ impl Store for MemoryStore {
                 }
                 slot.due_at = due_at;
             }
-            slot.state = w.state;
+            replaced.push(std::mem::replace(&mut slot.state, w.state));
             slot.events.extend(w.events);
         }
         for (identity, owner) in commit.identities {
@@ -224,6 +242,10 @@ impl Store for MemoryStore {
     /// Lends the stored snapshot under the read lock (no copy).
     fn inspect(&self, id: &MemberId, view: &mut dyn FnMut(&MemberState)) -> Result<bool, CrmError> {
         Ok(self.read().slot(id).map(|s| view(&s.state)).is_some())
+    }
+
+    fn decision_workers(&self) -> usize {
+        self.workers
     }
 
     /// Reads the due index: O(members due), not a scan.

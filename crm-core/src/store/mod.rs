@@ -177,6 +177,14 @@ pub trait Store: Send + Sync {
     fn inspect_all(&self, view: &mut dyn FnMut(&MemberState) -> Result<(), CrmError>) -> Result<(), CrmError> {
         self.scan(&mut |v| view(&v.state))
     }
+    /// Threads that may decide `run_due` chunks at once: each calls
+    /// [`Store::begin_reads`], `load` and `tally` on its own while the calling
+    /// thread commits the chunks in order. The default, 1, keeps everything on
+    /// the calling thread (a store whose reads share one connection gains
+    /// nothing from more); the memory store answers with the machine's cores.
+    fn decision_workers(&self) -> usize {
+        1
+    }
     /// A hint that many reads for one decision follow (a batch import): the
     /// store may serve them from one read snapshot until [`Store::end_reads`]
     /// or the next [`Store::commit`] (which must still check every version,
@@ -222,6 +230,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn inspect(&self, id: &MemberId, view: &mut dyn FnMut(&MemberState)) -> Result<bool, CrmError> {
         (**self).inspect(id, view)
+    }
+    fn decision_workers(&self) -> usize {
+        (**self).decision_workers()
     }
     fn begin_reads(&self) {
         (**self).begin_reads()
