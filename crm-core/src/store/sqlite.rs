@@ -563,7 +563,7 @@ fn corrupt(table: &str, key: &dyn Display, why: impl Display) -> CrmError {
 }
 
 fn encode<T: Serialize>(value: &T, what: &str) -> Result<String, CrmError> {
-    serde_json::to_string(value).map_err(|e| CrmError::Store(format!("cannot encode {what}: {e}")))
+    super::json::to_string(value).map_err(|e| CrmError::Store(format!("cannot encode {what}: {e}")))
 }
 
 /// Decode a JSON column, naming the table and key when it is not valid.
