@@ -279,10 +279,13 @@ impl MemberCache {
         MemberCache { capacity, ..MemberCache::default() }
     }
 
-    /// The snapshot of `id` at exactly `version`.
+    /// The snapshot of `id` at exactly `version`. The id is compared too:
+    /// a string comparison buys that no bookkeeping slip (or a panic that
+    /// poisoned the lock half way through `put`) can ever hand out another
+    /// member's snapshot.
     fn get(&self, id: &str, version: u64) -> Option<Arc<MemberState>> {
-        let (v, state) = &self.slots[*self.index.get(id)?];
-        (*v == version).then(|| state.clone())
+        let (v, state) = self.slots.get(*self.index.get(id)?)?;
+        (*v == version && state.id.as_str() == id).then(|| state.clone())
     }
 
     /// Remember `state` as the member's snapshot at `version`.
