@@ -261,7 +261,7 @@ impl Store for MemoryStore {
 }
 
 fn encode(r: &Receipt) -> Result<Box<[u8]>, CrmError> {
-    serde_json::to_vec(r).map(Vec::into_boxed_slice).map_err(|e| CrmError::Store(format!("receipt {}: {e}", r.key)))
+    super::json::to_vec(r).map(Vec::into_boxed_slice).map_err(|e| CrmError::Store(format!("receipt {}: {e}", r.key)))
 }
 
 fn redact(mut r: Receipt) -> Receipt {

@@ -14,6 +14,7 @@ use crate::error::CrmError;
 use crate::member::{Identity, MemberId};
 use crate::state::{Event, MemberState};
 
+mod json;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -461,7 +461,7 @@ fn corrupt(table: &str, key: &dyn Display, why: impl Display) -> CrmError {
 }
 
 fn encode<T: Serialize>(value: &T, what: &str) -> Result<String, CrmError> {
-    serde_json::to_string(value).map_err(|e| CrmError::Store(format!("cannot encode {what}: {e}")))
+    super::json::to_string(value).map_err(|e| CrmError::Store(format!("cannot encode {what}: {e}")))
 }
 
 fn decode<T: DeserializeOwned>(text: &str, table: &str, key: &dyn Display) -> Result<T, CrmError> {

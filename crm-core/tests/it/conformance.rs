@@ -739,7 +739,7 @@ mod file {
     use crm_core::store::{Commit, CommitError};
     use crm_core::{CrmError, Event, SqliteStore, Store};
 
-    use super::{engine, ident, mid, ok, paid, receipt_keys, seed, t0, tags, write};
+    use super::{create, engine, ident, merge, mid, ok, paid, receipt_keys, seed, t0, tag_receipt, tags, write};
 
     /// A fresh directory under the system temp dir, removed on drop.
     pub struct TempDir(PathBuf);
@@ -937,11 +937,16 @@ mod file {
     #[test]
     fn sqlite_corrupt_rows_are_store_errors() {
         let dir = TempDir::new();
-        let s = SqliteStore::open(dir.db()).unwrap();
-        let e = engine(s);
         let now = t0();
-        e.record_order(paid("o-1", "alice", now, 1_000), now).unwrap();
-        e.record_order(paid("o-2", "bob", now, 1_000), now).unwrap();
+        {
+            let e = engine(SqliteStore::open(dir.db()).unwrap());
+            e.record_order(paid("o-1", "alice", now, 1_000), now).unwrap();
+            e.record_order(paid("o-2", "bob", now, 1_000), now).unwrap();
+        }
+        // Edited by hand while no store is open: a store opened afterwards
+        // starts with an empty snapshot cache (see the module docs of
+        // `store::sqlite` on editing a file underneath an open handle).
+        let e = engine(SqliteStore::open(dir.db()).unwrap());
         let conn = raw(&dir.db());
         conn.execute_batch(
             "UPDATE members SET state = '{\"not\": \"a state\"}' WHERE id = 'alice';
@@ -985,5 +990,206 @@ mod file {
         let other = SqliteStore::open_in_memory().unwrap();
         seed(&m, "alice");
         assert_eq!(other.load(&mid("alice")).unwrap(), None);
+    }
+
+    // ----- the snapshot cache -----------------------------------------------
+
+    fn opts(cache: usize) -> SqliteOptions {
+        SqliteOptions::new().synchronous(Synchronous::Normal).member_cache(cache)
+    }
+
+    fn scanned(s: &SqliteStore) -> Vec<crm_core::store::Versioned> {
+        let mut all = Vec::new();
+        s.scan(&mut |v| {
+            all.push(v);
+            Ok(())
+        })
+        .unwrap();
+        all.sort_by(|a, b| a.state.id.cmp(&b.state.id));
+        all
+    }
+
+    fn inspected(s: &SqliteStore, id: &str) -> Option<crm_core::MemberState> {
+        let mut seen = None;
+        s.inspect(&mid(id), &mut |st| seen = Some(st.clone())).unwrap();
+        seen
+    }
+
+    /// Two caching handles on one file see each other's writes through
+    /// every read (`load`, `inspect`, `scan`, `inspect_all`): the writer
+    /// moved the version on, so the reader's cached snapshot misses.
+    #[test]
+    fn sqlite_cache_two_handles_see_each_others_writes() {
+        let dir = TempDir::new();
+        let a = SqliteStore::open_with(dir.db(), opts(100)).unwrap();
+        let b = SqliteStore::open_with(dir.db(), opts(100)).unwrap();
+        let v1 = seed(&a, "alice");
+        // Both handles now hold alice at version 1.
+        assert_eq!(b.load(&mid("alice")).unwrap().unwrap(), v1);
+        assert_eq!(scanned(&b), std::slice::from_ref(&v1));
+        ok(b.commit(Commit { members: vec![write(Some(v1), "alice", tags(2, 1))], ..Commit::default() }));
+        let v3 = b.load(&mid("alice")).unwrap().unwrap();
+        assert_eq!(v3.version, 3);
+        assert_eq!(a.load(&mid("alice")).unwrap().unwrap(), v3);
+        ok(a.commit(Commit { members: vec![write(Some(v3), "alice", tags(1, 3))], ..Commit::default() }));
+        let v4 = a.load(&mid("alice")).unwrap().unwrap();
+        assert_eq!(inspected(&b, "alice"), Some(v4.state.clone()));
+        assert_eq!(scanned(&b), std::slice::from_ref(&v4));
+        let mut all = Vec::new();
+        b.inspect_all(&mut |st| {
+            all.push(st.clone());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(all, [v4.state]);
+        // Through engines, alternating: each order lands on the other's state.
+        let (ea, eb) = (engine(a), engine(b));
+        let now = t0();
+        for i in 0..6 {
+            let e = if i % 2 == 0 { &ea } else { &eb };
+            e.record_order(paid(&format!("o-{i}"), "bob", now, 1_000), now).unwrap();
+        }
+        let (sa, sb) = (ea.member(&mid("bob")).unwrap(), eb.member(&mid("bob")).unwrap());
+        assert_eq!(sa, sb);
+        assert_eq!(sa.orders.len(), 6);
+        assert_eq!(super::available(&ea, "bob", now), 60);
+        assert_eq!(super::available(&eb, "bob", now), 60);
+    }
+
+    /// A refused commit leaves the cache as it was: the version it would
+    /// have written, reached later by another writer with other events,
+    /// reads back as that writer's snapshot.
+    #[test]
+    fn sqlite_cache_refused_commit_leaves_the_cache_unchanged() {
+        let dir = TempDir::new();
+        let a = SqliteStore::open_with(dir.db(), opts(100)).unwrap();
+        let b = SqliteStore::open_with(dir.db(), opts(100)).unwrap();
+        let v1 = seed(&a, "alice");
+        ok(a.commit(Commit { receipts: vec![tag_receipt("k-taken", "alice")], ..Commit::default() }));
+        // Refused after its member write ran inside the transaction.
+        let err = a
+            .commit(Commit {
+                members: vec![write(Some(v1.clone()), "alice", tags(1, 50))],
+                receipts: vec![tag_receipt("k-taken", "alice")],
+                ..Commit::default()
+            })
+            .unwrap_err();
+        assert_eq!(err, CommitError::DuplicateKey { key: "k-taken".into() });
+        assert_eq!(a.load(&mid("alice")).unwrap().unwrap(), v1);
+        // Refused as stale: b moved alice to version 2 first.
+        ok(b.commit(Commit { members: vec![write(Some(v1.clone()), "alice", tags(1, 60))], ..Commit::default() }));
+        let v2 = b.load(&mid("alice")).unwrap().unwrap();
+        let err =
+            a.commit(Commit { members: vec![write(Some(v1), "alice", tags(1, 70))], ..Commit::default() }).unwrap_err();
+        assert_eq!(err, CommitError::Stale { member: mid("alice") });
+        assert_eq!(a.load(&mid("alice")).unwrap().unwrap(), v2);
+        assert_eq!(inspected(&a, "alice"), Some(v2.state.clone()));
+        assert_eq!(a.events(&mid("alice")).unwrap(), [tags(1, 0), tags(1, 60)].concat());
+        // Refused for an identity another member holds, on top of version 2.
+        ok(b.commit(Commit {
+            members: vec![write(None, "bob", tags(1, 0))],
+            identities: vec![(ident("web", "x"), Some(mid("bob")))],
+            ..Commit::default()
+        }));
+        let err = a
+            .commit(Commit {
+                members: vec![write(Some(v2.clone()), "alice", tags(1, 80))],
+                identities: vec![(ident("web", "x"), Some(mid("alice")))],
+                ..Commit::default()
+            })
+            .unwrap_err();
+        assert!(matches!(err, CommitError::IdentityTaken { .. }), "{err:?}");
+        ok(b.commit(Commit { members: vec![write(Some(v2), "alice", tags(1, 90))], ..Commit::default() }));
+        let v3 = b.load(&mid("alice")).unwrap().unwrap();
+        assert_eq!(a.load(&mid("alice")).unwrap().unwrap(), v3);
+        assert_eq!(scanned(&a), scanned(&b));
+    }
+
+    /// Capacities 0 (no cache), 1 and 2 (every few reads evict) and a large
+    /// one read the same snapshots as a fresh handle decoding from the file.
+    #[test]
+    fn sqlite_cache_tiny_capacities_read_the_same() {
+        let dir = TempDir::new();
+        let handles: Vec<SqliteStore> =
+            [0, 1, 2, 1_000].into_iter().map(|c| SqliteStore::open_with(dir.db(), opts(c)).unwrap()).collect();
+        let names = ["m0", "m1", "m2", "m3", "m4"];
+        for round in 0..4 {
+            for (i, name) in names.iter().enumerate() {
+                // Writers take turns; every handle reads every member after each write.
+                let s = &handles[(round + i) % handles.len()];
+                let before = s.load(&mid(name)).unwrap();
+                ok(s.commit(Commit { members: vec![write(before, name, tags(1, round))], ..Commit::default() }));
+                let fresh = SqliteStore::open_with(dir.db(), opts(0)).unwrap();
+                for n in &names[..=i] {
+                    let expected = fresh.load(&mid(n)).unwrap();
+                    for h in &handles {
+                        assert_eq!(h.load(&mid(n)).unwrap(), expected);
+                        assert_eq!(inspected(h, n), expected.as_ref().map(|v| v.state.clone()));
+                    }
+                }
+                for h in &handles {
+                    assert_eq!(scanned(h), scanned(&fresh));
+                }
+            }
+        }
+    }
+
+    /// After an erasure (and the merge before it) nothing a handle returns
+    /// holds personal data: not the erasing handle, not another one that
+    /// had cached the member before.
+    #[test]
+    fn sqlite_cache_erasure_leaves_no_personal_data_in_reads() {
+        let dir = TempDir::new();
+        let a = engine(SqliteStore::open_with(dir.db(), opts(100)).unwrap());
+        let b = engine(SqliteStore::open_with(dir.db(), opts(100)).unwrap());
+        let profile = |email: &str| crm_core::Profile { email: Some(email.into()), ..Default::default() };
+        create(&a, "bob", profile("bob@example.org"), vec![ident("phone", "8613900000001")]);
+        create(&b, "bob2", profile("bob2@example.org"), vec![ident("wechat", "openid-bob2")]);
+        merge(&a, "bob", "bob2");
+        // Both handles cache both members with their personal data.
+        for e in [&a, &b] {
+            for m in ["bob", "bob2"] {
+                e.store().load(&mid(m)).unwrap().unwrap();
+            }
+            assert_eq!(scanned(e.store()).len(), 2);
+        }
+        a.execute("erase-bob", crm_core::Command::Erase { member_id: mid("bob") }, t0()).unwrap();
+        let pii = ["bob@example.org", "bob2@example.org", "8613900000001", "openid-bob2"];
+        for e in [&a, &b] {
+            for m in ["bob", "bob2"] {
+                let loaded = serde_json::to_string(&e.store().load(&mid(m)).unwrap().unwrap().state).unwrap();
+                let seen = serde_json::to_string(&inspected(e.store(), m).unwrap()).unwrap();
+                for p in pii {
+                    assert!(!loaded.contains(p), "{p} in load of {m}: {loaded}");
+                    assert!(!seen.contains(p), "{p} in inspect of {m}: {seen}");
+                }
+            }
+            let all =
+                serde_json::to_string(&scanned(e.store()).into_iter().map(|v| v.state).collect::<Vec<_>>()).unwrap();
+            for p in pii {
+                assert!(!all.contains(p), "{p} in scan: {all}");
+            }
+        }
+    }
+
+    /// The documented limit: an open handle trusts that a version names one
+    /// snapshot, so a hand edit of `members.state` that keeps the version is
+    /// not seen until the cache is cleared or the store reopened; without a
+    /// cache it is seen at once.
+    #[test]
+    fn sqlite_cache_hand_edits_need_a_clear_or_reopen() {
+        let dir = TempDir::new();
+        let cached = SqliteStore::open_with(dir.db(), opts(100)).unwrap();
+        let uncached = SqliteStore::open_with(dir.db(), opts(0)).unwrap();
+        let v1 = seed(&cached, "alice");
+        assert_eq!(uncached.load(&mid("alice")).unwrap().unwrap(), v1);
+        raw(&dir.db()).execute_batch("UPDATE members SET state = replace(state, '\"t0\"', '\"edited\"')").unwrap();
+        let edited = uncached.load(&mid("alice")).unwrap().unwrap();
+        assert!(edited.state.tags.contains("edited"), "{edited:?}");
+        assert_eq!(edited.version, v1.version);
+        assert_eq!(cached.load(&mid("alice")).unwrap().unwrap(), v1);
+        cached.clear_member_cache();
+        assert_eq!(cached.load(&mid("alice")).unwrap().unwrap(), edited);
+        assert_eq!(SqliteStore::open(dir.db()).unwrap().load(&mid("alice")).unwrap().unwrap(), edited);
     }
 }

@@ -3,8 +3,13 @@
 /// `Store` for a test wrapper that owns a real adapter (and cleans up after it):
 /// every method, the defaulted ones included, goes to `self.s()`, so the tests
 /// exercise the adapter's own implementation rather than the trait defaults.
+/// `delegate_store!(W, |w| handles)` sends read scopes (`begin_reads`,
+/// `end_reads`) to every handle `handles` yields instead.
 macro_rules! delegate_store {
     ($wrapper:ty) => {
+        delegate_store!($wrapper, |w| [w.s()]);
+    };
+    ($wrapper:ty, |$w:ident| $scopes:expr) => {
         impl crm_core::Store for $wrapper {
             fn load(&self, id: &crm_core::MemberId) -> crm_core::Result<Option<crm_core::store::Versioned>> {
                 self.s().load(id)
@@ -56,10 +61,16 @@ macro_rules! delegate_store {
                 self.s().inspect_all(view)
             }
             fn begin_reads(&self) {
-                self.s().begin_reads()
+                let $w = self;
+                for s in $scopes {
+                    s.begin_reads();
+                }
             }
             fn end_reads(&self) {
-                self.s().end_reads()
+                let $w = self;
+                for s in $scopes {
+                    s.end_reads();
+                }
             }
         }
     };
