@@ -516,14 +516,18 @@ impl SqliteStore {
 
     /// The snapshot of the member row `row` (whose `version` is `version`):
     /// the cached one when the cache holds that version, otherwise the
-    /// `state` column (index `state`) decoded, checked and cached. The
-    /// column is not read on a hit, so its pages are not either.
+    /// `state` column (index `state`) decoded, checked and — with `keep` —
+    /// cached. The column is not read on a hit, so its pages are not either.
+    /// Reads that hand the caller its own copy to change (`load`, `scan`)
+    /// do not keep a miss: the copy would cost what the cache saves, and the
+    /// commit that follows caches the new version anyway.
     fn snapshot(
         &self,
         row: &rusqlite::Row<'_>,
         id: &str,
         version: u64,
         state: usize,
+        keep: bool,
     ) -> Result<Arc<MemberState>, CrmError> {
         let mut cache = self.cache();
         if let Some(hit) = cache.get(id, version) {
@@ -534,12 +538,14 @@ impl SqliteStore {
             return Err(corrupt("members", &id, format_args!("snapshot belongs to member {}", decoded.id)));
         }
         let decoded = Arc::new(decoded);
-        cache.put(version, decoded.clone());
+        if keep {
+            cache.put(version, decoded.clone());
+        }
         Ok(decoded)
     }
 
     /// The member's snapshot and version, shared with the cache.
-    fn shared(&self, id: &MemberId) -> Result<Option<(Arc<MemberState>, u64)>, CrmError> {
+    fn shared(&self, id: &MemberId, keep: bool) -> Result<Option<(Arc<MemberState>, u64)>, CrmError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached("SELECT version, state FROM members WHERE id = ?1").map_err(db)?;
         let mut rows = stmt.query([id.as_str()]).map_err(db)?;
@@ -547,14 +553,18 @@ impl SqliteStore {
             return Ok(None);
         };
         let version = decode_u64(row.get_ref(0).map_err(db)?, "members", id)?;
-        Ok(Some((self.snapshot(row, id.as_str(), version, 1)?, version)))
+        Ok(Some((self.snapshot(row, id.as_str(), version, 1, keep)?, version)))
     }
 
     /// Visits every member's snapshot and version in chunks of [`CHUNK`]
     /// rows, releasing the lock between chunks so the visitor may call back
     /// into this store (even commit). Members written during the scan may or
     /// may not be visited; none is visited twice.
-    fn chunks(&self, visit: &mut dyn FnMut(Arc<MemberState>, u64) -> Result<(), CrmError>) -> Result<(), CrmError> {
+    fn chunks(
+        &self,
+        keep: bool,
+        visit: &mut dyn FnMut(Arc<MemberState>, u64) -> Result<(), CrmError>,
+    ) -> Result<(), CrmError> {
         let mut after = 0i64;
         loop {
             let chunk = {
@@ -570,7 +580,7 @@ impl SqliteStore {
                     after = row.get(1).map_err(db)?;
                     let id = decode_str(row.get_ref(2).map_err(db)?, "members", &after)?;
                     let version = decode_u64(row.get_ref(0).map_err(db)?, "members", &id)?;
-                    chunk.push((self.snapshot(row, id, version, 3)?, version));
+                    chunk.push((self.snapshot(row, id, version, 3, keep)?, version));
                 }
                 chunk
             };
@@ -744,18 +754,18 @@ struct EncodedWrite {
 impl Store for SqliteStore {
     /// Reads the version, and the snapshot only when the cache misses.
     fn load(&self, id: &MemberId) -> Result<Option<Versioned>, CrmError> {
-        Ok(self.shared(id)?.map(|(state, version)| Versioned { state: Arc::unwrap_or_clone(state), version }))
+        Ok(self.shared(id, false)?.map(|(state, version)| Versioned { state: Arc::unwrap_or_clone(state), version }))
     }
 
     /// Lends the cached (or freshly decoded) snapshot without copying it,
     /// after the locks are released (so `view` may call the store).
     fn inspect(&self, id: &MemberId, view: &mut dyn FnMut(&MemberState)) -> Result<bool, CrmError> {
-        Ok(self.shared(id)?.map(|(state, _)| view(&state)).is_some())
+        Ok(self.shared(id, true)?.map(|(state, _)| view(&state)).is_some())
     }
 
     /// Lends every snapshot like [`Store::inspect`], chunked like [`Store::scan`].
     fn inspect_all(&self, view: &mut dyn FnMut(&MemberState) -> Result<(), CrmError>) -> Result<(), CrmError> {
-        self.chunks(&mut |state, _| view(&state))
+        self.chunks(true, &mut |state, _| view(&state))
     }
 
     fn identity_owner(&self, identity: &Identity) -> Result<Option<MemberId>, CrmError> {
@@ -874,7 +884,7 @@ impl Store for SqliteStore {
     /// visitor may call back into this store (even commit). Members written
     /// during the scan may or may not be visited; none is visited twice.
     fn scan(&self, visit: &mut dyn FnMut(Versioned) -> Result<(), CrmError>) -> Result<(), CrmError> {
-        self.chunks(&mut |state, version| visit(Versioned { state: Arc::unwrap_or_clone(state), version }))
+        self.chunks(false, &mut |state, version| visit(Versioned { state: Arc::unwrap_or_clone(state), version }))
     }
 
     /// Opens a read transaction (`BEGIN DEFERRED`), so a batch's many
