@@ -414,15 +414,4 @@ proptest! {
     }
 }
 
-/// Every stored member, by id.
-fn members<S: Store>(store: &S) -> Vec<crm_core::store::Versioned> {
-    let mut all = Vec::new();
-    store
-        .scan(&mut |v| {
-            all.push(v);
-            Ok(())
-        })
-        .unwrap();
-    all.sort_by(|a, b| a.state.id.cmp(&b.state.id));
-    all
-}
+use crate::props::members_of as members;

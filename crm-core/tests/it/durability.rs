@@ -219,17 +219,7 @@ fn spawn_child(role: &str, spec: &str) -> std::process::Child {
 
 // ----- ledger checks ----------------------------------------------------------------
 
-fn members(store: &dyn Store) -> Vec<Versioned> {
-    let mut all = Vec::new();
-    store
-        .scan(&mut |v| {
-            all.push(v);
-            Ok(())
-        })
-        .unwrap();
-    all.sort_by(|a, b| a.state.id.cmp(&b.state.id));
-    all
-}
+use crate::props::members_of as members;
 
 /// Checks one member's ledger event by event: no lot below zero or above its
 /// grant, no redemption without the points, the balance never below zero,

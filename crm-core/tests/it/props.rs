@@ -253,7 +253,8 @@ fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 2, 27, 15, 30, 0).unwrap()
 }
 
-fn members_of<S: Store>(store: &S) -> Vec<Versioned> {
+/// Every stored member, sorted by id (shared by the other test modules).
+pub(crate) fn members_of<S: Store + ?Sized>(store: &S) -> Vec<Versioned> {
     let mut all = Vec::new();
     store
         .scan(&mut |v| {
