@@ -26,6 +26,7 @@ pub mod recommend;
 pub mod report;
 pub mod rules;
 pub mod segment;
+pub mod shared;
 pub mod state;
 pub mod store;
 pub mod tier;

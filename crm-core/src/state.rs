@@ -15,6 +15,7 @@ use crate::ledger::{Allocation, Lot, LotSource};
 use crate::lifecycle::{Stage, StageChange};
 use crate::member::{Consent, Identity, MemberId, MemberStatus, Profile, ProfilePatch};
 use crate::outreach::{OutreachItem, Sent, Suppressed};
+use crate::shared::Shared;
 use crate::tier::{TierChange, TierReason, TierState};
 use crate::vec_map::VecMap;
 
@@ -161,27 +162,61 @@ pub struct Engagement {
     pub reference: Option<String>,
 }
 
+/// Collections that can say they are empty (for `skip_serializing_if` on the
+/// [`Shared`] parts of a snapshot, which keep the plain form's JSON).
+pub trait Empty {
+    fn is_empty(&self) -> bool;
+}
+
+impl<T> Empty for Vec<T> {
+    fn is_empty(&self) -> bool {
+        Vec::is_empty(self)
+    }
+}
+
+impl<T> Empty for BTreeSet<T> {
+    fn is_empty(&self) -> bool {
+        BTreeSet::is_empty(self)
+    }
+}
+
+impl<K, V> Empty for BTreeMap<K, V> {
+    fn is_empty(&self) -> bool {
+        BTreeMap::is_empty(self)
+    }
+}
+
+impl Empty for Feedback {
+    fn is_empty(&self) -> bool {
+        Feedback::is_empty(self)
+    }
+}
+
+fn is_empty_shared<T: Empty>(v: &Shared<T>) -> bool {
+    Empty::is_empty(&**v)
+}
+
 /// The member aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberState {
     pub id: MemberId,
     pub status: MemberStatus,
     pub created_at: DateTime<Utc>,
-    pub profile: Profile,
-    pub identities: BTreeSet<Identity>,
-    pub tags: BTreeSet<String>,
-    pub consents: VecMap<String, Consent>,
+    pub profile: Shared<Profile>,
+    pub identities: Shared<BTreeSet<Identity>>,
+    pub tags: Shared<BTreeSet<String>>,
+    pub consents: Shared<VecMap<String, Consent>>,
     /// Members merged into this one (lineage).
     pub merged_from: Vec<MemberId>,
     /// Open lots (lots with nothing left are dropped; the events keep them).
-    pub lots: Vec<Lot>,
+    pub lots: Shared<Vec<Lot>>,
     pub next_lot: u64,
     /// Negative balance per point type.
     pub debts: BTreeMap<String, i64>,
     /// Clawbacks written off under the cap-at-zero policy, per point type.
     pub shortfalls: BTreeMap<String, i64>,
-    pub orders: VecMap<String, OrderLedger>,
-    pub redemptions: BTreeMap<String, Redemption>,
+    pub orders: Shared<VecMap<String, OrderLedger>>,
+    pub redemptions: Shared<BTreeMap<String, Redemption>>,
     pub stats: OrderStats,
     /// Times each bonus was awarded.
     pub bonus_counts: BTreeMap<String, u32>,
@@ -192,8 +227,8 @@ pub struct MemberState {
     /// Latest effective time of any event.
     pub last_event_at: DateTime<Utc>,
     /// What tiers and stages count, in time order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub activity: Vec<Activity>,
+    #[serde(default, skip_serializing_if = "is_empty_shared")]
+    pub activity: Shared<Vec<Activity>>,
     /// Lifetime point movements per point type.
     #[serde(default, skip_serializing_if = "VecMap::is_empty")]
     pub totals: VecMap<String, PointTotals>,
@@ -201,27 +236,27 @@ pub struct MemberState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<TierState>,
     /// Every tier change (and confirmation), oldest first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tier_history: Vec<TierChange>,
+    #[serde(default, skip_serializing_if = "is_empty_shared")]
+    pub tier_history: Shared<Vec<TierChange>>,
     /// Current lifecycle stage (programmes with `lifecycle`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<Stage>,
     /// Every stage transition, oldest first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub stage_history: Vec<StageChange>,
+    #[serde(default, skip_serializing_if = "is_empty_shared")]
+    pub stage_history: Shared<Vec<StageChange>>,
     /// Saved segments the member is in (as recorded by `Engine::refresh_segment`).
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub segments: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "is_empty_shared")]
+    pub segments: Shared<BTreeSet<String>>,
     /// Recent segment entries and exits (at most [`MAX_SEGMENT_CHANGES`]),
     /// for the `segment_entered` outreach trigger.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub segment_changes: Vec<SegmentMove>,
+    #[serde(default, skip_serializing_if = "is_empty_shared")]
+    pub segment_changes: Shared<Vec<SegmentMove>>,
     /// Recent engagement events (at most [`MAX_ENGAGEMENTS`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub engagements: Vec<Engagement>,
+    #[serde(default, skip_serializing_if = "is_empty_shared")]
+    pub engagements: Shared<Vec<Engagement>>,
     /// Outreach emitted in the last 400 days.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub outreach: Vec<Sent>,
+    #[serde(default, skip_serializing_if = "is_empty_shared")]
+    pub outreach: Shared<Vec<Sent>>,
     /// Outreach occurrences due up to this instant have been considered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outreach_through: Option<DateTime<Utc>>,
@@ -232,12 +267,12 @@ pub struct MemberState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake_at: Option<DateTime<Utc>>,
     /// Coupons held, by code (redeemed, expired and revoked ones stay).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub coupons: BTreeMap<String, crate::coupon::Coupon>,
+    #[serde(default, skip_serializing_if = "is_empty_shared")]
+    pub coupons: Shared<BTreeMap<String, crate::coupon::Coupon>>,
     /// Service contacts, tickets, reviews and surveys, by id (all kept:
     /// idempotency by id, `open_tickets` and the reports need every one).
-    #[serde(default, skip_serializing_if = "Feedback::is_empty")]
-    pub feedback: Feedback,
+    #[serde(default, skip_serializing_if = "is_empty_shared")]
+    pub feedback: Shared<Feedback>,
 }
 
 /// A change to a member. Events are facts: they are stored, never edited
@@ -527,7 +562,7 @@ impl Event {
             },
             Event::MergedIn { at, from } => {
                 let mut from = from.clone();
-                from.profile = anonymise(&from.profile);
+                from.profile = anonymise(&from.profile).into();
                 from.identities.clear();
                 from.feedback.erase_text();
                 Event::MergedIn { at: *at, from }
@@ -568,36 +603,36 @@ impl MemberState {
             id,
             status: MemberStatus::Active,
             created_at: at,
-            profile: Profile::default(),
-            identities: BTreeSet::new(),
-            tags: BTreeSet::new(),
-            consents: VecMap::new(),
+            profile: Shared::default(),
+            identities: Shared::default(),
+            tags: Shared::default(),
+            consents: Shared::default(),
             merged_from: Vec::new(),
-            lots: Vec::new(),
+            lots: Shared::default(),
             next_lot: 1,
             debts: BTreeMap::new(),
             shortfalls: BTreeMap::new(),
-            orders: VecMap::new(),
-            redemptions: BTreeMap::new(),
+            orders: Shared::default(),
+            redemptions: Shared::default(),
             stats: OrderStats::default(),
             bonus_counts: BTreeMap::new(),
             rule_days: BTreeMap::new(),
             last_activity: VecMap::new(),
             last_event_at: at,
-            activity: Vec::new(),
+            activity: Shared::default(),
             totals: VecMap::new(),
             tier: None,
-            tier_history: Vec::new(),
+            tier_history: Shared::default(),
             stage: None,
-            stage_history: Vec::new(),
-            engagements: Vec::new(),
-            segments: BTreeSet::new(),
-            segment_changes: Vec::new(),
-            outreach: Vec::new(),
+            stage_history: Shared::default(),
+            engagements: Shared::default(),
+            segments: Shared::default(),
+            segment_changes: Shared::default(),
+            outreach: Shared::default(),
             outreach_through: None,
             wake_at: None,
-            coupons: BTreeMap::new(),
-            feedback: Feedback::default(),
+            coupons: Shared::default(),
+            feedback: Shared::default(),
         }
     }
 
@@ -708,7 +743,7 @@ impl MemberState {
         match event {
             Event::MemberCreated { at, profile } => {
                 self.created_at = *at;
-                self.profile = (**profile).clone();
+                self.profile = Shared::new((**profile).clone());
             }
             Event::ProfileUpdated { patch, .. } => self.profile.apply(patch),
             Event::IdentityLinked { identity, .. } => {
@@ -930,7 +965,7 @@ impl MemberState {
                 self.activity.clear();
                 self.totals.clear();
                 self.engagements.clear();
-                self.feedback = Feedback::default();
+                self.feedback = Shared::default();
                 self.wake_at = None;
             }
             Event::Erased { at } => {
@@ -1023,7 +1058,7 @@ impl MemberState {
     }
 
     fn erase_personal_data(&mut self) {
-        self.profile = anonymise(&self.profile);
+        self.profile = anonymise(&self.profile).into();
         self.identities.clear();
         self.tags.clear();
         self.consents.clear();
@@ -1220,7 +1255,7 @@ mod tests {
         st.evolve(&Event::MergedInto { at, into: "s".into(), moved: BTreeMap::new() });
         st.evolve(&Event::ProfileErased { at: utc("2024-02-01T00:00:00Z") });
         assert_eq!(st.status, MemberStatus::Merged { into: "s".into(), at });
-        assert_eq!(st.profile, Profile { joined_at: Some(at), ..Profile::default() });
+        assert_eq!(*st.profile, Profile { joined_at: Some(at), ..Profile::default() });
         assert!(st.tags.is_empty());
         assert_eq!(st.last_event_at, utc("2024-02-01T00:00:00Z"));
     }

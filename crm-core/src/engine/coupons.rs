@@ -17,6 +17,7 @@ use crate::ledger;
 use crate::member::MemberId;
 use crate::outreach::OutreachItem;
 use crate::segment::Rule;
+use crate::shared::Shared;
 use crate::state::Event;
 use crate::store::Store;
 
@@ -468,8 +469,10 @@ impl<S: Store> Engine<S> {
     /// The member's coupons with their status at `now`, soonest expiry first.
     pub fn coupons(&self, member_id: &MemberId, now: DateTime<Utc>) -> Result<Vec<CouponView>> {
         let st = self.resolve(member_id)?;
-        let mut out: Vec<CouponView> =
-            st.coupons.into_values().map(|coupon| CouponView { status: coupon.status(now), coupon }).collect();
+        let mut out: Vec<CouponView> = Shared::into_inner(st.coupons)
+            .into_values()
+            .map(|coupon| CouponView { status: coupon.status(now), coupon })
+            .collect();
         out.sort_by(|a, b| a.coupon.expires_at.cmp(&b.coupon.expires_at).then(a.coupon.code.cmp(&b.coupon.code)));
         Ok(out)
     }

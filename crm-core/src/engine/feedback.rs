@@ -18,6 +18,7 @@ use crate::lifecycle::Stage;
 use crate::member::{MemberId, MemberStatus};
 use crate::program::Action;
 use crate::segment::{Field, FieldSource, FieldValue, Rule};
+use crate::shared::Shared;
 use crate::state::Event;
 use crate::store::Store;
 
@@ -338,7 +339,7 @@ impl<S: Store> Engine<S> {
 
     /// The member's contacts, tickets, reviews and surveys (following merges).
     pub fn feedback(&self, member_id: &MemberId) -> Result<Feedback> {
-        Ok(self.resolve(member_id)?.feedback)
+        Ok(Shared::into_inner(self.resolve(member_id)?.feedback))
     }
 
     /// CSAT, NPS and ratings overall, by tier, by stage and by each named

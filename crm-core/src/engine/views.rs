@@ -12,6 +12,7 @@ use crate::error::{CrmError, Result};
 use crate::lifecycle::{Stage, StageChange};
 use crate::member::MemberId;
 use crate::outreach::OutreachItem;
+use crate::shared::Shared;
 use crate::state::Event;
 use crate::state::MemberState;
 use crate::store::Store;
@@ -56,7 +57,7 @@ impl<S: Store> Engine<S> {
     /// The member's open lots as of `at` (following merges), soonest expiry
     /// first: from the events up to `at` when `at` is in the past.
     pub fn lots_at(&self, id: &MemberId, at: DateTime<Utc>) -> Result<Vec<crate::ledger::Lot>> {
-        let mut lots = self.state_at(id, at)?.lots;
+        let mut lots = Shared::into_inner(self.state_at(id, at)?.lots);
         lots.sort_by_key(|l| (l.expires_at.is_none(), l.expires_at, l.earned_at));
         Ok(lots)
     }
@@ -74,7 +75,7 @@ impl<S: Store> Engine<S> {
 
     /// Every tier change of the member, oldest first.
     pub fn tier_history(&self, id: &MemberId) -> Result<Vec<TierChange>> {
-        Ok(self.resolve(id)?.tier_history)
+        Ok(Shared::into_inner(self.resolve(id)?.tier_history))
     }
 
     /// Members per tier at `at` (every tier listed; merged-away and erased
@@ -154,7 +155,7 @@ impl<S: Store> Engine<S> {
 
     /// Every recorded stage transition of the member, oldest first.
     pub fn stage_history(&self, id: &MemberId) -> Result<Vec<StageChange>> {
-        Ok(self.resolve(id)?.stage_history)
+        Ok(Shared::into_inner(self.resolve(id)?.stage_history))
     }
 
     /// Members per stage at `at` (every stage listed; merged-away and erased

@@ -1346,7 +1346,7 @@ fn erasing_a_survivor_also_erases_the_merged_members_profile() {
     e.execute("merge:b->a", merge("a", "b"), now).unwrap();
     e.execute("erase:a", Command::Erase { member_id: m("a") }, now).unwrap();
     let b = e.member(&m("b")).unwrap();
-    assert_eq!((b.profile.name, b.profile.phone), (None, None));
+    assert_eq!((&b.profile.name, &b.profile.phone), (&None, &None));
 }
 
 // ----- queries ---------------------------------------------------------------------------------
