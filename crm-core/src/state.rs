@@ -186,6 +186,12 @@ impl<K, V> Empty for BTreeMap<K, V> {
     }
 }
 
+impl<K, V> Empty for VecMap<K, V> {
+    fn is_empty(&self) -> bool {
+        VecMap::is_empty(self)
+    }
+}
+
 impl Empty for Feedback {
     fn is_empty(&self) -> bool {
         Feedback::is_empty(self)
@@ -223,18 +229,18 @@ pub struct MemberState {
     /// Points earned per rule per local day (only for rules with day/month caps).
     pub rule_days: BTreeMap<String, BTreeMap<NaiveDate, i64>>,
     /// Last earning or spending per point type (inactivity expiry).
-    pub last_activity: VecMap<String, DateTime<Utc>>,
+    pub last_activity: Shared<VecMap<String, DateTime<Utc>>>,
     /// Latest effective time of any event.
     pub last_event_at: DateTime<Utc>,
     /// What tiers and stages count, in time order.
     #[serde(default, skip_serializing_if = "is_empty_shared")]
     pub activity: Shared<Vec<Activity>>,
     /// Lifetime point movements per point type.
-    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
-    pub totals: VecMap<String, PointTotals>,
+    #[serde(default, skip_serializing_if = "is_empty_shared")]
+    pub totals: Shared<VecMap<String, PointTotals>>,
     /// Current tier (programmes with a tier ladder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tier: Option<TierState>,
+    pub tier: Option<Shared<TierState>>,
     /// Every tier change (and confirmation), oldest first.
     #[serde(default, skip_serializing_if = "is_empty_shared")]
     pub tier_history: Shared<Vec<TierChange>>,
@@ -617,10 +623,10 @@ impl MemberState {
             stats: OrderStats::default(),
             bonus_counts: BTreeMap::new(),
             rule_days: BTreeMap::new(),
-            last_activity: VecMap::new(),
+            last_activity: Shared::default(),
             last_event_at: at,
             activity: Shared::default(),
-            totals: VecMap::new(),
+            totals: Shared::default(),
             tier: None,
             tier_history: Shared::default(),
             stage: None,
@@ -981,7 +987,7 @@ impl MemberState {
                     reason: reason.clone(),
                     note: note.clone(),
                 });
-                self.tier = Some((**tier).clone());
+                self.tier = Some(Shared::new((**tier).clone()));
             }
             Event::StageChanged { at, from, to, reason } => {
                 self.stage_history.push(StageChange { at: *at, from: *from, to: *to, reason: reason.clone() });

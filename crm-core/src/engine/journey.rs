@@ -4,6 +4,8 @@
 //! [`crate::outreach`]; this module only decides when to apply them and
 //! records the events.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
@@ -45,10 +47,19 @@ fn stage_cursor(st: &MemberState, orders: &[DateTime<Utc>]) -> DateTime<Utc> {
     last_change.max(orders.last().copied()).unwrap_or(st.created_at)
 }
 
+/// The member's tier state, or the initial one of a member the ladder has
+/// not placed yet (borrowed: most calls only read it).
+fn current_tier<'a>(ladder: &tier::TierLadder, tz: Tz, st: &'a MemberState) -> Cow<'a, TierState> {
+    match &st.tier {
+        Some(t) => Cow::Borrowed(&**t),
+        None => Cow::Owned(tier::initial(ladder, tz, joined(st), st.created_at)),
+    }
+}
+
 /// The member's tier view at `at` (programmes with tiers).
 pub(crate) fn tier_view(program: &Program, st: &MemberState, at: DateTime<Utc>) -> Option<tier::TierView> {
     let ladder = program.tiers.as_ref()?;
-    let current = st.tier.clone().unwrap_or_else(|| tier::initial(ladder, program.timezone, joined(st), st.created_at));
+    let current = current_tier(ladder, program.timezone, st);
     Some(tier::view(ladder, program.timezone, joined(st), &current, &st.activity, at))
 }
 
@@ -117,7 +128,7 @@ impl<S: Store> Tx<'_, S> {
         self.catch_up(id, t, true);
         if let Some(ladder) = &program.tiers {
             let st = self.state(id);
-            let current = st.tier.clone().unwrap_or_else(|| tier::initial(ladder, tz, joined(st), st.created_at));
+            let current = current_tier(ladder, tz, st);
             if let Some((state, reason)) = tier::after_fact(ladder, tz, joined(st), &current, &st.activity, t, refund) {
                 self.emit(id, Event::TierUpdated { at: t, tier: Box::new(state), reason, note: None });
             }
@@ -159,8 +170,7 @@ impl<S: Store> Tx<'_, S> {
         let id = self.active(member_id, "member_id")?;
         let at = self.now;
         let st = self.state(&id);
-        let current =
-            st.tier.clone().unwrap_or_else(|| tier::initial(ladder, self.program.timezone, joined(st), st.created_at));
+        let current = current_tier(ladder, self.program.timezone, st).into_owned();
         let state = TierState {
             tier: tier_id.to_string(),
             since: at,

@@ -201,6 +201,10 @@ struct DueChunk {
     activated: i64,
     expired: i64,
     journey: journey::Journey,
+    /// The running total's outreach, one vector per committed chunk, joined
+    /// once at the end: appending each chunk's items to one growing vector
+    /// copied the member day's half a million items again at every doubling.
+    outreach_parts: Vec<Vec<crate::outreach::OutreachItem>>,
 }
 
 impl DueChunk {
@@ -213,7 +217,16 @@ impl DueChunk {
         self.journey.tier_changes += c.journey.tier_changes;
         self.journey.stage_changes += c.journey.stage_changes;
         self.journey.suppressed += c.journey.suppressed;
-        self.journey.outreach.extend(c.journey.outreach);
+        self.outreach_parts.push(c.journey.outreach);
+    }
+
+    /// Every committed chunk's outreach items, in one vector sized once.
+    fn take_outreach(&mut self) -> Vec<crate::outreach::OutreachItem> {
+        let mut all = Vec::with_capacity(self.outreach_parts.iter().map(Vec::len).sum());
+        for part in self.outreach_parts.drain(..) {
+            all.extend(part);
+        }
+        all
     }
 }
 
@@ -1464,7 +1477,9 @@ impl<S: Store> Engine<S> {
         } else {
             self.run_due_parallel(&chunks, workers, now, given, &mut total)?;
         }
+        let outreach = total.take_outreach();
         let DueChunk { members, activated, expired, mut journey, codes: drawn, .. } = total;
+        journey.outreach = outreach;
         journey
             .outreach
             .sort_by(|a, b| (a.due_at, &a.member_id, &a.trigger).cmp(&(b.due_at, &b.member_id, &b.trigger)));
@@ -1518,8 +1533,11 @@ impl<S: Store> Engine<S> {
     ) -> Result<DueChunk> {
         let reads = ReadScope::begin(&self.store);
         let mut tx = Tx::new(&self.program, &self.store, now);
+        tx.members.reserve(chunk.len());
         tx.codes = Some(CodeBook { given, drawn: BTreeMap::new() });
         let mut d = DueChunk::default();
+        // On a member day nearly every member gets one message.
+        d.journey.outreach.reserve(chunk.len());
         for id in chunk {
             // Stores may over-report; only members with something due emit.
             if !tx.load(id)? || !has_due(tx.state(id), now) {
