@@ -168,35 +168,18 @@ pub trait Empty {
     fn is_empty(&self) -> bool;
 }
 
-impl<T> Empty for Vec<T> {
-    fn is_empty(&self) -> bool {
-        Vec::is_empty(self)
-    }
+/// `Empty` from the collection's own `is_empty`.
+macro_rules! empty_by_is_empty {
+    ($([$($g:ident),*] $t:ty),* $(,)?) => {$(
+        impl<$($g),*> Empty for $t {
+            fn is_empty(&self) -> bool {
+                <$t>::is_empty(self)
+            }
+        }
+    )*};
 }
 
-impl<T> Empty for BTreeSet<T> {
-    fn is_empty(&self) -> bool {
-        BTreeSet::is_empty(self)
-    }
-}
-
-impl<K, V> Empty for BTreeMap<K, V> {
-    fn is_empty(&self) -> bool {
-        BTreeMap::is_empty(self)
-    }
-}
-
-impl<K, V> Empty for VecMap<K, V> {
-    fn is_empty(&self) -> bool {
-        VecMap::is_empty(self)
-    }
-}
-
-impl Empty for Feedback {
-    fn is_empty(&self) -> bool {
-        Feedback::is_empty(self)
-    }
-}
+empty_by_is_empty!([T] Vec<T>, [T] BTreeSet<T>, [K, V] BTreeMap<K, V>, [K, V] VecMap<K, V>, [] Feedback);
 
 fn is_empty_shared<T: Empty>(v: &Shared<T>) -> bool {
     Empty::is_empty(&**v)
