@@ -21,6 +21,7 @@
 //! Importing into an existing database is idempotent: orders already recorded come back with
 //! their first outcome and are not counted twice by the store.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::process::ExitCode;
@@ -28,7 +29,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use crm_core::store::sqlite::{SqliteOptions, Synchronous};
+use crm_core::store::sqlite::{SqliteOptions, Synchronous, DEFAULT_MEMBER_CACHE};
 use crm_core::{Engine, MemoryStore, Order, Outcome, Program, SqliteStore, Store};
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -324,7 +325,10 @@ fn run(args: &Args) -> Result<(), String> {
     let program = Program::default_demo();
     let (report, store) = match &args.db {
         Some(path) => {
-            let options = SqliteOptions::new().synchronous(args.sync);
+            // Room for every member's decoded snapshot: the `run_due` at the
+            // end visits nearly all of them, and a miss decodes one.
+            let members = rows.iter().map(|r| r.order.member_id.as_str()).collect::<HashSet<_>>().len();
+            let options = SqliteOptions::new().synchronous(args.sync).member_cache(members.max(DEFAULT_MEMBER_CACHE));
             let store = SqliteStore::open_with(path, options).map_err(|e| format!("cannot open {path}: {e}"))?;
             (replay(&Engine::new(program, store), &rows, args.batch, at)?, format!("sqlite:{path}"))
         }

@@ -18,14 +18,17 @@
 //!
 //! | table        | key                    | holds                                   |
 //! |--------------|------------------------|-----------------------------------------|
-//! | `members`    | `id`                   | version, the JSON snapshot, `next_due` (indexed) |
+//! | `members`    | `id`                   | version, the JSON snapshot as of `snapshot_version`, `next_due` (indexed) |
 //! | `events`     | `(member_id, seq)`     | the member's JSON events, `seq` 1-based |
 //! | `identities` | `(channel, external_id)` | owning member                         |
 //! | `orders`     | `order_id`             | owning member                           |
 //! | `receipts`   | `seq` (rowid, commit order), `key` unique | the JSON [`Receipt`] |
 //!
 //! A member's version is the number of its events, exactly as in the
-//! in-memory store, so `events.seq` runs `1..=version`.
+//! in-memory store, so `events.seq` runs `1..=version`. The snapshot is
+//! rewritten only every [`SqliteOptions::snapshot_every`] events: a read
+//! folds the events after `snapshot_version` into it (0: no snapshot yet,
+//! the member is the fold of all its events).
 //!
 //! # Durability
 //!
@@ -174,6 +177,14 @@ const MIGRATIONS: &[&str] = &[
         amount  TEXT    NOT NULL
     ) WITHOUT ROWID, STRICT;
     ",
+    // 5: snapshots every so many events (`SqliteOptions::snapshot_every`)
+    // instead of on every commit: `state` holds the member as of
+    // `snapshot_version` (0: no snapshot yet, `state` is empty) and a read
+    // folds the events after it. Every existing snapshot is current.
+    "
+    ALTER TABLE members ADD COLUMN snapshot_version INTEGER NOT NULL DEFAULT 0 CHECK (snapshot_version >= 0);
+    UPDATE members SET snapshot_version = version;
+    ",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`).
@@ -209,7 +220,18 @@ pub struct SqliteOptions {
     /// [`DEFAULT_MEMBER_CACHE`]; 0 disables the cache). See
     /// [`SqliteOptions::member_cache`].
     pub member_cache: usize,
+    /// A commit rewrites a member's stored snapshot only when the member's
+    /// version passes a multiple of this (default [`DEFAULT_SNAPSHOT_EVERY`];
+    /// 1: on every commit). See [`SqliteOptions::snapshot_every`].
+    pub snapshot_every: u64,
 }
+
+/// Default of [`SqliteOptions::snapshot_every`], in events. A member's
+/// snapshot (2 KB of JSON for a member with three orders) costs as much to
+/// encode and write as ten of its events, and a read that misses the cache
+/// decodes the snapshot plus fewer than this many events: 16 keeps such a
+/// read within about twice the cost of decoding a snapshot alone.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 16;
 
 /// Default capacity of the snapshot cache, in members. A cached member
 /// costs its decoded [`MemberState`] plus ~100 bytes of bookkeeping, about
@@ -228,6 +250,7 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
             member_cache: DEFAULT_MEMBER_CACHE,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
         }
     }
 }
@@ -247,6 +270,22 @@ impl SqliteOptions {
     /// through the cache and decodes every snapshot, as without one.
     pub fn member_cache(mut self, members: usize) -> Self {
         self.member_cache = members;
+        self
+    }
+
+    /// Rewrite a member's stored snapshot only when its version passes a
+    /// multiple of `events` (0 and 1: on every commit). A member's events
+    /// are its record and are always written; the snapshot is a cache of
+    /// their fold, so it need not be rewritten by every commit. Between
+    /// snapshots, a read that misses the [snapshot cache](Self::member_cache)
+    /// decodes the last snapshot and folds the fewer than `events` events
+    /// written after it ([`MemberState::evolve`]); a member whose first
+    /// commits stay below `events` is read from its events alone. An
+    /// erasure always rewrites the snapshot, so no personal data outlives
+    /// it there. Larger values make writes cheaper (a bulk import writes
+    /// each member's snapshot rarely or never) and cold reads dearer.
+    pub fn snapshot_every(mut self, events: u64) -> Self {
+        self.snapshot_every = events.max(1);
         self
     }
 
@@ -287,6 +326,8 @@ pub struct SqliteStore {
     /// its snapshot was stored under, so whichever order they come in, a
     /// read never gets a snapshot other than the stored one.
     cache: Mutex<MemberCache>,
+    /// [`SqliteOptions::snapshot_every`], at least 1.
+    snapshot_every: u64,
 }
 
 /// A commit waiting in the group-commit queue, and its answer once written.
@@ -317,16 +358,20 @@ struct Encoded {
 }
 
 impl Encoded {
-    fn new(commit: &Commit) -> Result<Encoded, CrmError> {
+    /// Encodes the events and receipts of `commit`, and the snapshot of each
+    /// member whose version passes a multiple of `snapshot_every` (or who is
+    /// being erased).
+    fn new(commit: &Commit, snapshot_every: u64) -> Result<Encoded, CrmError> {
         let mut writes = Vec::with_capacity(commit.members.len());
         for w in &commit.members {
-            let expected = to_i64(w.expected_version, "expected version")?;
-            let version = to_i64(w.expected_version + w.events.len() as u64, "member version")?;
+            let new_version = w.expected_version + w.events.len() as u64;
+            let snapshot = w.expected_version / snapshot_every != new_version / snapshot_every
+                || commit.redact.contains(&w.state.id);
             writes.push(EncodedWrite {
                 id: w.state.id.0.clone(),
-                expected,
-                version,
-                state: encode(&w.state, "member state")?,
+                expected: to_i64(w.expected_version, "expected version")?,
+                version: to_i64(new_version, "member version")?,
+                state: if snapshot { Some(encode(&w.state, "member state")?) } else { None },
                 next_due: next_due(&w.state),
                 events: w.events.iter().map(|e| encode(e, "event")).collect::<Result<_, _>>()?,
             });
@@ -470,6 +515,7 @@ impl SqliteStore {
             reading: AtomicBool::new(false),
             queue: Mutex::new(Vec::new()),
             cache: Mutex::new(MemberCache::new(options.member_cache)),
+            snapshot_every: options.snapshot_every.max(1),
         })
     }
 
@@ -514,46 +560,65 @@ impl SqliteStore {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The snapshot of the member row `row` (whose `version` is `version`):
-    /// the cached one when the cache holds that version, otherwise the
-    /// `state` column (index `state`) decoded, checked and — with `keep` —
-    /// cached. The column is not read on a hit, so its pages are not either.
-    /// Reads that hand the caller its own copy to change (`load`, `scan`)
-    /// do not keep a miss: the copy would cost what the cache saves, and the
-    /// commit that follows caches the new version anyway.
+    /// The member of the row `row` (whose `version` is `version`): the
+    /// cached one when the cache holds that version, otherwise the stored
+    /// snapshot (columns `snapshot_version`, at index `columns`, and `state`
+    /// after it) with the events written since folded in, checked and —
+    /// with `keep` — cached. The snapshot is not read on a hit, so its pages
+    /// are not either. Reads that hand the caller its own copy to change
+    /// (`load`, `scan`) do not keep a miss: the copy would cost what the
+    /// cache saves, and the commit that follows caches the new version anyway.
     fn snapshot(
         &self,
+        conn: &Connection,
         row: &rusqlite::Row<'_>,
         id: &str,
         version: u64,
-        state: usize,
+        columns: usize,
         keep: bool,
     ) -> Result<Arc<MemberState>, CrmError> {
-        let mut cache = self.cache();
-        if let Some(hit) = cache.get(id, version) {
+        if let Some(hit) = self.cache().get(id, version) {
             return Ok(hit);
         }
-        let decoded: MemberState = decode(row.get_ref(state).map_err(db)?, "members", &id)?;
-        if decoded.id.as_str() != id {
-            return Err(corrupt("members", &id, format_args!("snapshot belongs to member {}", decoded.id)));
+        let snapshot_version = decode_u64(row.get_ref(columns).map_err(db)?, "members", &id)?;
+        if snapshot_version > version {
+            return Err(corrupt("members", &id, format_args!("snapshot version {snapshot_version} > {version}")));
         }
-        let decoded = Arc::new(decoded);
+        let mut state: Option<MemberState> = None;
+        if snapshot_version > 0 {
+            let decoded: MemberState = decode(row.get_ref(columns + 1).map_err(db)?, "members", &id)?;
+            if decoded.id.as_str() != id {
+                return Err(corrupt("members", &id, format_args!("snapshot belongs to member {}", decoded.id)));
+            }
+            state = Some(decoded);
+        }
+        if snapshot_version < version {
+            let folded = each_event(conn, id, snapshot_version, version, &mut |event| {
+                state.get_or_insert_with(|| MemberState::new(MemberId(id.into()), event.at())).evolve(&event);
+                Ok(())
+            })?;
+            if folded != version {
+                return Err(corrupt("members", &id, format_args!("version {version} but events end at {folded}")));
+            }
+        }
+        let state = Arc::new(state.ok_or_else(|| corrupt("members", &id, "version 0"))?);
         if keep {
-            cache.put(version, decoded.clone());
+            self.cache().put(version, state.clone());
         }
-        Ok(decoded)
+        Ok(state)
     }
 
     /// The member's snapshot and version, shared with the cache.
     fn shared(&self, id: &MemberId, keep: bool) -> Result<Option<(Arc<MemberState>, u64)>, CrmError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached("SELECT version, state FROM members WHERE id = ?1").map_err(db)?;
+        let mut stmt =
+            conn.prepare_cached("SELECT version, snapshot_version, state FROM members WHERE id = ?1").map_err(db)?;
         let mut rows = stmt.query([id.as_str()]).map_err(db)?;
         let Some(row) = rows.next().map_err(db)? else {
             return Ok(None);
         };
         let version = decode_u64(row.get_ref(0).map_err(db)?, "members", id)?;
-        Ok(Some((self.snapshot(row, id.as_str(), version, 1, keep)?, version)))
+        Ok(Some((self.snapshot(&conn, row, id.as_str(), version, 1, keep)?, version)))
     }
 
     /// Visits every member's snapshot and version in chunks of [`CHUNK`]
@@ -571,7 +636,8 @@ impl SqliteStore {
                 let conn = self.lock();
                 let mut stmt = conn
                     .prepare_cached(
-                        "SELECT version, rowid, id, state FROM members WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                        "SELECT version, rowid, id, snapshot_version, state FROM members \
+                         WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
                     )
                     .map_err(db)?;
                 let mut rows = stmt.query([after, CHUNK]).map_err(db)?;
@@ -580,7 +646,7 @@ impl SqliteStore {
                     after = row.get(1).map_err(db)?;
                     let id = decode_str(row.get_ref(2).map_err(db)?, "members", &after)?;
                     let version = decode_u64(row.get_ref(0).map_err(db)?, "members", &id)?;
-                    chunk.push((self.snapshot(row, id, version, 3, keep)?, version));
+                    chunk.push((self.snapshot(&conn, row, id, version, 3, keep)?, version));
                 }
                 chunk
             };
@@ -733,7 +799,7 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 }
 
 /// Names an event row in error messages without allocating on the happy path.
-struct EventKey<'a>(&'a MemberId, u64);
+struct EventKey<'a>(&'a str, u64);
 
 impl Display for EventKey<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -741,12 +807,40 @@ impl Display for EventKey<'_> {
     }
 }
 
+/// Visits the events of member `id` numbered `after + 1 ..= upto`, in
+/// order, refusing a gap; returns the number of the last one (`after` when
+/// there are none).
+fn each_event(
+    conn: &Connection,
+    id: &str,
+    after: u64,
+    upto: u64,
+    visit: &mut dyn FnMut(Event) -> Result<(), CrmError>,
+) -> Result<u64, CrmError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, event FROM events WHERE member_id = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq")
+        .map_err(db)?;
+    let mut rows =
+        stmt.query(params![id, to_i64(after, "event number")?, to_i64(upto, "event number")?]).map_err(db)?;
+    let mut seq = after;
+    while let Some(row) = rows.next().map_err(db)? {
+        seq += 1;
+        let key = EventKey(id, seq);
+        if decode_u64(row.get_ref(0).map_err(db)?, "events", &key)? != seq {
+            return Err(corrupt("events", &key, "gap in the event sequence"));
+        }
+        visit(decode(row.get_ref(1).map_err(db)?, "events", &key)?)?;
+    }
+    Ok(seq)
+}
+
 /// One member write, encoded before the lock is taken.
 struct EncodedWrite {
     id: String,
     expected: i64,
     version: i64,
-    state: String,
+    /// The snapshot at `version`, when this commit rewrites it.
+    state: Option<String>,
     next_due: Option<i64>,
     events: Vec<String>,
 }
@@ -821,7 +915,7 @@ impl Store for SqliteStore {
         }
         // Serialise before taking the lock so concurrent callers overlap.
         let mut commit = commit;
-        let encoded = Encoded::new(&commit)?;
+        let encoded = Encoded::new(&commit, self.snapshot_every)?;
         let snapshots = std::mem::take(&mut commit.members)
             .into_iter()
             .map(|w| (w.expected_version + w.events.len() as u64, Arc::new(w.state)))
@@ -865,18 +959,11 @@ impl Store for SqliteStore {
 
     fn events(&self, id: &MemberId) -> Result<Vec<Event>, CrmError> {
         let conn = self.lock();
-        let mut stmt =
-            conn.prepare_cached("SELECT seq, event FROM events WHERE member_id = ?1 ORDER BY seq").map_err(db)?;
-        let mut rows = stmt.query([id.as_str()]).map_err(db)?;
         let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(db)? {
-            let expected = out.len() as u64 + 1;
-            let key = EventKey(id, expected);
-            if decode_u64(row.get_ref(0).map_err(db)?, "events", &key)? != expected {
-                return Err(corrupt("events", &key, "gap in the event sequence"));
-            }
-            out.push(decode(row.get_ref(1).map_err(db)?, "events", &key)?);
-        }
+        each_event(&conn, id.as_str(), 0, i64::MAX as u64, &mut |e| {
+            out.push(e);
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -993,24 +1080,33 @@ fn write_alone(conn: &mut Connection, job: &Job) -> Result<(), CommitError> {
 
 /// The body of a commit, inside its transaction (or savepoint).
 fn apply(tx: &Connection, commit: &Commit, writes: &[EncodedWrite], receipts: &[String]) -> Result<(), CommitError> {
-    // 1. Members: the version check and the snapshot write are one statement
-    //    each, so a stale write changes no row.
+    // 1. Members: the version check and the write are one statement each,
+    //    so a stale write changes no row. A member without a snapshot yet
+    //    has `snapshot_version` 0 and an empty `state`.
     {
         let mut insert = tx
             .prepare_cached(
-                "INSERT INTO members (id, version, state, next_due) VALUES (?1, ?2, ?3, ?4) \
+                "INSERT INTO members (id, version, state, snapshot_version, next_due) VALUES (?1, ?2, ?3, ?4, ?5) \
                  ON CONFLICT (id) DO UPDATE SET version = excluded.version, state = excluded.state, \
-                 next_due = excluded.next_due WHERE members.version = 0",
+                 snapshot_version = excluded.snapshot_version, next_due = excluded.next_due \
+                 WHERE members.version = 0",
             )
             .map_err(db)?;
         let mut update = tx
-            .prepare_cached("UPDATE members SET version = ?2, state = ?3, next_due = ?5 WHERE id = ?1 AND version = ?4")
+            .prepare_cached(
+                "UPDATE members SET version = ?2, state = ?3, snapshot_version = ?2, next_due = ?5 \
+                 WHERE id = ?1 AND version = ?4",
+            )
+            .map_err(db)?;
+        let mut bump = tx
+            .prepare_cached("UPDATE members SET version = ?2, next_due = ?4 WHERE id = ?1 AND version = ?3")
             .map_err(db)?;
         for w in writes {
-            let changed = if w.expected == 0 {
-                insert.execute(params![w.id, w.version, w.state, w.next_due])
-            } else {
-                update.execute(params![w.id, w.version, w.state, w.expected, w.next_due])
+            let changed = match (&w.state, w.expected) {
+                (Some(state), 0) => insert.execute(params![w.id, w.version, state, w.version, w.next_due]),
+                (None, 0) => insert.execute(params![w.id, w.version, "", 0, w.next_due]),
+                (Some(state), _) => update.execute(params![w.id, w.version, state, w.expected, w.next_due]),
+                (None, _) => bump.execute(params![w.id, w.version, w.expected, w.next_due]),
             }
             .map_err(db)?;
             if changed != 1 {
@@ -1136,7 +1232,7 @@ fn redact(tx: &Connection, id: &MemberId) -> Result<(), CrmError> {
         let mut rows = select.query([id.as_str()]).map_err(db)?;
         while let Some(row) = rows.next().map_err(db)? {
             let seq: i64 = row.get(0).map_err(db)?;
-            let event: Event = decode(row.get_ref(1).map_err(db)?, "events", &EventKey(id, seq as u64))?;
+            let event: Event = decode(row.get_ref(1).map_err(db)?, "events", &EventKey(id.as_str(), seq as u64))?;
             let redacted = event.redacted();
             if redacted != event {
                 rewrites.push((seq, encode(&redacted, "event")?));
@@ -1181,16 +1277,20 @@ mod tests {
     /// A database written at schema version 1 (no `next_due`, receipts with
     /// AUTOINCREMENT) is upgraded: the column is backfilled from the
     /// snapshots, so `run_due` still finds every member with something due,
-    /// and the receipts keep their order; the tallies table arrives empty.
+    /// and the receipts keep their order; the tallies table arrives empty;
+    /// every snapshot is marked current (migration 5).
     #[test]
-    fn migrations_2_to_4_upgrade_a_version_1_file() {
+    fn migrations_2_to_5_upgrade_a_version_1_file() {
         let dir = std::env::temp_dir().join(format!("crm-sqlite-mig2-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("v1.db");
         let t0 = Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).unwrap();
         {
-            let e = Engine::new(Program::default_demo(), SqliteStore::open(&path).unwrap());
+            let e = Engine::new(
+                Program::default_demo(),
+                SqliteStore::open_with(&path, SqliteOptions::new().snapshot_every(1)).unwrap(),
+            );
             for i in 0..3 {
                 let o = Order::paid(format!("o{i}"), format!("m{i}"), t0, Decimal::from(10 + i));
                 e.record_order(o, t0).unwrap();
@@ -1200,7 +1300,8 @@ mod tests {
             // Turn the file back into a version-1 database.
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(
-                "DROP TABLE tallies;
+                "ALTER TABLE members DROP COLUMN snapshot_version;
+                 DROP TABLE tallies;
                  DROP INDEX members_by_next_due; ALTER TABLE members DROP COLUMN next_due;
                  CREATE TABLE r1 (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE,
                                   member_id TEXT, body TEXT NOT NULL) STRICT;
@@ -1219,6 +1320,10 @@ mod tests {
             let nulls: i64 =
                 conn.query_row("SELECT count(*) FROM members WHERE next_due IS NULL", [], |r| r.get(0)).unwrap();
             assert_eq!(nulls, 0);
+            let stale: i64 = conn
+                .query_row("SELECT count(*) FROM members WHERE snapshot_version != version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(stale, 0, "every pre-5 snapshot is current");
         }
         assert_eq!(store.tally("coupon_template:any").unwrap(), None);
         assert_eq!(store.due_members(t0).unwrap(), Vec::<MemberId>::new());
@@ -1244,7 +1349,7 @@ mod tests {
     }
 
     fn job(commit: Commit) -> Arc<Job> {
-        let encoded = Encoded::new(&commit).unwrap();
+        let encoded = Encoded::new(&commit, 1).unwrap();
         Arc::new(Job { commit, encoded, snapshots: Vec::new(), answer: Mutex::new(None) })
     }
 

@@ -939,9 +939,14 @@ mod file {
         let dir = TempDir::new();
         let now = t0();
         {
-            let e = engine(SqliteStore::open(dir.db()).unwrap());
+            // Snapshots on every commit: bob's corrupt first event is then
+            // behind his snapshot, and only `events` meets it.
+            let e = engine(SqliteStore::open_with(dir.db(), SqliteOptions::new().snapshot_every(1)).unwrap());
             e.record_order(paid("o-1", "alice", now, 1_000), now).unwrap();
             e.record_order(paid("o-2", "bob", now, 1_000), now).unwrap();
+            // Carol has no snapshot yet: her state is the fold of her events.
+            let e = engine(SqliteStore::open(dir.db()).unwrap());
+            e.record_order(paid("o-3", "carol", now, 1_000), now).unwrap();
         }
         // Edited by hand while no store is open: a store opened afterwards
         // starts with an empty snapshot cache (see the module docs of
@@ -951,6 +956,7 @@ mod file {
         conn.execute_batch(
             "UPDATE members SET state = '{\"not\": \"a state\"}' WHERE id = 'alice';
              UPDATE events SET event = 'garbage' WHERE member_id = 'bob' AND seq = 1;
+             UPDATE events SET event = '{}' WHERE member_id = 'carol' AND seq = 2;
              UPDATE receipts SET body = '[]' WHERE key = 'order:o-2';",
         )
         .unwrap();
@@ -959,6 +965,8 @@ mod file {
         // The engine surfaces them as store errors too, and other members work.
         assert_eq!(e.balance(&mid("alice"), "reward", now).unwrap_err().code(), "store_error");
         assert_eq!(e.store().load(&mid("bob")).unwrap().unwrap().version, 3);
+        let err = e.store().load(&mid("carol")).unwrap_err().to_string();
+        assert!(err.contains("events") && err.contains("member carol seq 2"), "{err}");
         // A commit that must redact a corrupt event fails and writes nothing.
         let bob = e.store().load(&mid("bob")).unwrap();
         let err = e
@@ -1140,7 +1148,8 @@ mod file {
     #[test]
     fn sqlite_cache_erasure_leaves_no_personal_data_in_reads() {
         let dir = TempDir::new();
-        let a = engine(SqliteStore::open_with(dir.db(), opts(100)).unwrap());
+        // `a` stores a snapshot (with the personal data) on every commit...
+        let a = engine(SqliteStore::open_with(dir.db(), opts(100).snapshot_every(1)).unwrap());
         let b = engine(SqliteStore::open_with(dir.db(), opts(100)).unwrap());
         let profile = |email: &str| crm_core::Profile { email: Some(email.into()), ..Default::default() };
         create(&a, "bob", profile("bob@example.org"), vec![ident("phone", "8613900000001")]);
@@ -1153,7 +1162,12 @@ mod file {
             }
             assert_eq!(scanned(e.store()).len(), 2);
         }
-        a.execute("erase-bob", crm_core::Command::Erase { member_id: mid("bob") }, t0()).unwrap();
+        let stored: String =
+            raw(&dir.db()).query_row("SELECT state FROM members WHERE id = 'bob'", [], |r| r.get(0)).unwrap();
+        assert!(stored.contains("bob@example.org"), "{stored}");
+        // ...and `c` erases on a handle that would store none by itself.
+        let c = engine(SqliteStore::open_with(dir.db(), opts(100).snapshot_every(1_000)).unwrap());
+        c.execute("erase-bob", crm_core::Command::Erase { member_id: mid("bob") }, t0()).unwrap();
         let pii = ["bob@example.org", "bob2@example.org", "8613900000001", "openid-bob2"];
         for e in [&a, &b] {
             for m in ["bob", "bob2"] {
@@ -1170,6 +1184,19 @@ mod file {
                 assert!(!all.contains(p), "{p} in scan: {all}");
             }
         }
+        // Nor in the file: stored snapshots (rewritten by an erasure even
+        // between two snapshot points), events and receipts.
+        let conn = raw(&dir.db());
+        for sql in [
+            "SELECT group_concat(state, ' ') FROM members",
+            "SELECT group_concat(event, ' ') FROM events",
+            "SELECT group_concat(body, ' ') FROM receipts",
+        ] {
+            let text: String = conn.query_row(sql, [], |r| r.get(0)).unwrap();
+            for p in pii {
+                assert!(!text.contains(p), "{p} in {sql}");
+            }
+        }
     }
 
     /// The documented limit: an open handle trusts that a version names one
@@ -1179,7 +1206,7 @@ mod file {
     #[test]
     fn sqlite_cache_hand_edits_need_a_clear_or_reopen() {
         let dir = TempDir::new();
-        let cached = SqliteStore::open_with(dir.db(), opts(100)).unwrap();
+        let cached = SqliteStore::open_with(dir.db(), opts(100).snapshot_every(1)).unwrap();
         let uncached = SqliteStore::open_with(dir.db(), opts(0)).unwrap();
         let v1 = seed(&cached, "alice");
         assert_eq!(uncached.load(&mid("alice")).unwrap().unwrap(), v1);

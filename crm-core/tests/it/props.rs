@@ -880,12 +880,15 @@ proptest! {
     // Five SQLite runs per case, one of them on a file: a quarter of the cases.
     #![proptest_config(ProptestConfig { cases: (config().cases / 4).max(1), ..config() })]
 
-    /// The SQLite store's snapshot cache changes nothing: the same history
-    /// gives the same outcomes and members (snapshots and versions) as the
-    /// in-memory store on SQLite with no cache, with one or two members
-    /// cached (nearly every read evicts) and with a large cache, and on two
-    /// caching handles of one file used in turn (every read and commit goes
-    /// through the handle that did not write last, so its cache is stale).
+    /// The SQLite store's snapshot cache and its sparse snapshots change
+    /// nothing: the same history gives the same outcomes and members
+    /// (snapshots and versions) as the in-memory store on SQLite with no
+    /// cache (every read decodes the last stored snapshot and folds the
+    /// events after it), with one or two members cached (nearly every read
+    /// evicts) and with a large cache, each with snapshots on every commit,
+    /// every 3 events and every 16, and on two caching handles of one file
+    /// used in turn (every read and commit goes through the handle that did
+    /// not write last, so its cache is stale).
     /// Idempotency checks on: they re-execute every command and scan.
     #[cfg(feature = "sqlite")]
     #[test]
@@ -894,17 +897,20 @@ proptest! {
         let checks = Checks { idempotency: true, ..Checks::default() };
         let reference = run_history(&setup, &ops, MemoryStore::new(), checks)?;
         let expected = members_of(reference.engine.store());
-        for cache in [0, 1, 2, 10_000] {
-            let options = SqliteOptions::new().member_cache(cache);
+        for (cache, every) in [(0, 1), (0, 3), (0, 16), (1, 3), (2, 16), (10_000, 16)] {
+            let options = SqliteOptions::new().member_cache(cache).snapshot_every(every);
             let h = run_history(&setup, &ops, crm_core::SqliteStore::open_in_memory_with(options).unwrap(), checks)?;
-            prop_assert_eq!(&h.outcomes, &reference.outcomes, "member_cache({})", cache);
-            prop_assert!(same_members(&members_of(h.engine.store()), &expected, true), "member_cache({})", cache);
+            prop_assert_eq!(&h.outcomes, &reference.outcomes, "member_cache({}) snapshot_every({})", cache, every);
+            prop_assert!(
+                same_members(&members_of(h.engine.store()), &expected, true),
+                "member_cache({}) snapshot_every({})", cache, every
+            );
         }
         let dir = std::env::temp_dir().join(format!("crm-props-cache-{}-{:?}", std::process::id(), std::thread::current().id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let open = |cache| {
-            let options = SqliteOptions::new().synchronous(Synchronous::Normal).member_cache(cache);
+            let options = SqliteOptions::new().synchronous(Synchronous::Normal).member_cache(cache).snapshot_every(3);
             crm_core::SqliteStore::open_with(dir.join("crm.db"), options).unwrap()
         };
         let pair = Alternating { handles: [open(10_000), open(1)], next: Default::default() };
