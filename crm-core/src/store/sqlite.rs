@@ -19,13 +19,14 @@
 //! | table        | key                    | holds                                   |
 //! |--------------|------------------------|-----------------------------------------|
 //! | `members`    | `id`                   | version, the JSON snapshot as of `snapshot_version`, `next_due` (indexed) |
-//! | `events`     | `(member_id, seq)`     | the member's JSON events, `seq` 1-based |
+//! | `events`     | `(member_id, seq)`     | a commit's JSON events of one member, numbered `seq..=last` (1-based) |
 //! | `identities` | `(channel, external_id)` | owning member                         |
 //! | `orders`     | `order_id`             | owning member                           |
 //! | `receipts`   | `seq` (rowid, commit order), `key` unique | the JSON [`Receipt`] |
 //!
 //! A member's version is the number of its events, exactly as in the
-//! in-memory store, so `events.seq` runs `1..=version`. The snapshot is
+//! in-memory store, so the member's event rows number `1..=version`, one
+//! row (a JSON array) per member per commit. The snapshot is
 //! rewritten only every [`SqliteOptions::snapshot_every`] events: a read
 //! folds the events after `snapshot_version` into it (0: no snapshot yet,
 //! the member is the fold of all its events).
@@ -184,6 +185,22 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE members ADD COLUMN snapshot_version INTEGER NOT NULL DEFAULT 0 CHECK (snapshot_version >= 0);
     UPDATE members SET snapshot_version = version;
+    ",
+    // 6: one event row per member per commit (a JSON array of its events,
+    // numbered `seq..=last`) instead of one per event: a bulk import writes
+    // a member's commit as one row, not one per event.
+    "
+    CREATE TABLE events_v6 (
+        member_id TEXT    NOT NULL REFERENCES members (id),
+        seq       INTEGER NOT NULL CHECK (seq >= 1),
+        last      INTEGER NOT NULL CHECK (last >= seq),
+        body      TEXT    NOT NULL,
+        PRIMARY KEY (member_id, seq)
+    ) STRICT;
+    INSERT INTO events_v6 (member_id, seq, last, body)
+        SELECT member_id, seq, seq, '[' || event || ']' FROM events ORDER BY member_id, seq;
+    DROP TABLE events;
+    ALTER TABLE events_v6 RENAME TO events;
     ",
 ];
 
@@ -373,7 +390,7 @@ impl Encoded {
                 version: to_i64(new_version, "member version")?,
                 state: if snapshot { Some(encode(&w.state, "member state")?) } else { None },
                 next_due: next_due(&w.state),
-                events: w.events.iter().map(|e| encode(e, "event")).collect::<Result<_, _>>()?,
+                events: if w.events.is_empty() { None } else { Some(encode(&w.events, "events")?) },
             });
         }
         let receipts = commit.receipts.iter().map(|r| encode(r, "receipt")).collect::<Result<Vec<_>, _>>()?;
@@ -809,7 +826,9 @@ impl Display for EventKey<'_> {
 
 /// Visits the events of member `id` numbered `after + 1 ..= upto`, in
 /// order, refusing a gap; returns the number of the last one (`after` when
-/// there are none).
+/// there are none). Starts at the row holding event `after + 1` (the last
+/// row numbered from at most there), so a read after a snapshot skips the
+/// rows before it in the index.
 fn each_event(
     conn: &Connection,
     id: &str,
@@ -818,20 +837,36 @@ fn each_event(
     visit: &mut dyn FnMut(Event) -> Result<(), CrmError>,
 ) -> Result<u64, CrmError> {
     let mut stmt = conn
-        .prepare_cached("SELECT seq, event FROM events WHERE member_id = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq")
+        .prepare_cached(
+            "SELECT seq, last, body FROM events WHERE member_id = ?1 AND seq <= ?3 \
+             AND seq >= (SELECT coalesce(max(seq), 1) FROM events WHERE member_id = ?1 AND seq <= ?2 + 1) \
+             ORDER BY seq",
+        )
         .map_err(db)?;
     let mut rows =
         stmt.query(params![id, to_i64(after, "event number")?, to_i64(upto, "event number")?]).map_err(db)?;
-    let mut seq = after;
+    // The number of the last event visited or skipped.
+    let mut seq = None::<u64>;
     while let Some(row) = rows.next().map_err(db)? {
-        seq += 1;
-        let key = EventKey(id, seq);
-        if decode_u64(row.get_ref(0).map_err(db)?, "events", &key)? != seq {
+        let first = decode_u64(row.get_ref(0).map_err(db)?, "events", &EventKey(id, 0))?;
+        let key = EventKey(id, first);
+        let last = decode_u64(row.get_ref(1).map_err(db)?, "events", &key)?;
+        let events: Vec<Event> = decode(row.get_ref(2).map_err(db)?, "events", &key)?;
+        let expected_first = seq.map_or(first.min(after + 1), |s| s + 1);
+        if first != expected_first {
             return Err(corrupt("events", &key, "gap in the event sequence"));
         }
-        visit(decode(row.get_ref(1).map_err(db)?, "events", &key)?)?;
+        if last < first || events.len() as u64 != last - first + 1 {
+            return Err(corrupt("events", &key, format_args!("{} events numbered {first}..={last}", events.len())));
+        }
+        for (n, event) in (first..).zip(events) {
+            if n > after && n <= upto {
+                visit(event)?;
+            }
+        }
+        seq = Some(last);
     }
-    Ok(seq)
+    Ok(seq.map_or(after, |s| s.clamp(after, upto)))
 }
 
 /// One member write, encoded before the lock is taken.
@@ -842,7 +877,8 @@ struct EncodedWrite {
     /// The snapshot at `version`, when this commit rewrites it.
     state: Option<String>,
     next_due: Option<i64>,
-    events: Vec<String>,
+    /// The commit's events of this member, as one JSON array.
+    events: Option<String>,
 }
 
 impl Store for SqliteStore {
@@ -1177,10 +1213,10 @@ fn apply(tx: &Connection, commit: &Commit, writes: &[EncodedWrite], receipts: &[
     // 4. Events, numbered on from the expected version.
     {
         let mut insert =
-            tx.prepare_cached("INSERT INTO events (member_id, seq, event) VALUES (?1, ?2, ?3)").map_err(db)?;
+            tx.prepare_cached("INSERT INTO events (member_id, seq, last, body) VALUES (?1, ?2, ?3, ?4)").map_err(db)?;
         for w in writes {
-            for (i, event) in w.events.iter().enumerate() {
-                insert.execute(params![w.id, w.expected + 1 + i as i64, event]).map_err(db)?;
+            if let Some(events) = &w.events {
+                insert.execute(params![w.id, w.expected + 1, w.version, events]).map_err(db)?;
             }
         }
     }
@@ -1228,20 +1264,20 @@ fn apply(tx: &Connection, commit: &Commit, writes: &[EncodedWrite], receipts: &[
 fn redact(tx: &Connection, id: &MemberId) -> Result<(), CrmError> {
     let mut rewrites: Vec<(i64, String)> = Vec::new();
     {
-        let mut select = tx.prepare_cached("SELECT seq, event FROM events WHERE member_id = ?1").map_err(db)?;
+        let mut select = tx.prepare_cached("SELECT seq, body FROM events WHERE member_id = ?1").map_err(db)?;
         let mut rows = select.query([id.as_str()]).map_err(db)?;
         while let Some(row) = rows.next().map_err(db)? {
             let seq: i64 = row.get(0).map_err(db)?;
-            let event: Event = decode(row.get_ref(1).map_err(db)?, "events", &EventKey(id.as_str(), seq as u64))?;
-            let redacted = event.redacted();
-            if redacted != event {
-                rewrites.push((seq, encode(&redacted, "event")?));
+            let events: Vec<Event> = decode(row.get_ref(1).map_err(db)?, "events", &EventKey(id.as_str(), seq as u64))?;
+            let redacted: Vec<Event> = events.iter().map(Event::redacted).collect();
+            if redacted != events {
+                rewrites.push((seq, encode(&redacted, "events")?));
             }
         }
     }
     {
         let mut update =
-            tx.prepare_cached("UPDATE events SET event = ?3 WHERE member_id = ?1 AND seq = ?2").map_err(db)?;
+            tx.prepare_cached("UPDATE events SET body = ?3 WHERE member_id = ?1 AND seq = ?2").map_err(db)?;
         for (seq, event) in rewrites.drain(..) {
             update.execute(params![id.as_str(), seq, event]).map_err(db)?;
         }
@@ -1278,15 +1314,17 @@ mod tests {
     /// AUTOINCREMENT) is upgraded: the column is backfilled from the
     /// snapshots, so `run_due` still finds every member with something due,
     /// and the receipts keep their order; the tallies table arrives empty;
-    /// every snapshot is marked current (migration 5).
+    /// every snapshot is marked current (migration 5) and the events move to
+    /// one-row-per-commit runs (migration 6) that read back the same.
     #[test]
-    fn migrations_2_to_5_upgrade_a_version_1_file() {
+    fn migrations_2_to_6_upgrade_a_version_1_file() {
         let dir = std::env::temp_dir().join(format!("crm-sqlite-mig2-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("v1.db");
         let t0 = Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).unwrap();
-        {
+        let ids: Vec<MemberId> = (0..3).map(|i| MemberId(format!("m{i}"))).collect();
+        let events_before: Vec<Vec<Event>> = {
             let e = Engine::new(
                 Program::default_demo(),
                 SqliteStore::open_with(&path, SqliteOptions::new().snapshot_every(1)).unwrap(),
@@ -1295,12 +1333,18 @@ mod tests {
                 let o = Order::paid(format!("o{i}"), format!("m{i}"), t0, Decimal::from(10 + i));
                 e.record_order(o, t0).unwrap();
             }
-        }
+            ids.iter().map(|id| e.store().events(id).unwrap()).collect()
+        };
+        assert!(events_before.iter().all(|e| e.len() > 1), "{events_before:?}");
         {
             // Turn the file back into a version-1 database.
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(
-                "ALTER TABLE members DROP COLUMN snapshot_version;
+                "CREATE TABLE e1 (member_id TEXT NOT NULL REFERENCES members (id), seq INTEGER NOT NULL,
+                                  event TEXT NOT NULL, PRIMARY KEY (member_id, seq)) STRICT;
+                 INSERT INTO e1 SELECT member_id, seq + j.key, j.value FROM events, json_each(events.body) AS j;
+                 DROP TABLE events; ALTER TABLE e1 RENAME TO events;
+                 ALTER TABLE members DROP COLUMN snapshot_version;
                  DROP TABLE tallies;
                  DROP INDEX members_by_next_due; ALTER TABLE members DROP COLUMN next_due;
                  CREATE TABLE r1 (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE,
@@ -1325,6 +1369,8 @@ mod tests {
                 .unwrap();
             assert_eq!(stale, 0, "every pre-5 snapshot is current");
         }
+        let events_after: Vec<Vec<Event>> = ids.iter().map(|id| store.events(id).unwrap()).collect();
+        assert_eq!(events_after, events_before);
         assert_eq!(store.tally("coupon_template:any").unwrap(), None);
         assert_eq!(store.due_members(t0).unwrap(), Vec::<MemberId>::new());
         let later = t0 + Duration::days(400);

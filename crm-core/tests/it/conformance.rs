@@ -947,6 +947,9 @@ mod file {
             // Carol has no snapshot yet: her state is the fold of her events.
             let e = engine(SqliteStore::open(dir.db()).unwrap());
             e.record_order(paid("o-3", "carol", now, 1_000), now).unwrap();
+            // Dave's two commits are two event rows; the first goes missing.
+            e.record_order(paid("o-4", "dave", now, 1_000), now).unwrap();
+            e.record_order(paid("o-5", "dave", now, 1_000), now).unwrap();
         }
         // Edited by hand while no store is open: a store opened afterwards
         // starts with an empty snapshot cache (see the module docs of
@@ -955,8 +958,9 @@ mod file {
         let conn = raw(&dir.db());
         conn.execute_batch(
             "UPDATE members SET state = '{\"not\": \"a state\"}' WHERE id = 'alice';
-             UPDATE events SET event = 'garbage' WHERE member_id = 'bob' AND seq = 1;
-             UPDATE events SET event = '{}' WHERE member_id = 'carol' AND seq = 2;
+             UPDATE events SET body = 'garbage' WHERE member_id = 'bob' AND seq = 1;
+             UPDATE events SET body = '[{}]' WHERE member_id = 'carol' AND seq = 1;
+             DELETE FROM events WHERE member_id = 'dave' AND seq = 1;
              UPDATE receipts SET body = '[]' WHERE key = 'order:o-2';",
         )
         .unwrap();
@@ -966,7 +970,10 @@ mod file {
         assert_eq!(e.balance(&mid("alice"), "reward", now).unwrap_err().code(), "store_error");
         assert_eq!(e.store().load(&mid("bob")).unwrap().unwrap().version, 3);
         let err = e.store().load(&mid("carol")).unwrap_err().to_string();
-        assert!(err.contains("events") && err.contains("member carol seq 2"), "{err}");
+        assert!(err.contains("events") && err.contains("member carol seq 1"), "{err}");
+        let err = e.store().load(&mid("dave")).unwrap_err().to_string();
+        assert!(err.contains("events") && err.contains("gap in the event sequence"), "{err}");
+        assert!(e.store().events(&mid("dave")).is_err());
         // A commit that must redact a corrupt event fails and writes nothing.
         let bob = e.store().load(&mid("bob")).unwrap();
         let err = e
@@ -1189,7 +1196,7 @@ mod file {
         let conn = raw(&dir.db());
         for sql in [
             "SELECT group_concat(state, ' ') FROM members",
-            "SELECT group_concat(event, ' ') FROM events",
+            "SELECT group_concat(body, ' ') FROM events",
             "SELECT group_concat(body, ' ') FROM receipts",
         ] {
             let text: String = conn.query_row(sql, [], |r| r.get(0)).unwrap();
