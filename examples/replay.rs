@@ -9,7 +9,11 @@
 //! order; `channel` may be empty or absent); `placed_at` is RFC 3339 and `amount` a decimal. Every
 //! row becomes a paid order under `Program::default_demo()` (1 point per full 1.00, 365-day
 //! expiry), recorded in batches of `--batch` orders (one atomic commit each) with
-//! `Engine::record_orders`. Then `run_due` runs at the latest `placed_at` of the file.
+//! `Engine::record_orders`, on `--threads` threads (default one per core, at most 4): each
+//! thread owns the members whose id hashes to it and records their orders in file order, so
+//! no two threads write one member, and on SQLite concurrent batches share a transaction and
+//! its fsync (group commit) while the next ones are being decided. Then `run_due` runs at the
+//! latest `placed_at` of the file.
 //! SQLite commits fsync by default (`--sync full`); `--sync normal` fsyncs only at WAL
 //! checkpoints, which is safe to use for an import because a re-run repairs a cut-short one.
 //!
@@ -26,6 +30,7 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::process::ExitCode;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -42,12 +47,14 @@ use serde_json::json;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "\
-usage: replay --orders FILE.csv (--db PATH | --memory) [--batch N] [--sync full|normal]
+usage: replay --orders FILE.csv (--db PATH | --memory) [--batch N] [--threads N] [--sync full|normal]
 
   --orders FILE.csv  orders to import; header member_id,order_id,placed_at,amount,channel
   --db PATH          SQLite database file (created if missing; an existing one is reused)
   --memory           use the in-process MemoryStore instead of SQLite
   --batch N          orders per atomic commit (default 1000)
+  --threads N        import threads, each owning the members of its share (default: one per
+                     core, at most 4); each member's orders are recorded in file order
   --sync full|normal SQLite durability: fsync every commit (full, the default) or only at
                      WAL checkpoints (normal; a re-run repairs an import cut short by a power loss)
   -h, --help         this message
@@ -58,6 +65,8 @@ const POINT_TYPE: &str = "reward";
 /// Orders per commit. The per-order cost inside a batch is constant (the engine's undo journal
 /// only records the members a command touches), so larger batches only save commits.
 const DEFAULT_BATCH: usize = 1_000;
+/// Import threads by default, at most (one per core up to this).
+const MAX_THREADS: usize = 4;
 /// Errors shown on stderr before the rest are only counted.
 const SHOW_ERRORS: usize = 5;
 
@@ -65,11 +74,13 @@ struct Args {
     orders: String,
     db: Option<String>,
     batch: usize,
+    threads: usize,
     sync: Synchronous,
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let (mut orders, mut db, mut memory, mut batch) = (None, None, false, DEFAULT_BATCH);
+    let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS);
     let mut sync = Synchronous::Full;
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -83,6 +94,13 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 batch = match v.parse::<usize>() {
                     Ok(n) if n > 0 => n,
                     _ => return Err(format!("--batch must be a positive integer, got {v:?}")),
+                };
+            }
+            "--threads" => {
+                let v = value("--threads")?;
+                threads = match v.parse::<usize>() {
+                    Ok(n) if n > 0 => n,
+                    _ => return Err(format!("--threads must be a positive integer, got {v:?}")),
                 };
             }
             "--sync" => {
@@ -101,7 +119,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         (Some(_), true) => return Err("--db and --memory exclude each other".into()),
         _ => {}
     }
-    Ok(Some(Args { orders, db, batch, sync }))
+    Ok(Some(Args { orders, db, batch, threads, sync }))
 }
 
 /// One parsed data row: the order and its 1-based line number in the file.
@@ -237,11 +255,50 @@ struct Report {
     run_due_ms: f64,
 }
 
-fn replay<S: Store>(engine: &Engine<S>, rows: &[Row], batch: usize, at: DateTime<Utc>) -> Result<Report, String> {
-    let mut report = Report::default();
-    let started = Instant::now();
-    let mut shown = 0;
-    let mut next_progress = 1;
+/// What one import thread recorded.
+#[derive(Default)]
+struct Lane {
+    recorded: u64,
+    rejected: u64,
+    points_issued: i64,
+}
+
+/// Shared by the import threads: orders done (for progress) and errors shown.
+struct Progress {
+    total: usize,
+    batch: usize,
+    started: Instant,
+    done: AtomicUsize,
+    shown: AtomicUsize,
+}
+
+impl Progress {
+    /// Count `n` more orders done; print a line at every 10% of a multi-batch
+    /// import (on stderr: stdout stays machine-readable).
+    fn advance(&self, n: usize) {
+        let before = self.done.fetch_add(n, Ordering::Relaxed);
+        let done = before + n;
+        if self.total > self.batch && before * 10 / self.total != done * 10 / self.total {
+            let secs = self.started.elapsed().as_secs_f64();
+            eprintln!(
+                "replay: {:>3}%  {done:>9} orders  {secs:>7.2} s  {:>10.0} orders/s",
+                done * 100 / self.total,
+                done as f64 / secs.max(1e-9)
+            );
+        }
+    }
+}
+
+/// The lane of a member: a stable hash of its id, so every order of one
+/// member goes to the same thread, in file order.
+fn lane_of(member: &str, lanes: usize) -> usize {
+    let hash = member.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (hash % lanes as u64) as usize
+}
+
+/// Record one lane's rows in batches of `batch` (one atomic commit each).
+fn import_lane<S: Store>(engine: &Engine<S>, rows: &[&Row], batch: usize, progress: &Progress) -> Result<Lane, String> {
+    let mut lane = Lane::default();
     for chunk in rows.chunks(batch) {
         let orders: Vec<Order> = chunk.iter().map(|r| r.order.clone()).collect();
         let now = orders.iter().map(|o| o.placed_at).max().expect("chunks are not empty");
@@ -249,32 +306,58 @@ fn replay<S: Store>(engine: &Engine<S>, rows: &[Row], batch: usize, at: DateTime
         for (row, result) in chunk.iter().zip(results) {
             match result {
                 Ok(Outcome::Order { earned, .. }) => {
-                    report.recorded += 1;
-                    report.points_issued += earned.get(POINT_TYPE).copied().unwrap_or(0);
+                    lane.recorded += 1;
+                    lane.points_issued += earned.get(POINT_TYPE).copied().unwrap_or(0);
                 }
                 Ok(other) => return Err(format!("line {}: unexpected outcome {other:?}", row.line)),
                 Err(e) => {
-                    report.rejected += 1;
-                    if shown < SHOW_ERRORS {
-                        shown += 1;
+                    lane.rejected += 1;
+                    if progress.shown.fetch_add(1, Ordering::Relaxed) < SHOW_ERRORS {
                         eprintln!("replay: line {}: order {:?} rejected: {e}", row.line, row.order.id);
                     }
                 }
             }
         }
-        // Progress at every 10% of a multi-batch import (on stderr: stdout stays machine-readable).
-        let done = (report.recorded + report.rejected) as usize;
-        if rows.len() > batch && done * 10 >= next_progress * rows.len() {
-            let secs = started.elapsed().as_secs_f64();
-            eprintln!(
-                "replay: {:>3}%  {done:>9} orders  {secs:>7.2} s  {:>10.0} orders/s",
-                done * 100 / rows.len(),
-                done as f64 / secs.max(1e-9)
-            );
-            next_progress = done * 10 / rows.len() + 1;
-        }
+        progress.advance(chunk.len());
     }
-    report.import_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(lane)
+}
+
+/// Import `rows` on `threads` threads, each owning the members of its lane
+/// (so no two threads ever write one member, and each member's orders are
+/// recorded in file order), then run what is due at `at`. Concurrent
+/// commits to one SQLite handle share a transaction and its fsync (group
+/// commit), and one thread decides its next batch while another's is written.
+fn replay<S: Store + Sync>(
+    engine: &Engine<S>,
+    rows: &[Row],
+    batch: usize,
+    threads: usize,
+    at: DateTime<Utc>,
+) -> Result<Report, String> {
+    let mut lanes: Vec<Vec<&Row>> = vec![Vec::new(); threads];
+    for row in rows {
+        lanes[lane_of(row.order.member_id.as_str(), threads)].push(row);
+    }
+    let progress = Progress {
+        total: rows.len(),
+        batch,
+        started: Instant::now(),
+        done: AtomicUsize::new(0),
+        shown: AtomicUsize::new(0),
+    };
+    let results: Vec<Result<Lane, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            lanes.iter().map(|lane| scope.spawn(|| import_lane(engine, lane, batch, &progress))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("an import thread panicked".into()))).collect()
+    });
+    let mut report = Report { import_ms: progress.started.elapsed().as_secs_f64() * 1e3, ..Report::default() };
+    for lane in results {
+        let lane = lane?;
+        report.recorded += lane.recorded;
+        report.rejected += lane.rejected;
+        report.points_issued += lane.points_issued;
+    }
 
     let started = Instant::now();
     eprintln!("replay: running what is due at {}", at.to_rfc3339());
@@ -330,9 +413,12 @@ fn run(args: &Args) -> Result<(), String> {
             let members = rows.iter().map(|r| r.order.member_id.as_str()).collect::<HashSet<_>>().len();
             let options = SqliteOptions::new().synchronous(args.sync).member_cache(members.max(DEFAULT_MEMBER_CACHE));
             let store = SqliteStore::open_with(path, options).map_err(|e| format!("cannot open {path}: {e}"))?;
-            (replay(&Engine::new(program, store), &rows, args.batch, at)?, format!("sqlite:{path}"))
+            (replay(&Engine::new(program, store), &rows, args.batch, args.threads, at)?, format!("sqlite:{path}"))
         }
-        None => (replay(&Engine::new(program, MemoryStore::new()), &rows, args.batch, at)?, "memory".to_string()),
+        None => (
+            replay(&Engine::new(program, MemoryStore::new()), &rows, args.batch, args.threads, at)?,
+            "memory".to_string(),
+        ),
     };
     let rejected = report.rejected + bad.len() as u64;
     if rejected as usize > SHOW_ERRORS {
@@ -353,7 +439,10 @@ fn run(args: &Args) -> Result<(), String> {
     println!("points issued  {:>12}", report.points_issued);
     println!("points expired {:>12}   (run_due at {})", report.points_expired, at.to_rfc3339());
     println!("outstanding    {:>12}   (value {})", report.points_outstanding, report.liability_value);
-    println!("import         {:>12.1} ms ({per_sec:.0} orders/s, batches of {})", report.import_ms, args.batch);
+    println!(
+        "import         {:>12.1} ms ({per_sec:.0} orders/s, batches of {}, {} threads)",
+        report.import_ms, args.batch, args.threads
+    );
     println!("run_due        {:>12.1} ms", report.run_due_ms);
     let summary = json!({
         "store": store,
@@ -367,6 +456,7 @@ fn run(args: &Args) -> Result<(), String> {
         "liability_value": report.liability_value.to_string(),
         "as_of": at.to_rfc3339(),
         "batch": args.batch,
+        "threads": args.threads,
         "sync": args.db.as_ref().map(|_| format!("{:?}", args.sync).to_lowercase()),
         "parse_ms": round1(parse_ms),
         "import_ms": round1(report.import_ms),

@@ -1403,8 +1403,12 @@ impl<S: Store> Engine<S> {
             // The batch's lookups share one read snapshot where the store can.
             let reads = ReadScope::begin(&self.store);
             let mut tx = Tx::new(&self.program, &self.store, now);
+            // One receipt per order at most: grown one push at a time, a
+            // large batch's receipts would be copied into ever larger
+            // (freshly faulted-in) blocks.
+            tx.commit.receipts.reserve(orders.len());
             let mut results = Vec::with_capacity(orders.len());
-            let mut in_batch: HashMap<String, usize> = HashMap::new();
+            let mut in_batch: HashMap<String, usize> = HashMap::with_capacity(orders.len());
             for order in orders {
                 let key = order_key(&order.id);
                 let command = Command::RecordOrder { order: order.clone() };
