@@ -106,7 +106,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBeha
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Commit, CommitError, MemberWrite, Receipt, Store, Tally, Versioned, VersionedTally};
+use super::{Commit, CommitError, Receipt, Store, Tally, Versioned, VersionedTally};
 use crate::error::CrmError;
 use crate::member::{Identity, MemberId};
 use crate::state::{Event, MemberState};
@@ -454,7 +454,6 @@ impl Job {
 
 /// A commit's JSON, encoded before any lock is taken so that concurrent
 /// callers overlap their encoding with another's write.
-#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Encoded {
     writes: Vec<EncodedWrite>,
     receipts: Vec<String>,
@@ -463,73 +462,10 @@ struct Encoded {
 impl Encoded {
     /// Encodes the events and receipts of `commit`, and the snapshot of each
     /// member whose version passes a multiple of `snapshot_every` (or who is
-    /// being erased). A large commit (a batch) is encoded on every core, in
-    /// order-keeping slices: JSON encoding is most of what a batch costs
-    /// before SQLite sees it, and the writing thread would otherwise do it alone.
+    /// being erased).
     fn new(commit: &Commit, snapshot_every: u64) -> Result<Encoded, CrmError> {
-        let threads = if commit.members.len() + commit.receipts.len() < PARALLEL_ENCODING_FROM {
-            1
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_ENCODING_THREADS)
-        };
-        if threads == 1 {
-            return Encoded::slice(commit, &commit.members, &commit.receipts, snapshot_every);
-        }
-        let (members, receipts) = (
-            commit.members.chunks(commit.members.len().div_ceil(threads).max(1)),
-            commit.receipts.chunks(commit.receipts.len().div_ceil(threads).max(1)),
-        );
-        let mut slices: Vec<(&[MemberWrite], &[Receipt])> = members.map(|m| (m, &[][..])).collect();
-        for (i, r) in receipts.enumerate() {
-            match slices.get_mut(i) {
-                Some(slice) => slice.1 = r,
-                None => slices.push((&[], r)),
-            }
-        }
-        let parts = std::thread::scope(|scope| {
-            let mut rest = slices
-                .iter()
-                .skip(1)
-                .map(|(m, r)| scope.spawn(move || Encoded::slice(commit, m, r, snapshot_every)))
-                .collect::<Vec<_>>();
-            let first = slices.first().map(|(m, r)| Encoded::slice(commit, m, r, snapshot_every));
-            let mut parts = vec![first.unwrap_or_else(|| Ok(Encoded { writes: Vec::new(), receipts: Vec::new() }))];
-            parts.extend(rest.drain(..).map(|h| {
-                h.join().unwrap_or_else(|_| Err(CrmError::Store("sqlite: an encoding thread panicked".into())))
-            }));
-            parts
-        });
-        let mut all = Encoded {
-            writes: Vec::with_capacity(commit.members.len()),
-            receipts: Vec::with_capacity(commit.receipts.len()),
-        };
-        for part in parts {
-            let part = part?;
-            all.writes.extend(part.writes);
-            all.receipts.extend(part.receipts);
-        }
-        Ok(all)
-    }
-
-    /// The encoded size: about what the commit adds to the WAL.
-    fn bytes(&self) -> u64 {
-        let writes: usize = self
-            .writes
-            .iter()
-            .map(|w| w.state.as_ref().map_or(0, String::len) + w.events.as_ref().map_or(0, String::len) + 64)
-            .sum();
-        (writes + self.receipts.iter().map(|r| r.len() + 64).sum::<usize>()) as u64
-    }
-
-    /// Encodes `members` and `receipts`, a slice of `commit`'s.
-    fn slice(
-        commit: &Commit,
-        members: &[MemberWrite],
-        receipts: &[Receipt],
-        snapshot_every: u64,
-    ) -> Result<Encoded, CrmError> {
-        let mut writes = Vec::with_capacity(members.len());
-        for w in members {
+        let mut writes = Vec::with_capacity(commit.members.len());
+        for w in &commit.members {
             let new_version = w.expected_version + w.events.len() as u64;
             let snapshot = w.expected_version / snapshot_every != new_version / snapshot_every
                 || commit.redact.contains(&w.state.id);
@@ -542,17 +478,23 @@ impl Encoded {
                 events: if w.events.is_empty() { None } else { Some(encode(&w.events, "events")?) },
             });
         }
-        let receipts = receipts.iter().map(|r| encode(r, "receipt")).collect::<Result<Vec<_>, _>>()?;
+        let mut receipts = Vec::with_capacity(commit.receipts.len());
+        for r in &commit.receipts {
+            receipts.push(encode(r, "receipt")?);
+        }
         Ok(Encoded { writes, receipts })
     }
+
+    /// The encoded size: about what the commit adds to the WAL.
+    fn bytes(&self) -> u64 {
+        let writes: usize = self
+            .writes
+            .iter()
+            .map(|w| w.state.as_ref().map_or(0, String::len) + w.events.as_ref().map_or(0, String::len) + 64)
+            .sum();
+        (writes + self.receipts.iter().map(|r| r.len() + 64).sum::<usize>()) as u64
+    }
 }
-
-/// Member writes plus receipts from which a commit is encoded on several
-/// threads (below it, starting a thread costs more than it saves).
-const PARALLEL_ENCODING_FROM: usize = 64;
-
-/// Threads a large commit is encoded on, at most.
-const MAX_ENCODING_THREADS: usize = 4;
 
 /// Decoded member snapshots, each with the version it was stored under.
 ///
@@ -1037,7 +979,6 @@ fn each_event(
 }
 
 /// One member write, encoded before the lock is taken.
-#[cfg_attr(test, derive(Debug, PartialEq))]
 struct EncodedWrite {
     id: String,
     expected: i64,
@@ -1627,28 +1568,6 @@ mod tests {
         assert_eq!(e.store().due_members(t0 + Duration::days(400)).unwrap().len(), 20_000);
         drop(e);
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    /// A batch large enough to be encoded on several threads comes out
-    /// exactly as encoded on one: same writes, receipts and order.
-    #[test]
-    fn parallel_encoding_keeps_order_and_content() {
-        for (members, receipts) in [(200, 0), (0, 200), (150, 37), (1, 300), (63, 0)] {
-            let mut commit = Commit::default();
-            for i in 0..members.max(receipts) {
-                let c = tag_commit(None, &format!("m{i:03}"), &format!("t{i}"), &format!("k{i}"));
-                if i < members {
-                    commit.members.extend(c.members);
-                }
-                if i < receipts {
-                    commit.receipts.extend(c.receipts);
-                }
-            }
-            let one = Encoded::slice(&commit, &commit.members, &commit.receipts, 1).unwrap();
-            let many = Encoded::new(&commit, 1).unwrap();
-            assert_eq!(many, one, "{members} members, {receipts} receipts");
-            assert_eq!((many.writes.len(), many.receipts.len()), (members, receipts));
-        }
     }
 
     /// One group with commits that succeed and commits that are refused: each
