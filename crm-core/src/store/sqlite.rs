@@ -1138,6 +1138,17 @@ impl Store for SqliteStore {
         self.end_read_scope();
     }
 
+    /// A file database decides `run_due` chunks on every core: the
+    /// deciding threads read on the reading connection (and mostly from the
+    /// snapshot cache) while the calling thread commits on the writing one.
+    /// An in-memory database has one connection for both, so it keeps one.
+    fn decision_workers(&self) -> usize {
+        match self.reader {
+            Some(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            None => 1,
+        }
+    }
+
     /// From the `next_due` index: no snapshot is decoded.
     fn due_members(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<MemberId>, CrmError> {
         let conn = self.lock();
@@ -1567,6 +1578,58 @@ mod tests {
         assert!(wal_peak < size(&path), "WAL peak {wal_peak} bytes vs database {} bytes", size(&path));
         assert_eq!(e.store().due_members(t0 + Duration::days(400)).unwrap().len(), 20_000);
         drop(e);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `run_due` on a file database decides its chunks on every core (the
+    /// reading connection and the cache serve the deciding threads while
+    /// this one commits): the outcome and every stored member are those of
+    /// the one-thread run on the memory store.
+    #[test]
+    fn run_due_on_several_threads_matches_one_thread() {
+        let dir = std::env::temp_dir().join(format!("crm-sqlite-due-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let options = SqliteOptions::new().synchronous(Synchronous::Normal).member_cache(100);
+        let file = Engine::new(Program::default_demo(), SqliteStore::open_with(dir.join("d.db"), options).unwrap());
+        let memory = Engine::new(Program::default_demo(), crate::MemoryStore::with_decision_workers(1));
+        let t0 = Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).unwrap();
+        let orders: Vec<Order> = (0..1_500)
+            .map(|i| {
+                let at = t0 + Duration::days(i % 90);
+                Order::paid(format!("o{i}"), format!("m{}", i % 700), at, Decimal::new(1_000 + i * 37, 2))
+            })
+            .collect();
+        let later = t0 + Duration::days(420);
+        let imported = t0 + Duration::days(90);
+        assert!(file.record_orders(&orders, imported).unwrap().iter().all(Result::is_ok));
+        assert!(memory.record_orders(&orders, imported).unwrap().iter().all(Result::is_ok));
+        assert!(file.store().decision_workers() >= 1);
+        let (a, b) = (file.run_due(later).unwrap(), memory.run_due(later).unwrap());
+        assert_eq!(a, b);
+        match a {
+            Outcome::Due { members, expired, .. } => assert!(members > 500 && expired > 0, "{members} {expired}"),
+            other => panic!("unexpected {other:?}"),
+        }
+        let mut stored = Vec::new();
+        file.store()
+            .scan(&mut |v| {
+                stored.push((v.version, v.state));
+                Ok(())
+            })
+            .unwrap();
+        stored.sort_by(|x, y| x.1.id.cmp(&y.1.id));
+        let mut expected = Vec::new();
+        memory
+            .store()
+            .scan(&mut |v| {
+                expected.push((v.version, v.state));
+                Ok(())
+            })
+            .unwrap();
+        expected.sort_by(|x, y| x.1.id.cmp(&y.1.id));
+        assert!(stored == expected, "stored members differ");
+        drop(file);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
