@@ -1441,9 +1441,7 @@ mod tests {
     /// one-row-per-commit runs (migration 6) that read back the same.
     #[test]
     fn migrations_2_to_6_upgrade_a_version_1_file() {
-        let dir = std::env::temp_dir().join(format!("crm-sqlite-mig2-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir("mig2");
         let path = dir.join("v1.db");
         let t0 = Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).unwrap();
         let ids: Vec<MemberId> = (0..3).map(|i| MemberId(format!("m{i}"))).collect();
@@ -1517,6 +1515,14 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// An empty directory of this process under the system's temp dir.
+    fn fresh_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("crm-sqlite-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     fn job(commit: Commit) -> Arc<Job> {
         let encoded = Encoded::new(&commit, 1).unwrap();
         Arc::new(Job { commit, encoded, snapshots: Vec::new(), answer: Mutex::new(None) })
@@ -1551,9 +1557,7 @@ mod tests {
     /// background checkpointer does), and the WAL stops growing.
     #[test]
     fn the_checkpointer_copies_the_wal_while_the_store_writes() {
-        let dir = std::env::temp_dir().join(format!("crm-sqlite-ckpt-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir("ckpt");
         let path = dir.join("c.db");
         let options = SqliteOptions::new().synchronous(Synchronous::Normal);
         let e = Engine::new(Program::default_demo(), SqliteStore::open_with(&path, options).unwrap());
@@ -1587,9 +1591,7 @@ mod tests {
     /// the one-thread run on the memory store.
     #[test]
     fn run_due_on_several_threads_matches_one_thread() {
-        let dir = std::env::temp_dir().join(format!("crm-sqlite-due-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir("due");
         let options = SqliteOptions::new().synchronous(Synchronous::Normal).member_cache(100);
         let file = Engine::new(Program::default_demo(), SqliteStore::open_with(dir.join("d.db"), options).unwrap());
         let memory = Engine::new(Program::default_demo(), crate::MemoryStore::with_decision_workers(1));
