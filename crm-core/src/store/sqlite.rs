@@ -39,9 +39,15 @@
 //! checkpoints: a commit survives a crash of the process but the last few may
 //! be lost if the machine loses power (the database itself stays consistent).
 //!
+//! A file database copies its WAL into the database file on a background
+//! thread of the handle (`PASSIVE` checkpoints every ~4 MB committed), so
+//! no commit waits for a checkpoint; that changes when pages reach the
+//! database file, not when a commit is durable.
+//!
 //! # Concurrency
 //!
-//! A [`SqliteStore`] of a file owns two connections, each behind a mutex: one
+//! A [`SqliteStore`] of a file owns two connections (besides the checkpoint
+//! thread's), each behind a mutex: one
 //! that writes and one (`query_only`) that reads, so one handle serialises its
 //! own writers and its own readers, but a read never waits for a commit (an
 //! in-memory database has a single connection for both). Several handles — in one process or several —
