@@ -205,6 +205,21 @@ struct DueChunk {
     /// once at the end: appending each chunk's items to one growing vector
     /// copied the member day's half a million items again at every doubling.
     outreach_parts: Vec<Vec<crate::outreach::OutreachItem>>,
+    /// The decision read no programme-wide tally and drew no coupon code:
+    /// it depends on the chunk's own members alone, so it is the same
+    /// whenever the chunk is decided and committed relative to the others.
+    independent: bool,
+}
+
+/// What a `run_due` worker hands back for one chunk.
+enum DueWork {
+    /// Decided, for the calling thread to commit in chunk order.
+    Decided(DueChunk),
+    /// Independent, decided and committed by the worker.
+    Committed(DueChunk),
+    /// Independent, but refused as stale (another writer changed one of
+    /// its members): the calling thread decides and commits it again.
+    Stale,
 }
 
 impl DueChunk {
@@ -1476,7 +1491,7 @@ impl<S: Store> Engine<S> {
         if workers <= 1 || chunks.len() <= 1 {
             for (i, chunk) in chunks.iter().enumerate() {
                 let decided = self.decide_due_chunk(chunk, now, given)?;
-                self.commit_due_chunk(&chunks, i, decided, now, given, &mut total)?;
+                total.add(self.commit_due_chunk(chunks[i], decided, now, given)?);
             }
         } else {
             self.run_due_parallel(&chunks, workers, now, given, &mut total)?;
@@ -1560,33 +1575,29 @@ impl<S: Store> Engine<S> {
             d.journey.outreach.extend(done.outreach);
         }
         d.codes = tx.codes.take().map(|c| c.drawn).unwrap_or_default();
+        d.independent = tx.tallies.is_empty() && d.codes.is_empty();
         d.commit = tx.finish();
         drop(reads);
         Ok(d)
     }
 
-    /// Commit chunk `i` as decided and add it to `total`. A chunk refused
-    /// because a member or tally changed since it was decided (another
-    /// writer, or an earlier chunk of this run drawing on the same coupon
-    /// tally) is decided again now, after every earlier chunk is committed,
-    /// so the result is the one a run committing chunk after chunk gets.
+    /// Commit a chunk as decided and return it. A chunk refused because a
+    /// member or tally changed since it was decided (another writer, or an
+    /// earlier chunk of this run drawing on the same coupon tally) is
+    /// decided again now, after every earlier chunk is committed, so the
+    /// result is the one a run committing chunk after chunk gets.
     fn commit_due_chunk(
         &self,
-        chunks: &[&[MemberId]],
-        i: usize,
+        chunk: &[MemberId],
         mut decided: DueChunk,
         now: DateTime<Utc>,
         given: &BTreeMap<String, String>,
-        total: &mut DueChunk,
-    ) -> Result<()> {
+    ) -> Result<DueChunk> {
         for attempt in 0..MAX_ATTEMPTS {
             match self.store.commit(std::mem::take(&mut decided.commit)) {
-                Ok(()) => {
-                    total.add(decided);
-                    return Ok(());
-                }
+                Ok(()) => return Ok(decided),
                 Err(CommitError::Stale { .. } | CommitError::StaleTally { .. }) if attempt + 1 < MAX_ATTEMPTS => {
-                    decided = self.decide_due_chunk(chunks[i], now, given)?;
+                    decided = self.decide_due_chunk(chunk, now, given)?;
                 }
                 Err(CommitError::Store(e)) => return Err(e),
                 Err(_) => return Err(CrmError::conflict("run_due could not commit; try again")),
@@ -1595,11 +1606,37 @@ impl<S: Store> Engine<S> {
         Err(CrmError::conflict("run_due could not commit; try again"))
     }
 
-    /// `run_due` with chunks decided on `workers` threads and committed on
-    /// this one in chunk order. Chunks hold disjoint members; a chunk whose
-    /// reads an earlier chunk changed (a shared coupon tally) fails its
-    /// version check and is decided again (see [`Engine::commit_due_chunk`]),
-    /// so outcomes, events and stored state are those of the one-thread run.
+    /// Decide chunk `i` on a worker thread, and commit it there too when
+    /// its decision is independent of the other chunks (see
+    /// [`DueChunk::independent`]): then when it is committed changes
+    /// nothing, and the workers' commits overlap (their encoding, their
+    /// share of a SQLite group commit, freeing the snapshots they replace)
+    /// instead of queueing on the calling thread.
+    fn work_due_chunk(
+        &self,
+        chunk: &[MemberId],
+        now: DateTime<Utc>,
+        given: &BTreeMap<String, String>,
+    ) -> Result<DueWork> {
+        let mut decided = self.decide_due_chunk(chunk, now, given)?;
+        if !decided.independent {
+            return Ok(DueWork::Decided(decided));
+        }
+        match self.store.commit(std::mem::take(&mut decided.commit)) {
+            Ok(()) => Ok(DueWork::Committed(decided)),
+            Err(CommitError::Stale { .. } | CommitError::StaleTally { .. }) => Ok(DueWork::Stale),
+            Err(CommitError::Store(e)) => Err(e),
+            Err(_) => Err(CrmError::conflict("run_due could not commit; try again")),
+        }
+    }
+
+    /// `run_due` with chunks decided on `workers` threads. Chunks hold
+    /// disjoint members. A chunk whose decision read a programme-wide tally
+    /// (or drew a coupon code) is committed on this thread in chunk order; if
+    /// an earlier chunk changed that tally it fails its version check and is
+    /// decided again (see [`Engine::commit_due_chunk`]). Every other chunk
+    /// depends on its own members alone and is committed by its worker. So
+    /// outcomes, events and stored state are those of the one-thread run.
     fn run_due_parallel(
         &self,
         chunks: &[&[MemberId]],
@@ -1612,7 +1649,7 @@ impl<S: Store> Engine<S> {
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
         std::thread::scope(|scope| {
-            let (send, receive) = std::sync::mpsc::channel::<(usize, Result<DueChunk>)>();
+            let (send, receive) = std::sync::mpsc::channel::<(usize, Result<DueWork>)>();
             for _ in 0..workers {
                 let send = send.clone();
                 let (next, stop) = (&next, &stop);
@@ -1621,29 +1658,37 @@ impl<S: Store> Engine<S> {
                     if i >= chunks.len() || stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    if send.send((i, self.decide_due_chunk(chunks[i], now, given))).is_err() {
+                    if send.send((i, self.work_due_chunk(chunks[i], now, given))).is_err() {
                         break;
                     }
                 });
             }
             drop(send);
-            // Decided chunks arrive in any order; commit them in chunk order.
-            let mut pending: BTreeMap<usize, Result<DueChunk>> = BTreeMap::new();
+            // Chunks arrive in any order; take them in chunk order.
+            let mut pending: BTreeMap<usize, Result<DueWork>> = BTreeMap::new();
             let result = (|| {
-                for i in 0..chunks.len() {
-                    let decided = loop {
-                        if let Some(d) = pending.remove(&i) {
-                            break d;
+                for (i, chunk) in chunks.iter().enumerate() {
+                    let work = loop {
+                        if let Some(w) = pending.remove(&i) {
+                            break w;
                         }
                         match receive.recv() {
-                            Ok((j, d)) => {
-                                pending.insert(j, d);
+                            Ok((j, w)) => {
+                                pending.insert(j, w);
                             }
                             // Every worker has ended without chunk `i`: decide it here.
-                            Err(_) => break self.decide_due_chunk(chunks[i], now, given),
+                            Err(_) => break self.decide_due_chunk(chunk, now, given).map(DueWork::Decided),
                         }
                     };
-                    self.commit_due_chunk(chunks, i, decided?, now, given, total)?;
+                    let committed = match work? {
+                        DueWork::Committed(done) => done,
+                        DueWork::Decided(decided) => self.commit_due_chunk(chunk, decided, now, given)?,
+                        DueWork::Stale => {
+                            let decided = self.decide_due_chunk(chunk, now, given)?;
+                            self.commit_due_chunk(chunk, decided, now, given)?
+                        }
+                    };
+                    total.add(committed);
                 }
                 Ok(())
             })();
