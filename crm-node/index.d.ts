@@ -334,6 +334,12 @@ export interface SqliteOptions {
   synchronous?: 'full' | 'normal'
   /** How long to wait for another writer's lock, in ms (default 5000). */
   busyTimeoutMs?: number
+  /** Decoded members kept in memory so their reads skip JSON decoding (default 10000; 0: none). */
+  memberCache?: number
+  /** Rewrite a member's stored snapshot every so many events (default 16; 1: on every commit). */
+  snapshotEvery?: number
+  /** WAL bytes between two background checkpoints (default 4 MB, at least 64 KB; larger for bulk imports). */
+  checkpointBytes?: number
 }
 
 /** Options of {@link Engine.openPostgres}. */
@@ -1649,8 +1655,12 @@ export declare class Engine {
    * An engine over a SQLite database file (created when missing;
    * `":memory:"` for a private in-memory database). Options:
    * `synchronous` (`"full"`, the default: every acknowledged command
-   * survives power loss; `"normal"`: survives a process crash) and
-   * `busyTimeoutMs` (wait for another writer's lock, default 5000). Use
+   * survives power loss; `"normal"`: survives a process crash),
+   * `busyTimeoutMs` (wait for another writer's lock, default 5000),
+   * `memberCache` (decoded members kept in memory, default 10000; 0:
+   * none), `snapshotEvery` (a member's stored snapshot is rewritten every
+   * so many events, default 16) and `checkpointBytes` (WAL bytes between
+   * background checkpoints, default 4 MB; larger for bulk imports). Use
    * the Promise methods in servers so the event loop never waits on disk.
    */
   static openSqlite(program: Program, path: string, options?: SqliteOptions): Engine

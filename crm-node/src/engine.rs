@@ -16,6 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use crm_core::program::Action;
 use crm_core::report::{comparison_from_json, render_html, Lang, PageOptions};
+use crm_core::store::sqlite::SqliteSettings;
 use crm_core::whatif::Comparison;
 use crm_core::{Command, Identity, MemberId, Order, OrderStatus, Refund, Store};
 use napi::bindgen_prelude::{AsyncTask, ClassInstance, JsValue, Object, Unknown};
@@ -942,8 +943,12 @@ impl Engine {
     /// An engine over a SQLite database file (created when missing;
     /// `":memory:"` for a private in-memory database). Options:
     /// `synchronous` (`"full"`, the default: every acknowledged command
-    /// survives power loss; `"normal"`: survives a process crash) and
-    /// `busyTimeoutMs` (wait for another writer's lock, default 5000). Use
+    /// survives power loss; `"normal"`: survives a process crash),
+    /// `busyTimeoutMs` (wait for another writer's lock, default 5000),
+    /// `memberCache` (decoded members kept in memory, default 10000; 0:
+    /// none), `snapshotEvery` (a member's stored snapshot is rewritten every
+    /// so many events, default 16) and `checkpointBytes` (WAL bytes between
+    /// background checkpoints, default 4 MB; larger for bulk imports). Use
     /// the Promise methods in servers so the event loop never waits on disk.
     #[napi(catch_unwind, factory, ts_args_type = "program: Program, path: string, options?: SqliteOptions")]
     pub fn open_sqlite(
@@ -956,18 +961,17 @@ impl Engine {
         let opened = (|| -> BResult<Arc<dyn Store>> {
             let path = string(path, "path")?;
             let o = Opts::new(options)?;
-            let synchronous = o.string("synchronous", "synchronous")?;
-            let busy = match o.get("busyTimeoutMs")? {
-                Some(v) => {
-                    let ms = integer(v, "busy_timeout_ms")?;
-                    if ms < 0 {
-                        return Err(invalid("busy_timeout_ms", "must not be negative"));
-                    }
-                    Some(ms as u64)
-                }
-                None => None,
+            let int = |name: &str, field: &str| -> BResult<Option<i64>> {
+                o.get(name)?.map(|v| integer(v, field)).transpose()
             };
-            Ok(crate::store::open_sqlite(&path, synchronous.as_deref(), busy)?)
+            let settings = SqliteSettings {
+                synchronous: o.string("synchronous", "synchronous")?,
+                busy_timeout_ms: int("busyTimeoutMs", "busy_timeout_ms")?,
+                member_cache: int("memberCache", "member_cache")?,
+                snapshot_every: int("snapshotEvery", "snapshot_every")?,
+                checkpoint_bytes: int("checkpointBytes", "checkpoint_bytes")?,
+            };
+            Ok(crate::store::open_sqlite(&path, &settings)?)
         })();
         let store = opened.map_err(|f| into_napi(&env, f))?;
         Ok(Engine { inner: Arc::new(crm_core::Engine::new(program, store)), postgres: None })

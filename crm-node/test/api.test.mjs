@@ -254,6 +254,21 @@ describe('SQLite engine, Promise methods', () => {
     assert.equal((await e.liability({ at: now })).pointTypes[0].outstanding, 100)
     assert.ok(ticks >= 0)
   })
+  test('store options: no cache, a snapshot on every commit, late checkpoints', async () => {
+    const path = join(tmp, 'options.db')
+    const now = new Date('2024-03-01T02:00:00Z')
+    const options = { memberCache: 0, snapshotEvery: 1, checkpointBytes: 64 << 20 }
+    {
+      const e = Engine.openSqlite(Program.fromObject(doc), path, options)
+      const orders = Array.from({ length: 40 }, (_, i) => ({ id: `s${i}`, memberId: `p${i % 4}`, placedAt: now, amount: '10.00' }))
+      assert.ok((await e.recordOrders(orders, { now })).every((r) => r.ok))
+      // Every read decodes the stored member (no cache): the same balance.
+      assert.deepEqual(await e.balance('p0', 'reward', { at: now }), { available: 100, pending: 0, debt: 0 })
+    }
+    const e = Engine.openSqlite(Program.fromObject(doc), path, { snapshotEvery: 32 })
+    assert.deepEqual(await e.balance('p0', 'reward', { at: now }), { available: 100, pending: 0, debt: 0 })
+    assert.equal((await e.liability({ at: now })).members, 4)
+  })
   test(':memory: opens a private SQLite database', async () => {
     const e = Engine.openSqlite(Program.defaultDemo(), ':memory:')
     await e.createMember('x', { now: '2024-01-01T00:00:00Z' })

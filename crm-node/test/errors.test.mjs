@@ -237,6 +237,11 @@ describe('wrong argument types and shapes', () => {
   test('sqlite options', () => {
     const p = Program.fromObject(CNY)
     throwsCrm(() => Engine.openSqlite(p, join(tmp, 'a.db'), { synchronous: 'sometimes' }), 'validation_error', 'synchronous')
+    throwsCrm(() => Engine.openSqlite(p, join(tmp, 'a.db'), { memberCache: -1 }), 'validation_error', 'member_cache')
+    throwsCrm(() => Engine.openSqlite(p, join(tmp, 'a.db'), { snapshotEvery: 0 }), 'validation_error', 'snapshot_every')
+    throwsCrm(() => Engine.openSqlite(p, join(tmp, 'a.db'), { checkpointBytes: 1024 }), 'validation_error', 'checkpoint_bytes')
+    throwsCrm(() => Engine.openSqlite(p, join(tmp, 'a.db'), { busyTimeoutMs: -5 }), 'validation_error', 'busy_timeout_ms')
+    throwsCrm(() => Engine.openSqlite(p, join(tmp, 'a.db'), { memberCache: 1.5 }), 'validation_error', 'member_cache')
     throwsCrm(() => Engine.openSqlite(p, 42), 'validation_error', 'path')
     throwsCrm(() => Engine.openSqlite(p, join(tmp, 'missing', 'dir', 'x.db')), 'store_error', null)
   })

@@ -334,6 +334,12 @@ export interface SqliteOptions {
   synchronous?: 'full' | 'normal'
   /** How long to wait for another writer's lock, in ms (default 5000). */
   busyTimeoutMs?: number
+  /** Decoded members kept in memory so their reads skip JSON decoding (default 10000; 0: none). */
+  memberCache?: number
+  /** Rewrite a member's stored snapshot every so many events (default 16; 1: on every commit). */
+  snapshotEvery?: number
+  /** WAL bytes between two background checkpoints (default 4 MB, at least 64 KB; larger for bulk imports). */
+  checkpointBytes?: number
 }
 
 /** Options of {@link Engine.openPostgres}. */

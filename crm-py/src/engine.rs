@@ -16,7 +16,7 @@ use crm_core::facts::{OrderItem, RefundScope, ReturnedItem};
 use crm_core::member::{Identity, MemberId, Profile, ProfilePatch};
 use crm_core::program::Action;
 use crm_core::store::postgres::{PostgresOptions, PostgresStore};
-use crm_core::store::sqlite::{SqliteOptions, Synchronous};
+use crm_core::store::sqlite::{SqliteOptions, SqliteSettings};
 use crm_core::store::Store;
 use crm_core::{Command, Order, OrderStatus, Refund};
 use pyo3::prelude::*;
@@ -90,29 +90,43 @@ fn member_id(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<MemberId> {
     string(obj, field).map(MemberId)
 }
 
+/// The SQLite keyword arguments, as given (`None`: the default).
+#[derive(Default)]
+struct SqliteArgs<'a, 'py> {
+    synchronous: Option<&'a Bound<'py, PyAny>>,
+    busy_timeout_ms: Option<&'a Bound<'py, PyAny>>,
+    member_cache: Option<&'a Bound<'py, PyAny>>,
+    snapshot_every: Option<&'a Bound<'py, PyAny>>,
+    checkpoint_bytes: Option<&'a Bound<'py, PyAny>>,
+}
+
+impl SqliteArgs<'_, '_> {
+    /// Converted here, checked by `SqliteSettings::options` in the core.
+    fn options(&self, py: Python<'_>) -> PyResult<SqliteOptions> {
+        fn given<'a, 'py>(v: Option<&'a Bound<'py, PyAny>>) -> Option<&'a Bound<'py, PyAny>> {
+            v.filter(|v| !v.is_none())
+        }
+        let int = |v: Option<&Bound<'_, PyAny>>, field: &str| given(v).map(|v| integer(v, field)).transpose();
+        let settings = SqliteSettings {
+            synchronous: given(self.synchronous).map(|s| string(s, "synchronous")).transpose()?,
+            busy_timeout_ms: int(self.busy_timeout_ms, "busy_timeout_ms")?,
+            member_cache: int(self.member_cache, "member_cache")?,
+            snapshot_every: int(self.snapshot_every, "snapshot_every")?,
+            checkpoint_bytes: int(self.checkpoint_bytes, "checkpoint_bytes")?,
+        };
+        settings.options().map_err(|e| to_py(py, &e))
+    }
+}
+
 impl PyEngine {
-    fn open(
-        program: &Bound<'_, PyAny>,
-        path: Option<String>,
-        synchronous: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
+    fn open(program: &Bound<'_, PyAny>, path: Option<String>, sqlite: &SqliteArgs<'_, '_>) -> PyResult<Self> {
         let py = program.py();
         let program = program_arg(program)?;
-        let sync = match synchronous.filter(|s| !s.is_none()) {
-            None => Synchronous::Full,
-            Some(s) => match string(s, "synchronous")?.as_str() {
-                "full" => Synchronous::Full,
-                "normal" => Synchronous::Normal,
-                other => {
-                    return Err(invalid(py, "synchronous", format!("must be \"full\" or \"normal\", not {other:?}")))
-                }
-            },
-        };
+        let options = sqlite.options(py)?;
         let store: Arc<dyn Store> = match &path {
             None => Arc::new(crm_core::MemoryStore::new()),
             Some(p) => {
                 let p = p.clone();
-                let options = SqliteOptions::new().synchronous(sync);
                 Arc::new(detached(py, move || crm_core::SqliteStore::open_with(p, options))?)
             }
         };
@@ -243,40 +257,66 @@ fn connect_postgres(
 impl PyEngine {
     /// Open an engine: in memory when `path` is `None`, else over the SQLite
     /// file at `path` (`str` or `os.PathLike`; created if missing).
-    /// `synchronous` (SQLite only): `"full"` (default; every acknowledged
+    /// SQLite only: `synchronous`, `"full"` (default; every acknowledged
     /// command survives power loss) or `"normal"` (survives a process crash;
-    /// the latest commits can be lost on power loss; much faster).
+    /// the latest commits can be lost on power loss; much faster);
+    /// `busy_timeout_ms`, how long to wait for another writer's lock
+    /// (default 5000); `member_cache`, how many decoded members to keep in
+    /// memory so their reads skip JSON decoding (default 10000; 0: none);
+    /// `snapshot_every`, rewrite a member's stored snapshot every so many
+    /// events (default 16; 1: on every commit); `checkpoint_bytes`, WAL
+    /// bytes between two background checkpoints (default 4 MB, at least
+    /// 64 KB; larger for bulk imports). A bad value raises
+    /// `ValidationError` naming it.
     #[new]
-    #[pyo3(signature = (program, path=None, *, synchronous=None))]
+    #[pyo3(signature = (
+        program, path=None, *, synchronous=None, busy_timeout_ms=None, member_cache=None,
+        snapshot_every=None, checkpoint_bytes=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         program: &Bound<'_, PyAny>,
         path: Option<&Bound<'_, PyAny>>,
         synchronous: Option<&Bound<'_, PyAny>>,
+        busy_timeout_ms: Option<&Bound<'_, PyAny>>,
+        member_cache: Option<&Bound<'_, PyAny>>,
+        snapshot_every: Option<&Bound<'_, PyAny>>,
+        checkpoint_bytes: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let path = match path {
             Some(p) if !p.is_none() => Some(convert::path(p, "path")?),
             _ => None,
         };
-        PyEngine::open(program, path, synchronous)
+        let sqlite = SqliteArgs { synchronous, busy_timeout_ms, member_cache, snapshot_every, checkpoint_bytes };
+        PyEngine::open(program, path, &sqlite)
     }
 
     /// An engine over an in-memory store.
     #[staticmethod]
     fn in_memory(program: &Bound<'_, PyAny>) -> PyResult<Self> {
-        PyEngine::open(program, None, None)
+        PyEngine::open(program, None, &SqliteArgs::default())
     }
 
     /// An engine over the SQLite file at `path` (created if missing); see
-    /// `Engine()` for `synchronous`.
+    /// `Engine()` for the options.
     #[staticmethod]
-    #[pyo3(signature = (program, path, *, synchronous=None))]
+    #[pyo3(signature = (
+        program, path, *, synchronous=None, busy_timeout_ms=None, member_cache=None,
+        snapshot_every=None, checkpoint_bytes=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn open_sqlite(
         program: &Bound<'_, PyAny>,
         path: &Bound<'_, PyAny>,
         synchronous: Option<&Bound<'_, PyAny>>,
+        busy_timeout_ms: Option<&Bound<'_, PyAny>>,
+        member_cache: Option<&Bound<'_, PyAny>>,
+        snapshot_every: Option<&Bound<'_, PyAny>>,
+        checkpoint_bytes: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let path = convert::path(path, "path")?;
-        PyEngine::open(program, Some(path), synchronous)
+        let sqlite = SqliteArgs { synchronous, busy_timeout_ms, member_cache, snapshot_every, checkpoint_bytes };
+        PyEngine::open(program, Some(path), &sqlite)
     }
 
     /// An engine over PostgreSQL at `url` (libpq style:

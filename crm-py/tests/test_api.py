@@ -166,6 +166,39 @@ def test_orders_refunds_ledger_commands_and_queries(tmp_path: Path):
     assert again.path == str(tmp_path / "ledger.db")
 
 
+def test_sqlite_store_options(tmp_path: Path):
+    """No cache, a snapshot on every commit and late checkpoints store the same members."""
+    path = tmp_path / "options.db"
+    e = crm.Engine.open_sqlite(
+        crm.Program.default_demo(), path, synchronous="normal", busy_timeout_ms=1000,
+        member_cache=0, snapshot_every=1, checkpoint_bytes=64 << 20,
+    )
+    for i in range(40):
+        e.record_order(id=f"s{i}", member_id=f"p{i % 4}", amount="10.00", placed_at=T0, now=T0)
+    assert e.balance("p0", "reward", at=T0).available == 100
+    del e
+    again = crm.Engine(crm.Program.default_demo(), path, snapshot_every=32, member_cache=100)
+    assert again.balance("p0", "reward", at=T0).available == 100
+    assert again.liability(at=T0).members == 4
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("synchronous", "sometimes"),
+        ("member_cache", -1),
+        ("snapshot_every", 0),
+        ("checkpoint_bytes", 1024),
+        ("busy_timeout_ms", -5),
+        ("member_cache", 1.5),
+    ],
+)
+def test_sqlite_store_options_are_checked(tmp_path: Path, option: str, value: object):
+    with pytest.raises(crm.ValidationError) as err:
+        crm.Engine.open_sqlite(crm.Program.default_demo(), tmp_path / "x.db", **{option: value})
+    assert err.value.field == option
+
+
 def test_default_keys_of_content_commands():
     """Without a key the core's default applies; a retry at the same `now` is recognised."""
     e = crm.Engine(crm.Program.default_demo())

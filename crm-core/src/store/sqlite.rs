@@ -230,6 +230,88 @@ pub enum Synchronous {
     Normal,
 }
 
+impl Synchronous {
+    /// `"full"` or `"normal"`, as hosts spell it in configuration and the
+    /// Python and Node bindings; anything else is a validation error
+    /// naming `field`.
+    ///
+    /// ```
+    /// use crm_core::store::sqlite::Synchronous;
+    /// assert_eq!(Synchronous::parse("normal", "synchronous").unwrap(), Synchronous::Normal);
+    /// assert!(Synchronous::parse("sometimes", "synchronous").is_err());
+    /// ```
+    pub fn parse(value: &str, field: &str) -> Result<Synchronous, CrmError> {
+        match value {
+            "full" => Ok(Synchronous::Full),
+            "normal" => Ok(Synchronous::Normal),
+            other => Err(CrmError::Validation {
+                field: field.into(),
+                reason: format!("must be \"full\" or \"normal\", got {other:?}"),
+            }),
+        }
+    }
+}
+
+/// [`SqliteOptions`] as a host passes them by name, each optional (unset:
+/// the default), with integers as the host's language has them. The Python
+/// and Node bindings fill this and call [`SqliteSettings::options`], so the
+/// ranges are checked once, here, and a bad value names its field
+/// (`member_cache`, ...).
+///
+/// ```
+/// use crm_core::store::sqlite::SqliteSettings;
+/// let options = SqliteSettings { member_cache: Some(50_000), ..SqliteSettings::default() }.options().unwrap();
+/// assert_eq!(options.member_cache, 50_000);
+/// let bad = SqliteSettings { snapshot_every: Some(-1), ..SqliteSettings::default() }.options();
+/// assert!(bad.unwrap_err().to_string().contains("snapshot_every"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SqliteSettings {
+    /// `"full"` or `"normal"` ([`SqliteOptions::synchronous`]).
+    pub synchronous: Option<String>,
+    /// Milliseconds, at least 0 ([`SqliteOptions::busy_timeout`]).
+    pub busy_timeout_ms: Option<i64>,
+    /// Members, at least 0 ([`SqliteOptions::member_cache`]).
+    pub member_cache: Option<i64>,
+    /// Events, at least 1 ([`SqliteOptions::snapshot_every`]).
+    pub snapshot_every: Option<i64>,
+    /// Bytes, at least 65,536 ([`SqliteOptions::checkpoint_bytes`]).
+    pub checkpoint_bytes: Option<i64>,
+}
+
+impl SqliteSettings {
+    /// The options, or a validation error naming the first bad field.
+    pub fn options(&self) -> Result<SqliteOptions, CrmError> {
+        fn at_least(value: i64, min: i64, field: &str, unit: &str) -> Result<u64, CrmError> {
+            if value < min {
+                return Err(CrmError::Validation {
+                    field: field.into(),
+                    reason: format!("must be at least {min} {unit}, got {value}"),
+                });
+            }
+            Ok(value as u64)
+        }
+        let mut options = SqliteOptions::new();
+        if let Some(s) = &self.synchronous {
+            options = options.synchronous(Synchronous::parse(s, "synchronous")?);
+        }
+        if let Some(ms) = self.busy_timeout_ms {
+            options = options.busy_timeout(Duration::from_millis(at_least(ms, 0, "busy_timeout_ms", "milliseconds")?));
+        }
+        if let Some(n) = self.member_cache {
+            let n = at_least(n, 0, "member_cache", "members")?;
+            options = options.member_cache(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+        if let Some(n) = self.snapshot_every {
+            options = options.snapshot_every(at_least(n, 1, "snapshot_every", "events")?);
+        }
+        if let Some(n) = self.checkpoint_bytes {
+            options = options.checkpoint_bytes(at_least(n, 64 << 10, "checkpoint_bytes", "bytes")?);
+        }
+        Ok(options)
+    }
+}
+
 /// How to open a [`SqliteStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -10,7 +10,7 @@ the currency's minor unit; NaN/inf raise ``ValidationError``); points are
 import os
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union, final
+from typing import Any, Dict, Iterable, Iterator, List, Literal, Mapping, Optional, Sequence, Tuple, Union, final
 
 __version__: str
 __all__ = [
@@ -778,14 +778,39 @@ class Engine:
     """The loyalty engine over an in-memory, SQLite or PostgreSQL store."""
 
     def __new__(
-        cls, program: Program, path: Optional[_StrPath] = None, *, synchronous: Optional[str] = None
+        cls,
+        program: Program,
+        path: Optional[_StrPath] = None,
+        *,
+        synchronous: Optional[Literal["full", "normal"]] = None,
+        busy_timeout_ms: Optional[int] = None,
+        member_cache: Optional[int] = None,
+        snapshot_every: Optional[int] = None,
+        checkpoint_bytes: Optional[int] = None,
     ) -> "Engine": ...
     @staticmethod
     def in_memory(program: Program) -> "Engine":
         """An engine over an in-memory store."""
     @staticmethod
-    def open_sqlite(program: Program, path: _StrPath, *, synchronous: Optional[str] = None) -> "Engine":
-        """An engine over a SQLite file."""
+    def open_sqlite(
+        program: Program,
+        path: _StrPath,
+        *,
+        synchronous: Optional[Literal["full", "normal"]] = None,
+        busy_timeout_ms: Optional[int] = None,
+        member_cache: Optional[int] = None,
+        snapshot_every: Optional[int] = None,
+        checkpoint_bytes: Optional[int] = None,
+    ) -> "Engine":
+        """An engine over a SQLite file.
+
+        ``synchronous``: ``"full"`` (default; every acknowledged command survives power loss) or
+        ``"normal"`` (survives a process crash). ``busy_timeout_ms``: wait for another writer's
+        lock (default 5000). ``member_cache``: decoded members kept in memory (default 10000; 0:
+        none). ``snapshot_every``: rewrite a member's stored snapshot every so many events
+        (default 16). ``checkpoint_bytes``: WAL bytes between background checkpoints (default
+        4 MB, at least 64 KB; larger for bulk imports). A bad value raises ``ValidationError``.
+        """
     @staticmethod
     def open_postgres(
         program: Program,
