@@ -1503,28 +1503,21 @@ impl<S: Store> Engine<S> {
             .outreach
             .sort_by(|a, b| (a.due_at, &a.member_id, &a.trigger).cmp(&(b.due_at, &b.member_id, &b.trigger)));
         let outreach_count = journey.outreach.len() as u64;
-        let outcome = Outcome::Due {
+        let due = |outreach| Outcome::Due {
             members,
             activated,
             expired,
             tier_changes: journey.tier_changes,
             stage_changes: journey.stage_changes,
-            outreach: journey.outreach,
+            outreach,
             outreach_count,
             suppressed: journey.suppressed,
         };
         // The receipt keeps the counts, not the messages: a repeated run for
-        // the same `now` hands nothing out again.
-        let stored = match &outcome {
-            Outcome::Due { outreach, .. } if !outreach.is_empty() => {
-                let mut o = outcome.clone();
-                if let Outcome::Due { outreach, .. } = &mut o {
-                    outreach.clear();
-                }
-                o
-            }
-            _ => outcome.clone(),
-        };
+        // the same `now` hands nothing out again. (Built without them, not
+        // cloned and cleared: a member day hands out one per member.)
+        let stored = due(Vec::new());
+        let outcome = due(journey.outreach);
         // Replayed, the codes it was given are the ones it handed out.
         let mut coupon_codes = given.clone();
         coupon_codes.extend(drawn);
