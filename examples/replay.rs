@@ -20,7 +20,8 @@
 //! Progress and errors go to stderr; stdout gets a short summary whose LAST line is one JSON
 //! object: `members`, `orders` (recorded), `rejected`, `points_issued`, `points_redeemed`,
 //! `points_expired`, `points_outstanding` (spendable, at the latest `placed_at`), `elapsed_ms`
-//! (import + `run_due`, parsing excluded), and more.
+//! (import + `run_due`, parsing excluded), `close_ms` (closing a SQLite store: its last WAL
+//! checkpoint, not in `elapsed_ms`), and more.
 //!
 //! Importing into an existing database is idempotent: orders already recorded come back with
 //! their first outcome and are not counted twice by the store.

@@ -82,6 +82,8 @@ fn one_thread_and_several_memory_and_sqlite_give_the_same_figures() {
         assert_eq!(figures(r), figures(first), "{r} vs {first}");
     }
     assert_eq!(runs[1]["threads"], 3);
+    // A SQLite run reports closing its store (the last checkpoint) apart from `elapsed_ms`.
+    assert!(runs[2]["close_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{}", runs[2]);
     // Importing the same file again changes nothing (idempotent by order id).
     let again = run(&["--orders", orders, "--db", &db("two.db"), "--threads", "2", "--batch", "50"]);
     assert_eq!(again["points_outstanding"], first["points_outstanding"]);
