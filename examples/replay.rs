@@ -86,7 +86,7 @@ fn no_huge_pages() {
 }
 
 /// WAL bytes between checkpoints during the import (SQLite's default: 4 MB).
-/// On the CDNOW import, three alternating runs of each: 4 MB 0.93-1.07 s,
+/// On the CDNOW import, four alternating runs of each: 4 MB 0.93-1.07 s,
 /// 32 MB 0.78-0.85 s, never 0.76-0.80 s (but the whole copy then lands in
 /// the close, after `elapsed_ms`). 32 MB keeps most of the gain and still
 /// copies the WAL as it goes.

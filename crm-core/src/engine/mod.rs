@@ -1489,9 +1489,9 @@ impl<S: Store> Engine<S> {
         let chunks: Vec<&[MemberId]> = due.chunks(size).collect();
         let mut total = DueChunk::default();
         if workers <= 1 || chunks.len() <= 1 {
-            for (i, chunk) in chunks.iter().enumerate() {
+            for chunk in &chunks {
                 let decided = self.decide_due_chunk(chunk, now, given)?;
-                total.add(self.commit_due_chunk(chunks[i], decided, now, given)?);
+                total.add(self.commit_due_chunk(chunk, decided, now, given)?);
             }
         } else {
             self.run_due_parallel(&chunks, workers, now, given, &mut total)?;
@@ -1599,7 +1599,7 @@ impl<S: Store> Engine<S> {
         Err(CrmError::conflict("run_due could not commit; try again"))
     }
 
-    /// Decide chunk `i` on a worker thread, and commit it there too when
+    /// Decide a chunk on a worker thread, and commit it there too when
     /// its decision is independent of the other chunks (see
     /// [`DueChunk::independent`]): then when it is committed changes
     /// nothing, and the workers' commits overlap (their encoding, their

@@ -411,7 +411,7 @@ impl SqliteOptions {
     /// in all, at the cost of a WAL file of about that size and reads that
     /// look through a longer WAL index. A bulk import gains from it: on a
     /// two-core machine the checkpoint thread takes the CPU the importing
-    /// threads need (the CDNOW replay imports in 0.76-0.85 s with 32 MB
+    /// threads need (the CDNOW replay imports in 0.78-0.85 s with 32 MB
     /// against 0.93-1.07 s with 4 MB; README "Replay of CDNOW_master").
     /// Whatever is left in the WAL is copied when the last connection closes.
     pub fn checkpoint_bytes(mut self, bytes: u64) -> Self {
