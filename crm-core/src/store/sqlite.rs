@@ -1250,8 +1250,9 @@ impl Store for SqliteStore {
 
     /// A file database decides `run_due` chunks on every core: the
     /// deciding threads read on the reading connection (and mostly from the
-    /// snapshot cache) while the calling thread commits on the writing one.
-    /// An in-memory database has one connection for both, so it keeps one.
+    /// snapshot cache) while commits go through the writing one (group
+    /// commit). An in-memory database has one connection for both, so it
+    /// keeps one.
     fn decision_workers(&self) -> usize {
         match self.reader {
             Some(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -1633,6 +1634,27 @@ mod tests {
         dir
     }
 
+    /// Batch `batch` of 500 paid orders, each by a new member, at `t0`.
+    fn record_batch<S: Store>(e: &Engine<S>, batch: usize, t0: chrono::DateTime<Utc>) {
+        let orders: Vec<Order> = (0..500)
+            .map(|i| Order::paid(format!("o{batch}-{i}"), format!("m{batch}-{i}"), t0, Decimal::from(10 + i)))
+            .collect();
+        assert!(e.record_orders(&orders, t0).unwrap().iter().all(Result::is_ok));
+    }
+
+    /// Every stored member with its version, by id.
+    fn stored_members<S: Store>(store: &S) -> Vec<(u64, MemberState)> {
+        let mut all = Vec::new();
+        store
+            .scan(&mut |v| {
+                all.push((v.version, v.state));
+                Ok(())
+            })
+            .unwrap();
+        all.sort_by(|x, y| x.1.id.cmp(&y.1.id));
+        all
+    }
+
     fn job(commit: Commit) -> Arc<Job> {
         let encoded = Encoded::new(&commit, 1).unwrap();
         Arc::new(Job { commit, encoded, snapshots: Vec::new(), answer: Mutex::new(None) })
@@ -1676,10 +1698,7 @@ mod tests {
         let wal = dir.join("c.db-wal");
         let mut wal_peak = 0;
         for batch in 0..40 {
-            let orders: Vec<Order> = (0..500)
-                .map(|i| Order::paid(format!("o{batch}-{i}"), format!("m{batch}-{i}"), t0, Decimal::from(10 + i)))
-                .collect();
-            assert!(e.record_orders(&orders, t0).unwrap().iter().all(Result::is_ok));
+            record_batch(&e, batch, t0);
             wal_peak = wal_peak.max(size(&wal));
         }
         // About 40 MB of JSON went through the WAL; the checkpoint thread
@@ -1706,10 +1725,7 @@ mod tests {
         let t0 = Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).unwrap();
         let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
         for batch in 0..12 {
-            let orders: Vec<Order> = (0..500)
-                .map(|i| Order::paid(format!("o{batch}-{i}"), format!("m{batch}-{i}"), t0, Decimal::from(10 + i)))
-                .collect();
-            assert!(e.record_orders(&orders, t0).unwrap().iter().all(Result::is_ok));
+            record_batch(&e, batch, t0);
         }
         // ~12 MB of commits, three times the default threshold: with it,
         // the checkpoint thread would have copied them by now.
@@ -1725,10 +1741,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// `run_due` on a file database decides its chunks on every core (the
-    /// reading connection and the cache serve the deciding threads while
-    /// this one commits): the outcome and every stored member are those of
-    /// the one-thread run on the memory store.
+    /// `run_due` on a file database decides (and, with no coupon tally
+    /// involved, commits) its chunks on every core, the reading connection
+    /// and the cache serving the deciding threads: the outcome and every
+    /// stored member are those of the one-thread run on the memory store.
     #[test]
     fn run_due_on_several_threads_matches_one_thread() {
         let dir = fresh_dir("due");
@@ -1753,24 +1769,7 @@ mod tests {
             Outcome::Due { members, expired, .. } => assert!(members > 500 && expired > 0, "{members} {expired}"),
             other => panic!("unexpected {other:?}"),
         }
-        let mut stored = Vec::new();
-        file.store()
-            .scan(&mut |v| {
-                stored.push((v.version, v.state));
-                Ok(())
-            })
-            .unwrap();
-        stored.sort_by(|x, y| x.1.id.cmp(&y.1.id));
-        let mut expected = Vec::new();
-        memory
-            .store()
-            .scan(&mut |v| {
-                expected.push((v.version, v.state));
-                Ok(())
-            })
-            .unwrap();
-        expected.sort_by(|x, y| x.1.id.cmp(&y.1.id));
-        assert!(stored == expected, "stored members differ");
+        assert!(stored_members(file.store()) == stored_members(memory.store()), "stored members differ");
         drop(file);
         let _ = std::fs::remove_dir_all(&dir);
     }
