@@ -625,6 +625,17 @@ impl MemberState {
         }
     }
 
+    /// The member as of instant `at`, folded from its events (oldest first);
+    /// `None` when there are none.
+    pub fn as_of(id: &MemberId, events: &[Event], at: DateTime<Utc>) -> Option<MemberState> {
+        let first = events.first()?;
+        let mut st = MemberState::new(id.clone(), first.at());
+        for e in events.iter().filter(|e| e.at() <= at) {
+            st.evolve(e);
+        }
+        Some(st)
+    }
+
     /// The earliest instant at which `run_due` has something to do for this
     /// member: a pending lot to activate (`available_at`) or an open lot to
     /// expire (`expires_at`; the inactivity policy moves it). `None`: nothing

@@ -1,24 +1,34 @@
 //! What-if replay: the same history under several programmes, side by side.
 //!
 //! [`compare`] replays one history (orders, refunds and, optionally, recorded
-//! redemptions) into fresh in-memory [`Engine`]s per programme and returns
-//! the figures of each ([`ProgrammeFigures`]) and the members whose final tier
-//! differs from the first programme's ([`Movers`]). Members are independent in
-//! a replayed history, so each programme runs as [`Options::shards`] engines
-//! over disjoint sets of members (a fixed hash of the member id), and the
-//! (programme, shard) pairs run in parallel on all cores with
-//! `std::thread::scope`; the figures are sums over members, the same for any
-//! number of shards or threads.
+//! redemptions) under each programme and returns the figures of each
+//! ([`ProgrammeFigures`]) and the members whose final tier differs from the
+//! first programme's ([`Movers`]).
 //!
-//! The replay is the same for every programme: events in time order (orders
-//! before refunds before redemptions at the same instant, then input order);
-//! orders in batches of [`Options::batch`] through [`Engine::record_orders`]
-//! with `now` = the latest `placed_at` of the batch (as the `replay` example
-//! does, per shard); a batch is cut at every refund, redemption and month end; each
-//! refund at its own `at`; `run_due` at the first instant of every month in
-//! the programme's zone (so expiry, tier reviews, stage changes and outreach
-//! happen on the way) and finally at `until`. Redemptions take what the
-//! balance allows at their instant; the rest is counted as a shortfall.
+//! The replay is the same for every programme: facts in time order (orders
+//! before refunds before redemptions at the same instant, then input order),
+//! each refund and redemption at its own instant, `run_due` at the first
+//! instant of every month in the programme's zone (so expiry, tier reviews,
+//! stage changes and outreach happen on the way) and finally at `until`.
+//! Redemptions take what the balance allows at their instant; the rest is
+//! counted as a shortfall. An order whose id was recorded before is not
+//! recorded again (counted in `orders_rejected`).
+//!
+//! Members do not meet in a replayed history (no merges), so by default each
+//! member's facts are applied on their own, member after member, with the
+//! `run_due` instants in between, by the engine's own transaction code
+//! without a store ([`crate::engine`]'s `scratch` module): no receipts, no
+//! commits, one member in memory at a time. Members are dealt to
+//! [`Options::shards`] sets by a fixed hash of their id, and the (programme,
+//! shard) pairs run on all cores with `std::thread::scope`; the figures are
+//! sums over members, the same for any number of shards or threads. A
+//! programme whose trigger coupons have a programme-wide stock or budget
+//! links its members (who gets the last coupon depends on everyone before),
+//! so it replays through one [`Engine`] over a [`MemoryStore`] in time
+//! order, orders in batches of [`Options::batch`] through
+//! [`Engine::record_orders`]; [`Options::through_engine`] asks for that for
+//! every programme. Both give the same figures (a property test holds them
+//! to it).
 //!
 //! The result is deterministic: only ordered maps and sorted lists, so the
 //! same inputs serialise to byte-identical JSON.
@@ -40,29 +50,32 @@
 //! # Ok::<(), crm_core::CrmError>(())
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::command::Outcome;
-use crate::engine::Engine;
+use crate::engine::{Engine, HistoryStore, LiabilityCount, MemberReplay, Owners, StageCount, TierCount};
 use crate::error::{CrmError, Result};
 use crate::facts::{Order, Refund};
+use crate::ledger::Balance;
 use crate::lifecycle::Stage;
 use crate::member::{MemberId, MemberStatus};
 use crate::program::Program;
+use crate::state::MemberState;
 use crate::store::{MemoryStore, Store};
 use crate::time::{first_of_month_after, local_date, start_of_day};
 
 /// Orders per `record_orders` call unless told otherwise (the `replay` example's default).
 pub const DEFAULT_BATCH: usize = 1_000;
-/// Engines per programme unless told otherwise. Many small engines replay
-/// faster than one large one (CDNOW, two programmes, 2 cores: 1 shard 12.9 s,
-/// 4 shards 10.4 s, 16 shards 6.7–7.6 s, 64 shards 5.2 s), and they spread over the cores.
+/// Shards per programme replayed member by member unless told otherwise:
+/// units of work for the threads (a thread takes the next shard when it is
+/// done), small enough that the cores finish together.
 pub const DEFAULT_SHARDS: usize = 64;
 /// Example member ids listed per direction in [`Movers`].
 pub const MOVER_EXAMPLES: usize = 20;
@@ -81,16 +94,24 @@ pub struct Options {
     /// The instant the replay ends at (the last `run_due` and every figure);
     /// default: the latest event of the history. Later events are left out.
     pub until: Option<DateTime<Utc>>,
-    /// Orders per `record_orders` call; 0 means [`DEFAULT_BATCH`].
+    /// Orders per `record_orders` call when replaying through the engine;
+    /// 0 means [`DEFAULT_BATCH`].
     pub batch: usize,
     /// Recorded redemptions, taken from the programme's first spendable point type.
     pub redemptions: Vec<RecordedRedemption>,
     /// Worker threads; 0 means every available core.
     pub threads: usize,
-    /// Engines per programme, each over a disjoint set of members (by a hash
-    /// of the member id); 0 means [`DEFAULT_SHARDS`]. The figures do not
-    /// depend on it.
+    /// Sets of members (by a fixed hash of the member id) a programme
+    /// replayed member by member is cut into, for the threads; 0 means
+    /// [`DEFAULT_SHARDS`]. The figures do not depend on it.
     pub shards: usize,
+    /// Replay every programme through one [`Engine`] over a [`MemoryStore`],
+    /// command by command in time order, instead of member by member. The
+    /// figures are the same (this is the reference the member-by-member
+    /// replay is tested against), only slower. A programme whose trigger
+    /// coupons have a programme-wide stock or budget always replays this
+    /// way: who gets the last coupons depends on every member before.
+    pub through_engine: bool,
 }
 
 /// The figures of one programme after the replay.
@@ -212,38 +233,74 @@ pub fn compare(
         redemptions: steps.iter().filter(|s| matches!(s.what, What::Redeem(..))).count() as u64,
     };
     let batch = if options.batch == 0 { DEFAULT_BATCH } else { options.batch };
-
-    // Members are independent (no merges in a replayed history), so each
-    // programme runs as `shards` engines over disjoint sets of members; the
-    // figures are sums over members and do not depend on the split.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let shards = if options.shards == 0 { DEFAULT_SHARDS } else { options.shards };
     let start = steps.first().map_or(until, |s| s.at);
-    let parts = split(&steps, shards);
-    let tasks = programs.len() * shards;
-    let threads = if options.threads == 0 { cores } else { options.threads }.clamp(1, tasks);
+
+    // A programme replays member by member (each member's facts in time
+    // order, `run_due` at the same instants in between) unless told
+    // otherwise or a coupon tally links its members: then through one
+    // engine, in time order. Members of one programme are dealt to shards
+    // by a fixed hash of their id; (programme, shard) pairs run on all cores.
+    let by_member: Vec<bool> = programs.iter().map(|(_, p)| !options.through_engine && !shares_tallies(p)).collect();
+    let shards = if options.shards == 0 { DEFAULT_SHARDS } else { options.shards };
+    // Programmes that accept the same orders share the map of order owners
+    // and the split by member (the owner of a refunded order decides its member).
+    let accepts_as = |i: usize, j: usize| {
+        let (p, q) = (&programs[i].1, &programs[j].1);
+        p.auto_enroll == q.auto_enroll && p.currency == q.currency
+    };
+    let map_of: Vec<usize> = (0..programs.len())
+        .map(|i| (0..programs.len()).find(|&j| by_member[j] && accepts_as(i, j)).unwrap_or(i))
+        .collect();
+    let mut split_by: Vec<Option<(Owners<'_>, Vec<Vec<usize>>)>> = Vec::with_capacity(programs.len());
+    for (i, (_, p)) in programs.iter().enumerate() {
+        split_by.push((by_member[i] && map_of[i] == i).then(|| {
+            let owners = owners(&steps, p);
+            let parts = split(&steps, shards, &owners);
+            (owners, parts)
+        }));
+    }
+    let mut tasks: Vec<(usize, Option<usize>)> = Vec::new();
+    for (i, fast) in by_member.iter().enumerate() {
+        if *fast {
+            tasks.extend((0..shards).map(|k| (i, Some(k))));
+        } else {
+            tasks.push((i, None));
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = if options.threads == 0 { cores } else { options.threads }.clamp(1, tasks.len());
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<Replayed>>>> = Mutex::new((0..tasks).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<Replayed>>>> = Mutex::new((0..tasks.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= tasks {
+                if k >= tasks.len() {
                     break;
                 }
-                let (label, program) = &programs[k / shards];
-                let r = replay(label, program, &parts[k % shards], batch, start, until);
+                let (i, shard) = tasks[k];
+                let (label, program) = &programs[i];
+                let r = match shard {
+                    Some(shard) => {
+                        let (owners, parts) =
+                            split_by[map_of[i]].as_ref().expect("split for every programme by member");
+                        replay_members(label, program, &steps, &parts[shard], owners, start, until)
+                    }
+                    None => replay_engine(label, program, &steps, batch, start, until),
+                };
                 results.lock().unwrap_or_else(|e| e.into_inner())[k] = Some(r);
             });
         }
     });
     let mut replayed: Vec<Replayed> = Vec::with_capacity(programs.len());
-    for (k, r) in results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().enumerate() {
+    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    for ((i, shard), r) in tasks.iter().zip(results) {
         let r = r.expect("every task ran")?;
-        if k % shards == 0 {
+        if replayed.len() == *i {
             replayed.push(r);
         } else {
-            replayed.last_mut().expect("shard 0 comes first").absorb(r);
+            debug_assert!(shard.is_some_and(|k| k > 0));
+            replayed[*i].absorb(r);
         }
     }
 
@@ -255,6 +312,19 @@ pub fn compare(
             .to_string(),
     ];
     Ok(Comparison { until, history, programmes: replayed.into_iter().map(|r| r.figures).collect(), movers, notes })
+}
+
+/// Whether a coupon a trigger hands out has a programme-wide stock or
+/// budget: then whether a member gets one depends on the members before it.
+fn shares_tallies(program: &Program) -> bool {
+    let Some(outreach) = &program.outreach else { return false };
+    outreach.triggers.iter().filter_map(|t| t.coupon.as_deref()).any(|id| {
+        program
+            .coupons
+            .iter()
+            .flat_map(|c| &c.templates)
+            .any(|t| t.id == id && (t.total_limit.is_some() || t.budget.is_some()))
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -279,26 +349,45 @@ fn timeline<'a>(orders: &'a [Order], refunds: &'a [Refund], redemptions: &'a [Re
     steps.into_iter().map(|(_, _, s)| s).collect()
 }
 
-/// Deal the steps to `shards` lists by member (a refund goes with its order's member).
-fn split<'a>(steps: &[Step<'a>], shards: usize) -> Vec<Vec<Step<'a>>> {
-    let owner: HashMap<&str, &str> = steps
-        .iter()
-        .filter_map(|s| match s.what {
-            What::Order(o) => Some((o.id.as_str(), o.member_id.0.as_str())),
-            _ => None,
-        })
-        .collect();
-    let mut parts: Vec<Vec<Step<'a>>> = (0..shards).map(|_| Vec::new()).collect();
-    for s in steps {
-        let member = match s.what {
-            What::Order(o) => o.member_id.0.as_str(),
-            What::Refund(r) => owner.get(r.order_id.as_str()).copied().unwrap_or(""),
-            What::Redeem(_, r) => r.member_id.0.as_str(),
-        };
-        let shard = (fnv1a(member.as_bytes()) % shards as u64) as usize;
-        parts[shard].push(Step { at: s.at, what: s.what });
+/// The owner of each order id the engine records under `program`: the
+/// first order with that id (in replay order) that it accepts. An order
+/// whose id was recorded before is refused, and a refund goes to the
+/// owner of its order.
+fn owners<'a>(steps: &[Step<'a>], program: &Program) -> Owners<'a> {
+    let mut owners = Owners::with_capacity_and_hasher(steps.len(), Default::default());
+    if !program.auto_enroll {
+        // No member exists in a replay: every order is refused.
+        return owners;
+    }
+    for (position, s) in steps.iter().enumerate() {
+        if let What::Order(o) = s.what {
+            if o.validate(&program.currency).is_ok() {
+                owners.entry(o.id.as_str()).or_insert((o.member_id.0.as_str(), position));
+            }
+        }
+    }
+    owners
+}
+
+/// Deal the steps' positions to `shards` lists by member (a refund goes
+/// with its order's owner), each list grouped by member, members in order
+/// of their first fact, facts in replay order.
+fn split(steps: &[Step<'_>], shards: usize, owners: &Owners<'_>) -> Vec<Vec<usize>> {
+    let mut parts: Vec<Vec<usize>> = (0..shards).map(|_| Vec::new()).collect();
+    for (position, s) in steps.iter().enumerate() {
+        let shard = (fnv1a(member_of(s, owners).as_bytes()) % shards as u64) as usize;
+        parts[shard].push(position);
     }
     parts
+}
+
+/// The member whose history a step belongs to ("" for a refund of an order no one owns).
+fn member_of<'a>(step: &Step<'a>, owners: &Owners<'a>) -> &'a str {
+    match step.what {
+        What::Order(o) => o.member_id.0.as_str(),
+        What::Refund(r) => owners.get(r.order_id.as_str()).map_or("", |(m, _)| m),
+        What::Redeem(_, r) => r.member_id.0.as_str(),
+    }
 }
 
 /// FNV-1a: a fixed hash, so the split is the same in every run.
@@ -312,108 +401,103 @@ struct Replayed {
     ranks: BTreeMap<MemberId, usize>,
 }
 
-struct Run<'p> {
-    engine: Engine<MemoryStore>,
-    program: &'p Program,
-    f: ProgrammeFigures,
-    pending: Vec<Order>,
-    batch: usize,
+fn spendable(program: &Program, point_type: &str) -> bool {
+    program.point_types.iter().any(|t| t.id == point_type && t.spendable)
 }
 
-impl Run<'_> {
-    fn spendable(&self, point_type: &str) -> bool {
-        self.program.point_types.iter().any(|t| t.id == point_type && t.spendable)
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        let Some(now) = self.pending.iter().map(|o| o.placed_at).max() else { return Ok(()) };
-        let results = self.engine.record_orders(&self.pending, now)?;
-        self.pending.clear();
-        for r in results {
-            match r {
-                Ok(Outcome::Order { earned, .. }) => {
-                    self.f.orders += 1;
-                    for (t, p) in earned {
-                        if self.spendable(&t) {
-                            self.f.points_issued += p;
-                        }
-                        *self.f.issued_by_type.entry(t).or_insert(0) += p;
-                    }
+/// Count an order's outcome.
+fn count_order(f: &mut ProgrammeFigures, program: &Program, outcome: Result<Outcome>) {
+    match outcome {
+        Ok(Outcome::Order { earned, .. }) => {
+            f.orders += 1;
+            for (t, p) in earned {
+                if spendable(program, &t) {
+                    f.points_issued += p;
                 }
-                Ok(_) | Err(_) => self.f.orders_rejected += 1,
+                *f.issued_by_type.entry(t).or_insert(0) += p;
             }
         }
-        Ok(())
+        Ok(_) | Err(_) => f.orders_rejected += 1,
     }
+}
 
-    fn run_due(&mut self, now: DateTime<Utc>) -> Result<()> {
-        self.flush()?;
-        if let Outcome::Due { expired, tier_changes, stage_changes, outreach, suppressed, .. } =
-            self.engine.run_due(now)?
-        {
-            self.f.points_expired += expired;
-            self.f.tier_changes += tier_changes;
-            self.f.stage_changes += stage_changes;
-            self.f.outreach_suppressed += suppressed;
-            for item in outreach {
-                let template = item.payload.get("coupon").and_then(|c| c.get("template")).and_then(|t| t.as_str());
-                if let Some(t) =
-                    self.program.coupons.iter().flat_map(|c| &c.templates).find(|t| Some(t.id.as_str()) == template)
-                {
-                    self.f.coupon_cost += t.face_value().unwrap_or_default();
-                }
-                *self.f.outreach.entry(item.trigger).or_insert(0) += 1;
-            }
+/// Count a refund's outcome; a store failure stops the replay.
+fn count_refund(f: &mut ProgrammeFigures, program: &Program, outcome: Result<Outcome>) -> Result<()> {
+    match outcome {
+        Ok(Outcome::Refund { clawbacks, .. }) => {
+            f.refunds += 1;
+            let taken: i64 =
+                clawbacks.iter().filter(|c| spendable(program, &c.point_type)).map(|c| c.taken + c.debt).sum();
+            f.points_clawed_back += taken;
         }
-        self.f.run_due_runs += 1;
-        Ok(())
+        Ok(_) => f.refunds += 1,
+        Err(e) if is_rejection(&e) => f.refunds_rejected += 1,
+        Err(e) => return Err(e),
     }
+    Ok(())
+}
 
-    fn refund(&mut self, refund: &Refund) -> Result<()> {
-        self.flush()?;
-        match self.engine.record_refund(refund.clone(), refund.at) {
-            Ok(Outcome::Refund { clawbacks, .. }) => {
-                self.f.refunds += 1;
-                let taken: i64 =
-                    clawbacks.iter().filter(|c| self.spendable(&c.point_type)).map(|c| c.taken + c.debt).sum();
-                self.f.points_clawed_back += taken;
+/// Count what a `run_due` did.
+fn count_due(f: &mut ProgrammeFigures, program: &Program, outcome: Outcome) {
+    if let Outcome::Due { expired, tier_changes, stage_changes, outreach, suppressed, .. } = outcome {
+        f.points_expired += expired;
+        f.tier_changes += tier_changes;
+        f.stage_changes += stage_changes;
+        f.outreach_suppressed += suppressed;
+        for item in outreach {
+            let template = item.payload.get("coupon").and_then(|c| c.get("template")).and_then(|t| t.as_str());
+            if let Some(t) = program.coupons.iter().flat_map(|c| &c.templates).find(|t| Some(t.id.as_str()) == template)
+            {
+                f.coupon_cost += t.face_value().unwrap_or_default();
             }
-            Ok(_) => self.f.refunds += 1,
-            Err(e) if is_rejection(&e) => self.f.refunds_rejected += 1,
+            *f.outreach.entry(item.trigger).or_insert(0) += 1;
+        }
+    }
+}
+
+/// The point type recorded redemptions take: the programme's first spendable one.
+fn redemption_type(program: &Program) -> Option<&str> {
+    program.point_types.iter().find(|t| t.spendable).map(|t| t.id.as_str())
+}
+
+/// Replay a recorded redemption: take what `balance` (of
+/// [`redemption_type`] at its instant; a rejection or `None` counting as
+/// nothing) allows with `redeem`, count the rest short.
+fn redeem_as_recorded(
+    f: &mut ProgrammeFigures,
+    program: &Program,
+    r: &RecordedRedemption,
+    balance: Result<Option<Balance>>,
+    redeem: impl FnOnce(&str, i64) -> Result<Outcome>,
+) -> Result<()> {
+    f.redemptions += 1;
+    let point_type = redemption_type(program);
+    let available = match balance {
+        Ok(b) => b.map_or(0, |b| b.available.max(0)),
+        Err(e) if is_rejection(&e) => 0,
+        Err(e) => return Err(e),
+    };
+    let take = r.points.max(0).min(available);
+    if take < r.points {
+        f.redemptions_short += 1;
+        f.redemption_shortfall += r.points - take;
+    }
+    if let (Some(t), true) = (point_type, take > 0) {
+        match redeem(t, take) {
+            Ok(_) => f.points_redeemed += take,
+            Err(e) if is_rejection(&e) => {
+                f.redemptions_short += u64::from(take == r.points);
+                f.redemption_shortfall += take;
+            }
             Err(e) => return Err(e),
         }
-        Ok(())
     }
+    Ok(())
+}
 
-    fn redeem(&mut self, i: usize, r: &RecordedRedemption) -> Result<()> {
-        self.flush()?;
-        self.f.redemptions += 1;
-        let point_type = self.program.point_types.iter().find(|t| t.spendable).map(|t| t.id.clone());
-        let available = match &point_type {
-            Some(t) => match self.engine.balance(&r.member_id, t, r.at) {
-                Ok(b) => b.available.max(0),
-                Err(e) if is_rejection(&e) => 0,
-                Err(e) => return Err(e),
-            },
-            None => 0,
-        };
-        let take = r.points.max(0).min(available);
-        if take < r.points {
-            self.f.redemptions_short += 1;
-            self.f.redemption_shortfall += r.points - take;
-        }
-        if let (Some(t), true) = (point_type, take > 0) {
-            match self.engine.redeem(&r.member_id, &t, take, &format!("whatif-redeem:{i}"), r.at) {
-                Ok(_) => self.f.points_redeemed += take,
-                Err(e) if is_rejection(&e) => {
-                    self.f.redemptions_short += u64::from(take == r.points);
-                    self.f.redemption_shortfall += take;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
+/// The idempotency key of the `i`-th recorded redemption.
+fn redemption_key(i: usize) -> String {
+    format!("whatif-redeem:{i}")
 }
 
 /// Errors that reject one input (bad data, unknown member or order) rather than stop the replay.
@@ -426,15 +510,22 @@ fn first_of_next_month(program: &Program, t: DateTime<Utc>) -> DateTime<Utc> {
     start_of_day(tz, first_of_month_after(local_date(tz, t), 1))
 }
 
-fn replay(
-    label: &str,
-    program: &Program,
-    steps: &[Step<'_>],
-    batch: usize,
-    start: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> Result<Replayed> {
-    let f = ProgrammeFigures {
+/// The `run_due` instants: the first of every month in the programme's
+/// zone after `start` and before `until`, then `until`.
+fn schedule(program: &Program, start: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let mut runs = Vec::new();
+    let mut t = first_of_next_month(program, start);
+    while t < until {
+        runs.push(t);
+        t = first_of_next_month(program, t);
+    }
+    runs.push(until);
+    runs
+}
+
+/// Figures with nothing counted yet.
+fn empty_figures(label: &str, program: &Program) -> ProgrammeFigures {
+    ProgrammeFigures {
         label: label.to_string(),
         programme: program.name.clone(),
         currency: program.currency.clone(),
@@ -462,58 +553,208 @@ fn replay(
         outreach_suppressed: 0,
         coupon_cost: Decimal::ZERO,
         run_due_runs: 0,
-    };
-    let engine = Engine::new(program.clone(), MemoryStore::new());
-    let mut run = Run { engine, program, f, pending: Vec::with_capacity(batch), batch };
-    let mut month_end = first_of_next_month(program, start);
-    for step in steps {
-        while month_end <= step.at && month_end < until {
-            run.run_due(month_end)?;
-            month_end = first_of_next_month(program, month_end);
-        }
-        match step.what {
-            What::Order(o) => {
-                run.pending.push(o.clone());
-                if run.pending.len() >= run.batch {
-                    run.flush()?;
-                }
-            }
-            What::Refund(r) => run.refund(r)?,
-            What::Redeem(i, r) => run.redeem(i, r)?,
-        }
     }
-    while month_end < until {
-        run.run_due(month_end)?;
-        month_end = first_of_next_month(program, month_end);
-    }
-    run.run_due(until)?;
+}
 
-    let Run { engine, mut f, .. } = run;
-    let liability = engine.liability(until)?;
-    f.members = liability.members;
-    for t in liability.point_types.iter().filter(|t| t.spendable) {
-        f.outstanding.insert(t.point_type.clone(), t.outstanding);
-        f.points_outstanding += t.outstanding;
-    }
-    f.liability_value = liability.value;
-    if program.tiers.is_some() {
-        f.tier_distribution = Some(engine.tier_distribution(until)?);
-    }
-    f.stage_distribution = engine.stage_distribution(until)?;
+/// The figures at `until`, counted member by member.
+struct Closing<'p> {
+    program: &'p Program,
+    until: DateTime<Utc>,
+    liability: LiabilityCount<'p>,
+    tiers: Option<TierCount<'p>>,
+    stages: StageCount,
+    ranks: BTreeMap<MemberId, usize>,
+}
 
-    let mut ranks = BTreeMap::new();
-    engine.store().inspect_all(&mut |st| {
+impl<'p> Closing<'p> {
+    fn new(program: &'p Program, until: DateTime<Utc>) -> Self {
+        Closing {
+            program,
+            until,
+            liability: LiabilityCount::new(program, until),
+            tiers: program.tiers.as_ref().map(|l| TierCount::new(l, until)),
+            stages: StageCount::new(program, until),
+            ranks: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, st: &MemberState) {
+        self.liability.add(st);
+        if let Some(t) = self.tiers.as_mut() {
+            t.add(st);
+        }
+        self.stages.add(st);
+        let until = self.until;
         if !st.is_active() || st.created_at > until || matches!(st.status, MemberStatus::Merged { .. }) {
-            return Ok(());
+            return;
         }
-        let rank = program.tiers.as_ref().map_or(0, |ladder| {
+        let rank = self.program.tiers.as_ref().map_or(0, |ladder| {
             let tier = st.tier_history.iter().rev().find(|c| c.at <= until).map(|c| c.to.as_str());
             tier.and_then(|id| ladder.levels.iter().position(|l| l.id == id)).unwrap_or(0)
         });
-        ranks.insert(st.id.clone(), rank);
+        self.ranks.insert(st.id.clone(), rank);
+    }
+
+    fn finish(self, mut f: ProgrammeFigures) -> Replayed {
+        let liability = self.liability.finish();
+        f.members = liability.members;
+        for t in liability.point_types.iter().filter(|t| t.spendable) {
+            f.outstanding.insert(t.point_type.clone(), t.outstanding);
+            f.points_outstanding += t.outstanding;
+        }
+        f.liability_value = liability.value;
+        f.tier_distribution = self.tiers.map(TierCount::finish);
+        f.stage_distribution = self.stages.finish();
+        Replayed { figures: f, ranks: self.ranks }
+    }
+}
+
+/// Replay one shard's members (`positions` into `steps`, grouped by
+/// member) one member at a time (see [`MemberReplay`]).
+fn replay_members(
+    label: &str,
+    program: &Program,
+    steps: &[Step<'_>],
+    positions: &[usize],
+    owners: &Owners<'_>,
+    start: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Replayed> {
+    let runs = schedule(program, start, until);
+    let mut f = empty_figures(label, program);
+    f.run_due_runs = runs.len() as u64;
+    let mut closing = Closing::new(program, until);
+    let store = HistoryStore::new(owners);
+    let mut replay = MemberReplay::new(program, &store);
+
+    // Each member's facts, in replay order, members in order of their first fact.
+    let mut slot: FxHashMap<&str, usize> = FxHashMap::default();
+    let mut histories: Vec<(&str, Vec<usize>)> = Vec::new();
+    for &p in positions {
+        let m = member_of(&steps[p], owners);
+        let i = *slot.entry(m).or_insert_with(|| {
+            histories.push((m, Vec::new()));
+            histories.len() - 1
+        });
+        histories[i].1.push(p);
+    }
+    drop(slot);
+
+    for (member, history) in &histories {
+        let member = MemberId::from(*member);
+        replay.clear();
+        let mut next_run = 0;
+        let due = |replay: &mut MemberReplay<'_>, f: &mut ProgrammeFigures, at: DateTime<Utc>| -> Result<()> {
+            if let Some(outcome) = replay.run_due(&member, at)? {
+                count_due(f, program, outcome);
+            }
+            Ok(())
+        };
+        for &p in history {
+            let step = &steps[p];
+            // Month-start runs up to the fact (the final run comes after every fact).
+            while next_run + 1 < runs.len() && runs[next_run] <= step.at {
+                due(&mut replay, &mut f, runs[next_run])?;
+                next_run += 1;
+            }
+            match step.what {
+                What::Order(o) => count_order(&mut f, program, replay.order(p, o)),
+                What::Refund(r) => count_refund(&mut f, program, replay.refund(p, r))?,
+                What::Redeem(i, r) => {
+                    let balance = Ok(redemption_type(program).and_then(|t| replay.balance(&r.member_id, t, r.at)));
+                    redeem_as_recorded(&mut f, program, r, balance, |t, take| {
+                        replay.redeem(p, &redemption_key(i), &r.member_id, t, take, r.at)
+                    })?;
+                }
+            }
+        }
+        for &at in &runs[next_run..] {
+            due(&mut replay, &mut f, at)?;
+        }
+        if let Some(st) = replay.state(&member) {
+            closing.add(st);
+        }
+    }
+    Ok(closing.finish(f))
+}
+
+/// The same replay through one [`Engine`] over a [`MemoryStore`], command
+/// by command in time order: orders in batches of `batch` through
+/// [`Engine::record_orders`] (cut at every refund, redemption and run),
+/// refunds and redemptions at their instants, `run_due` on [`schedule`].
+fn replay_engine(
+    label: &str,
+    program: &Program,
+    steps: &[Step<'_>],
+    batch: usize,
+    start: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Replayed> {
+    let engine = Engine::new(program.clone(), MemoryStore::new());
+    let runs = schedule(program, start, until);
+    let mut f = empty_figures(label, program);
+    f.run_due_runs = runs.len() as u64;
+    let mut pending: Vec<Order> = Vec::with_capacity(batch);
+    // The engine answers an order repeated under its id with the first
+    // outcome (an idempotent retry): counted here as not recorded, as the
+    // member-by-member replay, which refuses it, counts it.
+    let mut recorded: FxHashSet<String> = FxHashSet::default();
+    let mut flush = |pending: &mut Vec<Order>, f: &mut ProgrammeFigures| -> Result<()> {
+        let Some(now) = pending.iter().map(|o| o.placed_at).max() else { return Ok(()) };
+        for r in engine.record_orders(pending, now)? {
+            let r = match r {
+                Ok(Outcome::Order { order_id, .. }) if recorded.contains(&order_id) => {
+                    Err(CrmError::conflict(format!("order {order_id} was already recorded")))
+                }
+                Ok(Outcome::Order { order_id, earned, lots, member_id }) => {
+                    recorded.insert(order_id.clone());
+                    Ok(Outcome::Order { order_id, earned, lots, member_id })
+                }
+                other => other,
+            };
+            count_order(f, program, r);
+        }
+        pending.clear();
+        Ok(())
+    };
+    let mut next_run = 0;
+    for step in steps {
+        while next_run + 1 < runs.len() && runs[next_run] <= step.at {
+            flush(&mut pending, &mut f)?;
+            count_due(&mut f, program, engine.run_due(runs[next_run])?);
+            next_run += 1;
+        }
+        match step.what {
+            What::Order(o) => {
+                pending.push(o.clone());
+                if pending.len() >= batch {
+                    flush(&mut pending, &mut f)?;
+                }
+            }
+            What::Refund(r) => {
+                flush(&mut pending, &mut f)?;
+                count_refund(&mut f, program, engine.record_refund(r.clone(), r.at))?;
+            }
+            What::Redeem(i, r) => {
+                flush(&mut pending, &mut f)?;
+                let balance = redemption_type(program).map(|t| engine.balance(&r.member_id, t, r.at)).transpose();
+                redeem_as_recorded(&mut f, program, r, balance, |t, take| {
+                    engine.redeem(&r.member_id, t, take, &redemption_key(i), r.at)
+                })?;
+            }
+        }
+    }
+    flush(&mut pending, &mut f)?;
+    for &at in &runs[next_run..] {
+        count_due(&mut f, program, engine.run_due(at)?);
+    }
+
+    let mut closing = Closing::new(program, until);
+    engine.store().inspect_all(&mut |st| {
+        closing.add(st);
         Ok(())
     })?;
-    Ok(Replayed { figures: f, ranks })
+    Ok(closing.finish(f))
 }
 
 impl Replayed {

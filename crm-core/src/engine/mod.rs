@@ -59,13 +59,16 @@ mod coupons;
 mod feedback;
 mod journey;
 mod reports;
+mod scratch;
 mod segments;
 mod views;
 
 pub use campaigns::{CampaignReport, CostBreakdown};
 pub use coupons::BatchIssue;
 pub use reports::{ChannelGroup, ChannelSplit, CohortRow, ExpiringBucket, LiabilityReport, Report};
+pub(crate) use scratch::{HistoryStore, MemberReplay, Owners};
 pub use segments::MemberFields;
+pub(crate) use views::{StageCount, TierCount};
 pub use views::{StageView, TransitionMatrix};
 
 /// Largest number of points one command may move.
@@ -180,6 +183,67 @@ pub struct Liability {
     pub point_types: Vec<PointTypeLiability>,
     /// Sum of `value` over spendable types.
     pub value: Decimal,
+}
+
+/// The liability at an instant, counted one member at a time (for
+/// [`Engine::liability`] and the what-if replay, which never holds every
+/// member at once).
+pub(crate) struct LiabilityCount<'p> {
+    program: &'p Program,
+    at: DateTime<Utc>,
+    members: u64,
+    by_type: Vec<PointTypeLiability>,
+}
+
+impl<'p> LiabilityCount<'p> {
+    pub(crate) fn new(program: &'p Program, at: DateTime<Utc>) -> Self {
+        let by_type = program
+            .point_types
+            .iter()
+            .map(|t| PointTypeLiability {
+                point_type: t.id.clone(),
+                spendable: t.spendable,
+                members: 0,
+                available: 0,
+                pending: 0,
+                debt: 0,
+                outstanding: 0,
+                value: Decimal::ZERO,
+            })
+            .collect();
+        LiabilityCount { program, at, members: 0, by_type }
+    }
+
+    /// Count a member's balances at the instant.
+    pub(crate) fn add(&mut self, st: &MemberState) {
+        // Merged-away records are the same person as their survivor.
+        if !matches!(st.status, MemberStatus::Merged { .. }) {
+            self.members += 1;
+        }
+        for l in self.by_type.iter_mut() {
+            let b = ledger::balance(&st.lots, &l.point_type, st.debt(&l.point_type), self.at);
+            if b.total() != 0 {
+                l.members += 1;
+            }
+            l.available += b.available;
+            l.pending += b.pending;
+            l.debt += b.debt;
+        }
+    }
+
+    /// Outstanding points and their value per type, and the total value.
+    pub(crate) fn finish(self) -> Liability {
+        let LiabilityCount { program, at, members, mut by_type } = self;
+        let mut value = Decimal::ZERO;
+        for l in by_type.iter_mut() {
+            l.outstanding = l.available + l.pending;
+            if l.spendable {
+                l.value = Decimal::from(l.outstanding) * program.value_per_point;
+                value += l.value;
+            }
+        }
+        Liability { at, members, point_types: by_type, value }
+    }
 }
 
 /// Fewest members due for `run_due` to decide on several threads (about
@@ -1551,16 +1615,11 @@ impl<S: Store> Engine<S> {
         // On a member day nearly every member gets one message.
         d.journey.outreach.reserve(chunk.len());
         for id in chunk {
-            // Stores may over-report; only members with something due emit.
-            if !tx.load(id)? || !has_due(tx.state(id), now) {
-                continue;
-            }
-            let (act, exp) = tx.due_events(id);
-            let done = tx.journey_due(id)?;
-            if act + exp > 0 || done.tier_changes + done.stage_changes > 0 || !done.outreach.is_empty() {
+            let Some(MemberDue { activated, expired, journey: done, acted }) = tx.due(id)? else { continue };
+            if acted {
                 d.members += 1;
-                d.activated += act;
-                d.expired += exp;
+                d.activated += activated;
+                d.expired += expired;
             }
             d.journey.tier_changes += done.tier_changes;
             d.journey.stage_changes += done.stage_changes;
@@ -1747,13 +1806,8 @@ impl<S: Store> Engine<S> {
 
     /// The member's state as of instant `at`, rebuilt from its events.
     pub fn member_as_of(&self, id: &MemberId, at: DateTime<Utc>) -> Result<MemberState> {
-        let events = self.store.events(id)?;
-        let first = events.first().ok_or_else(|| CrmError::NotFound { entity: "member", id: id.0.clone() })?;
-        let mut st = MemberState::new(id.clone(), first.at());
-        for e in events.iter().filter(|e| e.at() <= at) {
-            st.evolve(e);
-        }
-        Ok(st)
+        MemberState::as_of(id, &self.store.events(id)?, at)
+            .ok_or_else(|| CrmError::NotFound { entity: "member", id: id.0.clone() })
     }
 
     /// Balance of a point type at `at` — now or any past instant. Follows the
@@ -1833,47 +1887,12 @@ impl<S: Store> Engine<S> {
 
     /// Programme-wide outstanding points and their money value at `at`.
     pub fn liability(&self, at: DateTime<Utc>) -> Result<Liability> {
-        let mut by_type: Vec<PointTypeLiability> = self
-            .program
-            .point_types
-            .iter()
-            .map(|t| PointTypeLiability {
-                point_type: t.id.clone(),
-                spendable: t.spendable,
-                members: 0,
-                available: 0,
-                pending: 0,
-                debt: 0,
-                outstanding: 0,
-                value: Decimal::ZERO,
-            })
-            .collect();
-        let mut members = 0;
+        let mut count = LiabilityCount::new(&self.program, at);
         self.store.inspect_all(&mut |st| {
-            // Merged-away records are the same person as their survivor.
-            if !matches!(st.status, MemberStatus::Merged { .. }) {
-                members += 1;
-            }
-            for l in by_type.iter_mut() {
-                let b = ledger::balance(&st.lots, &l.point_type, st.debt(&l.point_type), at);
-                if b.total() != 0 {
-                    l.members += 1;
-                }
-                l.available += b.available;
-                l.pending += b.pending;
-                l.debt += b.debt;
-            }
+            count.add(st);
             Ok(())
         })?;
-        let mut value = Decimal::ZERO;
-        for l in by_type.iter_mut() {
-            l.outstanding = l.available + l.pending;
-            if l.spendable {
-                l.value = Decimal::from(l.outstanding) * self.program.value_per_point;
-                value += l.value;
-            }
-        }
-        Ok(Liability { at, members, point_types: by_type, value })
+        Ok(count.finish())
     }
 
     /// Re-execute this store's command log, in order, into another engine
@@ -1891,7 +1910,30 @@ impl<S: Store> Engine<S> {
     }
 }
 
+/// What `run_due` did for one member.
+struct MemberDue {
+    activated: i64,
+    expired: i64,
+    journey: journey::Journey,
+    /// Anything happened (points moved, a tier or stage changed, a message went out).
+    acted: bool,
+}
+
 impl<S: Store> Tx<'_, S> {
+    /// The scheduled work of one member at `now`: activations and expiries,
+    /// then tier reviews, stage changes and outreach. `None` when the member
+    /// does not exist or has nothing due (stores may over-report).
+    fn due(&mut self, id: &MemberId) -> Result<Option<MemberDue>> {
+        if !self.load(id)? || !has_due(self.state(id), self.now) {
+            return Ok(None);
+        }
+        let (activated, expired) = self.due_events(id);
+        let journey = self.journey_due(id)?;
+        let acted =
+            activated + expired > 0 || journey.tier_changes + journey.stage_changes > 0 || !journey.outreach.is_empty();
+        Ok(Some(MemberDue { activated, expired, journey, acted }))
+    }
+
     /// Emit activation and expiry events due at `now`; returns the points.
     fn due_events(&mut self, id: &MemberId) -> (i64, i64) {
         let now = self.now;

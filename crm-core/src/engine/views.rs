@@ -9,14 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use super::{journey, Engine};
 use crate::error::{CrmError, Result};
-use crate::lifecycle::{Stage, StageChange};
+use crate::lifecycle::{LifecycleConfig, Stage, StageChange};
 use crate::member::MemberId;
 use crate::outreach::OutreachItem;
+use crate::program::Program;
 use crate::shared::Shared;
 use crate::state::Event;
 use crate::state::MemberState;
 use crate::store::Store;
-use crate::tier::{TierChange, TierView};
+use crate::tier::{TierChange, TierLadder, TierView};
 
 /// A member's lifecycle stage at an instant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,24 +87,12 @@ impl<S: Store> Engine<S> {
             .tiers
             .as_ref()
             .ok_or_else(|| CrmError::invalid("tiers", "the programme has no tier ladder"))?;
-        // Counted per ladder position (no string copy per member); tiers no
-        // longer on the ladder by name.
-        let mut counts = vec![0u64; ladder.levels.len()];
-        let mut others: BTreeMap<String, u64> = BTreeMap::new();
-        let base = &ladder.base().id;
+        let mut count = TierCount::new(ladder, at);
         self.store.inspect_all(&mut |st| {
-            if !st.is_active() || st.created_at > at {
-                return Ok(());
-            }
-            let tier = st.tier_history.iter().rev().find(|c| c.at <= at).map_or(base, |c| &c.to);
-            match ladder.levels.iter().position(|l| &l.id == tier) {
-                Some(i) => counts[i] += 1,
-                None => *others.entry(tier.clone()).or_insert(0) += 1,
-            }
+            count.add(st);
             Ok(())
         })?;
-        others.extend(ladder.levels.iter().zip(counts).map(|(l, n)| (l.id.clone(), n)));
-        Ok(others)
+        Ok(count.finish())
     }
 
     /// The member's lifecycle stage at `at`.
@@ -161,19 +150,12 @@ impl<S: Store> Engine<S> {
     /// Members per stage at `at` (every stage listed; merged-away and erased
     /// members not counted).
     pub fn stage_distribution(&self, at: DateTime<Utc>) -> Result<BTreeMap<Stage, u64>> {
-        let lc = self.program.lifecycle_or_default();
-        let tz = self.program.timezone;
-        let mut out: BTreeMap<Stage, u64> = Stage::ALL.iter().map(|s| (*s, 0)).collect();
-        let mut orders = Vec::new();
+        let mut count = StageCount::new(&self.program, at);
         self.store.inspect_all(&mut |st| {
-            if !st.is_active() || st.created_at > at {
-                return Ok(());
-            }
-            st.order_times_into(&mut orders);
-            *out.entry(lc.stage_at(tz, &orders, at)).or_insert(0) += 1;
+            count.add(st);
             Ok(())
         })?;
-        Ok(out)
+        Ok(count.finish())
     }
 
     /// How members moved between stages from `from` to `to`.
@@ -195,5 +177,81 @@ impl<S: Store> Engine<S> {
             Ok(())
         })?;
         Ok(TransitionMatrix { from, to, counts })
+    }
+}
+
+/// Members per tier at an instant, counted one member at a time (for
+/// [`Engine::tier_distribution`] and the what-if replay, which never holds
+/// every member at once).
+pub(crate) struct TierCount<'p> {
+    ladder: &'p TierLadder,
+    at: DateTime<Utc>,
+    /// Per ladder position (no string copy per member).
+    counts: Vec<u64>,
+    /// Tiers no longer on the ladder, by name.
+    others: BTreeMap<String, u64>,
+}
+
+impl<'p> TierCount<'p> {
+    pub(crate) fn new(ladder: &'p TierLadder, at: DateTime<Utc>) -> Self {
+        TierCount { ladder, at, counts: vec![0; ladder.levels.len()], others: BTreeMap::new() }
+    }
+
+    /// Count a member (merged-away, erased and later members are not counted).
+    pub(crate) fn add(&mut self, st: &MemberState) {
+        if !st.is_active() || st.created_at > self.at {
+            return;
+        }
+        let base = &self.ladder.base().id;
+        let tier = st.tier_history.iter().rev().find(|c| c.at <= self.at).map_or(base, |c| &c.to);
+        match self.ladder.levels.iter().position(|l| &l.id == tier) {
+            Some(i) => self.counts[i] += 1,
+            None => *self.others.entry(tier.clone()).or_insert(0) += 1,
+        }
+    }
+
+    /// Every tier of the ladder listed, with the tiers no longer on it.
+    pub(crate) fn finish(self) -> BTreeMap<String, u64> {
+        let mut out = self.others;
+        out.extend(self.ladder.levels.iter().zip(self.counts).map(|(l, n)| (l.id.clone(), n)));
+        out
+    }
+}
+
+/// Members per lifecycle stage at an instant, counted one member at a time
+/// (for [`Engine::stage_distribution`] and the what-if replay).
+pub(crate) struct StageCount {
+    lifecycle: LifecycleConfig,
+    tz: chrono_tz::Tz,
+    at: DateTime<Utc>,
+    out: BTreeMap<Stage, u64>,
+    /// Reused for every member's order times.
+    orders: Vec<DateTime<Utc>>,
+}
+
+impl StageCount {
+    pub(crate) fn new(program: &Program, at: DateTime<Utc>) -> Self {
+        StageCount {
+            lifecycle: program.lifecycle_or_default(),
+            tz: program.timezone,
+            at,
+            out: Stage::ALL.iter().map(|s| (*s, 0)).collect(),
+            orders: Vec::new(),
+        }
+    }
+
+    /// Count a member (merged-away, erased and later members are not counted).
+    pub(crate) fn add(&mut self, st: &MemberState) {
+        if !st.is_active() || st.created_at > self.at {
+            return;
+        }
+        st.order_times_into(&mut self.orders);
+        let stage = self.lifecycle.stage_at(self.tz, &self.orders, self.at);
+        *self.out.entry(stage).or_insert(0) += 1;
+    }
+
+    /// Every stage listed.
+    pub(crate) fn finish(self) -> BTreeMap<Stage, u64> {
+        self.out
     }
 }
