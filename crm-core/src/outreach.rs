@@ -306,7 +306,7 @@ impl OutreachConfig {
     /// Is the local wall-clock time of `t` inside quiet hours?
     pub fn is_quiet(&self, zone: Tz, t: DateTime<Utc>) -> bool {
         let Some(q) = self.quiet_hours else { return false };
-        let local = t.with_timezone(&zone).time();
+        let local = crate::time::wall_clock(zone, t).time();
         if q.start < q.end {
             q.start <= local && local < q.end
         } else {
@@ -320,7 +320,7 @@ impl OutreachConfig {
         if !self.is_quiet(zone, t) {
             return t;
         }
-        let local = t.with_timezone(&zone).naive_local();
+        let local = crate::time::wall_clock(zone, t);
         let mut day = local.date();
         if q.start > q.end && local.time() >= q.start {
             day = day.succ_opt().unwrap_or(day);
@@ -402,7 +402,7 @@ impl OutreachConfig {
                     }
                 }
                 for (e, points) in by_expiry {
-                    let local = e.with_timezone(&ctx.program_tz).naive_local() - Duration::days(i64::from(*days));
+                    let local = crate::time::wall_clock(ctx.program_tz, e) - Duration::days(i64::from(*days));
                     let due = resolve_local(ctx.program_tz, local);
                     push(
                         &|| format!("{point_type}:{}", e.to_rfc3339()),
@@ -415,7 +415,7 @@ impl OutreachConfig {
                 let Some(view) = ctx.tier else { return };
                 let Some(retain) = &view.retain else { return };
                 let Some(by) = retain.by else { return };
-                let local = by.with_timezone(&ctx.program_tz).naive_local() - Duration::days(i64::from(*days));
+                let local = crate::time::wall_clock(ctx.program_tz, by) - Duration::days(i64::from(*days));
                 let due = resolve_local(ctx.program_tz, local);
                 if retain.missing.is_met() && ctx.checking {
                     return;
@@ -484,7 +484,7 @@ impl OutreachConfig {
                     if ctx.checking && o.order.status != OrderStatus::Completed {
                         continue;
                     }
-                    let local = done.with_timezone(&zone).naive_local() + Duration::days(i64::from(*days));
+                    let local = crate::time::wall_clock(zone, done) + Duration::days(i64::from(*days));
                     push(
                         &|| o.order.id.clone(),
                         resolve_local(zone, local),

@@ -771,10 +771,9 @@ pub fn view(
         };
         Progress { tier: up.id.clone(), metric: m_now.clone(), missing, by, message }
     });
-    let retain = match (cur, current.review_at.or(current.grace_until)) {
-        (0, _) | (_, None) => None,
-        (_, Some(review)) => {
-            let deadline = current.grace_until.unwrap_or(review);
+    let retain = match retention_deadline(cur, current) {
+        None => None,
+        Some((review, deadline)) => {
             let m = if current.grace_until.is_some() {
                 m_now.clone()
             } else {
@@ -802,6 +801,43 @@ pub fn view(
         benefits: tier.benefits.clone(),
         next,
         retain,
+    }
+}
+
+/// The review a tier above the base (ladder position `cur`) must pass, and
+/// the deadline to meet its retention threshold by (the end of a grace
+/// period, else the review); `None` for the base tier or without a review.
+fn retention_deadline(cur: usize, current: &TierState) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    match (cur, current.review_at.or(current.grace_until)) {
+        (0, _) | (_, None) => None,
+        (_, Some(review)) => Some((review, current.grace_until.unwrap_or(review))),
+    }
+}
+
+/// The instants of [`view`] alone: the tier and the retention deadline
+/// (`retain.by`), without summing the metric or writing the messages
+/// (`next` is `None`, `retain.metric` and `retain.missing` are empty).
+/// Enough to schedule outreach, which reads nothing else when it only asks
+/// when occurrences fall due; a run, which checks the gap, takes [`view`].
+pub fn schedule_view(ladder: &TierLadder, current: &TierState) -> TierView {
+    let cur = ladder.index(&current.tier).unwrap_or(0);
+    let tier = &ladder.levels[cur];
+    TierView {
+        tier: tier.id.clone(),
+        name: String::new(),
+        since: current.since,
+        review_at: current.review_at,
+        grace_until: current.grace_until,
+        manual: None,
+        benefits: Benefits::default(),
+        next: None,
+        retain: retention_deadline(cur, current).map(|(_, by)| Progress {
+            tier: tier.id.clone(),
+            metric: Metric::default(),
+            missing: Gap::default(),
+            by: Some(by),
+            message: String::new(),
+        }),
     }
 }
 
@@ -914,5 +950,37 @@ mod tests {
         assert_eq!((s.tier.as_str(), r), ("gold", TierReason::Grace));
         assert_eq!(s.grace_until, Some(utc("2024-01-30T16:00:00Z")));
         assert!(due_review(&l, sh(), joined, &s, &low, now).is_none());
+    }
+
+    #[test]
+    fn schedule_view_has_the_tier_and_deadline_of_the_full_view() {
+        let l = ladder(Window::CalendarYear);
+        let joined = utc("2023-01-01T00:00:00Z");
+        let at = utc("2023-06-01T00:00:00Z");
+        let acts = [spend("2023-05-01T00:00:00Z", 200)];
+        let gold = |review: Option<&str>, grace: Option<&str>| TierState {
+            tier: "gold".into(),
+            since: utc("2023-03-01T00:00:00Z"),
+            review_at: review.map(utc),
+            floor: "member".into(),
+            grace_until: grace.map(utc),
+            manual: None,
+        };
+        let base = TierState { tier: "member".into(), ..gold(Some("2023-12-31T16:00:00Z"), None) };
+        let states = [
+            gold(Some("2023-12-31T16:00:00Z"), None),
+            gold(Some("2023-12-31T16:00:00Z"), Some("2024-01-30T16:00:00Z")),
+            gold(None, Some("2024-01-30T16:00:00Z")),
+            gold(None, None),
+            base,
+        ];
+        let mut deadlines = 0;
+        for st in &states {
+            let (full, quick) = (view(&l, sh(), joined, st, &acts, at), schedule_view(&l, st));
+            assert_eq!(full.tier, quick.tier);
+            assert_eq!(full.retain.as_ref().map(|r| r.by), quick.retain.as_ref().map(|r| r.by));
+            deadlines += usize::from(quick.retain.is_some());
+        }
+        assert_eq!(deadlines, 3, "gold with a review or a grace period has a deadline; the base tier has none");
     }
 }

@@ -8,14 +8,38 @@
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
+/// The wall-clock time of `t` in `tz`.
+pub fn wall_clock(tz: Tz, t: DateTime<Utc>) -> NaiveDateTime {
+    if is_utc(tz) {
+        t.naive_utc()
+    } else {
+        t.with_timezone(&tz).naive_local()
+    }
+}
+
+/// Whether `tz` is UTC under one of its names. Its calendar needs no zone
+/// rules (every local time exists once, at offset zero), and the what-if
+/// replay and `run_due` of UTC programmes convert instants millions of
+/// times; the general path gives the same answers (see the tests), only
+/// through the zone's transition table.
+fn is_utc(tz: Tz) -> bool {
+    matches!(tz, Tz::UTC | Tz::Etc__UTC | Tz::Etc__Universal | Tz::Etc__Zulu | Tz::Universal | Tz::Zulu)
+}
+
 /// Calendar date of `t` in zone `tz`.
 pub fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
+    if is_utc(tz) {
+        return t.date_naive();
+    }
     t.with_timezone(&tz).date_naive()
 }
 
 /// Resolve a local wall-clock time to an instant (gap: first instant after it;
 /// overlap: the earlier instant).
 pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    if is_utc(tz) {
+        return Utc.from_utc_datetime(&local);
+    }
     let mut probe = local;
     // DST gaps are at most a few hours; walk forward minute by minute.
     for _ in 0..(24 * 60) {
@@ -36,12 +60,18 @@ pub fn start_of_day(tz: Tz, d: NaiveDate) -> DateTime<Utc> {
 
 /// The same wall-clock time `days` calendar days later (DST-aware).
 pub fn add_local_days(tz: Tz, t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+    if is_utc(tz) {
+        return t + Duration::days(i64::from(days));
+    }
     let local = t.with_timezone(&tz).naive_local() + Duration::days(i64::from(days));
     resolve_local(tz, local)
 }
 
 /// The same wall-clock time `days` calendar days earlier (DST-aware).
 pub fn sub_local_days(tz: Tz, t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+    if is_utc(tz) {
+        return t - Duration::days(i64::from(days));
+    }
     let local = t.with_timezone(&tz).naive_local() - Duration::days(i64::from(days));
     resolve_local(tz, local)
 }
@@ -49,13 +79,13 @@ pub fn sub_local_days(tz: Tz, t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
 /// The same wall-clock time `months` months later (the 31st becomes the
 /// month's last day).
 pub fn add_local_months(tz: Tz, t: DateTime<Utc>, months: u32) -> DateTime<Utc> {
-    let local = t.with_timezone(&tz).naive_local();
+    let local = wall_clock(tz, t);
     resolve_local(tz, local.checked_add_months(chrono::Months::new(months)).unwrap_or(local))
 }
 
 /// The same wall-clock time `months` months earlier.
 pub fn sub_local_months(tz: Tz, t: DateTime<Utc>, months: u32) -> DateTime<Utc> {
-    let local = t.with_timezone(&tz).naive_local();
+    let local = wall_clock(tz, t);
     resolve_local(tz, local.checked_sub_months(chrono::Months::new(months)).unwrap_or(local))
 }
 
@@ -81,6 +111,28 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    proptest::proptest! {
+        /// UTC's shortcuts give what the general path gives for a zone that is
+        /// UTC by its rules (Etc/GMT+0 goes through the transition table).
+        #[test]
+        fn utc_shortcuts_match_the_zone_rules(secs in -2_000_000_000i64..4_000_000_000, days in 0u32..4000, months in 0u32..120) {
+            let general: Tz = "Etc/GMT+0".parse().unwrap();
+            assert!(!is_utc(general));
+            let t = DateTime::from_timestamp(secs, 0).unwrap();
+            let local = t.naive_utc();
+            for tz in [Tz::UTC, Tz::Etc__UTC] {
+                proptest::prop_assert!(is_utc(tz));
+                proptest::prop_assert_eq!(local_date(tz, t), local_date(general, t));
+                proptest::prop_assert_eq!(resolve_local(tz, local), resolve_local(general, local));
+                proptest::prop_assert_eq!(add_local_days(tz, t, days), add_local_days(general, t, days));
+                proptest::prop_assert_eq!(sub_local_days(tz, t, days), sub_local_days(general, t, days));
+                proptest::prop_assert_eq!(add_local_months(tz, t, months), add_local_months(general, t, months));
+                proptest::prop_assert_eq!(sub_local_months(tz, t, months), sub_local_months(general, t, months));
+                proptest::prop_assert_eq!(start_of_day(tz, local.date()), start_of_day(general, local.date()));
+            }
+        }
     }
 
     #[test]

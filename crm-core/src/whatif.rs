@@ -354,19 +354,23 @@ fn timeline<'a>(orders: &'a [Order], refunds: &'a [Refund], redemptions: &'a [Re
 /// whose id was recorded before is refused, and a refund goes to the
 /// owner of its order.
 fn owners<'a>(steps: &[Step<'a>], program: &Program) -> Owners<'a> {
-    let mut owners = Owners::with_capacity_and_hasher(steps.len(), Default::default());
     if !program.auto_enroll {
         // No member exists in a replay: every order is refused.
-        return owners;
+        return Owners::default();
     }
+    let mut by_id = FxHashMap::with_capacity_and_hasher(steps.len(), Default::default());
+    let mut owning = vec![false; steps.len()];
     for (position, s) in steps.iter().enumerate() {
         if let What::Order(o) = s.what {
             if o.validate(&program.currency).is_ok() {
-                owners.entry(o.id.as_str()).or_insert((o.member_id.0.as_str(), position));
+                if let std::collections::hash_map::Entry::Vacant(e) = by_id.entry(o.id.as_str()) {
+                    e.insert((o.member_id.0.as_str(), position));
+                    owning[position] = true;
+                }
             }
         }
     }
-    owners
+    Owners { by_id, owning }
 }
 
 /// Deal the steps' positions to `shards` lists by member (a refund goes
@@ -385,7 +389,7 @@ fn split(steps: &[Step<'_>], shards: usize, owners: &Owners<'_>) -> Vec<Vec<usiz
 fn member_of<'a>(step: &Step<'a>, owners: &Owners<'a>) -> &'a str {
     match step.what {
         What::Order(o) => o.member_id.0.as_str(),
-        What::Refund(r) => owners.get(r.order_id.as_str()).map_or("", |(m, _)| m),
+        What::Refund(r) => owners.by_id.get(r.order_id.as_str()).map_or("", |(m, _)| m),
         What::Redeem(_, r) => r.member_id.0.as_str(),
     }
 }

@@ -88,7 +88,13 @@ pub(crate) fn wake_at(program: &Program, st: &MemberState) -> Option<DateTime<Ut
     }
     if let Some(cfg) = &program.outreach {
         let after = st.outreach_through.unwrap_or(st.created_at);
-        let view = if needs_tier_view(cfg) { tier_view(program, st, after) } else { None };
+        // Scheduling reads the tier and its retention deadline only.
+        let view = match &program.tiers {
+            Some(ladder) if needs_tier_view(cfg) => {
+                Some(tier::schedule_view(ladder, &current_tier(ladder, program.timezone, st)))
+            }
+            _ => None,
+        };
         let ctx = outreach::Context {
             member: st,
             zone: member_zone(program, st),

@@ -41,6 +41,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Clawback, Command, Outcome};
@@ -323,8 +324,10 @@ struct Tx<'a, S: Store> {
     store: &'a S,
     now: DateTime<Utc>,
     /// Boxed: a `Working` is about a kilobyte, moved on every rehash and by
-    /// the sort in [`Tx::finish`] otherwise.
-    members: HashMap<MemberId, Box<Working>>,
+    /// the sort in [`Tx::finish`] otherwise. Fx-hashed: looked up on every
+    /// step of a command, and a transaction holds at most a batch of members
+    /// (nothing for chosen keys to flood).
+    members: FxHashMap<MemberId, Box<Working>>,
     commit: Commit,
     /// Current checkpoint epoch (0: no checkpoint taken, nothing journaled).
     epoch: u64,
@@ -369,7 +372,7 @@ impl<'a, S: Store> Tx<'a, S> {
             program,
             store,
             now,
-            members: HashMap::new(),
+            members: FxHashMap::default(),
             commit: Commit::default(),
             epoch: 0,
             journal: Vec::new(),

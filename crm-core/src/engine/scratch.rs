@@ -33,7 +33,13 @@ use crate::store::{Commit, CommitError, Receipt, Store, Versioned, VersionedTall
 /// Who owns each order id in a replayed history: the member of the first
 /// order with that id the engine accepts, and that order's position in
 /// the replay order.
-pub(crate) type Owners<'h> = FxHashMap<&'h str, (&'h str, usize)>;
+#[derive(Default)]
+pub(crate) struct Owners<'h> {
+    pub(crate) by_id: FxHashMap<&'h str, (&'h str, usize)>,
+    /// By position in the replay order: the order there owns its id (nearly
+    /// every order does, and then no earlier one was recorded: no lookup).
+    pub(crate) owning: Vec<bool>,
+}
 
 /// The store a [`MemberReplay`] reads: empty, except that it knows the
 /// owner of every order recorded before the fact being applied (the
@@ -60,7 +66,11 @@ impl Store for HistoryStore<'_> {
     }
     fn order_owner(&self, order_id: &str) -> Result<Option<MemberId>> {
         let now = self.position.load(Ordering::Relaxed);
-        Ok(self.owners.get(order_id).filter(|(_, at)| *at < now).map(|(m, _)| MemberId::from(*m)))
+        if self.owners.owning.get(now).copied().unwrap_or(false) {
+            // The fact being applied is the first order with this id.
+            return Ok(None);
+        }
+        Ok(self.owners.by_id.get(order_id).filter(|(_, at)| *at < now).map(|(m, _)| MemberId::from(*m)))
     }
     fn receipt(&self, _: &str) -> Result<Option<Receipt>> {
         Ok(None)
