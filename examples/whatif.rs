@@ -10,9 +10,10 @@
 //! columns in any order, `channel` optional, no quoted fields). Optional `--refunds FILE.csv`
 //! (header `refund_id,order_id,at,amount`; an empty `amount` refunds the rest of the order) and
 //! `--redemptions FILE.csv` (header `member_id,points,at`) replay refunds and recorded redemptions
-//! too; times are RFC 3339. Each programme is replayed into its
-//! own in-memory engines by `crm_core::whatif::compare` (sharded by member, in parallel): orders in time order in
-//! batches, `run_due` at every month end and at `--until` (default: the latest `placed_at`).
+//! too; times are RFC 3339. Each programme is replayed by `crm_core::whatif::compare`, member by
+//! member (members dealt to shards by a hash of their id, the shards on all cores): each member's
+//! facts in time order, `run_due` at every month start and at `--until` (default: the latest
+//! `placed_at`).
 //!
 //! stdout: a table, one column per programme, then the tier movers; its LAST line is one JSON
 //! object: the `Comparison` (figures per programme, movers, notes) plus `parse_ms` and
@@ -48,7 +49,7 @@ usage: whatif --orders FILE.csv --program A.toml [--program B.toml ...] [--until
   --program PATH     a programme (TOML or JSON); give two or more to compare, the first is the base
   --until DATE       replay up to this instant: RFC 3339, or YYYY-MM-DD for the end of that day (UTC);
                      default: the latest placed_at of the file
-  --shards N         engines per programme over disjoint members (default 64; same figures)
+  --shards N         sets of members per programme, units of work for the cores (default 64; same figures)
   -h, --help         this message
 
 The last line of stdout is a JSON summary.";
