@@ -28,10 +28,7 @@ fn is_utc(tz: Tz) -> bool {
 
 /// Calendar date of `t` in zone `tz`.
 pub fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
-    if is_utc(tz) {
-        return t.date_naive();
-    }
-    t.with_timezone(&tz).date_naive()
+    wall_clock(tz, t).date()
 }
 
 /// Resolve a local wall-clock time to an instant (gap: first instant after it;
@@ -60,20 +57,12 @@ pub fn start_of_day(tz: Tz, d: NaiveDate) -> DateTime<Utc> {
 
 /// The same wall-clock time `days` calendar days later (DST-aware).
 pub fn add_local_days(tz: Tz, t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
-    if is_utc(tz) {
-        return t + Duration::days(i64::from(days));
-    }
-    let local = t.with_timezone(&tz).naive_local() + Duration::days(i64::from(days));
-    resolve_local(tz, local)
+    resolve_local(tz, wall_clock(tz, t) + Duration::days(i64::from(days)))
 }
 
 /// The same wall-clock time `days` calendar days earlier (DST-aware).
 pub fn sub_local_days(tz: Tz, t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
-    if is_utc(tz) {
-        return t - Duration::days(i64::from(days));
-    }
-    let local = t.with_timezone(&tz).naive_local() - Duration::days(i64::from(days));
-    resolve_local(tz, local)
+    resolve_local(tz, wall_clock(tz, t) - Duration::days(i64::from(days)))
 }
 
 /// The same wall-clock time `months` months later (the 31st becomes the
