@@ -4,17 +4,92 @@
 //! month, member day, birthday month) is evaluated in an IANA zone. Local
 //! midnights that fall into a DST gap resolve to the first valid instant after
 //! the gap; ambiguous local times (DST fall-back) resolve to the earlier one.
+//!
+//! Most zones a programme uses have had one offset for decades (UTC,
+//! Asia/Shanghai since 1991, Asia/Tokyo, Asia/Kolkata): from their last
+//! transition on, a wall clock is the instant plus a constant. `run_due` and
+//! the what-if replay convert instants millions of times, so such instants
+//! take that shortcut ([`Settled`]) instead of the zone's transition table;
+//! the answers are the same (see the tests, which compare the two over every
+//! zone chrono-tz knows).
 
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
+
+/// Where zone offsets are looked for: instants from here on never take the
+/// shortcut (chrono-tz's table may list far-future transitions).
+const HORIZON: i64 = 7_258_118_400; // 2200-01-01T00:00:00Z
+/// How far back the search for a zone's last transition goes.
+const EARLIEST: i64 = -5_364_662_400; // 1800-01-01T00:00:00Z
+/// Sampling step of that search. Two transitions closer than this that
+/// cancel out would go unseen; tzdb has none (the tests check the result
+/// against the table).
+const STEP: i64 = 6 * 3_600;
+/// Local times this close after the last transition still go through the
+/// table: the span before it may also map them (a fall-back), and offsets
+/// differ by less than a day.
+const LOCAL_MARGIN: i64 = 2 * 86_400;
+
+/// A zone's final span: from `since` (UTC seconds) to [`HORIZON`], its
+/// offset is `offset` seconds east of UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Settled {
+    since: i64,
+    offset: i64,
+}
+
+impl Settled {
+    /// Search the zone's offsets backwards from the horizon for the last
+    /// change (a few milliseconds, once per zone and process).
+    fn find(tz: Tz) -> Settled {
+        let offset_at = |secs: i64| {
+            let t = DateTime::from_timestamp(secs, 0).expect("in chrono's range");
+            i64::from(tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc())
+        };
+        let offset = offset_at(HORIZON - 1);
+        let mut t = HORIZON - 1;
+        while t - STEP >= EARLIEST {
+            if offset_at(t - STEP) != offset {
+                return Settled { since: t, offset };
+            }
+            t -= STEP;
+        }
+        Settled { since: t, offset }
+    }
+
+    /// The zone's settled span (cached per zone).
+    fn of(tz: Tz) -> Option<Settled> {
+        static CACHE: [OnceLock<Settled>; 1024] = [const { OnceLock::new() }; 1024];
+        CACHE.get(tz as usize).map(|cell| *cell.get_or_init(|| Settled::find(tz)))
+    }
+
+    fn wall_clock(&self, t: DateTime<Utc>) -> Option<NaiveDateTime> {
+        let secs = t.timestamp();
+        (secs >= self.since && secs < HORIZON).then(|| t.naive_utc() + Duration::seconds(self.offset))
+    }
+
+    fn resolve(&self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+        let secs = local.and_utc().timestamp() - self.offset;
+        (secs >= self.since + LOCAL_MARGIN && secs < HORIZON)
+            .then(|| DateTime::from_timestamp(secs, local.nanosecond()))?
+    }
+}
 
 /// The wall-clock time of `t` in `tz`.
 pub fn wall_clock(tz: Tz, t: DateTime<Utc>) -> NaiveDateTime {
     if is_utc(tz) {
-        t.naive_utc()
-    } else {
-        t.with_timezone(&tz).naive_local()
+        return t.naive_utc();
     }
+    match Settled::of(tz).and_then(|s| s.wall_clock(t)) {
+        Some(local) => local,
+        None => wall_clock_by_rules(tz, t),
+    }
+}
+
+fn wall_clock_by_rules(tz: Tz, t: DateTime<Utc>) -> NaiveDateTime {
+    t.with_timezone(&tz).naive_local()
 }
 
 /// Whether `tz` is UTC under one of its names. Its calendar needs no zone
@@ -37,6 +112,13 @@ pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     if is_utc(tz) {
         return Utc.from_utc_datetime(&local);
     }
+    match Settled::of(tz).and_then(|s| s.resolve(local)) {
+        Some(t) => t,
+        None => resolve_by_rules(tz, local),
+    }
+}
+
+fn resolve_by_rules(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     let mut probe = local;
     // DST gaps are at most a few hours; walk forward minute by minute.
     for _ in 0..(24 * 60) {
@@ -122,6 +204,89 @@ mod tests {
                 proptest::prop_assert_eq!(start_of_day(tz, local.date()), start_of_day(general, local.date()));
             }
         }
+    }
+
+    /// Zones with a settled offset (or none since long ago), DST zones on
+    /// both hemispheres, half- and quarter-hour offsets, and zones whose
+    /// last transitions are recent or unusual.
+    const SAMPLE_ZONES: [&str; 16] = [
+        "Asia/Shanghai",
+        "Asia/Tokyo",
+        "Asia/Kolkata",
+        "Asia/Kathmandu",
+        "Asia/Singapore",
+        "Etc/GMT-8",
+        "Europe/Berlin",
+        "Europe/Moscow",
+        "Europe/Istanbul",
+        "America/New_York",
+        "America/Santiago",
+        "America/Sao_Paulo",
+        "Africa/Casablanca",
+        "Australia/Lord_Howe",
+        "Pacific/Apia",
+        "Asia/Pyongyang",
+    ];
+
+    /// The instants a test probes in `tz`: around its last transition,
+    /// around the horizon, and spread over 1900-2300.
+    fn probes(tz: Tz) -> Vec<i64> {
+        let s = Settled::of(tz).expect("every zone has a cache slot");
+        let mut out: Vec<i64> = (-96..=96).map(|h| s.since + h * 1_800).collect();
+        out.extend((-48..=48).map(|h| HORIZON + h * 3_600));
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (tz as u64);
+        for _ in 0..400 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.push(-2_208_988_800 + (x % 12_623_000_000) as i64);
+        }
+        out
+    }
+
+    #[test]
+    fn settled_offsets_match_the_zone_rules() {
+        for name in SAMPLE_ZONES {
+            let tz: Tz = name.parse().unwrap();
+            for secs in probes(tz) {
+                let t = DateTime::from_timestamp(secs, 0).unwrap();
+                assert_eq!(wall_clock(tz, t), wall_clock_by_rules(tz, t), "{name} at {t}");
+                let local = wall_clock_by_rules(tz, t);
+                for l in [local, local + Duration::minutes(37), local - Duration::hours(1)] {
+                    assert_eq!(resolve_local(tz, l), resolve_by_rules(tz, l), "{name} local {l}");
+                }
+            }
+        }
+    }
+
+    /// Every zone chrono-tz knows (about a minute in a debug build: run it
+    /// with `cargo test --release -p crm-core --lib -- --ignored every_zone`
+    /// after upgrading chrono-tz).
+    #[test]
+    #[ignore]
+    fn every_zone_settles_as_its_rules_say() {
+        for tz in chrono_tz::TZ_VARIANTS {
+            for secs in probes(tz) {
+                let t = DateTime::from_timestamp(secs, 0).unwrap();
+                assert_eq!(wall_clock(tz, t), wall_clock_by_rules(tz, t), "{tz} at {t}");
+                let local = wall_clock_by_rules(tz, t);
+                assert_eq!(resolve_local(tz, local), resolve_by_rules(tz, local), "{tz} local {local}");
+            }
+        }
+    }
+
+    #[test]
+    fn shanghai_has_been_settled_since_1991() {
+        let s = Settled::of("Asia/Shanghai".parse().unwrap()).unwrap();
+        assert_eq!(s.offset, 8 * 3_600);
+        // China's last DST ended on 15 September 1991 (UTC+9 -> UTC+8).
+        let since = DateTime::from_timestamp(s.since, 0).unwrap();
+        assert_eq!((since.year(), since.month()), (1991, 9), "{since}");
+        // A zone that keeps DST takes the shortcut only past the end of
+        // chrono-tz's table (its transitions are listed through 2099).
+        let berlin = Settled::of("Europe/Berlin".parse().unwrap()).unwrap();
+        assert!(berlin.since >= 4_070_908_800, "{:?}", DateTime::from_timestamp(berlin.since, 0));
+        // 2099-01-01
     }
 
     #[test]
