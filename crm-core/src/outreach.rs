@@ -412,16 +412,23 @@ impl OutreachConfig {
                 }
             }
             TriggerKind::TierRetention { days } => {
-                let Some(view) = ctx.tier else { return };
-                let Some(retain) = &view.retain else { return };
-                let Some(by) = retain.by else { return };
+                let Some(tier) = ctx.tier else { return };
+                let Some(by) = tier.deadline.retain.as_ref().and_then(|r| r.by) else { return };
                 let local = crate::time::wall_clock(ctx.program_tz, by) - Duration::days(i64::from(*days));
                 let due = resolve_local(ctx.program_tz, local);
-                if retain.missing.is_met() && ctx.checking {
+                let key = || format!("{}:{}", tier.deadline.tier, by.to_rfc3339());
+                if !ctx.checking {
+                    push(&key, due, &|| serde_json::Value::Null);
                     return;
                 }
+                if !(lo <= due && due <= hi) {
+                    return;
+                }
+                // Only now the metric is summed (the message says what is missing).
+                let Some(view) = (tier.progress)() else { return };
+                let Some(retain) = view.retain.as_ref().filter(|r| !r.missing.is_met()) else { return };
                 push(
-                    &|| format!("{}:{}", view.tier, by.to_rfc3339()),
+                    &key,
                     due,
                     &|| serde_json::json!({ "tier": view.tier, "by": by, "missing": retain.missing, "message": retain.message }),
                 );
@@ -630,6 +637,18 @@ impl OutreachConfig {
     }
 }
 
+/// The member's tier as the tier-retention trigger sees it.
+#[derive(Clone, Copy)]
+pub struct TierInfo<'a> {
+    /// The tier and its retention deadline ([`crate::tier::schedule_view`]):
+    /// enough to know when a retention message would be due.
+    pub deadline: &'a TierView,
+    /// The view with progress ([`crate::tier::view`]: the qualifying metric
+    /// summed, "spend 120.00 more" messages), asked for only when a
+    /// retention message falls due inside a run's window.
+    pub progress: &'a dyn Fn() -> Option<TierView>,
+}
+
 /// What a trigger run looks at for one member.
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
@@ -637,8 +656,8 @@ pub struct Context<'a> {
     /// The member's zone (programme zone when the member has none).
     pub zone: Tz,
     pub program_tz: Tz,
-    /// The member's tier with progress, when the programme has tiers.
-    pub tier: Option<&'a TierView>,
+    /// The member's tier, when a trigger looks at it.
+    pub tier: Option<TierInfo<'a>>,
     pub now: DateTime<Utc>,
     /// Check conditions (true in runs; false when only scheduling).
     pub checking: bool,

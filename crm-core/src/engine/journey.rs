@@ -68,6 +68,12 @@ fn needs_tier_view(cfg: &outreach::OutreachConfig) -> bool {
     cfg.triggers.iter().any(|t| matches!(t.when, outreach::TriggerKind::TierRetention { .. }))
 }
 
+/// The tier and retention deadline, when a trigger looks at the tier.
+fn deadline_view(program: &Program, cfg: &OutreachConfig, st: &MemberState) -> Option<tier::TierView> {
+    let ladder = program.tiers.as_ref().filter(|_| needs_tier_view(cfg))?;
+    Some(tier::schedule_view(ladder, &current_tier(ladder, program.timezone, st)))
+}
+
 /// The next instant the programme needs this member, from its state.
 pub(crate) fn wake_at(program: &Program, st: &MemberState) -> Option<DateTime<Utc>> {
     if !st.is_active() {
@@ -89,17 +95,12 @@ pub(crate) fn wake_at(program: &Program, st: &MemberState) -> Option<DateTime<Ut
     if let Some(cfg) = &program.outreach {
         let after = st.outreach_through.unwrap_or(st.created_at);
         // Scheduling reads the tier and its retention deadline only.
-        let view = match &program.tiers {
-            Some(ladder) if needs_tier_view(cfg) => {
-                Some(tier::schedule_view(ladder, &current_tier(ladder, program.timezone, st)))
-            }
-            _ => None,
-        };
+        let view = deadline_view(program, cfg, st);
         let ctx = outreach::Context {
             member: st,
             zone: member_zone(program, st),
             program_tz: program.timezone,
-            tier: view.as_ref(),
+            tier: view.as_ref().map(|deadline| outreach::TierInfo { deadline, progress: &|| None }),
             now: after,
             checking: false,
         };
@@ -224,12 +225,13 @@ impl<S: Store> Tx<'_, S> {
         if let Some(cfg) = &program.outreach {
             let st = self.state(id);
             if st.outreach_through.unwrap_or(st.created_at) < now {
-                let view = if needs_tier_view(cfg) { tier_view(program, st, now) } else { None };
+                let view = deadline_view(program, cfg, st);
+                let progress = || tier_view(program, st, now);
                 let ctx = outreach::Context {
                     member: st,
                     zone: member_zone(program, st),
                     program_tz: tz,
-                    tier: view.as_ref(),
+                    tier: view.as_ref().map(|deadline| outreach::TierInfo { deadline, progress: &progress }),
                     now,
                     checking: true,
                 };
