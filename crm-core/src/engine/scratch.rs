@@ -30,11 +30,14 @@ use crate::program::Program;
 use crate::state::{Event, MemberState};
 use crate::store::{Commit, CommitError, Receipt, Store, Versioned, VersionedTally};
 
-/// Who owns each order id in a replayed history: the member of the first
-/// order with that id the engine accepts, and that order's position in
-/// the replay order.
+/// Who owns the order ids of a replayed history: the member of the first
+/// order with an id the engine accepts, and that order's position in the
+/// replay order.
 #[derive(Default)]
 pub(crate) struct Owners<'h> {
+    /// The ids looked up by id: those of several orders and those of
+    /// refunded orders (an order alone with its id needs no lookup, see
+    /// `owning`).
     pub(crate) by_id: FxHashMap<&'h str, (&'h str, usize)>,
     /// By position in the replay order: the order there owns its id (nearly
     /// every order does, and then no earlier one was recorded: no lookup).
