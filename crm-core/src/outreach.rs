@@ -339,13 +339,14 @@ impl OutreachConfig {
         resolve_local(zone, d.and_hms_opt(self.send_hour, 0, 0).unwrap_or_default())
     }
 
-    /// Raw occurrences of trigger `i` whose raw due instant is in `[lo, hi]`.
+    /// Raw occurrences of trigger `i` whose raw due instant is in `[lo, hi]`
+    /// (`scheduling`: only their instants and whether they were sent matter).
     fn occurrences(
         &self,
         i: usize,
         ctx: &Context<'_>,
-        lo: DateTime<Utc>,
-        hi: DateTime<Utc>,
+        (lo, hi): (DateTime<Utc>, DateTime<Utc>),
+        scheduling: bool,
         out: &mut Vec<Occurrence>,
     ) {
         let t = &self.triggers[i];
@@ -353,11 +354,15 @@ impl OutreachConfig {
         let zone = ctx.zone;
         // Payloads are built only in runs (scheduling needs the instants only).
         let checking = ctx.checking;
-        // Keys and payloads are built only for occurrences inside the window.
+        // Keys and payloads are built only for occurrences inside the window;
+        // when scheduling, a key only tells occurrences already sent apart,
+        // so none is built for a trigger that has sent this member nothing.
+        let keyed = !scheduling || st.outreach.iter().any(|s| s.trigger == t.id);
         let mut push = |key: &dyn Fn() -> String, due: DateTime<Utc>, payload: &dyn Fn() -> serde_json::Value| {
             if lo <= due && due <= hi {
                 let payload = if checking { payload() } else { serde_json::Value::Null };
-                out.push(Occurrence { trigger: i, key: key(), due, payload });
+                let key = if keyed { key() } else { String::new() };
+                out.push(Occurrence { trigger: i, key, due, payload });
             }
         };
         let years = || local_date(zone, lo).year() - 1..=local_date(zone, hi).year() + 1;
@@ -550,7 +555,7 @@ impl OutreachConfig {
         let lo = from.max(stale) - Duration::days(1);
         let mut occ = Vec::new();
         for i in 0..self.triggers.len() {
-            self.occurrences(i, ctx, lo, ctx.now, &mut occ);
+            self.occurrences(i, ctx, (lo, ctx.now), false, &mut occ);
         }
         let mut due: Vec<(DateTime<Utc>, Occurrence)> = occ
             .into_iter()
@@ -627,7 +632,7 @@ impl OutreachConfig {
     fn first_due(&self, ctx: &Context<'_>, after: DateTime<Utc>, hi: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let mut occ = Vec::new();
         for i in 0..self.triggers.len() {
-            self.occurrences(i, ctx, after - Duration::days(1), hi, &mut occ);
+            self.occurrences(i, ctx, (after - Duration::days(1), hi), true, &mut occ);
         }
         let done = |o: &Occurrence| {
             let id = &self.triggers[o.trigger].id;
