@@ -1,0 +1,90 @@
+//! `examples/whatif.rs` end to end: the orders CSV is parsed on every core,
+//! so the orders kept and the line numbers of the lines that do not parse
+//! must not depend on where the file was cut.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The `whatif` example that `cargo test` built beside this test binary
+/// (built here when only this test was asked for).
+fn whatif_exe() -> PathBuf {
+    let mut dir = std::env::current_exe().expect("test binary path");
+    dir.pop(); // the test binary
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let exe = dir.join("examples").join(format!("whatif{}", std::env::consts::EXE_SUFFIX));
+    if !exe.exists() {
+        let status = Command::new(env!("CARGO")).args(["build", "--example", "whatif"]).status().expect("run cargo");
+        assert!(status.success(), "cargo build --example whatif failed");
+    }
+    exe
+}
+
+/// Orders that do not parse, spread over the file so that some fall on
+/// either side of wherever it is cut, at most as many as the example shows.
+const BAD: [u32; 5] = [100, 1_199, 1_500, 1_501, 2_950];
+
+/// A byte-order mark and blank lines before the header, CRLF endings, a
+/// member id that is not ASCII, blank lines between orders, and the orders
+/// [`BAD`] that do not parse. Returns the CSV, the orders that parse, the
+/// whole points they earn under the default programme, and the numbers of
+/// the lines that do not.
+fn history() -> (String, u64, i64, Vec<usize>) {
+    let mut csv = String::from("\u{feff}\r\n\nmember_id,order_id,placed_at,amount,channel\r\n");
+    let mut line = 3; // the header's
+    let (mut good, mut points, mut bad) = (0, 0, Vec::new());
+    for n in 0..3_000u32 {
+        if n % 250 == 0 {
+            csv.push('\n');
+            line += 1;
+        }
+        line += 1;
+        let member = if n % 11 == 0 { format!("mé{:03}", n % 40) } else { format!("m{:03}", n % 40) };
+        let cents = 100 + (n * 7_919) % 25_000;
+        let day = format!("2024-{:02}-{:02}T10:00:00Z", 1 + n % 12, 1 + n % 28);
+        let row = if !BAD.contains(&n) {
+            good += 1;
+            points += i64::from(cents / 100);
+            format!("{member},o{n},{day},{}.{:02},web", cents / 100, cents % 100)
+        } else {
+            bad.push(line);
+            match n % 2 {
+                0 => format!("{member},o{n},not-a-date,{}.{:02},web", cents / 100, cents % 100),
+                _ => format!("{member},o{n},{day},12x,web"),
+            }
+        };
+        csv.push_str(&row);
+        csv.push_str(if n % 2 == 0 { "\r\n" } else { "\n" });
+    }
+    (csv, good, points, bad)
+}
+
+#[test]
+fn orders_and_bad_line_numbers_do_not_depend_on_the_cut() {
+    let dir = std::env::temp_dir().join(format!("crm-whatif-example-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (csv, good, points, bad) = history();
+    let orders = dir.join("orders.csv");
+    std::fs::write(&orders, csv).unwrap();
+    let program = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/programs/default.toml");
+    let out = Command::new(whatif_exe())
+        .args(["--orders", orders.to_str().unwrap(), "--program", program])
+        .output()
+        .expect("run the whatif example");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "whatif failed: {stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a summary line")).expect("the last line is JSON");
+    assert_eq!(summary["history"]["orders"], good);
+    assert_eq!(summary["programmes"][0]["points_issued"], points);
+    let shown: Vec<usize> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("whatif: line "))
+        .map(|l| l.split(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(shown, bad, "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
