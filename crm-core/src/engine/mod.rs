@@ -808,16 +808,19 @@ impl<'a, S: Store> Tx<'a, S> {
         stored.member_id = id.clone();
         self.emit(&id, Event::OrderRecorded { at: order.placed_at, order: Box::new(OrderLedger::new(stored)) });
         self.commit.orders.push((order.id.clone(), id.clone()));
-        let (earned, lots) = if order.status.earns() { self.earn(&id, &order.id)? } else { Default::default() };
+        // The order as given: the one recorded differs only in `member_id`
+        // (an alias resolved), which no earn rule reads.
+        let (earned, lots) = if order.status.earns() { self.earn(&id, order)? } else { Default::default() };
         if order.status.earns() {
             self.follow_up(&id, order.earned_at(), false);
         }
         Ok((Outcome::Order { order_id: order.id.clone(), member_id: id.clone(), earned, lots }, Some(id)))
     }
 
-    /// Award the earn rules (and the first-order bonus) for a paid order.
-    fn earn(&mut self, id: &MemberId, order_id: &str) -> Result<(BTreeMap<String, i64>, Vec<String>)> {
-        let order = self.state(id).orders[order_id].order.clone();
+    /// Award the earn rules (and the first-order bonus) for a paid order,
+    /// recorded before.
+    fn earn(&mut self, id: &MemberId, order: &Order) -> Result<(BTreeMap<String, i64>, Vec<String>)> {
+        let order_id = order.id.as_str();
         let at = order.earned_at();
         let tz = self.tz();
         let day = local_date(tz, at);
@@ -832,7 +835,7 @@ impl<'a, S: Store> Tx<'a, S> {
                 .and_then(|l| l.benefits(st.tier.as_ref().map(|t| t.tier.as_str())).points_multiplier);
             let program = self.program;
             let segment = |r: &crate::segment::Rule, t: DateTime<Utc>| r.matches(&MemberFields::new(program, st, t));
-            let mut points = rules::order_points_with(rule, &order, st, tz, tier_factor, &segment);
+            let mut points = rules::order_points_with(rule, order, st, tz, tier_factor, &segment);
             let capped = rule.per_day_cap.is_some() || rule.per_month_cap.is_some();
             if capped {
                 let usage = st.rule_days.get(&rule.id);
@@ -1006,8 +1009,9 @@ impl<'a, S: Store> Tx<'a, S> {
             )),
             (Placed, Paid | Completed) => {
                 self.emit(&id, Event::OrderStatusChanged { at, order_id: order_id.into(), status });
-                let (earned, lots) = self.earn(&id, order_id)?;
-                let paid_at = self.state(&id).orders[order_id].order.earned_at();
+                let order = self.state(&id).orders[order_id].order.clone();
+                let (earned, lots) = self.earn(&id, &order)?;
+                let paid_at = order.earned_at();
                 self.follow_up(&id, paid_at, false);
                 Ok((Outcome::Order { order_id: order_id.into(), member_id: id.clone(), earned, lots }, Some(id)))
             }
