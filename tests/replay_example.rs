@@ -2,23 +2,13 @@
 //! on several, into memory and into a SQLite file, gives the same figures,
 //! and the points issued are the sum of each order's whole units.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The `replay` example that `cargo test` built beside this test binary
-/// (built here when only this test was asked for).
 fn replay_exe() -> PathBuf {
-    let mut dir = std::env::current_exe().expect("test binary path");
-    dir.pop(); // the test binary
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let exe = dir.join("examples").join(format!("replay{}", std::env::consts::EXE_SUFFIX));
-    if !exe.exists() {
-        let status = Command::new(env!("CARGO")).args(["build", "--example", "replay"]).status().expect("run cargo");
-        assert!(status.success(), "cargo build --example replay failed");
-    }
-    exe
+    support::example_exe("replay")
 }
 
 /// 400 orders of 90 members over 20 months (so some points expire by the

@@ -2,23 +2,13 @@
 //! so the orders kept and the line numbers of the lines that do not parse
 //! must not depend on where the file was cut.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The `whatif` example that `cargo test` built beside this test binary
-/// (built here when only this test was asked for).
 fn whatif_exe() -> PathBuf {
-    let mut dir = std::env::current_exe().expect("test binary path");
-    dir.pop(); // the test binary
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let exe = dir.join("examples").join(format!("whatif{}", std::env::consts::EXE_SUFFIX));
-    if !exe.exists() {
-        let status = Command::new(env!("CARGO")).args(["build", "--example", "whatif"]).status().expect("run cargo");
-        assert!(status.success(), "cargo build --example whatif failed");
-    }
-    exe
+    support::example_exe("whatif")
 }
 
 /// Orders that do not parse, spread over the file so that some fall on
