@@ -140,18 +140,14 @@ fn read_orders(path: &str) -> Result<(Vec<Order>, Vec<BadLine>), String> {
     // whole lines, and the runs are joined in file order.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut runs: Vec<(usize, &str)> = Vec::with_capacity(cores);
-    let (mut rest, mut first_line) = (&text[body_at..], header_line + 1);
+    let (mut start, mut first_line) = (body_at, header_line + 1);
     for k in (1..=cores).rev() {
-        // Cut after a newline byte: always a character boundary.
-        let mid = rest.len() / k;
-        let cut = match k {
-            1 => rest.len(),
-            _ => rest.as_bytes()[mid..].iter().position(|b| *b == b'\n').map_or(rest.len(), |n| mid + n + 1),
-        };
-        let (run, after) = rest.split_at(cut);
+        // Each run ends after a newline (a character boundary).
+        let end = if k == 1 { text.len() } else { line_end(start + (text.len() - start) / k) };
+        let run = &text[start..end];
         runs.push((first_line, run));
         first_line += run.bytes().filter(|b| *b == b'\n').count();
-        rest = after;
+        start = end;
     }
     let parsed: Vec<(Vec<Order>, Vec<BadLine>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = runs

@@ -4,12 +4,7 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
-
-fn replay_exe() -> PathBuf {
-    support::example_exe("replay")
-}
 
 /// 400 orders of 90 members over 20 months (so some points expire by the
 /// last order), amounts with and without cents, in member order like CDNOW.
@@ -34,7 +29,7 @@ fn history() -> (String, i64) {
 }
 
 fn run(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(replay_exe()).args(args).output().expect("run the replay example");
+    let out = Command::new(support::example_exe("replay")).args(args).output().expect("run the replay example");
     assert!(out.status.success(), "replay {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     serde_json::from_str(stdout.lines().last().expect("a summary line")).expect("the last line is JSON")

@@ -4,12 +4,7 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
-
-fn whatif_exe() -> PathBuf {
-    support::example_exe("whatif")
-}
 
 /// Orders that do not parse, spread over the file so that some fall on
 /// either side of wherever it is cut, at most as many as the example shows.
@@ -59,7 +54,7 @@ fn orders_and_bad_line_numbers_do_not_depend_on_the_cut() {
     let orders = dir.join("orders.csv");
     std::fs::write(&orders, csv).unwrap();
     let program = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/programs/default.toml");
-    let out = Command::new(whatif_exe())
+    let out = Command::new(support::example_exe("whatif"))
         .args(["--orders", orders.to_str().unwrap(), "--program", program])
         .output()
         .expect("run the whatif example");

@@ -364,12 +364,13 @@ fn owners<'a>(steps: &[Step<'a>], program: &Program) -> Owners<'a> {
         // No member exists in a replay: every order is refused.
         return Owners::default();
     }
-    let id_hash = |id: &str| fnv1a(id.as_bytes());
     let mut accepted: Vec<(u64, usize)> = Vec::with_capacity(steps.len());
     let mut refunded: FxHashSet<&str> = FxHashSet::default();
     for (position, s) in steps.iter().enumerate() {
         match s.what {
-            What::Order(o) if o.validate(&program.currency).is_ok() => accepted.push((id_hash(&o.id), position)),
+            What::Order(o) if o.validate(&program.currency).is_ok() => {
+                accepted.push((fnv1a(o.id.as_bytes()), position))
+            }
             What::Refund(r) => {
                 refunded.insert(r.order_id.as_str());
             }
