@@ -97,7 +97,8 @@ impl Order {
     /// Validate the order against the programme currency.
     pub fn validate(&self, currency: &str) -> Result<()> {
         check_ref(&self.id, "order.id")?;
-        MemberId::parse(self.member_id.0.clone(), "order.member_id")?;
+        // The member id's rule ([`MemberId::parse`]), checked in place.
+        check_ref(self.member_id.as_str(), "order.member_id")?;
         check_amount(self.amount, "order.amount")?;
         if let Some(c) = &self.currency {
             if c != currency {

@@ -18,9 +18,7 @@ impl MemberId {
     /// Validate and wrap a host id (1-128 printable characters).
     pub fn parse(id: impl Into<String>, field: &str) -> Result<MemberId> {
         let id = id.into();
-        if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
-            return Err(CrmError::invalid(field, "must be 1-128 printable characters"));
-        }
+        crate::facts::check_ref(&id, field)?;
         Ok(MemberId(id))
     }
 

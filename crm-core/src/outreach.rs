@@ -400,12 +400,23 @@ impl OutreachConfig {
                 }
             }
             TriggerKind::PointsExpiring { point_type, days } => {
-                let mut by_expiry: BTreeMap<DateTime<Utc>, i64> = BTreeMap::new();
+                // Points per expiry instant, earliest first. A sorted vector,
+                // not a map: lots come in earning order, which is nearly
+                // always expiry order, and this runs on every wake-up.
+                let mut by_expiry: Vec<(DateTime<Utc>, i64)> = Vec::new();
                 for l in st.lots.iter().filter(|l| &l.point_type == point_type && l.remaining > 0) {
                     if let Some(e) = l.expires_at.filter(|e| *e > ctx.now.min(hi)) {
-                        *by_expiry.entry(e).or_insert(0) += l.remaining;
+                        by_expiry.push((e, l.remaining));
                     }
                 }
+                by_expiry.sort_by_key(|(e, _)| *e);
+                by_expiry.dedup_by(|later, kept| {
+                    let same = later.0 == kept.0;
+                    if same {
+                        kept.1 += later.1;
+                    }
+                    same
+                });
                 for (e, points) in by_expiry {
                     let local = crate::time::wall_clock(ctx.program_tz, e) - Duration::days(i64::from(*days));
                     let due = resolve_local(ctx.program_tz, local);

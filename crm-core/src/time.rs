@@ -139,12 +139,33 @@ pub fn start_of_day(tz: Tz, d: NaiveDate) -> DateTime<Utc> {
 
 /// The same wall-clock time `days` calendar days later (DST-aware).
 pub fn add_local_days(tz: Tz, t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
-    resolve_local(tz, wall_clock(tz, t) + Duration::days(i64::from(days)))
+    shift_settled(tz, t, i64::from(days))
+        .unwrap_or_else(|| resolve_local(tz, wall_clock(tz, t) + Duration::days(i64::from(days))))
 }
 
 /// The same wall-clock time `days` calendar days earlier (DST-aware).
 pub fn sub_local_days(tz: Tz, t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
-    resolve_local(tz, wall_clock(tz, t) - Duration::days(i64::from(days)))
+    shift_settled(tz, t, -i64::from(days))
+        .unwrap_or_else(|| resolve_local(tz, wall_clock(tz, t) - Duration::days(i64::from(days))))
+}
+
+/// `t` moved by `days` calendar days when the zone keeps one offset all
+/// the way (UTC, or a [`Settled`] zone with both ends inside its final
+/// span, where [`wall_clock`] and [`resolve_local`] take the shortcut):
+/// the same wall-clock time is then exactly `days` × 24 hours away, and
+/// seconds arithmetic gives it without building a calendar date twice.
+/// `None` where the zone's rules must decide. Lifecycle thresholds, lot
+/// expiries and outreach lead times add days millions of times a replay.
+fn shift_settled(tz: Tz, t: DateTime<Utc>, days: i64) -> Option<DateTime<Utc>> {
+    let from = t.timestamp();
+    let to = from.checked_add(days.checked_mul(86_400)?)?;
+    if !is_utc(tz) {
+        let s = Settled::of(tz)?;
+        if from.min(to) < s.since + LOCAL_MARGIN || from.max(to) >= HORIZON {
+            return None;
+        }
+    }
+    DateTime::from_timestamp(to, t.timestamp_subsec_nanos())
 }
 
 /// The same wall-clock time `months` months later (the 31st becomes the
@@ -255,6 +276,12 @@ mod tests {
                 for l in [local, local + Duration::minutes(37), local - Duration::hours(1)] {
                     assert_eq!(resolve_local(tz, l), resolve_by_rules(tz, l), "{name} local {l}");
                 }
+                for days in [1, 2, 3, 30, 365, 400] {
+                    let later = resolve_by_rules(tz, local + Duration::days(i64::from(days)));
+                    let earlier = resolve_by_rules(tz, local - Duration::days(i64::from(days)));
+                    assert_eq!(add_local_days(tz, t, days), later, "{name} {t} + {days} days");
+                    assert_eq!(sub_local_days(tz, t, days), earlier, "{name} {t} - {days} days");
+                }
             }
         }
     }
@@ -271,6 +298,8 @@ mod tests {
                 assert_eq!(wall_clock(tz, t), wall_clock_by_rules(tz, t), "{tz} at {t}");
                 let local = wall_clock_by_rules(tz, t);
                 assert_eq!(resolve_local(tz, local), resolve_by_rules(tz, local), "{tz} local {local}");
+                let later = resolve_by_rules(tz, local + Duration::days(3));
+                assert_eq!(add_local_days(tz, t, 3), later, "{tz} {t} + 3 days");
             }
         }
     }

@@ -251,10 +251,10 @@ impl<'p> LiabilityCount<'p> {
 /// 5 ms of work in a release build; a thread costs tens of microseconds).
 const RUN_DUE_PARALLEL_FROM: usize = 256;
 
-/// Most members per `run_due` transaction: each chunk is decided and
-/// committed on its own, so memory stays bounded and chunks can be decided
-/// in parallel.
-const RUN_DUE_CHUNK: usize = 1000;
+/// Most members per `run_due` transaction unless the store asks for fewer
+/// ([`Store::due_chunk`]): each chunk is decided and committed on its own,
+/// so memory stays bounded and chunks can be decided in parallel.
+pub(crate) const RUN_DUE_CHUNK: usize = 1000;
 
 /// One `run_due` chunk as decided (its commit, the coupon codes it drew and
 /// its share of the outcome), or the running total of the committed ones.
@@ -1556,7 +1556,8 @@ impl<S: Store> Engine<S> {
         let workers = if due.len() < RUN_DUE_PARALLEL_FROM { 1 } else { self.store.decision_workers().max(1) };
         // With several workers, at least four chunks each (a short run still
         // shares out its work); the result does not depend on the split.
-        let size = if workers > 1 { due.len().div_ceil(workers * 4).clamp(1, RUN_DUE_CHUNK) } else { RUN_DUE_CHUNK };
+        let most = self.store.due_chunk().clamp(1, RUN_DUE_CHUNK);
+        let size = if workers > 1 { due.len().div_ceil(workers * 4).clamp(1, most) } else { most };
         let chunks: Vec<&[MemberId]> = due.chunks(size).collect();
         let mut total = DueChunk::default();
         if workers <= 1 || chunks.len() <= 1 {

@@ -311,6 +311,15 @@ impl Store for MemoryStore {
         self.workers
     }
 
+    /// 128 members: a commit here costs no sync, and a chunk's vectors of
+    /// snapshots (the writes and the snapshots they replace, ~500 bytes a
+    /// member each) stay small enough for the allocator to reuse from chunk
+    /// to chunk; at 1,000 they were fresh memory every time, and the member
+    /// day (half of 100,000 members messaged) took ~10 % more CPU.
+    fn due_chunk(&self) -> usize {
+        128
+    }
+
     /// Reads the due index: O(members due), not a scan.
     fn due_members(&self, now: DateTime<Utc>) -> Result<Vec<MemberId>, CrmError> {
         let g = self.read();

@@ -186,6 +186,12 @@ pub trait Store: Send + Sync {
     fn decision_workers(&self) -> usize {
         1
     }
+    /// Most members per `run_due` transaction (at most 1,000, the default).
+    /// A durable store commits each chunk with a sync, so it wants them large;
+    /// the memory store wants them small (see its answer).
+    fn due_chunk(&self) -> usize {
+        crate::engine::RUN_DUE_CHUNK
+    }
     /// A hint that many reads for one decision follow (a batch import): the
     /// store may serve them from one read snapshot until [`Store::end_reads`]
     /// or the next [`Store::commit`] (which must still check every version,
@@ -234,6 +240,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn decision_workers(&self) -> usize {
         (**self).decision_workers()
+    }
+    fn due_chunk(&self) -> usize {
+        (**self).due_chunk()
     }
     fn begin_reads(&self) {
         (**self).begin_reads()
