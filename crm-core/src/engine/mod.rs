@@ -1690,13 +1690,19 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// `run_due` with chunks decided on `workers` threads. Chunks hold
-    /// disjoint members. A chunk whose decision read a programme-wide tally
-    /// (or drew a coupon code) is committed on this thread in chunk order; if
-    /// an earlier chunk changed that tally it fails its version check and is
-    /// decided again (see [`Engine::commit_due_chunk`]). Every other chunk
-    /// depends on its own members alone and is committed by its worker. So
-    /// outcomes, events and stored state are those of the one-thread run.
+    /// `run_due` with chunks decided on `workers` threads: the calling thread
+    /// and `workers - 1` jobs on rayon's pool, whose threads live on between
+    /// runs (so do their allocator heaps, which the snapshots a run replaces
+    /// go back to). Chunks hold disjoint members. A chunk whose decision read
+    /// a programme-wide tally (or drew a coupon code) is committed on the
+    /// calling thread in chunk order; if an earlier chunk changed that tally
+    /// it fails its version check and is decided again (see
+    /// [`Engine::commit_due_chunk`]). Every other chunk depends on its own
+    /// members alone and is committed by whoever decided it. So outcomes,
+    /// events and stored state are those of the one-thread run.
+    ///
+    /// The calling thread takes chunks too whenever none has come back, so
+    /// the run finishes even if the pool is busy (or is the caller's own).
     fn run_due_parallel(
         &self,
         chunks: &[&[MemberId]],
@@ -1706,14 +1712,15 @@ impl<S: Store> Engine<S> {
         total: &mut DueChunk,
     ) -> Result<()> {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::mpsc::TryRecvError;
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
-        std::thread::scope(|scope| {
+        rayon::in_place_scope(|scope| {
             let (send, receive) = std::sync::mpsc::channel::<(usize, Result<DueWork>)>();
-            for _ in 0..workers {
+            for _ in 1..workers {
                 let send = send.clone();
                 let (next, stop) = (&next, &stop);
-                scope.spawn(move || loop {
+                scope.spawn(move |_| loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= chunks.len() || stop.load(Ordering::Relaxed) {
                         break;
@@ -1724,7 +1731,7 @@ impl<S: Store> Engine<S> {
                 });
             }
             drop(send);
-            // Chunks arrive in any order; take them in chunk order.
+            // Chunks come back in any order; take them in chunk order.
             let mut pending: BTreeMap<usize, Result<DueWork>> = BTreeMap::new();
             let result = (|| {
                 for (i, chunk) in chunks.iter().enumerate() {
@@ -1732,12 +1739,23 @@ impl<S: Store> Engine<S> {
                         if let Some(w) = pending.remove(&i) {
                             break w;
                         }
-                        match receive.recv() {
+                        match receive.try_recv() {
                             Ok((j, w)) => {
                                 pending.insert(j, w);
                             }
+                            Err(TryRecvError::Empty) => {
+                                let j = next.fetch_add(1, Ordering::Relaxed);
+                                if j < chunks.len() {
+                                    pending.insert(j, self.work_due_chunk(chunks[j], now, given));
+                                } else if let Ok((j, w)) = receive.recv() {
+                                    // Every chunk is taken: wait for the workers' ones.
+                                    pending.insert(j, w);
+                                }
+                            }
                             // Every worker has ended without chunk `i`: decide it here.
-                            Err(_) => break self.decide_due_chunk(chunk, now, given).map(DueWork::Decided),
+                            Err(TryRecvError::Disconnected) => {
+                                break self.decide_due_chunk(chunk, now, given).map(DueWork::Decided);
+                            }
                         }
                     };
                     let committed = match work? {

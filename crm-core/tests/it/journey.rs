@@ -333,3 +333,64 @@ fn items_of_a_committed_run_can_be_read_again() {
     let err = e.execute("eng-1", future, now).unwrap_err();
     assert_eq!(err.field(), Some("at"));
 }
+
+/// A programme whose scheduled work reads no programme-wide tally: every
+/// `run_due` chunk is independent, and the threads commit their own.
+fn untallied() -> Program {
+    Program::from_value(json!({
+        "version": 1, "name": "U", "timezone": "Asia/Shanghai", "currency": "CNY",
+        "point_types": [{"id": "reward", "expiry": {"type": "days_after_earning", "days": 60}}],
+        "earn": {"rules": [{"id": "base", "point_type": "reward", "points_per_unit": "1"}]},
+        "tiers": {"window": {"type": "rolling_days", "days": 45}, "levels": [
+            {"id": "member"}, {"id": "silver", "entry": {"spend": "300"}, "retain": {"spend": "200"}}]},
+        "lifecycle": {"new_days": 7, "at_risk_days": 20, "dormant_days": 40, "churned_days": 80},
+        "outreach": {"quiet_hours": {"start": "21:00:00", "end": "09:00:00"},
+                     "frequency_cap": {"max": 2, "days": 7}, "triggers": [
+            {"id": "bday", "when": {"type": "birthday", "days_before": 2}, "channels": ["sms"]},
+            {"id": "mday", "when": {"type": "member_day", "day": 9}, "channels": ["app"]},
+            {"id": "exp", "when": {"type": "points_expiring", "point_type": "reward", "days": 10}, "channels": ["sms"]},
+            {"id": "winback", "when": {"type": "stage_entered", "stage": "dormant"}, "channels": ["sms"]}]}
+    }))
+    .expect("programme")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..config() })]
+
+    /// `run_due` decided on several threads in independent chunks (the
+    /// calling thread takes chunks too; more workers than the pool has
+    /// threads) gives the one-thread run's outcomes, receipts' counts and
+    /// stored members, whatever the members and the run instants.
+    #[test]
+    fn run_due_on_several_threads_matches_one_thread(
+        members in prop::collection::vec((1u32..13, 1u32..29, 0usize..3, 0i64..60_000), 300..420),
+        runs in prop::collection::vec(1i64..(24 * 120), 1..5),
+    ) {
+        let one = Engine::new(untallied(), MemoryStore::with_decision_workers(1));
+        let many = Engine::new(untallied(), MemoryStore::with_decision_workers(5));
+        let mut orders = Vec::new();
+        for (i, (month, day, n, cents)) in members.iter().enumerate() {
+            let cmd: Command = serde_json::from_value(json!({"type": "create_member", "member_id": format!("m{i}"),
+                "profile": {"birthday": format!("1990-{month:02}-{day:02}")},
+                "consents": {if i % 3 == 0 { "app" } else { "sms" }: true}})).unwrap();
+            one.execute(&format!("member:{i}"), cmd.clone(), t0()).unwrap();
+            many.execute(&format!("member:{i}"), cmd, t0()).unwrap();
+            for k in 0..*n {
+                let at = t0() + Duration::hours((i as i64 * 37 + k as i64 * 401) % (24 * 50));
+                orders.push(Order::paid(format!("o{i}-{k}"), format!("m{i}"), at, Decimal::new(cents + 100 * k as i64, 2)));
+            }
+        }
+        orders.sort_by_key(|o| o.placed_at);
+        let until = t0() + Duration::days(50);
+        prop_assert_eq!(one.record_orders(&orders, until).unwrap().len(), orders.len());
+        many.record_orders(&orders, until).unwrap();
+        let mut hours = runs.clone();
+        hours.sort_unstable();
+        for h in hours {
+            let now = t0() + Duration::hours(h);
+            let (a, b) = (one.run_due(now).unwrap(), many.run_due(now).unwrap());
+            prop_assert_eq!(serde_json::to_value(&a).unwrap(), serde_json::to_value(&b).unwrap());
+        }
+        prop_assert_eq!(crate::props::members_of(one.store()), crate::props::members_of(many.store()));
+    }
+}
