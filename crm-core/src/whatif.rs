@@ -19,9 +19,11 @@
 //! `run_due` instants in between, by the engine's own transaction code
 //! without a store ([`crate::engine`]'s `scratch` module): no receipts, no
 //! commits, one member in memory at a time. Members are dealt to
-//! [`Options::shards`] sets by a fixed hash of their id, and the (programme,
-//! shard) pairs run on all cores with `std::thread::scope`; the figures are
-//! sums over members, the same for any number of shards or threads. A
+//! [`Options::shards`] sets by a fixed hash of their id, and the shards run
+//! on all cores with `std::thread::scope`, each member replayed under every
+//! programme (that accepts the same orders) before the next, while its facts
+//! are in cache; the figures are sums over members, the same for any number
+//! of shards or threads. A
 //! programme whose trigger coupons have a programme-wide stock or budget
 //! links its members (who gets the last coupon depends on everyone before),
 //! so it replays through one [`Engine`] over a [`MemoryStore`] in time
@@ -239,7 +241,7 @@ pub fn compare(
     // order, `run_due` at the same instants in between) unless told
     // otherwise or a coupon tally links its members: then through one
     // engine, in time order. Members of one programme are dealt to shards
-    // by a fixed hash of their id; (programme, shard) pairs run on all cores.
+    // by a fixed hash of their id; the shards run on all cores.
     let by_member: Vec<bool> = programs.iter().map(|(_, p)| !options.through_engine && !shares_tallies(p)).collect();
     let shards = if options.shards == 0 { DEFAULT_SHARDS } else { options.shards };
     // Programmes that accept the same orders share the map of order owners
@@ -259,18 +261,21 @@ pub fn compare(
             (owners, parts)
         }));
     }
-    let mut tasks: Vec<(usize, Option<usize>)> = Vec::new();
-    for (i, fast) in by_member.iter().enumerate() {
-        if *fast {
-            tasks.extend((0..shards).map(|k| (i, Some(k))));
-        } else {
-            tasks.push((i, None));
-        }
+    // One task per shard of each group of programmes sharing a split: a
+    // member's facts are read from memory once and replayed under every
+    // programme of the group while they are in cache (at 10,000,000 orders
+    // the history is gigabytes, and each fact is a few random reads).
+    // A programme replayed through an engine is one long task: first, so
+    // that the shards fill the other cores meanwhile.
+    let mut tasks: Vec<Task> = (0..programs.len()).filter(|&i| !by_member[i]).map(Task::Engine).collect();
+    for group in (0..programs.len()).filter(|&i| by_member[i] && map_of[i] == i) {
+        tasks.extend((0..shards).map(|shard| Task::Members { group, shard }));
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = if options.threads == 0 { cores } else { options.threads }.clamp(1, tasks.len());
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<Replayed>>>> = Mutex::new((0..tasks.len()).map(|_| None).collect());
+    type Done = Result<Vec<(usize, Replayed)>>;
+    let results: Mutex<Vec<Option<Done>>> = Mutex::new((0..tasks.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
@@ -278,31 +283,36 @@ pub fn compare(
                 if k >= tasks.len() {
                     break;
                 }
-                let (i, shard) = tasks[k];
-                let (label, program) = &programs[i];
-                let r = match shard {
-                    Some(shard) => {
-                        let (owners, parts) =
-                            split_by[map_of[i]].as_ref().expect("split for every programme by member");
-                        replay_members(label, program, &steps, &parts[shard], owners, start, until)
+                let r: Done = match tasks[k] {
+                    Task::Members { group, shard } => {
+                        let (owners, parts) = split_by[group].as_ref().expect("a split for every group");
+                        let members: Vec<usize> =
+                            (0..programs.len()).filter(|&i| by_member[i] && map_of[i] == group).collect();
+                        let lanes: Vec<(&str, &Program)> =
+                            members.iter().map(|&i| (programs[i].0.as_str(), &programs[i].1)).collect();
+                        replay_members(&lanes, &steps, &parts[shard], owners, start, until)
+                            .map(|r| members.into_iter().zip(r).collect())
                     }
-                    None => replay_engine(label, program, &steps, batch, start, until),
+                    Task::Engine(i) => {
+                        let (label, program) = &programs[i];
+                        replay_engine(label, program, &steps, batch, start, until).map(|r| vec![(i, r)])
+                    }
                 };
                 results.lock().unwrap_or_else(|e| e.into_inner())[k] = Some(r);
             });
         }
     });
-    let mut replayed: Vec<Replayed> = Vec::with_capacity(programs.len());
-    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    for ((i, shard), r) in tasks.iter().zip(results) {
-        let r = r.expect("every task ran")?;
-        if replayed.len() == *i {
-            replayed.push(r);
-        } else {
-            debug_assert!(shard.is_some_and(|k| k > 0));
-            replayed[*i].absorb(r);
+    // Each programme's shards are absorbed in shard order.
+    let mut by_programme: Vec<Option<Replayed>> = (0..programs.len()).map(|_| None).collect();
+    for r in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        for (i, r) in r.expect("every task ran")? {
+            match &mut by_programme[i] {
+                Some(done) => done.absorb(r),
+                empty => *empty = Some(r),
+            }
         }
     }
+    let replayed: Vec<Replayed> = by_programme.into_iter().map(|r| r.expect("every programme was replayed")).collect();
 
     let movers = replayed[1..].iter().map(|b| movers(&replayed[0], b)).collect();
     let notes = vec![
@@ -325,6 +335,16 @@ fn shares_tallies(program: &Program) -> bool {
             .flat_map(|c| &c.templates)
             .any(|t| t.id == id && (t.total_limit.is_some() || t.budget.is_some()))
     })
+}
+
+/// A unit of work for the threads.
+#[derive(Clone, Copy)]
+enum Task {
+    /// One shard of the programmes replayed member by member that share the
+    /// split of programme `group`.
+    Members { group: usize, shard: usize },
+    /// One programme replayed through an engine.
+    Engine(usize),
 }
 
 #[derive(Clone, Copy)]
@@ -654,23 +674,19 @@ impl<'p> Closing<'p> {
 }
 
 /// Replay one shard's members (`facts`, see [`Fact`]) one member at a
-/// time (see [`MemberReplay`]).
+/// time (see [`MemberReplay`]) under each of `programs` (`(label,
+/// programme)`), one member under all of them before the next.
 fn replay_members(
-    label: &str,
-    program: &Program,
+    programs: &[(&str, &Program)],
     steps: &[Step<'_>],
     facts: &[Fact],
     owners: &Owners<'_>,
     start: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<Replayed> {
-    let runs = schedule(program, start, until);
-    let mut f = empty_figures(label, program);
-    f.run_due_runs = runs.len() as u64;
-    let mut closing = Closing::new(program, until);
+) -> Result<Vec<Replayed>> {
     let store = HistoryStore::new(owners);
-    let mut replay = MemberReplay::new(program, &store);
-
+    let mut lanes: Vec<Lane<'_>> =
+        programs.iter().map(|&(label, program)| Lane::new(label, program, &store, start, until)).collect();
     // Each member's facts, in replay order: runs of one hash, sorted by
     // member id in the rare run that two members share.
     let mut run_facts: Vec<(&str, usize)> = Vec::new();
@@ -682,41 +698,83 @@ fn replay_members(
         }
         for history in run_facts.chunk_by(|a, b| a.0 == b.0) {
             let member = MemberId::from(history[0].0);
-            replay.clear();
-            let mut next_run = 0;
-            let due = |replay: &mut MemberReplay<'_>, f: &mut ProgrammeFigures, at: DateTime<Utc>| -> Result<()> {
-                if let Some(outcome) = replay.run_due(&member, at)? {
-                    count_due(f, program, outcome);
-                }
-                Ok(())
-            };
-            for &(_, p) in history {
-                let step = &steps[p];
-                // Month-start runs up to the fact (the final run comes after every fact).
-                while next_run + 1 < runs.len() && runs[next_run] <= step.at {
-                    due(&mut replay, &mut f, runs[next_run])?;
-                    next_run += 1;
-                }
-                match step.what {
-                    What::Order(o) => count_order(&mut f, program, replay.order(p, o)),
-                    What::Refund(r) => count_refund(&mut f, program, replay.refund(p, r))?,
-                    What::Redeem(i, r) => {
-                        let balance = Ok(redemption_type(program).and_then(|t| replay.balance(&r.member_id, t, r.at)));
-                        redeem_as_recorded(&mut f, program, r, balance, |t, take| {
-                            replay.redeem(p, &redemption_key(i), &r.member_id, t, take, r.at)
-                        })?;
-                    }
-                }
-            }
-            for &at in &runs[next_run..] {
-                due(&mut replay, &mut f, at)?;
-            }
-            if let Some(st) = replay.state(&member) {
-                closing.add(st);
+            for lane in &mut lanes {
+                lane.member(&member, history, steps)?;
             }
         }
     }
-    Ok(closing.finish(f))
+    Ok(lanes.into_iter().map(|l| l.closing.finish(l.figures)).collect())
+}
+
+/// One programme's member-by-member replay within a shard.
+struct Lane<'a> {
+    program: &'a Program,
+    /// The `run_due` instants ([`schedule`]).
+    runs: Vec<DateTime<Utc>>,
+    replay: MemberReplay<'a>,
+    figures: ProgrammeFigures,
+    closing: Closing<'a>,
+}
+
+impl<'a> Lane<'a> {
+    fn new(
+        label: &str,
+        program: &'a Program,
+        store: &'a HistoryStore<'a>,
+        start: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Self {
+        let runs = schedule(program, start, until);
+        let mut figures = empty_figures(label, program);
+        figures.run_due_runs = runs.len() as u64;
+        Lane {
+            program,
+            runs,
+            replay: MemberReplay::new(program, store),
+            figures,
+            closing: Closing::new(program, until),
+        }
+    }
+
+    /// Replay one member's facts (`history`: (member, position) in replay
+    /// order) with the `run_due` instants in between, and count it.
+    fn member(&mut self, member: &MemberId, history: &[(&str, usize)], steps: &[Step<'_>]) -> Result<()> {
+        let Lane { program, runs, replay, figures: f, closing } = self;
+        let program: &Program = program;
+        replay.clear();
+        let mut next_run = 0;
+        let due = |replay: &mut MemberReplay<'_>, f: &mut ProgrammeFigures, at: DateTime<Utc>| -> Result<()> {
+            if let Some(outcome) = replay.run_due(member, at)? {
+                count_due(f, program, outcome);
+            }
+            Ok(())
+        };
+        for &(_, p) in history {
+            let step = &steps[p];
+            // Month-start runs up to the fact (the final run comes after every fact).
+            while next_run + 1 < runs.len() && runs[next_run] <= step.at {
+                due(replay, f, runs[next_run])?;
+                next_run += 1;
+            }
+            match step.what {
+                What::Order(o) => count_order(f, program, replay.order(p, o)),
+                What::Refund(r) => count_refund(f, program, replay.refund(p, r))?,
+                What::Redeem(i, r) => {
+                    let balance = Ok(redemption_type(program).and_then(|t| replay.balance(&r.member_id, t, r.at)));
+                    redeem_as_recorded(f, program, r, balance, |t, take| {
+                        replay.redeem(p, &redemption_key(i), &r.member_id, t, take, r.at)
+                    })?;
+                }
+            }
+        }
+        for &at in &runs[next_run..] {
+            due(replay, f, at)?;
+        }
+        if let Some(st) = replay.state(member) {
+            closing.add(st);
+        }
+        Ok(())
+    }
 }
 
 /// The same replay through one [`Engine`] over a [`MemoryStore`], command
@@ -898,8 +956,8 @@ mod tests {
         let fair = split(&steps, 1, &owners).remove(0);
         let mut clashing: Vec<Fact> = fair.iter().map(|&(_, p)| (7, p)).collect();
         clashing.sort_unstable();
-        let a = replay_members("x", &program, &steps, &fair, &owners, t(1), until).unwrap();
-        let b = replay_members("x", &program, &steps, &clashing, &owners, t(1), until).unwrap();
+        let a = replay_members(&[("x", &program)], &steps, &fair, &owners, t(1), until).unwrap().remove(0);
+        let b = replay_members(&[("x", &program)], &steps, &clashing, &owners, t(1), until).unwrap().remove(0);
         assert_eq!(a.figures, b.figures);
         assert_eq!(a.ranks, b.ranks);
         assert_eq!((b.figures.members, b.figures.orders, b.figures.points_issued), (3, 12, 6 * 10 + 6 * 10));

@@ -336,9 +336,14 @@ proptest::proptest! {
                 at: t0 + Duration::hours(i64::from(hours)),
             })
             .collect();
+        // Two groups replayed member by member (a programme that enrols no
+        // one refuses every order: it splits the history on its own).
+        let mut closed = sample("demo.toml");
+        closed.auto_enroll = false;
         let programs = labelled(vec![
             ("busy", busy_programme()),
             ("tiers", sample("double_points_tiers.toml")),
+            ("closed", closed),
             ("demo", sample("demo.toml")),
         ]);
         let engine = Options { redemptions: redemptions.clone(), through_engine: true, ..Options::default() };
