@@ -337,6 +337,7 @@ fn crash_import(place: &Place, kills: usize) {
 
     let engine = Engine::new(program(), open(&place.spec));
     let store = engine.store().as_ref();
+    settle(store);
     let mut recorded: BTreeMap<String, usize> = BTreeMap::new();
     for v in members(store) {
         let (orders, _) = check_member(&engine, &v);
@@ -363,6 +364,35 @@ fn crash_import(place: &Place, kills: usize) {
         acked.len(),
         recorded.len()
     );
+}
+
+/// Waits until the store has stopped changing (the same member versions
+/// and receipt keys in three reads 100 ms apart). The checks read members,
+/// then each member's events, then the receipts, each in its own snapshot;
+/// and PostgreSQL still commits a transaction whose `COMMIT` it received
+/// before the client was killed, possibly while those reads run (a member's
+/// version read before it, its events after). Whatever is stored must then
+/// pass every check: this only waits for the last write to land.
+fn settle(store: &dyn Store) {
+    let state = || {
+        let versions: Vec<(MemberId, u64)> = members(store).into_iter().map(|v| (v.state.id, v.version)).collect();
+        (versions, receipt_keys(store))
+    };
+    let mut last = state();
+    let mut same = 0;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = state();
+        if now == last {
+            same += 1;
+            if same == 2 {
+                return;
+            }
+        } else {
+            (last, same) = (now, 0);
+        }
+    }
+    panic!("the store was still changing 10 s after the last kill");
 }
 
 #[cfg(feature = "sqlite")]
