@@ -197,12 +197,7 @@ impl LifecycleConfig {
     /// comes, and the stage it changes to.
     pub fn next_change(&self, tz: Tz, orders: &[DateTime<Utc>], t: DateTime<Utc>) -> Option<(DateTime<Utc>, Stage)> {
         let n = orders.partition_point(|o| *o <= t);
-        let marks = Marks::new(self, tz, &orders[..n])?;
-        let mut candidates =
-            [marks.new_until(), marks.reactivated_until(), marks.at_risk(), marks.dormant(), marks.churned()];
-        candidates.sort();
-        let now = marks.stage(t);
-        candidates.into_iter().filter(|c| *c > t).map(|c| (c, marks.stage(c))).find(|(_, s)| *s != now)
+        Marks::new(self, tz, &orders[..n])?.next_change(t)
     }
 
     /// Why a member is in `stage` (for the transition record).
@@ -233,6 +228,11 @@ struct Marks<'a> {
     /// Time of the last order: before it nothing here applies.
     last: DateTime<Utc>,
     lim: Limits,
+    /// `at_risk <= dormant <= churned` is known without computing them:
+    /// the limits grow (validated) and are whole days, which
+    /// [`add_local_days`] keeps in order. (A fraction of a day is added in
+    /// seconds, which across a DST change can overtake the next whole day.)
+    ordered: bool,
     new_until: OnceCell<DateTime<Utc>>,
     /// Whether the last order came after a gap of at least the dormant limit.
     returned: OnceCell<bool>,
@@ -245,12 +245,15 @@ struct Marks<'a> {
 impl<'a> Marks<'a> {
     fn new(cfg: &'a LifecycleConfig, tz: Tz, orders: &'a [DateTime<Utc>]) -> Option<Marks<'a>> {
         let &last = orders.last()?;
+        let lim = cfg.limits(orders);
+        let whole = |d: f64| d.fract() == 0.0;
         Some(Marks {
             cfg,
             tz,
             orders,
             last,
-            lim: cfg.limits(orders),
+            lim,
+            ordered: whole(lim.at_risk) && whole(lim.dormant) && whole(lim.churned),
             new_until: OnceCell::new(),
             returned: OnceCell::new(),
             reactivated_until: OnceCell::new(),
@@ -291,11 +294,38 @@ impl<'a> Marks<'a> {
     }
 
     /// The stage at `t` (not before the last order).
+    /// The first instant after `t` (at or after the last order) where the
+    /// stage changes: the earliest mark after `t` with another stage.
+    fn next_change(&self, t: DateTime<Utc>) -> Option<(DateTime<Utc>, Stage)> {
+        let now = self.stage(t);
+        let first_change = |candidates: &mut [DateTime<Utc>]| {
+            candidates.sort();
+            candidates.iter().filter(|c| **c > t).map(|&c| (c, self.stage(c))).find(|(_, s)| *s != now)
+        };
+        if self.ordered && t < self.at_risk() {
+            // Not inactive yet: the member is at risk by `at_risk` at the
+            // latest (a stage other than `now`), so the later marks cannot
+            // come first and are not computed.
+            first_change(&mut [self.new_until(), self.reactivated_until(), self.at_risk()])
+        } else {
+            first_change(&mut [
+                self.new_until(),
+                self.reactivated_until(),
+                self.at_risk(),
+                self.dormant(),
+                self.churned(),
+            ])
+        }
+    }
+
     fn stage(&self, t: DateTime<Utc>) -> Stage {
         debug_assert!(t >= self.last);
-        if t >= self.churned() {
+        // Before `at_risk`, when the marks are ordered, the later two need
+        // not be computed: the member is not inactive.
+        let inactive = !(self.ordered && t < self.at_risk());
+        if inactive && t >= self.churned() {
             Stage::Churned
-        } else if t >= self.dormant() {
+        } else if inactive && t >= self.dormant() {
             Stage::Dormant
         } else if t >= self.at_risk() {
             Stage::AtRisk
@@ -313,8 +343,12 @@ impl<'a> Marks<'a> {
 /// the fraction as elapsed time.
 fn add_days(tz: Tz, t: DateTime<Utc>, days: f64) -> DateTime<Utc> {
     let whole = days.floor().clamp(0.0, 1_000_000.0);
-    let frac = days - whole;
-    add_local_days(tz, t, whole as u32) + chrono::Duration::seconds((frac * 86_400.0).round() as i64)
+    let at = add_local_days(tz, t, whole as u32);
+    // Whole days (every fixed threshold) need no seconds added.
+    match ((days - whole) * 86_400.0).round() as i64 {
+        0 => at,
+        seconds => at + chrono::Duration::seconds(seconds),
+    }
 }
 
 #[cfg(test)]
@@ -347,6 +381,50 @@ mod tests {
         assert_eq!(c.stage_at(tz, &back, utc("2024-06-02T00:00:00Z")), Stage::Reactivated);
         assert_eq!(c.stage_at(tz, &back, utc("2024-07-01T00:00:00Z")), Stage::Active);
         assert_eq!(c.stage_at(tz, &o, utc("2024-12-31T12:00:00Z")), Stage::Churned);
+    }
+
+    /// The shortcuts taken when the marks are known to be ordered give the
+    /// stages and changes of computing every mark, in zones with and
+    /// without DST, with fixed and personal (fractional) thresholds.
+    #[test]
+    fn ordered_marks_shortcut_changes_nothing() {
+        use proptest::prelude::*;
+        let zones = [Tz::UTC, Tz::America__New_York, Tz::Europe__London, Tz::Asia__Shanghai, Tz::Australia__Lord_Howe];
+        let config = (1u32..60, 1u32..100, 1u32..100, 1u32..200, 1u32..60, any::<bool>(), 1u32..40);
+        let orders = proptest::collection::vec(0i64..1_500 * 86_400, 1..8);
+        let runner_config = ProptestConfig { cases: 2_000, ..ProptestConfig::default() };
+        proptest!(runner_config, |(c in config, zone in 0..zones.len(), mut offsets in orders, after in 0i64..800 * 86_400)| {
+            let (new_days, gap1, gap2, gap3, reactivated_days, scaled, factor) = c;
+            let cfg = LifecycleConfig {
+                new_days,
+                at_risk_days: gap1,
+                dormant_days: gap1 + gap2,
+                churned_days: gap1 + gap2 + gap3,
+                reactivated_days,
+                scaling: if scaled {
+                    Scaling::PurchaseInterval {
+                        at_risk: Decimal::new(i64::from(factor), 1),
+                        dormant: Decimal::new(i64::from(factor) + 7, 1),
+                        churned: Decimal::new(i64::from(factor) + 15, 1),
+                        min_orders: 2,
+                    }
+                } else {
+                    Scaling::Fixed
+                },
+            };
+            cfg.validate().unwrap();
+            offsets.sort_unstable();
+            let start = utc("2021-01-01T00:00:00Z");
+            let orders: Vec<_> = offsets.iter().map(|s| start + chrono::Duration::seconds(*s)).collect();
+            let t = *orders.last().unwrap() + chrono::Duration::seconds(after);
+            let tz = zones[zone];
+            let fast = Marks::new(&cfg, tz, &orders).unwrap();
+            let mut full = Marks::new(&cfg, tz, &orders).unwrap();
+            full.ordered = false;
+            prop_assert_eq!(fast.stage(t), full.stage(t));
+            prop_assert_eq!(fast.next_change(t), full.next_change(t));
+            prop_assert_eq!(fast.next_change(*orders.last().unwrap()), full.next_change(*orders.last().unwrap()));
+        });
     }
 
     #[test]
