@@ -205,8 +205,38 @@ pub struct Suppressed {
     pub trigger: String,
     pub occurrence: String,
     pub due_at: DateTime<Utc>,
-    /// `no_consent`, `frequency_cap` or `coupon_unavailable`.
-    pub reason: String,
+    pub reason: SuppressReason,
+}
+
+/// Why an occurrence was not sent. Stored as its snake_case name
+/// (`no_consent`, `frequency_cap`, `coupon_unavailable`), as the reason
+/// string was before; a type, not a string, so no other reason can be
+/// written (and none is allocated for each suppressed occurrence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuppressReason {
+    /// No channel of the trigger has the member's consent.
+    NoConsent,
+    /// The member had the frequency cap's number of messages in its window.
+    FrequencyCap,
+    /// The trigger's coupon could not be issued (stock, budget or limits).
+    CouponUnavailable,
+}
+
+impl SuppressReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressReason::NoConsent => "no_consent",
+            SuppressReason::FrequencyCap => "frequency_cap",
+            SuppressReason::CouponUnavailable => "coupon_unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for SuppressReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What a member remembers of an emitted message.
@@ -580,22 +610,17 @@ impl OutreachConfig {
             if st.outreach.iter().any(|s| s.trigger == t.id && s.occurrence == o.key) {
                 continue;
             }
-            let suppress = |reason: &str| Suppressed {
-                trigger: t.id.clone(),
-                occurrence: o.key.clone(),
-                due_at: at,
-                reason: reason.into(),
-            };
+            let suppress = |reason| Suppressed { trigger: t.id.clone(), occurrence: o.key.clone(), due_at: at, reason };
             let consented = |c: &&String| !t.marketing || st.consents.get(*c).is_some_and(|c| c.granted);
             let Some(channel) = t.channels.iter().find(consented) else {
-                run.suppressed.push(suppress("no_consent"));
+                run.suppressed.push(suppress(SuppressReason::NoConsent));
                 continue;
             };
             if let Some(cap) = self.frequency_cap {
                 let window = Duration::days(i64::from(cap.days));
                 let recent = sent.iter().filter(|s| **s > at - window && **s <= at).count();
                 if recent >= cap.max as usize {
-                    run.suppressed.push(suppress("frequency_cap"));
+                    run.suppressed.push(suppress(SuppressReason::FrequencyCap));
                     continue;
                 }
             }

@@ -269,7 +269,7 @@ impl<S: Store> Tx<'_, S> {
                     trigger: item.trigger,
                     occurrence: item.occurrence,
                     due_at: item.due_at,
-                    reason: "coupon_unavailable".into(),
+                    reason: outreach::SuppressReason::CouponUnavailable,
                 }),
             }
         }

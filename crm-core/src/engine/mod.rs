@@ -400,6 +400,18 @@ impl<'a, S: Store> Tx<'a, S> {
         }
     }
 
+    /// Load the members not in the transaction yet in one store read
+    /// ([`Store::load_many`]); members that do not exist are skipped.
+    fn load_all(&mut self, ids: &[MemberId]) -> Result<()> {
+        let missing: Vec<MemberId> = ids.iter().filter(|id| !self.members.contains_key(*id)).cloned().collect();
+        for (id, loaded) in missing.iter().zip(self.store.load_many(&missing)?) {
+            if let Some(Versioned { state, version }) = loaded {
+                self.insert(id, Working { state, version, events: Vec::new(), epoch: 0 });
+            }
+        }
+        Ok(())
+    }
+
     fn state(&self, id: &MemberId) -> &MemberState {
         &self.members[id].state
     }
@@ -1622,6 +1634,7 @@ impl<S: Store> Engine<S> {
         let mut d = DueChunk::default();
         // On a member day nearly every member gets one message.
         d.journey.outreach.reserve(chunk.len());
+        tx.load_all(chunk)?;
         for id in chunk {
             let Some(MemberDue { activated, expired, journey: done, acted }) = tx.due(id)? else { continue };
             if acted {

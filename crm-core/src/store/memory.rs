@@ -151,6 +151,12 @@ impl Store for MemoryStore {
         Ok(self.read().slot(id).map(|s| Versioned { state: s.state.clone(), version: s.count }))
     }
 
+    /// All under one read lock: a writer waits once, not between members.
+    fn load_many(&self, ids: &[MemberId]) -> Result<Vec<Option<Versioned>>, CrmError> {
+        let g = self.read();
+        Ok(ids.iter().map(|id| g.slot(id).map(|s| Versioned { state: s.state.clone(), version: s.count })).collect())
+    }
+
     fn identity_owner(&self, identity: &Identity) -> Result<Option<MemberId>, CrmError> {
         Ok(self.read().identities.get(identity).cloned())
     }

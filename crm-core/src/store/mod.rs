@@ -134,6 +134,14 @@ impl From<CrmError> for CommitError {
 pub trait Store: Send + Sync {
     /// The member's snapshot, if it exists.
     fn load(&self, id: &MemberId) -> Result<Option<Versioned>, CrmError>;
+    /// The snapshots of several members, in the order asked (`None`: no
+    /// such member). The default loads them one by one; the memory store
+    /// reads them all under one hold of its lock, so a `run_due` chunk
+    /// decided on one thread is not held up member after member by the
+    /// commits of another.
+    fn load_many(&self, ids: &[MemberId]) -> Result<Vec<Option<Versioned>>, CrmError> {
+        ids.iter().map(|id| self.load(id)).collect()
+    }
     /// The member an identity belongs to.
     fn identity_owner(&self, identity: &Identity) -> Result<Option<MemberId>, CrmError>;
     /// The member an order was recorded for.
@@ -204,6 +212,9 @@ pub trait Store: Send + Sync {
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn load(&self, id: &MemberId) -> Result<Option<Versioned>, CrmError> {
         (**self).load(id)
+    }
+    fn load_many(&self, ids: &[MemberId]) -> Result<Vec<Option<Versioned>>, CrmError> {
+        (**self).load_many(ids)
     }
     fn identity_owner(&self, identity: &Identity) -> Result<Option<MemberId>, CrmError> {
         (**self).identity_owner(identity)

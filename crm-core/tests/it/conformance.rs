@@ -41,6 +41,7 @@ macro_rules! store_suite {
 
 store_suite!(
     load_of_unknown_member_is_none,
+    load_many_answers_like_load_in_the_order_asked,
     commit_then_load_returns_state_and_version,
     events_are_appended_in_order_with_versions,
     stale_commit_is_rejected_and_writes_nothing,
@@ -160,6 +161,17 @@ fn load_of_unknown_member_is_none<S: Store>(s: S) {
     assert_eq!(n, 0);
     // An empty commit is a no-op.
     ok(s.commit(Commit::default()));
+}
+
+fn load_many_answers_like_load_in_the_order_asked<S: Store>(s: S) {
+    assert!(s.load_many(&[]).unwrap().is_empty());
+    seed(&s, "alice");
+    ok(s.commit(Commit { members: vec![write(None, "bob", tags(3, 0))], ..Commit::default() }));
+    let ids = [mid("bob"), mid("nobody"), mid("alice"), mid("bob")];
+    let one_by_one: Vec<_> = ids.iter().map(|id| s.load(id).unwrap()).collect();
+    let versions: Vec<_> = one_by_one.iter().map(|v| v.as_ref().map(|v| v.version)).collect();
+    assert_eq!(versions, [Some(3), None, Some(1), Some(3)]);
+    assert_eq!(s.load_many(&ids).unwrap(), one_by_one);
 }
 
 fn commit_then_load_returns_state_and_version<S: Store>(s: S) {
