@@ -430,24 +430,13 @@ impl OutreachConfig {
                 }
             }
             TriggerKind::PointsExpiring { point_type, days } => {
-                // Points per expiry instant, earliest first. A sorted vector,
-                // not a map: lots come in earning order, which is nearly
-                // always expiry order, and this runs on every wake-up.
-                let mut by_expiry: Vec<(DateTime<Utc>, i64)> = Vec::new();
-                for l in st.lots.iter().filter(|l| &l.point_type == point_type && l.remaining > 0) {
-                    if let Some(e) = l.expires_at.filter(|e| *e > ctx.now.min(hi)) {
-                        by_expiry.push((e, l.remaining));
-                    }
-                }
-                by_expiry.sort_by_key(|(e, _)| *e);
-                by_expiry.dedup_by(|later, kept| {
-                    let same = later.0 == kept.0;
-                    if same {
-                        kept.1 += later.1;
-                    }
-                    same
-                });
-                for (e, points) in by_expiry {
+                let floor = ctx.now.min(hi);
+                let expiring = st
+                    .lots
+                    .iter()
+                    .filter(|l| &l.point_type == point_type && l.remaining > 0)
+                    .filter_map(|l| l.expires_at.filter(|e| *e > floor).map(|e| (e, l.remaining)));
+                by_instant(expiring, |e, points| {
                     let local = crate::time::wall_clock(ctx.program_tz, e) - Duration::days(i64::from(*days));
                     let due = resolve_local(ctx.program_tz, local);
                     push(
@@ -455,7 +444,7 @@ impl OutreachConfig {
                         due,
                         &|| serde_json::json!({ "point_type": point_type, "points": points, "expires_at": e }),
                     );
-                }
+                });
             }
             TriggerKind::TierRetention { days } => {
                 let Some(tier) = ctx.tier else { return };
@@ -678,6 +667,42 @@ impl OutreachConfig {
     }
 }
 
+/// Call `f` with each instant of `items` and the sum of its points,
+/// earliest first.
+///
+/// Why not a map or a sorted copy: the points-expiring trigger asks this of
+/// a member's lots on every wake-up, and lots come in earning order, which
+/// is nearly always expiry order. Sorted input is summed run by run as it
+/// comes, with nothing allocated; only unsorted input is copied and sorted.
+fn by_instant<I>(items: I, mut f: impl FnMut(DateTime<Utc>, i64))
+where
+    I: Iterator<Item = (DateTime<Utc>, i64)> + Clone,
+{
+    let mut runs = |items: &mut dyn Iterator<Item = (DateTime<Utc>, i64)>| {
+        let mut run: Option<(DateTime<Utc>, i64)> = None;
+        for (at, points) in items {
+            match &mut run {
+                Some((same, sum)) if *same == at => *sum += points,
+                _ => {
+                    if let Some((done, sum)) = run.replace((at, points)) {
+                        f(done, sum);
+                    }
+                }
+            }
+        }
+        if let Some((done, sum)) = run {
+            f(done, sum);
+        }
+    };
+    if items.clone().is_sorted_by_key(|(at, _)| at) {
+        runs(&mut { items });
+    } else {
+        let mut sorted: Vec<_> = items.collect();
+        sorted.sort_by_key(|(at, _)| *at);
+        runs(&mut sorted.into_iter());
+    }
+}
+
 /// The member's tier as the tier-retention trigger sees it.
 #[derive(Clone, Copy)]
 pub struct TierInfo<'a> {
@@ -718,6 +743,27 @@ mod tests {
             "quiet_hours": {"start": "21:00:00", "end": "09:00:00"},
         }))
         .unwrap()
+    }
+
+    /// `by_instant` sums the points of each instant, earliest first, for
+    /// sorted and unsorted input alike.
+    #[test]
+    fn by_instant_sums_points_per_instant_in_order() {
+        use proptest::prelude::*;
+        proptest!(|(items in proptest::collection::vec((0i64..6, 1i64..100), 0..12), sort in any::<bool>())| {
+            let mut items: Vec<(DateTime<Utc>, i64)> =
+                items.into_iter().map(|(h, p)| (utc("2025-01-01T00:00:00Z") + Duration::hours(h), p)).collect();
+            if sort {
+                items.sort();
+            }
+            let mut expected = std::collections::BTreeMap::new();
+            for (at, p) in &items {
+                *expected.entry(*at).or_insert(0) += p;
+            }
+            let mut got = Vec::new();
+            by_instant(items.iter().copied(), |at, p| got.push((at, p)));
+            prop_assert_eq!(got, expected.into_iter().collect::<Vec<_>>());
+        });
     }
 
     #[test]

@@ -251,6 +251,9 @@ impl<'p> LiabilityCount<'p> {
 /// 5 ms of work in a release build; a thread costs tens of microseconds).
 const RUN_DUE_PARALLEL_FROM: usize = 256;
 
+/// Fewest due members `run_due` sorts on several threads.
+const RUN_DUE_PARALLEL_SORT_FROM: usize = 1 << 16;
+
 /// Most members per `run_due` transaction unless the store asks for fewer
 /// ([`Store::due_chunk`]): each chunk is decided and committed on its own,
 /// so memory stays bounded and chunks can be decided in parallel.
@@ -1561,11 +1564,16 @@ impl<S: Store> Engine<S> {
         // Only the members with something due are loaded (stores index
         // `MemberState::next_due_at`); sorted so runs are deterministic.
         let mut due = self.store.due_members(now)?;
-        due.sort_unstable();
-        due.dedup();
         // A short run stays on this thread: starting threads would cost more
         // than its members.
         let workers = if due.len() < RUN_DUE_PARALLEL_FROM { 1 } else { self.store.decision_workers().max(1) };
+        if workers > 1 && due.len() >= RUN_DUE_PARALLEL_SORT_FROM {
+            // A member day's million ids: sorted on the decision workers.
+            rayon::slice::ParallelSliceMut::par_sort_unstable(&mut due[..]);
+        } else {
+            due.sort_unstable();
+        }
+        due.dedup();
         // With several workers, at least four chunks each (a short run still
         // shares out its work); the result does not depend on the split.
         let most = self.store.due_chunk().clamp(1, RUN_DUE_CHUNK);

@@ -23,6 +23,9 @@ struct Slot {
     due_at: Option<DateTime<Utc>>,
 }
 
+/// Fewest due members whose ids `due_members` copies on several threads.
+const PARALLEL_IDS_FROM: usize = 1 << 16;
+
 /// No event (the end of a member's chain).
 const NO_EVENT: u32 = u32::MAX;
 /// Events per log chunk (~2 MB): a chunk is allocated once, full size, and
@@ -327,10 +330,19 @@ impl Store for MemoryStore {
         128
     }
 
-    /// Reads the due index: O(members due), not a scan.
+    /// Reads the due index: O(members due), not a scan. A long list (a
+    /// member day) copies its ids on every decision worker: each id is a
+    /// cache miss in a different member's snapshot.
     fn due_members(&self, now: DateTime<Utc>) -> Result<Vec<MemberId>, CrmError> {
+        use rayon::prelude::*;
         let g = self.read();
-        Ok(g.due.iter().take_while(|(at, _)| *at <= now).map(|&(_, i)| g.slots[i as usize].state.id.clone()).collect())
+        let slots: Vec<u32> = g.due.iter().take_while(|(at, _)| *at <= now).map(|&(_, i)| i).collect();
+        let id = |&i: &u32| g.slots[i as usize].state.id.clone();
+        if self.workers > 1 && slots.len() >= PARALLEL_IDS_FROM {
+            Ok(slots.par_iter().with_min_len(PARALLEL_IDS_FROM / 4).map(id).collect())
+        } else {
+            Ok(slots.iter().map(id).collect())
+        }
     }
 
     fn receipts(&self, visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>) -> Result<(), CrmError> {
@@ -372,6 +384,31 @@ mod tests {
             Event::TagAdded { tag, .. } => tag,
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    /// A long due list (copied on several threads) holds the same ids in
+    /// the same order as one copied on the calling thread, and only the
+    /// members due.
+    #[test]
+    fn due_members_on_several_threads_match_one_thread() {
+        use crate::store::MemberWrite;
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let n = 2 * PARALLEL_IDS_FROM;
+        let members: Vec<MemberWrite> = (0..n)
+            .map(|i| {
+                let mut state = MemberState::new(MemberId(format!("m{}", (i * 7_919) % n)), t0);
+                state.wake_at = Some(t0 + chrono::Duration::seconds((i % 3) as i64));
+                MemberWrite { expected_version: 0, events: Vec::new(), state }
+            })
+            .collect();
+        let (one, two) = (MemoryStore::with_decision_workers(1), MemoryStore::with_decision_workers(2));
+        for s in [&one, &two] {
+            s.commit(Commit { members: members.clone(), ..Commit::default() }).unwrap();
+        }
+        let now = t0 + chrono::Duration::seconds(1);
+        let due = one.due_members(now).unwrap();
+        assert_eq!(due.len(), n - n / 3, "due at 0 s and 1 s, not at 2 s");
+        assert_eq!(two.due_members(now).unwrap(), due);
     }
 
     #[test]
