@@ -293,7 +293,6 @@ impl<'a> Marks<'a> {
         *self.churned.get_or_init(|| add_days(self.tz, self.last, self.lim.churned))
     }
 
-    /// The stage at `t` (not before the last order).
     /// The first instant after `t` (at or after the last order) where the
     /// stage changes: the earliest mark after `t` with another stage.
     fn next_change(&self, t: DateTime<Utc>) -> Option<(DateTime<Utc>, Stage)> {
@@ -318,6 +317,7 @@ impl<'a> Marks<'a> {
         }
     }
 
+    /// The stage at `t` (not before the last order).
     fn stage(&self, t: DateTime<Utc>) -> Stage {
         debug_assert!(t >= self.last);
         // Before `at_risk`, when the marks are ordered, the later two need
