@@ -694,8 +694,9 @@ where
             f(done, sum);
         }
     };
+    let mut items = items;
     if items.clone().is_sorted_by_key(|(at, _)| at) {
-        runs(&mut { items });
+        runs(&mut items);
     } else {
         let mut sorted: Vec<_> = items.collect();
         sorted.sort_by_key(|(at, _)| *at);

@@ -395,12 +395,17 @@ impl<'a, S: Store> Tx<'a, S> {
             return Ok(true);
         }
         match self.store.load(id)? {
-            Some(Versioned { state, version }) => {
-                self.insert(id, Working { state, version, events: Vec::new(), epoch: 0 });
+            Some(v) => {
+                self.insert_loaded(id, v);
                 Ok(true)
             }
             None => Ok(false),
         }
+    }
+
+    /// Add a member as the store holds it (no events of this transaction yet).
+    fn insert_loaded(&mut self, id: &MemberId, Versioned { state, version }: Versioned) {
+        self.insert(id, Working { state, version, events: Vec::new(), epoch: 0 });
     }
 
     /// Load the members not in the transaction yet in one store read
@@ -408,8 +413,8 @@ impl<'a, S: Store> Tx<'a, S> {
     fn load_all(&mut self, ids: &[MemberId]) -> Result<()> {
         let missing: Vec<MemberId> = ids.iter().filter(|id| !self.members.contains_key(*id)).cloned().collect();
         for (id, loaded) in missing.iter().zip(self.store.load_many(&missing)?) {
-            if let Some(Versioned { state, version }) = loaded {
-                self.insert(id, Working { state, version, events: Vec::new(), epoch: 0 });
+            if let Some(v) = loaded {
+                self.insert_loaded(id, v);
             }
         }
         Ok(())
