@@ -29,6 +29,7 @@ pub mod segment;
 pub mod shared;
 pub mod state;
 pub mod store;
+mod threads;
 pub mod tier;
 pub mod time;
 pub mod vec_map;

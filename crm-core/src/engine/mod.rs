@@ -1572,12 +1572,15 @@ impl<S: Store> Engine<S> {
         // A short run stays on this thread: starting threads would cost more
         // than its members.
         let workers = if due.len() < RUN_DUE_PARALLEL_FROM { 1 } else { self.store.decision_workers().max(1) };
-        if workers > 1 && due.len() >= RUN_DUE_PARALLEL_SORT_FROM {
-            // A member day's million ids: sorted on the decision workers.
-            rayon::slice::ParallelSliceMut::par_sort_unstable(&mut due[..]);
-        } else {
-            due.sort_unstable();
-        }
+        // A member day's million ids: sorted on the decision workers (at
+        // most `decision_workers` threads).
+        let sorters = if due.len() >= RUN_DUE_PARALLEL_SORT_FROM { workers } else { 1 };
+        crate::threads::within(
+            sorters,
+            &mut due[..],
+            rayon::slice::ParallelSliceMut::par_sort_unstable,
+            <[MemberId]>::sort_unstable,
+        );
         due.dedup();
         // With several workers, at least four chunks each (a short run still
         // shares out its work); the result does not depend on the split.

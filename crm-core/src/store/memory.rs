@@ -331,18 +331,21 @@ impl Store for MemoryStore {
     }
 
     /// Reads the due index: O(members due), not a scan. A long list (a
-    /// member day) copies its ids on every decision worker: each id is a
-    /// cache miss in a different member's snapshot.
+    /// member day) copies its ids on the decision workers (at most
+    /// [`MemoryStore::with_decision_workers`] threads): each id is a cache
+    /// miss in a different member's snapshot.
     fn due_members(&self, now: DateTime<Utc>) -> Result<Vec<MemberId>, CrmError> {
         use rayon::prelude::*;
         let g = self.read();
         let slots: Vec<u32> = g.due.iter().take_while(|(at, _)| *at <= now).map(|&(_, i)| i).collect();
         let id = |&i: &u32| g.slots[i as usize].state.id.clone();
-        if self.workers > 1 && slots.len() >= PARALLEL_IDS_FROM {
-            Ok(slots.par_iter().with_min_len(PARALLEL_IDS_FROM / 4).map(id).collect())
-        } else {
-            Ok(slots.iter().map(id).collect())
-        }
+        let workers = if slots.len() >= PARALLEL_IDS_FROM { self.workers } else { 1 };
+        Ok(crate::threads::within(
+            workers,
+            &slots,
+            |slots| slots.par_iter().with_min_len(PARALLEL_IDS_FROM / 4).map(id).collect(),
+            |slots| slots.iter().map(id).collect(),
+        ))
     }
 
     fn receipts(&self, visit: &mut dyn FnMut(Receipt) -> Result<(), CrmError>) -> Result<(), CrmError> {
