@@ -294,12 +294,17 @@ mod tests {
     proptest! {
         /// Any sequence of inserts, removes and entry updates leaves the map
         /// equal to a `BTreeMap` given the same operations, in the same
-        /// order, and its JSON form is the `BTreeMap`'s.
+        /// order (lookups of any key answer alike in between), and its JSON
+        /// form is the `BTreeMap`'s.
         #[test]
-        fn behaves_like_a_btree_map(ops in proptest::collection::vec((0u8..3, 0u8..20, -5i64..5), 0..200)) {
+        fn behaves_like_a_btree_map(ops in proptest::collection::vec((0u8..3, 0u8..20, -5i64..5, 0u8..21), 0..200)) {
             let mut mine: VecMap<String, i64> = VecMap::new();
             let mut theirs: BTreeMap<String, i64> = BTreeMap::new();
-            for (op, k, v) in ops {
+            for (op, k, v, probe) in ops {
+                // Lookups of keys present and absent, between every operation.
+                let probe = format!("k{probe}");
+                prop_assert_eq!(mine.get(&probe), theirs.get(&probe));
+                prop_assert_eq!(mine.contains_key(&probe), theirs.contains_key(&probe));
                 let k = format!("k{k}");
                 match op {
                     0 => prop_assert_eq!(mine.insert(k.clone(), v), theirs.insert(k, v)),
