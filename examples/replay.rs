@@ -6,7 +6,8 @@
 //! ```
 //!
 //! The CSV has the header `member_id,order_id,placed_at,amount,channel` (columns may come in any
-//! order; `channel` may be empty or absent); `placed_at` is RFC 3339 and `amount` a decimal. Every
+//! order; `channel` may be empty or absent; fields may be quoted); `placed_at` is RFC 3339 and
+//! `amount` a decimal (the reader, shared with `whatif`, is `examples/support/order_csv.rs`). Every
 //! row becomes a paid order under `Program::default_demo()` (1 point per full 1.00, 365-day
 //! expiry), recorded in batches of `--batch` orders (one atomic commit each) with
 //! `Engine::record_orders`, on `--threads` threads (default one per core, at most 4): each
@@ -27,18 +28,20 @@
 //! their first outcome and are not counted twice by the store.
 
 use std::collections::HashSet;
-use std::fs;
-use std::io::{BufRead, BufReader};
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use crm_core::store::sqlite::{SqliteOptions, Synchronous, DEFAULT_MEMBER_CACHE};
 use crm_core::{Engine, MemoryStore, Order, Outcome, Program, SqliteStore, Store};
+use order_csv::{read_orders, OrdersRead};
 use rust_decimal::Decimal;
 use serde_json::json;
+
+#[allow(dead_code)] // the small-file reader is `whatif`'s; this example reads orders only
+#[path = "support/order_csv.rs"]
+mod order_csv;
 
 /// mimalloc as the global allocator: the engine allocates many small strings
 /// and maps per member, where glibc malloc spends half the time of a daily
@@ -172,120 +175,6 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
 struct Row {
     line: usize,
     order: Order,
-}
-
-/// Split one CSV record (RFC 4180 quoting, no newlines inside fields).
-fn split_csv(line: &str) -> Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut chars = line.chars().peekable();
-    loop {
-        let mut field = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        field.push('"');
-                    }
-                    Some('"') => break,
-                    Some(c) => field.push(c),
-                    None => return Err("unterminated quoted field".into()),
-                }
-            }
-            match chars.next() {
-                None => {
-                    fields.push(field);
-                    return Ok(fields);
-                }
-                Some(',') => fields.push(field),
-                Some(c) => return Err(format!("unexpected {c:?} after a quoted field")),
-            }
-        } else {
-            loop {
-                match chars.next() {
-                    None => {
-                        fields.push(field);
-                        return Ok(fields);
-                    }
-                    Some(',') => break,
-                    Some('"') => return Err("quote inside an unquoted field".into()),
-                    Some(c) => field.push(c),
-                }
-            }
-            fields.push(field);
-        }
-    }
-}
-
-/// Column positions from the header line.
-struct Columns {
-    member_id: usize,
-    order_id: usize,
-    placed_at: usize,
-    amount: usize,
-    channel: Option<usize>,
-}
-
-impl Columns {
-    fn from_header(header: &[String]) -> Result<Columns, String> {
-        let find = |name: &str| header.iter().position(|h| h.trim() == name);
-        let need = |name: &str| find(name).ok_or_else(|| format!("the header has no {name:?} column"));
-        Ok(Columns {
-            member_id: need("member_id")?,
-            order_id: need("order_id")?,
-            placed_at: need("placed_at")?,
-            amount: need("amount")?,
-            channel: find("channel"),
-        })
-    }
-
-    fn order(&self, f: &[String]) -> Result<Order, String> {
-        let get = |i: usize, name: &str| f.get(i).map(|s| s.trim()).ok_or_else(|| format!("missing {name}"));
-        let placed_at = get(self.placed_at, "placed_at")?;
-        let placed_at = DateTime::parse_from_rfc3339(placed_at)
-            .map_err(|e| format!("placed_at {placed_at:?} is not RFC 3339: {e}"))?
-            .with_timezone(&Utc);
-        let amount = get(self.amount, "amount")?;
-        let amount = Decimal::from_str(amount).map_err(|e| format!("amount {amount:?}: {e}"))?;
-        let mut order =
-            Order::paid(get(self.order_id, "order_id")?, get(self.member_id, "member_id")?, placed_at, amount);
-        order.channel = self.channel.and_then(|i| f.get(i)).map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
-        Ok(order)
-    }
-}
-
-/// A CSV line that did not parse: its number and why.
-type BadLine = (usize, String);
-
-/// Read the CSV: the rows that parse, and the errors of those that do not.
-fn read_orders(path: &str) -> Result<(Vec<Row>, Vec<BadLine>), String> {
-    let file = fs::File::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
-    let mut lines = BufReader::new(file).lines().enumerate();
-    let header = loop {
-        match lines.next() {
-            Some((_, Ok(l))) if l.trim().is_empty() => continue,
-            Some((_, Ok(l))) => break l,
-            Some((_, Err(e))) => return Err(format!("cannot read {path}: {e}")),
-            None => return Err(format!("{path} is empty (expected a CSV header)")),
-        }
-    };
-    let header = split_csv(header.trim_start_matches('\u{feff}').trim_end_matches('\r'))
-        .map_err(|e| format!("{path}: header: {e}"))?;
-    let cols = Columns::from_header(&header).map_err(|e| format!("{path}: {e}"))?;
-    let (mut rows, mut bad) = (Vec::new(), Vec::new());
-    for (i, line) in lines {
-        let line = line.map_err(|e| format!("cannot read {path}: {e}"))?;
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            continue;
-        }
-        match split_csv(line).and_then(|f| cols.order(&f)) {
-            Ok(order) => rows.push(Row { line: i + 1, order }),
-            Err(e) => bad.push((i + 1, e)),
-        }
-    }
-    Ok((rows, bad))
 }
 
 #[derive(Default)]
@@ -447,7 +336,8 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), String> {
     let t = Instant::now();
-    let (rows, bad) = read_orders(&args.orders)?;
+    let OrdersRead { orders, lines, bad } = read_orders(&args.orders)?;
+    let rows: Vec<Row> = orders.into_iter().zip(lines).map(|(order, line)| Row { line, order }).collect();
     let parse_ms = t.elapsed().as_secs_f64() * 1e3;
     for (line, e) in bad.iter().take(SHOW_ERRORS) {
         eprintln!("replay: line {line}: cannot parse: {e}");

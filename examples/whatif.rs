@@ -7,8 +7,8 @@
 //! ```
 //!
 //! The CSV is the one of the `replay` example (header `member_id,order_id,placed_at,amount,channel`,
-//! columns in any order, `channel` optional, no quoted fields). Optional `--refunds FILE.csv`
-//! (header `refund_id,order_id,at,amount`; an empty `amount` refunds the rest of the order) and
+//! columns in any order, `channel` optional, fields may be quoted; the reader both share is
+//! `examples/support/order_csv.rs`). Optional `--refunds FILE.csv` (header `refund_id,order_id,at,amount`; an empty `amount` refunds the rest of the order) and
 //! `--redemptions FILE.csv` (header `member_id,points,at`) replay refunds and recorded redemptions
 //! too; times are RFC 3339. Each programme is replayed by `crm_core::whatif::compare`, member by
 //! member (members dealt to shards by a hash of their id, the shards on all cores): each member's
@@ -20,7 +20,6 @@
 //! `elapsed_ms` (the comparison, parsing excluded).
 
 use std::collections::BTreeSet;
-use std::fs;
 use std::path::Path;
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -28,8 +27,12 @@ use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use crm_core::whatif::{compare, Comparison, Options, ProgrammeFigures, RecordedRedemption};
-use crm_core::{Order, Program, Refund, RefundScope};
+use crm_core::{Program, Refund, RefundScope};
+use order_csv::{cell, read_orders, read_rows, OrdersRead};
 use rust_decimal::Decimal;
+
+#[path = "support/order_csv.rs"]
+mod order_csv;
 
 /// mimalloc as the global allocator: the engine allocates many small strings
 /// and maps per member, where glibc malloc spends half the time of a daily
@@ -102,132 +105,6 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         return Err("at least one --program is required".into());
     }
     Ok(Some(Args { orders, refunds, redemptions, programs, until, shards }))
-}
-
-/// A CSV line that did not parse: its number and why.
-type BadLine = (usize, String);
-
-/// Read the orders CSV (a short copy of the `replay` example's reader, without quoting):
-/// the orders that parse, and `(line, error)` for those that do not.
-fn read_orders(path: &str) -> Result<(Vec<Order>, Vec<BadLine>), String> {
-    let text = fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    let text = text.trim_start_matches('\u{feff}');
-    // The header is the first line that is not blank (line numbers count from 1).
-    let line_end =
-        |from: usize| text.as_bytes()[from..].iter().position(|b| *b == b'\n').map_or(text.len(), |n| from + n + 1);
-    let (mut body_at, mut header_line) = (0, 1);
-    while body_at < text.len() && text[body_at..line_end(body_at)].trim().is_empty() {
-        body_at = line_end(body_at);
-        header_line += 1;
-    }
-    if body_at == text.len() {
-        return Err(format!("{path} is empty (expected a CSV header)"));
-    }
-    let header_at = body_at;
-    body_at = line_end(body_at);
-    let header: Vec<&str> =
-        text[header_at..body_at].trim_start_matches('\u{feff}').trim().split(',').map(str::trim).collect();
-    let col = |name: &str| header.iter().position(|h| *h == name);
-    let need = |name: &str| col(name).ok_or_else(|| format!("{path}: the header has no {name:?} column"));
-    let columns = Columns {
-        member: need("member_id")?,
-        id: need("order_id")?,
-        placed: need("placed_at")?,
-        amount: need("amount")?,
-        channel: col("channel"),
-    };
-    // Ten million lines take seconds to parse: each core parses a run of
-    // whole lines, and the runs are joined in file order.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut runs: Vec<(usize, &str)> = Vec::with_capacity(cores);
-    let (mut start, mut first_line) = (body_at, header_line + 1);
-    for k in (1..=cores).rev() {
-        // Each run ends after a newline (a character boundary).
-        let end = if k == 1 { text.len() } else { line_end(start + (text.len() - start) / k) };
-        let run = &text[start..end];
-        runs.push((first_line, run));
-        first_line += run.bytes().filter(|b| *b == b'\n').count();
-        start = end;
-    }
-    let parsed: Vec<(Vec<Order>, Vec<BadLine>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = runs
-            .iter()
-            .map(|&(first, run)| {
-                let (header, columns) = (&header, &columns);
-                scope.spawn(move || parse_orders(run, first, header, columns))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("a parse thread panicked")).collect()
-    });
-    let mut orders = Vec::with_capacity(parsed.iter().map(|(o, _)| o.len()).sum());
-    let mut bad = Vec::new();
-    for (o, b) in parsed {
-        orders.extend(o);
-        bad.extend(b);
-    }
-    Ok((orders, bad))
-}
-
-/// Where the order fields are in a line.
-struct Columns {
-    member: usize,
-    id: usize,
-    placed: usize,
-    amount: usize,
-    channel: Option<usize>,
-}
-
-/// The orders of `run` (whole lines, the first numbered `first`).
-fn parse_orders(run: &str, first: usize, header: &[&str], c: &Columns) -> (Vec<Order>, Vec<BadLine>) {
-    let (mut orders, mut bad) = (Vec::with_capacity(run.len() / 40), Vec::new());
-    let mut f: Vec<&str> = Vec::with_capacity(header.len());
-    for (i, line) in run.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        f.clear();
-        f.extend(line.split(',').map(str::trim));
-        let parsed = (|| {
-            if line.contains('"') {
-                return Err("quoted fields are not supported here".to_string());
-            }
-            let get = |i: usize| f.get(i).copied().ok_or_else(|| format!("missing column {}", header[i]));
-            let at = DateTime::parse_from_rfc3339(get(c.placed)?).map_err(|e| format!("placed_at: {e}"))?;
-            let amount = Decimal::from_str(get(c.amount)?).map_err(|e| format!("amount: {e}"))?;
-            let mut order = Order::paid(get(c.id)?, get(c.member)?, at.with_timezone(&Utc), amount);
-            order.channel = c.channel.and_then(|c| f.get(c)).filter(|c| !c.is_empty()).map(|c| c.to_string());
-            Ok(order)
-        })();
-        match parsed {
-            Ok(o) => orders.push(o),
-            Err(e) => bad.push((first + i, e)),
-        }
-    }
-    (orders, bad)
-}
-
-/// Rows of a small CSV (no quoting) as maps from the header's names; every
-/// column in `need` must be in the header.
-/// A CSV row: its line number and `(column, value)` pairs.
-type Row = (usize, Vec<(String, String)>);
-
-fn read_rows(path: &str, need: &[&str]) -> Result<Vec<Row>, String> {
-    let text = fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines.next().ok_or_else(|| format!("{path} is empty (expected a CSV header)"))?;
-    let header: Vec<String> = header.trim_start_matches('\u{feff}').split(',').map(|h| h.trim().to_string()).collect();
-    for n in need {
-        if !header.iter().any(|h| h == n) {
-            return Err(format!("{path}: the header has no {n:?} column"));
-        }
-    }
-    Ok(lines
-        .map(|(i, line)| {
-            let cells = line.split(',').map(|c| c.trim().to_string());
-            (i + 1, header.iter().cloned().zip(cells).collect())
-        })
-        .collect())
-}
-
-fn cell<'a>(row: &'a [(String, String)], name: &str) -> &'a str {
-    row.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
 }
 
 fn instant(v: &str, what: &str) -> Result<DateTime<Utc>, String> {
@@ -307,7 +184,7 @@ fn run(args: &Args) -> Result<(), String> {
     }
 
     let t = Instant::now();
-    let (orders, bad) = read_orders(&args.orders)?;
+    let OrdersRead { orders, bad, .. } = read_orders(&args.orders)?;
     let parse_ms = t.elapsed().as_secs_f64() * 1e3;
     for (line, e) in bad.iter().take(SHOW_ERRORS) {
         eprintln!("whatif: line {line}: cannot parse: {e}");

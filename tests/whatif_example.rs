@@ -11,8 +11,9 @@ use std::process::Command;
 const BAD: [u32; 5] = [100, 1_199, 1_500, 1_501, 2_950];
 
 /// A byte-order mark and blank lines before the header, CRLF endings, a
-/// member id that is not ASCII, blank lines between orders, and the orders
-/// [`BAD`] that do not parse. Returns the CSV, the orders that parse, the
+/// member id that is not ASCII, quoted fields (one holding a comma and a
+/// doubled quote), blank lines between orders, and the orders [`BAD`] that
+/// do not parse (a bad date, a bad amount, an unterminated quote). Returns the CSV, the orders that parse, the
 /// whole points they earn under the default programme, and the numbers of
 /// the lines that do not.
 fn history() -> (String, u64, i64, Vec<usize>) {
@@ -31,12 +32,18 @@ fn history() -> (String, u64, i64, Vec<usize>) {
         let row = if !BAD.contains(&n) {
             good += 1;
             points += i64::from(cents / 100);
-            format!("{member},o{n},{day},{}.{:02},web", cents / 100, cents % 100)
+            match n % 14 {
+                // Quoted fields (RFC 4180), one with a comma and a doubled quote.
+                0 => format!("\"x,\"\"{member}\"\"\",\"o{n}\",{day},\"{}.{:02}\",web", cents / 100, cents % 100),
+                7 => format!("\"{member}\",o{n},\"{day}\",{}.{:02},\"web\"", cents / 100, cents % 100),
+                _ => format!("{member},o{n},{day},{}.{:02},web", cents / 100, cents % 100),
+            }
         } else {
             bad.push(line);
-            match n % 2 {
+            match n % 3 {
                 0 => format!("{member},o{n},not-a-date,{}.{:02},web", cents / 100, cents % 100),
-                _ => format!("{member},o{n},{day},12x,web"),
+                1 => format!("{member},o{n},{day},12x,web"),
+                _ => format!("\"{member},o{n},{day},1.00,web"),
             }
         };
         csv.push_str(&row);
