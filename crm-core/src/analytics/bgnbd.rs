@@ -236,16 +236,10 @@ mod tests {
     #[test]
     fn gradient_matches_finite_differences() {
         let d = FitData::new(vec![[0.0, 0.0, 30.0], [2.0, 10.0, 38.0], [5.0, 20.0, 25.0], [1.0, 1.0, 2.0]]);
-        let u = [-0.9, 1.3, -0.2, 0.8];
-        let (_, g) = objective(&d, &u);
-        for k in 0..4 {
-            let h = 1e-6;
-            let (mut up, mut dn) = (u, u);
-            up[k] += h;
-            dn[k] -= h;
-            let numeric = (objective(&d, &up).0 - objective(&d, &dn).0) / (2.0 * h);
-            assert!((g[k] - numeric).abs() < 1e-7, "k={k}: {} vs {numeric}", g[k]);
-        }
+        crate::analytics::optimize::assert_gradient_matches_finite_differences(
+            |u| objective(&d, u),
+            [-0.9, 1.3, -0.2, 0.8],
+        );
     }
 
     #[test]

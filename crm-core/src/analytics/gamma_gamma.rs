@@ -117,15 +117,6 @@ mod tests {
     #[test]
     fn gradient_matches_finite_differences() {
         let d = FitData::new(vec![[1.0, 20.0], [3.0, 12.5], [3.0, 40.0], [10.0, 5.0]]);
-        let u = [1.5, 1.2, 2.7];
-        let (_, g) = objective(&d, &u);
-        for k in 0..3 {
-            let h = 1e-6;
-            let (mut up, mut dn) = (u, u);
-            up[k] += h;
-            dn[k] -= h;
-            let numeric = (objective(&d, &up).0 - objective(&d, &dn).0) / (2.0 * h);
-            assert!((g[k] - numeric).abs() < 1e-7, "k={k}: {} vs {numeric}", g[k]);
-        }
+        crate::analytics::optimize::assert_gradient_matches_finite_differences(|u| objective(&d, u), [1.5, 1.2, 2.7]);
     }
 }

@@ -187,6 +187,25 @@ fn bfgs_from<const N: usize>(
     best.map(|b| Minimum { iterations, evaluations, ..b })
 }
 
+/// Test helper: the analytic gradient of `objective` at `u` agrees with
+/// central finite differences (step 1e-6) to 1e-7 in every component. The
+/// fits trust the gradient blindly, so each model's tests call this.
+#[cfg(test)]
+pub(crate) fn assert_gradient_matches_finite_differences<const N: usize>(
+    objective: impl Fn(&[f64; N]) -> (f64, [f64; N]),
+    u: [f64; N],
+) {
+    let (_, g) = objective(&u);
+    for k in 0..N {
+        let h = 1e-6;
+        let (mut up, mut dn) = (u, u);
+        up[k] += h;
+        dn[k] -= h;
+        let numeric = (objective(&up).0 - objective(&dn).0) / (2.0 * h);
+        assert!((g[k] - numeric).abs() < 1e-7, "k={k}: {} vs {numeric}", g[k]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
