@@ -180,17 +180,8 @@ pub(crate) fn check_amount(v: Decimal, field: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
-
     use super::*;
-
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
-    }
-
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
+    use crate::testing::{d, utc};
 
     fn field(r: Result<()>) -> Option<String> {
         r.err().and_then(|e| e.field().map(str::to_string))

@@ -179,14 +179,7 @@ pub fn expires_at(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    fn sh() -> Tz {
-        "Asia/Shanghai".parse().unwrap()
-    }
+    use crate::testing::{sh, utc};
 
     #[test]
     fn days_after_earning_ends_at_local_midnight() {

@@ -29,6 +29,8 @@ pub mod segment;
 pub mod shared;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+mod testing;
 mod threads;
 pub mod tier;
 pub mod time;

@@ -354,10 +354,7 @@ fn add_days(tz: Tz, t: DateTime<Utc>, days: f64) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
+    use crate::testing::utc;
 
     #[test]
     fn stages_follow_days_since_last_order() {

@@ -733,10 +733,7 @@ pub struct Context<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
+    use crate::testing::utc;
 
     fn cfg() -> OutreachConfig {
         serde_json::from_value(serde_json::json!({

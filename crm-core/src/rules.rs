@@ -130,14 +130,8 @@ mod tests {
     use super::*;
     use crate::facts::OrderItem;
     use crate::program::{Multiplier, Rounding};
-    use std::str::FromStr;
+    use crate::testing::{d, sh, utc};
 
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
-    }
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
     fn rule(mults: Vec<Multiplier>) -> EarnRule {
         EarnRule {
             id: "r".into(),
@@ -155,10 +149,6 @@ mod tests {
     fn member() -> MemberState {
         MemberState::new("m".into(), utc("2024-01-01T00:00:00Z"))
     }
-    fn sh() -> Tz {
-        "Asia/Shanghai".parse().unwrap()
-    }
-
     #[test]
     fn floor_per_order_and_zero_amount() {
         let o = Order::paid("o", "m", utc("2024-01-01T00:00:00Z"), d("99.99"));

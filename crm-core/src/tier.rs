@@ -869,13 +869,8 @@ fn anniversary_on_or_before(tz: Tz, joined: DateTime<Utc>, t: DateTime<Utc>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{sh, utc};
 
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-    fn sh() -> Tz {
-        "Asia/Shanghai".parse().unwrap()
-    }
     fn ladder(window: Window) -> TierLadder {
         serde_json::from_value(serde_json::json!({
             "levels": [

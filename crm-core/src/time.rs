@@ -200,10 +200,7 @@ pub fn first_of_month_after(d: NaiveDate, months: u32) -> NaiveDate {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
+    use crate::testing::utc;
 
     proptest::proptest! {
         /// UTC's shortcuts give what the general path gives for a zone that is
