@@ -1347,6 +1347,14 @@ impl<'a, S: Store> Tx<'a, S> {
     }
 }
 
+/// What one attempt of [`Engine::optimistically`] decided.
+enum Attempt<T> {
+    /// Nothing to write: the answer (a receipt found, say).
+    Answered(T),
+    /// Commit this, then answer.
+    Commit(Commit, T),
+}
+
 /// A refused commit: `Ok` when another writer won the race (load again and
 /// retry), the error to report otherwise.
 fn retry_or_fail(e: CommitError) -> Result<()> {
@@ -1463,11 +1471,9 @@ impl<S: Store> Engine<S> {
         if let Command::RunDue { coupon_codes } = &command {
             return self.run_due_keyed(key, now, coupon_codes);
         }
-        for _ in 0..MAX_ATTEMPTS {
-            // The command's lookups share one read snapshot where the store can.
-            let reads = ReadScope::begin(&self.store);
+        self.optimistically(|| {
             if let Some(r) = self.store.receipt(key)? {
-                return same_or_conflict(r, &command);
+                return same_or_conflict(r, &command).map(Attempt::Answered);
             }
             let mut tx = Tx::new(&self.program, &self.store, now);
             let (outcome, member_id) = tx.apply(key, &command)?;
@@ -1478,10 +1484,24 @@ impl<S: Store> Engine<S> {
                 command: command.clone(),
                 outcome: outcome.clone(),
             });
-            let commit = tx.finish();
+            Ok(Attempt::Commit(tx.finish(), outcome))
+        })
+    }
+
+    /// Decide with `decide` from one read snapshot (where the store has
+    /// them) and commit what it decided; decide again from fresh reads while
+    /// the commit finds that another writer changed what was read
+    /// (optimistic concurrency), up to [`MAX_ATTEMPTS`] times.
+    fn optimistically<T>(&self, mut decide: impl FnMut() -> Result<Attempt<T>>) -> Result<T> {
+        for _ in 0..MAX_ATTEMPTS {
+            let reads = ReadScope::begin(&self.store);
+            let (commit, value) = match decide()? {
+                Attempt::Answered(value) => return Ok(value),
+                Attempt::Commit(commit, value) => (commit, value),
+            };
             drop(reads);
             match self.store.commit(commit) {
-                Ok(()) => return Ok(outcome),
+                Ok(()) => return Ok(value),
                 Err(e) => retry_or_fail(e)?,
             }
         }
@@ -1505,9 +1525,8 @@ impl<S: Store> Engine<S> {
     /// Import many orders in one atomic commit. Each order gets its own
     /// result; a bad order does not stop the others. Idempotent per order id.
     pub fn record_orders(&self, orders: &[Order], now: DateTime<Utc>) -> Result<Vec<Result<Outcome>>> {
-        for _ in 0..MAX_ATTEMPTS {
-            // The batch's lookups share one read snapshot where the store can.
-            let reads = ReadScope::begin(&self.store);
+        // The whole batch is decided from one read snapshot where the store has them.
+        self.optimistically(|| {
             let mut tx = Tx::new(&self.program, &self.store, now);
             // One receipt per order at most: grown one push at a time, a
             // large batch's receipts would be copied into ever larger
@@ -1539,14 +1558,8 @@ impl<S: Store> Engine<S> {
                     }
                 }
             }
-            let commit = tx.finish();
-            drop(reads);
-            match self.store.commit(commit) {
-                Ok(()) => return Ok(results),
-                Err(e) => retry_or_fail(e)?,
-            }
-        }
-        Err(CrmError::conflict("too many concurrent writers; try again"))
+            Ok(Attempt::Commit(tx.finish(), results))
+        })
     }
 
     /// Activate pending lots and expire lots due at `now`, for every member.

@@ -185,7 +185,7 @@ impl<S: Store> Engine<S> {
     }
 
     fn record_segment_changes(&self, changes: &[SegmentChange], at: DateTime<Utc>) -> Result<()> {
-        for _ in 0..super::MAX_ATTEMPTS {
+        self.optimistically(|| {
             let mut tx = super::Tx::new(&self.program, &self.store, at);
             for c in changes {
                 if !tx.load(&c.member_id)? {
@@ -197,11 +197,7 @@ impl<S: Store> Engine<S> {
                     tx.emit(&c.member_id, event);
                 }
             }
-            match self.store.commit(tx.finish()) {
-                Ok(()) => return Ok(()),
-                Err(e) => super::retry_or_fail(e)?,
-            }
-        }
-        Err(CrmError::conflict("too many concurrent writers; try again"))
+            Ok(super::Attempt::Commit(tx.finish(), ()))
+        })
     }
 }

@@ -91,6 +91,7 @@ mod postgres;
 mod props;
 mod recommend;
 mod report;
+mod retry;
 mod scenarios;
 mod segment;
 mod whatif;
