@@ -334,6 +334,47 @@ pub(crate) fn scan_line(buf: &[u8], pos: usize, fields: &mut Vec<(bool, usize, u
     Some(buf.len())
 }
 
+/// The next line of `buf` from `*pos`, which moves past its line end: the
+/// line without `\n` or `\r\n`, cut into `fields` (see [`split`]), or
+/// `None` for a blank line. `fast`: cut a line without quotes in the same
+/// pass that finds its end ([`scan_line`]; data rows); `bom`: drop a leading
+/// byte-order mark first (the first line of a file). The order and order-line
+/// readers share it, so both treat line ends, blank lines and quotes alike.
+#[inline]
+pub(crate) fn next_line<'b>(
+    buf: &'b [u8],
+    pos: &mut usize,
+    fast: bool,
+    bom: bool,
+    fields: &mut Vec<(bool, usize, usize)>,
+    scratch: &mut Vec<u8>,
+) -> Result<Option<&'b [u8]>> {
+    let start = *pos;
+    let scanned = if fast { scan_line(buf, start, fields) } else { None };
+    let end = scanned.unwrap_or_else(|| memchr_nl(&buf[start..]).map_or(buf.len(), |p| start + p));
+    let mut line = &buf[start..end];
+    *pos = end + 1;
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    if bom && line.starts_with(b"\xef\xbb\xbf") {
+        line = &line[3..];
+    }
+    if trim(line).is_empty() {
+        return Ok(None);
+    }
+    if scanned.is_some() {
+        // Without the '\r' the last field ends earlier.
+        if let Some(last) = fields.last_mut() {
+            last.2 = last.2.min(line.len());
+            last.1 = last.1.min(last.2);
+        }
+    } else {
+        split(line, scratch, fields)?;
+    }
+    Ok(Some(line))
+}
+
 pub(crate) fn trim(b: &[u8]) -> &[u8] {
     let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
     let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
@@ -506,31 +547,15 @@ fn read_stream(
         };
         let mut pos = 0;
         while pos < complete {
-            // Data rows without quotes are cut into fields in the same pass that finds the line end.
-            let fast = if columns.is_some() { scan_line(&buf[..complete], pos, &mut fields) } else { None };
-            let end = fast.unwrap_or_else(|| memchr_nl(&buf[pos..complete]).map_or(complete, |p| pos + p));
-            let mut line = &buf[pos..end];
-            pos = end + 1;
             line_no += 1;
-            if line.last() == Some(&b'\r') {
-                line = &line[..line.len() - 1];
-            }
-            if header_pending && line_no == 1 && line.starts_with(b"\xef\xbb\xbf") {
-                line = &line[3..];
-            }
-            if trim(line).is_empty() {
-                continue;
-            }
             let at = |field: &str, reason: String| CrmError::invalid(format!("line {line_no}: {field}"), reason);
-            if fast.is_some() {
-                // Without the '\r' the last field ends earlier.
-                if let Some(last) = fields.last_mut() {
-                    last.2 = last.2.min(line.len());
-                    last.1 = last.1.min(last.2);
-                }
-            } else {
-                split(line, &mut scratch, &mut fields).map_err(|e| at("csv", e.to_string()))?;
-            }
+            // Data rows (the header is known) take the single pass.
+            let bom = header_pending && line_no == 1;
+            let line = match next_line(&buf[..complete], &mut pos, columns.is_some(), bom, &mut fields, &mut scratch) {
+                Ok(Some(line)) => line,
+                Ok(None) => continue,
+                Err(e) => return Err(at("csv", e.to_string())),
+            };
             let get = |i: usize| {
                 let (quoted, a, b) = fields[i];
                 trim(if quoted { &scratch[a..b] } else { &line[a..b] })

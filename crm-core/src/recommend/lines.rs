@@ -24,7 +24,7 @@
 
 use std::io::Read;
 
-use crate::analytics::csv::{memchr_nl, parse_instant, scan_line, split, text, trim};
+use crate::analytics::csv::{memchr_nl, next_line, parse_instant, split, text, trim};
 use crate::analytics::orders::prefix;
 use crate::analytics::MemberIds;
 use crate::error::{CrmError, Result};
@@ -297,26 +297,13 @@ fn parse_body(body: &[u8], cols: Columns, first_line: u64, reserve_bytes: usize,
     let mut line_no = first_line;
     let mut pos = 0;
     while pos < body.len() {
-        let fast = scan_line(body, pos, &mut fields);
-        let end = fast.unwrap_or_else(|| memchr_nl(&body[pos..]).map_or(body.len(), |p| pos + p));
-        let mut line = &body[pos..end];
-        pos = end + 1;
         line_no += 1;
-        if line.last() == Some(&b'\r') {
-            line = &line[..line.len() - 1];
-        }
-        if trim(line).is_empty() {
-            continue;
-        }
         let at = |field: &str, reason: String| CrmError::invalid(format!("line {line_no}: {field}"), reason);
-        if fast.is_some() {
-            if let Some(last) = fields.last_mut() {
-                last.2 = last.2.min(line.len());
-                last.1 = last.1.min(last.2);
-            }
-        } else {
-            split(line, &mut scratch, &mut fields).map_err(|e| at("csv", reason_of(&e)))?;
-        }
+        let line = match next_line(body, &mut pos, true, false, &mut fields, &mut scratch) {
+            Ok(Some(line)) => line,
+            Ok(None) => continue,
+            Err(e) => return Err(at("csv", reason_of(&e))),
+        };
         if fields.len() < cols.needed {
             return Err(at("csv", format!("{} fields, the header needs {}", fields.len(), cols.needed)));
         }
