@@ -437,8 +437,7 @@ impl OutreachConfig {
                     .filter(|l| &l.point_type == point_type && l.remaining > 0)
                     .filter_map(|l| l.expires_at.filter(|e| *e > floor).map(|e| (e, l.remaining)));
                 by_instant(expiring, |e, points| {
-                    let local = crate::time::wall_clock(ctx.program_tz, e) - Duration::days(i64::from(*days));
-                    let due = resolve_local(ctx.program_tz, local);
+                    let due = crate::time::sub_local_days(ctx.program_tz, e, *days);
                     push(
                         &|| format!("{point_type}:{}", e.to_rfc3339()),
                         due,
@@ -449,8 +448,7 @@ impl OutreachConfig {
             TriggerKind::TierRetention { days } => {
                 let Some(tier) = ctx.tier else { return };
                 let Some(by) = tier.deadline.retain.as_ref().and_then(|r| r.by) else { return };
-                let local = crate::time::wall_clock(ctx.program_tz, by) - Duration::days(i64::from(*days));
-                let due = resolve_local(ctx.program_tz, local);
+                let due = crate::time::sub_local_days(ctx.program_tz, by, *days);
                 let key = || format!("{}:{}", tier.deadline.tier, by.to_rfc3339());
                 if !ctx.checking {
                     push(&key, due, &|| serde_json::Value::Null);
@@ -526,10 +524,9 @@ impl OutreachConfig {
                     if ctx.checking && o.order.status != OrderStatus::Completed {
                         continue;
                     }
-                    let local = crate::time::wall_clock(zone, done) + Duration::days(i64::from(*days));
                     push(
                         &|| o.order.id.clone(),
-                        resolve_local(zone, local),
+                        crate::time::add_local_days(zone, done, *days),
                         &|| serde_json::json!({ "order_id": o.order.id }),
                     );
                 }
