@@ -93,24 +93,11 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     Ok(Some(Args { input, period }))
 }
 
+#[path = "support/cli.rs"]
+mod cli;
+
 fn main() -> ExitCode {
-    match parse_args(std::env::args().skip(1)) {
-        Ok(Some(args)) => match run(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("clv: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Ok(None) => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("clv: {e}\n\n{USAGE}");
-            ExitCode::from(2)
-        }
-    }
+    cli::main("clv", USAGE, parse_args, run)
 }
 
 /// Customer rows for the fits: frequency, recency, T and (when known) the mean repeat value.

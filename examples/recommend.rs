@@ -78,24 +78,11 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     Ok(Some(Args { items: items.ok_or("--items is required")?, k, options, purchase }))
 }
 
+#[path = "support/cli.rs"]
+mod cli;
+
 fn main() -> ExitCode {
-    match parse_args(std::env::args().skip(1)) {
-        Ok(Some(args)) => match run(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Ok(None) => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
-            ExitCode::from(2)
-        }
-    }
+    cli::main("recommend", USAGE, parse_args, run)
 }
 
 /// CPU time of the whole process so far (user + system, all threads) in ms, from

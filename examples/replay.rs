@@ -311,27 +311,13 @@ fn replay<S: Store + Sync>(
     Ok(report)
 }
 
+#[path = "support/cli.rs"]
+mod cli;
+
 fn main() -> ExitCode {
     keep_freed_memory();
     no_huge_pages();
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("replay: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("replay: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main("replay", USAGE, parse_args, run)
 }
 
 fn run(args: &Args) -> Result<(), String> {

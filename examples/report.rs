@@ -87,25 +87,11 @@ fn parse_instant(name: &str, v: &str, program: &Program) -> Result<DateTime<Utc>
     Ok(crm_core::time::start_of_day(program.timezone, next))
 }
 
+#[path = "support/cli.rs"]
+mod cli;
+
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("report: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("report: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main("report", USAGE, parse_args, run)
 }
 
 fn run(args: &Args) -> Result<(), String> {

@@ -121,24 +121,11 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     }))
 }
 
+#[path = "support/cli.rs"]
+mod cli;
+
 fn main() -> ExitCode {
-    match parse_args(std::env::args().skip(1)) {
-        Ok(Some(args)) => match run(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("rfm: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Ok(None) => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("rfm: {e}\n\n{USAGE}");
-            ExitCode::from(2)
-        }
-    }
+    cli::main("rfm", USAGE, parse_args, run)
 }
 
 fn run(args: &Args) -> Result<(), String> {

@@ -147,25 +147,11 @@ fn read_redemptions(path: &str) -> Result<Vec<RecordedRedemption>, String> {
         .collect()
 }
 
+#[path = "support/cli.rs"]
+mod cli;
+
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("whatif: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("whatif: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main("whatif", USAGE, parse_args, run)
 }
 
 fn run(args: &Args) -> Result<(), String> {
