@@ -44,6 +44,12 @@ impl<T> Shared<T> {
     pub fn ptr_eq(a: &Shared<T>, b: &Shared<T>) -> bool {
         Arc::ptr_eq(&a.0, &b.0)
     }
+
+    /// The value to change in place, or `None` while another handle shares
+    /// it (when a change that rebuilds it anyway should not copy it first).
+    pub fn get_mut(this: &mut Shared<T>) -> Option<&mut T> {
+        Arc::get_mut(&mut this.0)
+    }
 }
 
 impl<T: Clone> Shared<T> {

@@ -1009,14 +1009,29 @@ impl MemberState {
             }
             Event::OutreachRun { at, emitted, .. } => {
                 self.outreach_through = Some(self.outreach_through.map_or(*at, |t| t.max(*at)));
-                self.outreach.extend(emitted.iter().map(|i| Sent {
+                let keep_from = *at - chrono::Duration::days(OUTREACH_MEMORY_DAYS);
+                let sent = emitted.iter().map(|i| Sent {
                     trigger: i.trigger.clone(),
                     occurrence: i.occurrence.clone(),
                     due_at: i.due_at,
                     run_at: Some(*at),
-                }));
-                let keep_from = *at - chrono::Duration::days(OUTREACH_MEMORY_DAYS);
-                self.outreach.retain(|s| s.due_at > keep_from);
+                });
+                match Shared::get_mut(&mut self.outreach) {
+                    Some(list) => {
+                        list.extend(sent);
+                        list.retain(|s| s.due_at > keep_from);
+                    }
+                    // Still shared with the stored snapshot (every run_due):
+                    // built once at its final size, not copied and then
+                    // grown (fresh memory is dear: README "Why the other
+                    // targets are still missed").
+                    None => {
+                        let mut list = Vec::with_capacity(self.outreach.len() + emitted.len());
+                        list.extend(self.outreach.iter().filter(|s| s.due_at > keep_from).cloned());
+                        list.extend(sent.filter(|s| s.due_at > keep_from));
+                        self.outreach = Shared::new(list);
+                    }
+                }
             }
             Event::CouponIssued { coupon, .. } => {
                 self.coupons.insert(coupon.code.clone(), (**coupon).clone());
@@ -1199,6 +1214,44 @@ mod tests {
             status: OrderStatus::Paid,
         });
         assert_eq!(st.orders["o"].order.paid_at, Some(utc("2024-01-05T00:00:00Z")));
+    }
+
+    /// A run's messages join the sent list and messages due more than
+    /// [`OUTREACH_MEMORY_DAYS`] before it leave it, alike whether the list
+    /// is the member's own (changed in place) or still shared with a stored
+    /// snapshot (built anew, which must leave that snapshot as it was).
+    #[test]
+    fn outreach_runs_keep_the_recent_messages_whether_the_list_is_shared_or_not() {
+        let item = |trigger: &str, occurrence: &str, due: &str| crate::outreach::OutreachItem {
+            id: format!("m:{trigger}:{occurrence}"),
+            member_id: "m".into(),
+            trigger: trigger.into(),
+            occurrence: occurrence.into(),
+            channel: "app".into(),
+            due_at: utc(due),
+            payload: serde_json::json!({}),
+        };
+        let run = |at: &str, emitted| Event::OutreachRun { at: utc(at), emitted, suppressed: Vec::new() };
+        let mut st = member();
+        st.evolve(&run("2024-01-18T12:00:00Z", vec![item("mday", "2024-01", "2024-01-18T12:00:00Z")]));
+        st.evolve(&run("2024-06-18T12:00:00Z", vec![item("mday", "2024-06", "2024-06-18T12:00:00Z")]));
+        let later = run(
+            "2025-03-18T12:00:00Z",
+            vec![item("mday", "2025-03", "2025-03-18T12:00:00Z"), item("bday", "2025", "2025-03-18T13:00:00Z")],
+        );
+        let mut own = st.clone();
+        own.outreach = Shared::new(st.outreach.to_vec());
+        own.evolve(&later);
+        let stored = st.clone();
+        st.evolve(&later);
+        for after in [&own, &st] {
+            let sent: Vec<_> = after.outreach.iter().map(|s| (s.trigger.as_str(), s.occurrence.as_str())).collect();
+            // 2024-01-18 is more than 400 days before 2025-03-18; 2024-06-18 is not.
+            assert_eq!(sent, [("mday", "2024-06"), ("mday", "2025-03"), ("bday", "2025")]);
+            assert_eq!(after.outreach_through, Some(utc("2025-03-18T12:00:00Z")));
+        }
+        assert_eq!(stored.outreach.len(), 2, "the stored snapshot's list is untouched");
+        assert!(!Shared::ptr_eq(&st.outreach, &stored.outreach));
     }
 
     #[test]

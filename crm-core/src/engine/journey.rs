@@ -238,6 +238,8 @@ impl<S: Store> Tx<'_, S> {
                 let mut run = cfg.run(&ctx);
                 self.hand_out_coupons(id, cfg, &mut run)?;
                 done.suppressed += run.suppressed.len() as u64;
+                // Kept in the event log for good: no spare room.
+                run.suppressed.shrink_to_fit();
                 done.outreach.extend(run.emitted.iter().cloned());
                 self.emit(id, Event::OutreachRun { at: now, emitted: run.emitted, suppressed: run.suppressed });
             }
