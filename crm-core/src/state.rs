@@ -427,7 +427,7 @@ pub enum Event {
     },
     Engaged {
         at: DateTime<Utc>,
-        engagement: Engagement,
+        engagement: Box<Engagement>,
     },
     /// The member entered (or left) a saved segment.
     SegmentChanged {
@@ -468,12 +468,12 @@ pub enum Event {
     },
     ContactRecorded {
         at: DateTime<Utc>,
-        contact: Contact,
+        contact: Box<Contact>,
     },
     /// A ticket was opened (status `open`, no history yet).
     TicketOpened {
         at: DateTime<Utc>,
-        ticket: Ticket,
+        ticket: Box<Ticket>,
     },
     TicketStatusChanged {
         at: DateTime<Utc>,
@@ -483,13 +483,22 @@ pub enum Event {
     /// A review (with the points it earned: the bonus events precede it).
     ReviewRecorded {
         at: DateTime<Utc>,
-        review: Review,
+        review: Box<Review>,
     },
     SurveyRecorded {
         at: DateTime<Utc>,
-        survey: Survey,
+        survey: Box<Survey>,
     },
 }
+
+/// Every event is one entry of the memory store's log (and of a replay's
+/// history), sized by the largest variant: large or rare payloads are boxed
+/// so that the common events (an order, a lot, a scheduler run) do not each
+/// pay for them. 184 bytes before the feedback and engagement variants were
+/// boxed; a member day writes a million entries into memory that is dear on
+/// these machines (README "Tiers, stages and outreach at scale").
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Event>() <= 128, "an Event grew: box the large variant");
 
 impl Event {
     /// Effective time of the event.
@@ -567,13 +576,13 @@ impl Event {
             },
             // Free text goes; ratings, scores, statuses and times stay.
             Event::TicketOpened { at, ticket } => {
-                Event::TicketOpened { at: *at, ticket: Ticket { subject: None, ..ticket.clone() } }
+                Event::TicketOpened { at: *at, ticket: Box::new(Ticket { subject: None, ..(**ticket).clone() }) }
             }
             Event::ReviewRecorded { at, review } => {
-                Event::ReviewRecorded { at: *at, review: Review { text: None, ..review.clone() } }
+                Event::ReviewRecorded { at: *at, review: Box::new(Review { text: None, ..(**review).clone() }) }
             }
             Event::SurveyRecorded { at, survey } => {
-                Event::SurveyRecorded { at: *at, survey: Survey { comment: None, ..survey.clone() } }
+                Event::SurveyRecorded { at: *at, survey: Box::new(Survey { comment: None, ..(**survey).clone() }) }
             }
             other => other.clone(),
         }
@@ -989,7 +998,7 @@ impl MemberState {
             }
             Event::Engaged { engagement, .. } => {
                 let pos = self.engagements.partition_point(|e| e.at <= engagement.at);
-                self.engagements.insert(pos, engagement.clone());
+                self.engagements.insert(pos, (**engagement).clone());
                 if self.engagements.len() > MAX_ENGAGEMENTS {
                     let extra = self.engagements.len() - MAX_ENGAGEMENTS;
                     self.engagements.drain(..extra);
@@ -1053,10 +1062,10 @@ impl MemberState {
                 }
             }
             Event::ContactRecorded { contact, .. } => {
-                self.feedback.contacts.insert(contact.id.clone(), contact.clone());
+                self.feedback.contacts.insert(contact.id.clone(), (**contact).clone());
             }
             Event::TicketOpened { ticket, .. } => {
-                self.feedback.tickets.insert(ticket.id.clone(), ticket.clone());
+                self.feedback.tickets.insert(ticket.id.clone(), (**ticket).clone());
             }
             Event::TicketStatusChanged { at, ticket_id, status } => {
                 if let Some(t) = self.feedback.tickets.get_mut(ticket_id) {
@@ -1064,10 +1073,10 @@ impl MemberState {
                 }
             }
             Event::ReviewRecorded { review, .. } => {
-                self.feedback.reviews.insert(review.id.clone(), review.clone());
+                self.feedback.reviews.insert(review.id.clone(), (**review).clone());
             }
             Event::SurveyRecorded { survey, .. } => {
-                self.feedback.surveys.insert(survey.id.clone(), survey.clone());
+                self.feedback.surveys.insert(survey.id.clone(), (**survey).clone());
             }
         }
     }

@@ -87,7 +87,7 @@ impl<S: Store> Tx<'_, S> {
             repeat_or_conflict("contact", contact_id, *held == contact)?;
             return Ok((outcome, Some(id)));
         }
-        self.emit(&id, Event::ContactRecorded { at: started_at, contact });
+        self.emit(&id, Event::ContactRecorded { at: started_at, contact: Box::new(contact) });
         Ok((outcome, Some(id)))
     }
 
@@ -118,7 +118,7 @@ impl<S: Store> Tx<'_, S> {
         let at = self.record_time(&id, at, "at")?;
         let ticket = Ticket { order_id: order_id.clone(), subject, ..Ticket::new(ticket_id, kind, at) };
         let outcome = ticket_outcome(&id, &ticket);
-        self.emit(&id, Event::TicketOpened { at, ticket });
+        self.emit(&id, Event::TicketOpened { at, ticket: Box::new(ticket) });
         Ok((outcome, Some(id)))
     }
 
@@ -205,7 +205,7 @@ impl<S: Store> Tx<'_, S> {
             at,
             awarded: awarded.clone(),
         };
-        self.emit(&id, Event::ReviewRecorded { at, review });
+        self.emit(&id, Event::ReviewRecorded { at, review: Box::new(review) });
         Ok((Outcome::ReviewRecorded { member_id: id.clone(), review_id: review_id.into(), rating, awarded }, Some(id)))
     }
 
@@ -243,7 +243,7 @@ impl<S: Store> Tx<'_, S> {
         }
         let at = self.record_time(&id, at, "at")?;
         let survey = Survey { id: survey_id.into(), kind, score, at, ticket_id: ticket_id.clone(), comment };
-        self.emit(&id, Event::SurveyRecorded { at, survey });
+        self.emit(&id, Event::SurveyRecorded { at, survey: Box::new(survey) });
         Ok((outcome, Some(id)))
     }
 }

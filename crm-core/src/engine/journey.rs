@@ -207,7 +207,7 @@ impl<S: Store> Tx<'_, S> {
         if engagement.at < self.state(&id).created_at {
             return Err(CrmError::invalid("at", "is before the member joined"));
         }
-        self.emit(&id, Event::Engaged { at: engagement.at, engagement });
+        self.emit(&id, Event::Engaged { at: engagement.at, engagement: Box::new(engagement) });
         Ok(id)
     }
 
