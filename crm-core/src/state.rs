@@ -1032,8 +1032,8 @@ impl MemberState {
                     }
                     // Still shared with the stored snapshot (every run_due):
                     // built once at its final size, not copied and then
-                    // grown (fresh memory is dear: README "Why the other
-                    // targets are still missed").
+                    // grown (fresh memory is dear: README "Tiers, stages
+                    // and outreach at scale").
                     None => {
                         let mut list = Vec::with_capacity(self.outreach.len() + emitted.len());
                         list.extend(self.outreach.iter().filter(|s| s.due_at > keep_from).cloned());
