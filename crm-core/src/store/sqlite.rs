@@ -42,7 +42,11 @@
 //! A file database copies its WAL into the database file on a background
 //! thread of the handle (`PASSIVE` checkpoints every ~4 MB committed), so
 //! no commit waits for a checkpoint; that changes when pages reach the
-//! database file, not when a commit is durable.
+//! database file, not when a commit is durable. A writer faster than those
+//! checkpoints would grow the WAL without end (it starts over only after a
+//! checkpoint that copied all of it), so when one leaves more than four
+//! times that much behind, the writer copies the WAL itself after its next
+//! commit, as SQLite's own automatic checkpoint does.
 //!
 //! # Concurrency
 //!
@@ -484,6 +488,11 @@ struct CheckpointRequests {
     written: u64,
     requested: bool,
     stop: bool,
+    /// The last checkpoint left more than [`Checkpointer::behind_at`] in
+    /// the WAL: the writer copies it itself after its next commit.
+    behind: bool,
+    /// A checkpoint is running on the checkpoint thread.
+    running: bool,
 }
 
 impl Checkpointer {
@@ -491,6 +500,8 @@ impl Checkpointer {
         let conn = Connection::open(path)
             .map_err(|e| CrmError::Store(format!("sqlite: cannot open {} to checkpoint: {e}", path.display())))?;
         conn.busy_timeout(options.busy_timeout).map_err(db)?;
+        let page: u64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0)).map_err(db)?;
+        let behind_at = Checkpointer::behind_at(options.checkpoint_bytes);
         let signal = Arc::new((Mutex::new(CheckpointRequests::default()), std::sync::Condvar::new()));
         let shared = Arc::clone(&signal);
         let thread = std::thread::Builder::new()
@@ -506,28 +517,66 @@ impl Checkpointer {
                         return;
                     }
                     r.requested = false;
+                    r.running = true;
                     drop(r);
                     // What a busy reader keeps it from copying now, the next
                     // request copies; an error (a full disk) leaves the WAL
-                    // as it is, still read and written correctly.
-                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    // as it is, still read and written correctly. The second
+                    // column: the pages in the WAL since it last started over.
+                    let frames = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, u64>(1));
+                    let mut r = requests.lock().unwrap_or_else(PoisonError::into_inner);
+                    r.running = false;
+                    r.behind |= frames.is_ok_and(|frames| frames.saturating_mul(page) > behind_at);
+                    // A writer may be waiting for this checkpoint to end.
+                    wake.notify_all();
                 }
             })
             .map_err(|e| CrmError::Store(format!("sqlite: cannot start the checkpoint thread: {e}")))?;
         Ok(Checkpointer { signal, every: options.checkpoint_bytes, thread: Some(thread) })
     }
 
+    /// WAL bytes past which the background checkpoints count as behind:
+    /// four times [`SqliteOptions::checkpoint_bytes`].
+    ///
+    /// Why: the WAL starts over (is written from its start again) only after
+    /// a checkpoint that copied all of it. A checkpoint on this thread runs
+    /// beside the writer, which keeps appending while it copies, so when the
+    /// writer is faster (a bulk import in a release build) no checkpoint
+    /// ever copies all of it and the WAL grows with everything written.
+    fn behind_at(every: u64) -> u64 {
+        every.saturating_mul(4)
+    }
+
     /// A commit of about `bytes` is durable: ask for a checkpoint every
-    /// [`SqliteOptions::checkpoint_bytes`].
-    fn wrote(&self, bytes: u64) {
+    /// [`SqliteOptions::checkpoint_bytes`]. Returns whether the background
+    /// checkpoints have fallen behind (see [`Checkpointer::behind_at`]): the
+    /// caller, which holds the writing connection, then copies the WAL itself
+    /// before it writes again, as SQLite's own automatic checkpoint would, so
+    /// the next commit can start the WAL over.
+    #[must_use]
+    fn wrote(&self, bytes: u64) -> bool {
         let (requests, wake) = &*self.signal;
         let mut r = requests.lock().unwrap_or_else(PoisonError::into_inner);
         r.written += bytes;
         if r.written >= self.every {
             r.written = 0;
             r.requested = true;
-            wake.notify_one();
+            wake.notify_all();
         }
+        std::mem::take(&mut r.behind)
+    }
+
+    /// Wait until no checkpoint runs on the checkpoint thread (the writer's
+    /// own would find the WAL busy), and keep it from starting one until the
+    /// next commit asks.
+    fn pause(&self) {
+        let (requests, wake) = &*self.signal;
+        let mut r = requests.lock().unwrap_or_else(PoisonError::into_inner);
+        while r.running {
+            r = wake.wait(r).unwrap_or_else(PoisonError::into_inner);
+        }
+        r.requested = false;
+        r.behind = false;
     }
 }
 
@@ -535,7 +584,7 @@ impl Drop for Checkpointer {
     fn drop(&mut self) {
         let (requests, wake) = &*self.signal;
         requests.lock().unwrap_or_else(PoisonError::into_inner).stop = true;
-        wake.notify_one();
+        wake.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -1191,7 +1240,15 @@ impl Store for SqliteStore {
                 // sees this handle's commits in order; refused or failed
                 // commits leave it untouched.
                 if let Some(checkpointer) = &self.checkpointer {
-                    checkpointer.wrote(group.iter().map(|job| job.encoded.bytes()).sum());
+                    if checkpointer.wrote(group.iter().map(|job| job.encoded.bytes()).sum()) {
+                        // Nothing is written while this connection is held:
+                        // once the background checkpoint ends, this one can
+                        // copy all of the WAL (passive: it waits for no
+                        // reader; one reading an older snapshot leaves the
+                        // rest to the next report of falling behind).
+                        checkpointer.pause();
+                        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    }
                 }
                 let mut cache = self.cache();
                 for (job, _) in group.iter().zip(written).filter(|(_, ok)| *ok) {
