@@ -1018,29 +1018,7 @@ impl MemberState {
             }
             Event::OutreachRun { at, emitted, .. } => {
                 self.outreach_through = Some(self.outreach_through.map_or(*at, |t| t.max(*at)));
-                let keep_from = *at - chrono::Duration::days(OUTREACH_MEMORY_DAYS);
-                let sent = emitted.iter().map(|i| Sent {
-                    trigger: i.trigger.clone(),
-                    occurrence: i.occurrence.clone(),
-                    due_at: i.due_at,
-                    run_at: Some(*at),
-                });
-                match Shared::get_mut(&mut self.outreach) {
-                    Some(list) => {
-                        list.extend(sent);
-                        list.retain(|s| s.due_at > keep_from);
-                    }
-                    // Still shared with the stored snapshot (every run_due):
-                    // built once at its final size, not copied and then
-                    // grown (fresh memory is dear: README "Tiers, stages
-                    // and outreach at scale").
-                    None => {
-                        let mut list = Vec::with_capacity(self.outreach.len() + emitted.len());
-                        list.extend(self.outreach.iter().filter(|s| s.due_at > keep_from).cloned());
-                        list.extend(sent.filter(|s| s.due_at > keep_from));
-                        self.outreach = Shared::new(list);
-                    }
-                }
+                self.remember_sent(*at, emitted);
             }
             Event::CouponIssued { coupon, .. } => {
                 self.coupons.insert(coupon.code.clone(), (**coupon).clone());
@@ -1077,6 +1055,40 @@ impl MemberState {
             }
             Event::SurveyRecorded { survey, .. } => {
                 self.feedback.surveys.insert(survey.id.clone(), (**survey).clone());
+            }
+        }
+    }
+
+    /// A run's messages join the list of sent ones, and those due more than
+    /// [`OUTREACH_MEMORY_DAYS`] before the run leave it.
+    fn remember_sent(&mut self, at: DateTime<Utc>, emitted: &[OutreachItem]) {
+        let keep_from = at - chrono::Duration::days(OUTREACH_MEMORY_DAYS);
+        // A run that sent nothing (most members woken on most days: a stage
+        // change, points to expire, a suppressed message) and lets nothing
+        // leave keeps the list as it is, still shared with the stored
+        // snapshot instead of copied.
+        if emitted.is_empty() && self.outreach.iter().all(|s| s.due_at > keep_from) {
+            return;
+        }
+        let sent = emitted.iter().map(|i| Sent {
+            trigger: i.trigger.clone(),
+            occurrence: i.occurrence.clone(),
+            due_at: i.due_at,
+            run_at: Some(at),
+        });
+        match Shared::get_mut(&mut self.outreach) {
+            Some(list) => {
+                list.extend(sent);
+                list.retain(|s| s.due_at > keep_from);
+            }
+            // Still shared with the stored snapshot (every run_due): built
+            // once at its final size, not copied and then grown (fresh memory
+            // is dear: README "Tiers, stages and outreach at scale").
+            None => {
+                let mut list = Vec::with_capacity(self.outreach.len() + emitted.len());
+                list.extend(self.outreach.iter().filter(|s| s.due_at > keep_from).cloned());
+                list.extend(sent.filter(|s| s.due_at > keep_from));
+                self.outreach = Shared::new(list);
             }
         }
     }
@@ -1261,6 +1273,18 @@ mod tests {
         }
         assert_eq!(stored.outreach.len(), 2, "the stored snapshot's list is untouched");
         assert!(!Shared::ptr_eq(&st.outreach, &stored.outreach));
+        // A run that sends nothing and lets nothing leave shares the list
+        // with the snapshot it started from; one that lets a message leave
+        // builds it anew without that message.
+        let stored = st.clone();
+        st.evolve(&run("2025-04-01T12:00:00Z", Vec::new()));
+        assert!(Shared::ptr_eq(&st.outreach, &stored.outreach), "nothing changed: no copy");
+        assert_eq!(st.outreach_through, Some(utc("2025-04-01T12:00:00Z")));
+        st.evolve(&run("2025-07-25T12:00:00Z", Vec::new()));
+        let sent: Vec<_> = st.outreach.iter().map(|s| s.occurrence.as_str()).collect();
+        // 2024-06-18 is more than 400 days before 2025-07-25.
+        assert_eq!(sent, ["2025-03", "2025"]);
+        assert_eq!(stored.outreach.len(), 3, "the stored snapshot's list is untouched");
     }
 
     #[test]
