@@ -26,9 +26,9 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use crm_core::whatif::{compare, Comparison, Options, ProgrammeFigures, RecordedRedemption};
-use crm_core::{Program, Refund, RefundScope};
-use order_csv::{cell, read_orders, read_rows, OrdersRead};
+use crm_core::whatif::{compare_parts, Comparison, Options, ProgrammeFigures, RecordedRedemption};
+use crm_core::{Order, Program, Refund, RefundScope};
+use order_csv::{cell, read_order_parts, read_rows};
 use rust_decimal::Decimal;
 
 #[path = "support/order_csv.rs"]
@@ -170,15 +170,19 @@ fn run(args: &Args) -> Result<(), String> {
     }
 
     let t = Instant::now();
-    let OrdersRead { orders, bad, .. } = read_orders(&args.orders)?;
+    // The parts as parsed on each core: joining them would copy every order.
+    let parts = read_order_parts(&args.orders)?;
     let parse_ms = t.elapsed().as_secs_f64() * 1e3;
+    let bad: Vec<_> = parts.iter().flat_map(|p| &p.bad).collect();
+    let orders: Vec<&[Order]> = parts.iter().map(|p| p.orders.as_slice()).collect();
     for (line, e) in bad.iter().take(SHOW_ERRORS) {
         eprintln!("whatif: line {line}: cannot parse: {e}");
     }
     if bad.len() > SHOW_ERRORS {
         eprintln!("whatif: {} lines could not be parsed in all", bad.len());
     }
-    eprintln!("whatif: {} orders read from {} in {parse_ms:.0} ms", orders.len(), args.orders);
+    let read = orders.iter().map(|p| p.len()).sum::<usize>();
+    eprintln!("whatif: {read} orders read from {} in {parse_ms:.0} ms", args.orders);
 
     let refunds = args.refunds.as_deref().map(read_refunds).transpose()?.unwrap_or_default();
     let redemptions = args.redemptions.as_deref().map(read_redemptions).transpose()?.unwrap_or_default();
@@ -188,7 +192,7 @@ fn run(args: &Args) -> Result<(), String> {
 
     let t = Instant::now();
     let options = Options { until: args.until, shards: args.shards, redemptions, ..Options::default() };
-    let comparison = compare(&orders, &refunds, &programs, &options).map_err(|e| e.to_string())?;
+    let comparison = compare_parts(&orders, &refunds, &programs, &options).map_err(|e| e.to_string())?;
     let elapsed_ms = t.elapsed().as_secs_f64() * 1e3;
 
     // Tier rows in ladder order (base first), programme by programme.
