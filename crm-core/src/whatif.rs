@@ -57,6 +57,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
+use rayon::prelude::*;
 use rust_decimal::Decimal;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,7 @@ use crate::member::{MemberId, MemberStatus};
 use crate::program::Program;
 use crate::state::MemberState;
 use crate::store::{MemoryStore, Store};
+use crate::threads;
 use crate::time::{first_of_month_after, local_date, start_of_day};
 
 /// Orders per `record_orders` call unless told otherwise (the `replay` example's default).
@@ -257,7 +259,10 @@ pub fn compare_parts(
             return Err(CrmError::invalid("programs", format!("the label {label:?} is used twice")));
         }
     }
-    let steps = timeline(orders, refunds, &options.redemptions);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let budget = if options.threads == 0 { cores } else { options.threads };
+    let prepare = |prep: Prep| timeline(orders, refunds, &options.redemptions, prep);
+    let steps = threads::within(budget, Prep(true), prepare, |_| prepare(Prep(false)));
     let until = match options.until {
         Some(u) => u,
         None => steps.last().map(|s| s.at).ok_or_else(|| CrmError::invalid("until", "no history and no until"))?,
@@ -290,9 +295,12 @@ pub fn compare_parts(
     let mut split_by: Vec<Option<(Owners<'_>, Vec<Vec<Fact>>)>> = Vec::with_capacity(programs.len());
     for (i, (_, p)) in programs.iter().enumerate() {
         split_by.push((by_member[i] && map_of[i] == i).then(|| {
-            let owners = owners(&steps, p);
-            let parts = split(&steps, shards, &owners);
-            (owners, parts)
+            let prepare = |prep: Prep| {
+                let owners = owners(&steps, p, prep);
+                let parts = split(&steps, shards, &owners, prep);
+                (owners, parts)
+            };
+            threads::within(budget, Prep(true), prepare, |_| prepare(Prep(false)))
         }));
     }
     // One task per shard of each group of programmes sharing a split: a
@@ -305,8 +313,7 @@ pub fn compare_parts(
     for group in (0..programs.len()).filter(|&i| by_member[i] && map_of[i] == i) {
         tasks.extend((0..shards).map(|shard| Task::Members { group, shard }));
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = if options.threads == 0 { cores } else { options.threads }.clamp(1, tasks.len());
+    let threads = budget.clamp(1, tasks.len());
     let next = AtomicUsize::new(0);
     type Done = Result<Vec<(usize, Replayed)>>;
     let results: Mutex<Vec<Option<Done>>> = Mutex::new((0..tasks.len()).map(|_| None).collect());
@@ -394,16 +401,62 @@ struct Step<'a> {
 }
 
 /// The history in replay order: by instant, then orders, refunds, redemptions, then input order.
-/// `orders` in parts, in input order (see [`compare_parts`]).
-fn timeline<'a>(orders: &[&'a [Order]], refunds: &'a [Refund], redemptions: &'a [RecordedRedemption]) -> Vec<Step<'a>> {
+/// `orders` in parts, in input order (see [`compare_parts`]). On rayon's
+/// pool when `parallel` (see [`Prep`]).
+fn timeline<'a>(
+    orders: &[&'a [Order]],
+    refunds: &'a [Refund],
+    redemptions: &'a [RecordedRedemption],
+    prep: Prep,
+) -> Vec<Step<'a>> {
     let count = orders.iter().map(|p| p.len()).sum::<usize>() + refunds.len() + redemptions.len();
     let mut steps: Vec<(u8, usize, Step<'a>)> = Vec::with_capacity(count);
     let orders = orders.iter().flat_map(|p| p.iter());
     steps.extend(orders.enumerate().map(|(i, o)| (0, i, Step { at: o.placed_at, what: What::Order(o) })));
     steps.extend(refunds.iter().enumerate().map(|(i, r)| (1, i, Step { at: r.at, what: What::Refund(r) })));
     steps.extend(redemptions.iter().enumerate().map(|(i, r)| (2, i, Step { at: r.at, what: What::Redeem(i, r) })));
-    steps.sort_unstable_by_key(|s| (s.2.at, s.0, s.1));
-    steps.into_iter().map(|(_, _, s)| s).collect()
+    // The keys are unique (kind and input position), so an unstable sort
+    // gives the one order, on any number of threads.
+    let key = |s: &(u8, usize, Step<'a>)| (s.2.at, s.0, s.1);
+    if prep.0 {
+        steps.par_sort_unstable_by_key(key);
+        steps.into_par_iter().map(|(_, _, s)| s).collect()
+    } else {
+        steps.sort_unstable_by_key(key);
+        steps.into_iter().map(|(_, _, s)| s).collect()
+    }
+}
+
+/// Whether the preparation of a replay (the timeline, the owners of order
+/// ids, the split by member) runs on rayon's pool. Why: at 10,000,000
+/// orders it took seconds on one core while the others waited for it;
+/// [`compare_parts`] runs it within the thread budget
+/// ([`Options::threads`], see [`threads::within`]). The results are the
+/// same either way (unique sort keys; collects keep their order).
+#[derive(Clone, Copy)]
+struct Prep(bool);
+
+impl Prep {
+    /// `f(position, step)` of every step that gives something, in order.
+    fn filter_map<'s, 'a, R: Send>(
+        self,
+        steps: &'s [Step<'a>],
+        f: impl Fn(usize, &'s Step<'a>) -> Option<R> + Sync + Send,
+    ) -> Vec<R> {
+        if self.0 {
+            steps.par_iter().enumerate().filter_map(|(p, s)| f(p, s)).collect()
+        } else {
+            steps.iter().enumerate().filter_map(|(p, s)| f(p, s)).collect()
+        }
+    }
+
+    fn sort<T: Ord + Send>(self, v: &mut [T]) {
+        if self.0 {
+            v.par_sort_unstable();
+        } else {
+            v.sort_unstable();
+        }
+    }
 }
 
 /// The owner of each order id the engine records under `program`: the
@@ -416,25 +469,24 @@ fn timeline<'a>(orders: &[&'a [Order]], refunds: &'a [Refund], redemptions: &'a 
 /// looks up: those repeated, found by sorting (hash, position) pairs,
 /// and those refunds name. At 10,000,000 orders a map of every id took
 /// seconds on one thread before any member was replayed.
-fn owners<'a>(steps: &[Step<'a>], program: &Program) -> Owners<'a> {
+fn owners<'a>(steps: &[Step<'a>], program: &Program, prep: Prep) -> Owners<'a> {
     if !program.auto_enroll {
         // No member exists in a replay: every order is refused.
         return Owners::default();
     }
-    let mut accepted: Vec<(u64, usize)> = Vec::with_capacity(steps.len());
-    let mut refunded: FxHashSet<&str> = FxHashSet::default();
-    for (position, s) in steps.iter().enumerate() {
-        match s.what {
-            What::Order(o) if o.validate(&program.currency).is_ok() => {
-                accepted.push((fnv1a(o.id.as_bytes()), position))
-            }
-            What::Refund(r) => {
-                refunded.insert(r.order_id.as_str());
-            }
-            _ => {}
-        }
-    }
-    accepted.sort_unstable();
+    let currency = program.currency.as_str();
+    let mut accepted: Vec<(u64, usize)> = prep.filter_map(steps, |position, s| match s.what {
+        What::Order(o) if o.validate(currency).is_ok() => Some((fnv1a(o.id.as_bytes()), position)),
+        _ => None,
+    });
+    let refunded: FxHashSet<&str> = prep
+        .filter_map(steps, |_, s| match s.what {
+            What::Refund(r) => Some(r.order_id.as_str()),
+            _ => None,
+        })
+        .into_iter()
+        .collect();
+    prep.sort(&mut accepted);
     let order_at = |position: usize| match steps[position].what {
         What::Order(o) => o,
         _ => unreachable!("only orders are accepted"),
@@ -443,6 +495,13 @@ fn owners<'a>(steps: &[Step<'a>], program: &Program) -> Owners<'a> {
     let mut owning = vec![false; steps.len()];
     let mut group: Vec<(&'a str, usize)> = Vec::new();
     for same_hash in accepted.chunk_by(|a, b| a.0 == b.0) {
+        if let ([(_, only)], true) = (same_hash, refunded.is_empty()) {
+            // Alone with its hash and nothing refunded: it owns its id, and
+            // nothing needs the id itself (not read: a random access per
+            // order at ten million).
+            owning[*only] = true;
+            continue;
+        }
         group.clear();
         group.extend(same_hash.iter().map(|&(_, p)| (order_at(p).id.as_str(), p)));
         if group.len() > 1 {
@@ -467,14 +526,16 @@ type Fact = (u64, usize);
 
 /// Deal the steps to `shards` lists by member (a refund goes with its
 /// order's owner), each sorted (see [`Fact`]).
-fn split(steps: &[Step<'_>], shards: usize, owners: &Owners<'_>) -> Vec<Vec<Fact>> {
+fn split(steps: &[Step<'_>], shards: usize, owners: &Owners<'_>, prep: Prep) -> Vec<Vec<Fact>> {
+    let hashes: Vec<u64> = prep.filter_map(steps, |_, s| Some(fnv1a(member_of(s, owners).as_bytes())));
     let mut parts: Vec<Vec<Fact>> = (0..shards).map(|_| Vec::new()).collect();
-    for (position, s) in steps.iter().enumerate() {
-        let hash = fnv1a(member_of(s, owners).as_bytes());
+    for (position, hash) in hashes.into_iter().enumerate() {
         parts[(hash % shards as u64) as usize].push((hash, position));
     }
-    for part in &mut parts {
-        part.sort_unstable();
+    if prep.0 {
+        parts.par_iter_mut().for_each(|part| part.sort_unstable());
+    } else {
+        parts.iter_mut().for_each(|part| part.sort_unstable());
     }
     parts
 }
@@ -987,10 +1048,10 @@ mod tests {
             })
             .collect();
         let program = Program::default_demo();
-        let steps = timeline(&[&orders], &[], &[]);
+        let steps = timeline(&[&orders], &[], &[], Prep(false));
         let until = t(28);
-        let owners = owners(&steps, &program);
-        let fair = split(&steps, 1, &owners).remove(0);
+        let owners = owners(&steps, &program, Prep(false));
+        let fair = split(&steps, 1, &owners, Prep(false)).remove(0);
         let mut clashing: Vec<Fact> = fair.iter().map(|&(_, p)| (7, p)).collect();
         clashing.sort_unstable();
         let a = replay_members(&[("x", &program)], &steps, &fair, &owners, t(1), until).unwrap().remove(0);
@@ -998,5 +1059,45 @@ mod tests {
         assert_eq!(a.figures, b.figures);
         assert_eq!(a.ranks, b.ranks);
         assert_eq!((b.figures.members, b.figures.orders, b.figures.points_issued), (3, 12, 6 * 10 + 6 * 10));
+    }
+
+    /// The preparation gives the same timeline, owners and split on rayon's
+    /// pool as on one thread: many facts at one instant (the input order
+    /// decides), repeated order ids, refunds of owned and unknown orders.
+    #[test]
+    fn preparing_in_parallel_changes_nothing() {
+        let t = |h: u32| Utc.with_ymd_and_hms(2024, 1, 1, h % 24, 0, 0).unwrap();
+        let orders: Vec<Order> = (0..5_000u32)
+            .map(|i| Order::paid(format!("o{}", i % 4_000), format!("m{}", i % 97), t(i % 5), Decimal::new(500, 2)))
+            .collect();
+        let refunds: Vec<Refund> = (0..300u32)
+            .map(|i| Refund {
+                id: format!("r{i}"),
+                order_id: format!("o{}", i * 17),
+                at: t(i % 7),
+                scope: crate::facts::RefundScope::Full,
+            })
+            .collect();
+        let (first, second) = orders.split_at(1_234);
+        let program = Program::default_demo();
+        let prepare = |prep: Prep| {
+            let steps = timeline(&[first, second], &refunds, &[], prep);
+            let owners = owners(&steps, &program, prep);
+            let parts = split(&steps, 7, &owners, prep);
+            let facts: Vec<(DateTime<Utc>, usize)> = steps
+                .iter()
+                .map(|s| match s.what {
+                    What::Order(o) => (s.at, o as *const Order as usize),
+                    What::Refund(r) => (s.at, r as *const Refund as usize),
+                    What::Redeem(_, r) => (s.at, r as *const RecordedRedemption as usize),
+                })
+                .collect();
+            (facts, owners.by_id, owners.owning, parts)
+        };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        let parallel = pool.install(|| prepare(Prep(true)));
+        let sequential = prepare(Prep(false));
+        assert!(parallel.1.len() > 900, "repeated and refunded ids are mapped: {}", parallel.1.len());
+        assert_eq!(parallel, sequential);
     }
 }
