@@ -3,7 +3,8 @@
 //! [`compare`] replays one history (orders, refunds and, optionally, recorded
 //! redemptions) under each programme and returns the figures of each
 //! ([`ProgrammeFigures`]) and the members whose final tier differs from the
-//! first programme's ([`Movers`]).
+//! first programme's ([`Movers`]). [`compare_parts`] does the same for
+//! orders held in several parts, without joining them.
 //!
 //! The replay is the same for every programme: facts in time order (orders
 //! before refunds before redemptions at the same instant, then input order),
