@@ -487,6 +487,7 @@ fn owners<'a>(steps: &[Step<'a>], program: &Program, prep: Prep) -> Owners<'a> {
         })
         .into_iter()
         .collect();
+    let refunded_hashes: FxHashSet<u64> = refunded.iter().map(|id| fnv1a(id.as_bytes())).collect();
     prep.sort(&mut accepted);
     let order_at = |position: usize| match steps[position].what {
         What::Order(o) => o,
@@ -496,12 +497,14 @@ fn owners<'a>(steps: &[Step<'a>], program: &Program, prep: Prep) -> Owners<'a> {
     let mut owning = vec![false; steps.len()];
     let mut group: Vec<(&'a str, usize)> = Vec::new();
     for same_hash in accepted.chunk_by(|a, b| a.0 == b.0) {
-        if let ([(_, only)], true) = (same_hash, refunded.is_empty()) {
-            // Alone with its hash and nothing refunded: it owns its id, and
-            // nothing needs the id itself (not read: a random access per
-            // order at ten million).
-            owning[*only] = true;
-            continue;
+        if let [(hash, only)] = same_hash {
+            if !refunded_hashes.contains(hash) {
+                // Alone with its hash and no refund names it: it owns its id,
+                // and nothing needs the id itself (not read: a random access
+                // per order at ten million).
+                owning[*only] = true;
+                continue;
+            }
         }
         group.clear();
         group.extend(same_hash.iter().map(|&(_, p)| (order_at(p).id.as_str(), p)));
@@ -533,10 +536,8 @@ fn split(steps: &[Step<'_>], shards: usize, owners: &Owners<'_>, prep: Prep) -> 
     for (position, hash) in hashes.into_iter().enumerate() {
         parts[(hash % shards as u64) as usize].push((hash, position));
     }
-    if prep.0 {
-        parts.par_iter_mut().for_each(|part| part.sort_unstable());
-    } else {
-        parts.iter_mut().for_each(|part| part.sort_unstable());
+    for part in &mut parts {
+        prep.sort(part);
     }
     parts
 }
