@@ -411,21 +411,28 @@ fn timeline<'a>(
     prep: Prep,
 ) -> Vec<Step<'a>> {
     let count = orders.iter().map(|p| p.len()).sum::<usize>() + refunds.len() + redemptions.len();
-    let mut steps: Vec<(u8, usize, Step<'a>)> = Vec::with_capacity(count);
+    let mut steps: Vec<Step<'a>> = Vec::with_capacity(count);
     let orders = orders.iter().flat_map(|p| p.iter());
-    steps.extend(orders.enumerate().map(|(i, o)| (0, i, Step { at: o.placed_at, what: What::Order(o) })));
-    steps.extend(refunds.iter().enumerate().map(|(i, r)| (1, i, Step { at: r.at, what: What::Refund(r) })));
-    steps.extend(redemptions.iter().enumerate().map(|(i, r)| (2, i, Step { at: r.at, what: What::Redeem(i, r) })));
-    // The keys are unique (kind and input position), so an unstable sort
-    // gives the one order, on any number of threads.
-    let key = |s: &(u8, usize, Step<'a>)| (s.2.at, s.0, s.1);
+    steps.extend(orders.map(|o| Step { at: o.placed_at, what: What::Order(o) }));
+    steps.extend(refunds.iter().map(|r| Step { at: r.at, what: What::Refund(r) }));
+    steps.extend(redemptions.iter().enumerate().map(|(i, r)| Step { at: r.at, what: What::Redeem(i, r) }));
+    // Built in input order within each kind, kinds in replay order: a
+    // stable sort by instant and kind keeps that order among equals, on
+    // any number of threads, without a copy of the list with its positions.
+    let key = |s: &Step<'a>| {
+        let kind: u8 = match s.what {
+            What::Order(_) => 0,
+            What::Refund(_) => 1,
+            What::Redeem(..) => 2,
+        };
+        (s.at, kind)
+    };
     if prep.0 {
-        steps.par_sort_unstable_by_key(key);
-        steps.into_par_iter().map(|(_, _, s)| s).collect()
+        steps.par_sort_by_key(key);
     } else {
-        steps.sort_unstable_by_key(key);
-        steps.into_iter().map(|(_, _, s)| s).collect()
+        steps.sort_by_key(key);
     }
+    steps
 }
 
 /// Whether the preparation of a replay (the timeline, the owners of order
@@ -433,7 +440,7 @@ fn timeline<'a>(
 /// orders it took seconds on one core while the others waited for it;
 /// [`compare_parts`] runs it within the thread budget
 /// ([`Options::threads`], see [`threads::within`]). The results are the
-/// same either way (unique sort keys; collects keep their order).
+/// same either way (stable sorts or unique keys; collects keep their order).
 #[derive(Clone, Copy)]
 struct Prep(bool);
 
