@@ -403,7 +403,7 @@ struct Step<'a> {
 
 /// The history in replay order: by instant, then orders, refunds, redemptions, then input order.
 /// `orders` in parts, in input order (see [`compare_parts`]). On rayon's
-/// pool when `parallel` (see [`Prep`]).
+/// pool when `prep` says so (see [`Prep`]).
 fn timeline<'a>(
     orders: &[&'a [Order]],
     refunds: &'a [Refund],
