@@ -1,6 +1,7 @@
-//! `examples/whatif.rs` end to end: the orders CSV is parsed on every core,
-//! so the orders kept and the line numbers of the lines that do not parse
-//! must not depend on where the file was cut.
+//! `examples/whatif.rs` and `examples/replay.rs` end to end: the orders CSV
+//! is parsed on every core and neither example joins the parts, so the
+//! orders kept and the line numbers of the lines that do not parse must not
+//! depend on where the file was cut.
 
 mod support;
 
@@ -75,6 +76,26 @@ fn orders_and_bad_line_numbers_do_not_depend_on_the_cut() {
     let shown: Vec<usize> = stderr
         .lines()
         .filter_map(|l| l.strip_prefix("whatif: line "))
+        .map(|l| l.split(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(shown, bad, "{stderr}");
+
+    // The replay example reads the same parts where they lie.
+    let out = Command::new(support::example_exe("replay"))
+        .args(["--orders", orders.to_str().unwrap(), "--memory", "--batch", "64"])
+        .output()
+        .expect("run the replay example");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "replay failed: {stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a summary line")).expect("the last line is JSON");
+    assert_eq!(summary["orders"], good);
+    assert_eq!(summary["rejected"], bad.len());
+    assert_eq!(summary["points_issued"], points);
+    let shown: Vec<usize> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("replay: line "))
         .map(|l| l.split(':').next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(shown, bad, "{stderr}");

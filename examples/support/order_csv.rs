@@ -17,7 +17,7 @@
 //!
 //! A large file is parsed on every core: it is cut after line ends into one
 //! run per core, the runs are parsed side by side and kept in file order
-//! (`replay` joins them; `whatif` replays the parts as they are), so the
+//! (neither example joins them: both use each order where it lies), so the
 //! orders and the line numbers do not depend on where it was cut
 //! (`tests/whatif_example.rs` holds it to that).
 
@@ -32,7 +32,7 @@ use rust_decimal::Decimal;
 /// A line that did not parse: its number and why.
 pub type BadLine = (usize, String);
 
-/// What [`read_orders`] read.
+/// What one core parsed of the order CSV ([`read_order_parts`]).
 pub struct OrdersRead {
     /// The rows that parse, in file order.
     pub orders: Vec<Order>,
@@ -157,30 +157,16 @@ impl Columns {
 }
 
 /// Read the order CSV at `path` (see the module docs): the orders that
-/// parse and the lines that do not. Fails only when the file cannot be
-/// read or its header lacks a needed column.
-#[allow(dead_code)] // `whatif` reads the parts
-pub fn read_orders(path: &str) -> Result<OrdersRead, String> {
-    let parsed = read_order_parts(path)?;
-    let total = parsed.iter().map(|p| p.orders.len()).sum();
-    let mut all = OrdersRead { orders: Vec::with_capacity(total), lines: Vec::with_capacity(total), bad: Vec::new() };
-    for p in parsed {
-        all.orders.extend(p.orders);
-        all.lines.extend(p.lines);
-        all.bad.extend(p.bad);
-    }
-    Ok(all)
-}
-
-/// [`read_orders`] as parsed, one part per core in file order, not joined:
-/// at 10,000,000 orders joining copies about 2 GB into fresh memory
-/// (`crm_core::whatif::compare_parts` takes the parts as they are).
+/// parse and the lines that do not, one part per core in file order, not
+/// joined: at 10,000,000 orders joining copies about 2 GB into fresh memory
+/// (`crm_core::whatif::compare_parts` takes the parts as they are). Fails
+/// only when the file cannot be read or its header lacks a needed column.
 pub fn read_order_parts(path: &str) -> Result<Vec<OrdersRead>, String> {
     let text = fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     let Body { header, rest, first_line } = header_and_body(path, &text)?;
     let columns = Columns::from_header(path, &header)?;
     // Ten million lines take seconds to parse: each core parses a run of
-    // whole lines, and the runs are joined in file order.
+    // whole lines, and the parts come back in file order.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let line_end =
         |from: usize| rest.as_bytes()[from..].iter().position(|b| *b == b'\n').map_or(rest.len(), |n| from + n + 1);
