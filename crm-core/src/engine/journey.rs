@@ -302,12 +302,13 @@ impl<S: Store> Tx<'_, S> {
             }
         }
         if let Some(lc) = &program.lifecycle {
+            // Stage changes do not change the order times: read them once.
+            let mut orders = self.state(id).order_times();
+            if before_fact {
+                orders.retain(|o| *o < until);
+            }
             for _ in 0..MAX_CATCH_UP {
                 let st = self.state(id);
-                let mut orders = st.order_times();
-                if before_fact {
-                    orders.retain(|o| *o < until);
-                }
                 let Some((at, to)) = lc
                     .next_change(tz, &orders, stage_cursor(st, &orders))
                     .filter(|c| c.0 <= until && !(before_fact && c.0 == until))
