@@ -1788,3 +1788,28 @@ fn profile_patch_can_clear_a_field() {
     let r = e.execute("bad", Command::UpdateProfile { member_id: m("a"), patch }, utc(t));
     assert_eq!(err_of(r), validation("patch.clear[1]"));
 }
+
+/// Recording an order copies the handles of the member's earlier orders,
+/// not the orders themselves (the stored snapshot and the new state share
+/// them), and an order changed later is copied alone.
+#[test]
+fn an_order_recorded_shares_the_earlier_orders_with_the_stored_snapshot() {
+    use crm_core::shared::Shared;
+    let e = engine(base());
+    buy(&e, "o1", "a", "2024-03-01T10:00:00Z", "10.00");
+    buy(&e, "o2", "a", "2024-03-02T10:00:00Z", "20.00");
+    let before = e.member(&m("a")).unwrap();
+    buy(&e, "o3", "a", "2024-03-03T10:00:00Z", "30.00");
+    let after = e.member(&m("a")).unwrap();
+    assert_eq!(after.orders.len(), 3);
+    for id in ["o1", "o2"] {
+        assert!(Shared::ptr_eq(&before.orders[id], &after.orders[id]), "{id} was copied");
+    }
+    // A refund changes its order only: that one is copied, the other kept.
+    let at = "2024-03-04T10:00:00Z";
+    e.record_refund(refund("r1", "o1", at, RefundScope::Full), utc(at)).unwrap();
+    let refunded = e.member(&m("a")).unwrap();
+    assert!(!Shared::ptr_eq(&after.orders["o1"], &refunded.orders["o1"]));
+    assert!(Shared::ptr_eq(&after.orders["o2"], &refunded.orders["o2"]));
+    assert_ne!(after.orders["o1"], refunded.orders["o1"]);
+}

@@ -614,7 +614,7 @@ impl<S: Store> Harness<S> {
     fn order_state(&self, order_id: &str) -> Option<OrderState> {
         let owner = self.engine.store().order_owner(order_id).ok()??;
         let st = self.engine.resolve(&owner).ok()?;
-        let ledger = st.orders.get(order_id)?.clone();
+        let ledger = crm_core::state::OrderLedger::clone(st.orders.get(order_id)?);
         let totals = POINT_TYPES
             .iter()
             .map(|pt| (pt.to_string(), self.engine.balance(&st.id, pt, self.now).unwrap().total()))
