@@ -167,7 +167,7 @@ fn run() -> Res<()> {
         // 3. Members with enough points redeem some, once per month (the key says which month).
         let mut rich = Vec::new();
         engine.store().scan(&mut |v| {
-            let b = ledger::balance(&v.state.lots, POINT_TYPE, v.state.debt(POINT_TYPE), end);
+            let b = ledger::balance(v.state.open_lots(), POINT_TYPE, v.state.debt(POINT_TYPE), end);
             if v.state.is_active() && b.available >= REDEEM_THRESHOLD {
                 rich.push(v.state.id);
             }
@@ -267,7 +267,7 @@ fn summary<S: Store>(engine: &Engine<S>, t: &Totals, at: DateTime<Utc>) -> Res<(
         let st = v.state;
         spend += st.stats.spend;
         *buyers_by_orders.entry(st.stats.orders.min(5)).or_insert(0) += 1;
-        let available = ledger::balance(&st.lots, POINT_TYPE, st.debt(POINT_TYPE), at).available;
+        let available = ledger::balance(st.open_lots(), POINT_TYPE, st.debt(POINT_TYPE), at).available;
         top.push(Top { id: st.id, orders: st.stats.orders, spend: st.stats.spend, available });
         Ok(())
     })?;

@@ -122,9 +122,14 @@ fn spend_order(a: &Lot, b: &Lot) -> std::cmp::Ordering {
 
 /// Choose lots to take up to `points` from the lots of `point_type` available
 /// at `t`. Returns the allocations and the points actually found.
-pub fn allocate(lots: &[Lot], point_type: &str, points: i64, t: DateTime<Utc>) -> (Vec<Allocation>, i64) {
+pub fn allocate<'a>(
+    lots: impl IntoIterator<Item = &'a Lot>,
+    point_type: &str,
+    points: i64,
+    t: DateTime<Utc>,
+) -> (Vec<Allocation>, i64) {
     let mut open: Vec<&Lot> = lots
-        .iter()
+        .into_iter()
         .filter(|l| l.point_type == point_type && l.remaining > 0 && l.phase(t) == LotPhase::Available)
         .collect();
     open.sort_by(|a, b| spend_order(a, b));

@@ -677,7 +677,7 @@ impl PyMember {
     /// Open lots.
     #[getter]
     fn lots(&self) -> Vec<PyLot> {
-        self.0.lots.iter().cloned().map(PyLot).collect()
+        self.0.open_lots().cloned().map(PyLot).collect()
     }
     /// Negative balance per point type.
     #[getter]

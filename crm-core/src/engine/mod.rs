@@ -222,7 +222,7 @@ impl<'p> LiabilityCount<'p> {
             self.members += 1;
         }
         for l in self.by_type.iter_mut() {
-            let b = ledger::balance(&st.lots, &l.point_type, st.debt(&l.point_type), self.at);
+            let b = ledger::balance(st.open_lots(), &l.point_type, st.debt(&l.point_type), self.at);
             if b.total() != 0 {
                 l.members += 1;
             }
@@ -676,11 +676,11 @@ impl<'a, S: Store> Tx<'a, S> {
                 }
                 let id = self.active(member_id, "member_id")?;
                 let st = self.state(&id);
-                let available = ledger::balance(&st.lots, point_type, st.debt(point_type), self.now).available;
+                let available = ledger::balance(st.open_lots(), point_type, st.debt(point_type), self.now).available;
                 if available < *points {
                     return Err(CrmError::InsufficientPoints { requested: *points, available: available.max(0) });
                 }
-                let (allocations, _) = ledger::allocate(&st.lots, point_type, *points, self.now);
+                let (allocations, _) = ledger::allocate(st.open_lots(), point_type, *points, self.now);
                 let at = self.now;
                 self.emit(
                     &id,
@@ -1169,16 +1169,15 @@ impl<'a, S: Store> Tx<'a, S> {
             // The order's own lots first (earn-rule lots, then, on a full
             // refund, its bonus lots), whatever their phase short of expired…
             let own = st
-                .lots
-                .iter()
+                .open_lots()
                 .filter(|l| l.point_type == *point_type && is_own(l, false) && l.phase(at) != LotPhase::Expired)
-                .chain(st.lots.iter().filter(|l| {
+                .chain(st.open_lots().filter(|l| {
                     full && l.point_type == *point_type && is_own(l, true) && l.phase(at) != LotPhase::Expired
                 }));
             let (mut allocations, got) = ledger::take(own, claw);
             // …then other available lots, soonest expiry first.
             if got < claw {
-                let mut rest = st.lots.clone();
+                let mut rest: Vec<Lot> = st.open_lots().cloned().collect();
                 for a in &allocations {
                     if let Some(l) = rest.iter_mut().find(|l| l.id == a.lot_id) {
                         l.remaining -= a.points;
@@ -1258,11 +1257,11 @@ impl<'a, S: Store> Tx<'a, S> {
             (Some(lot), Vec::new())
         } else {
             let st = self.state(&id);
-            let available = ledger::balance(&st.lots, point_type, st.debt(point_type), at).available;
+            let available = ledger::balance(st.open_lots(), point_type, st.debt(point_type), at).available;
             if available < -delta {
                 return Err(CrmError::InsufficientPoints { requested: -delta, available: available.max(0) });
             }
-            (None, ledger::allocate(&st.lots, point_type, -delta, at).0)
+            (None, ledger::allocate(st.open_lots(), point_type, -delta, at).0)
         };
         let lot_id = lot.as_ref().map(|l| l.id.clone());
         let debt = self.state(&id).debt(point_type);
@@ -1318,7 +1317,7 @@ impl<'a, S: Store> Tx<'a, S> {
         let from = self.state(merged).clone();
         let mut moved = BTreeMap::new();
         for pt in &self.program.point_types {
-            let b = ledger::balance(&from.lots, &pt.id, from.debt(&pt.id), self.now);
+            let b = ledger::balance(from.open_lots(), &pt.id, from.debt(&pt.id), self.now);
             let expired: i64 = from
                 .lots
                 .iter()
@@ -1896,7 +1895,7 @@ impl<S: Store> Engine<S> {
                 seen = match &st.status {
                     MemberStatus::Merged { into, at: merged_at } if *merged_at <= at => Seen::MergedInto(into.clone()),
                     _ if at >= st.last_event_at => {
-                        Seen::Current(ledger::balance(&st.lots, point_type, st.debt(point_type), at))
+                        Seen::Current(ledger::balance(st.open_lots(), point_type, st.debt(point_type), at))
                     }
                     _ => Seen::AsOf,
                 }
@@ -1916,7 +1915,7 @@ impl<S: Store> Engine<S> {
             }
         }
         let st = self.member_as_of(&current, at)?;
-        Ok(ledger::balance(&st.lots, point_type, st.debt(point_type), at))
+        Ok(ledger::balance(st.open_lots(), point_type, st.debt(point_type), at))
     }
 
     /// Open lots of a member (all point types), soonest expiry first.

@@ -127,7 +127,7 @@ impl<S: Store> Engine<S> {
             }
             members += 1;
             for pt in &spendable {
-                let b = ledger::balance(&st.lots, pt, st.debt(pt), at);
+                let b = ledger::balance(st.open_lots(), pt, st.debt(pt), at);
                 outstanding += b.available + b.pending - b.debt;
                 if let Some(t) = st.totals.get(*pt) {
                     earned += t.earned;

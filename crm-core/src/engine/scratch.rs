@@ -179,7 +179,7 @@ impl<'a> MemberReplay<'a> {
             past = MemberState::as_of(member, &w.events, at)?;
             &past
         };
-        Some(ledger::balance(&st.lots, point_type, st.debt(point_type), at))
+        Some(ledger::balance(st.open_lots(), point_type, st.debt(point_type), at))
     }
 
     /// The member's part of `Engine::run_due(now)`: `None` when it does not

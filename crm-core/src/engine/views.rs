@@ -58,7 +58,8 @@ impl<S: Store> Engine<S> {
     /// The member's open lots as of `at` (following merges), soonest expiry
     /// first: from the events up to `at` when `at` is in the past.
     pub fn lots_at(&self, id: &MemberId, at: DateTime<Utc>) -> Result<Vec<crate::ledger::Lot>> {
-        let mut lots = Shared::into_inner(self.state_at(id, at)?.lots);
+        let lots = Shared::into_inner(self.state_at(id, at)?.lots);
+        let mut lots: Vec<crate::ledger::Lot> = lots.into_iter().map(Shared::into_inner).collect();
         lots.sort_by_key(|l| (l.expires_at.is_none(), l.expires_at, l.earned_at));
         Ok(lots)
     }

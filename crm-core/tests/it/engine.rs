@@ -1181,7 +1181,7 @@ fn merge_moves_lots_orders_and_lineage_and_is_idempotent() {
     assert!(a.redemptions.contains_key("rb"));
     assert!(a.tags.contains("from-b"));
     for l in &b_lots {
-        assert!(a.lots.contains(l), "lot {} moved", l.id);
+        assert!(a.open_lots().any(|m| m == l), "lot {} moved", l.id);
     }
     assert_eq!(a.stats.orders, 2);
     assert_eq!(avail(&e, "a", "2024-01-04T00:00:00Z"), 140);
@@ -1789,11 +1789,11 @@ fn profile_patch_can_clear_a_field() {
     assert_eq!(err_of(r), validation("patch.clear[1]"));
 }
 
-/// Recording an order copies the handles of the member's earlier orders,
-/// not the orders themselves (the stored snapshot and the new state share
-/// them), and an order changed later is copied alone.
+/// Recording an order copies the handles of the member's earlier orders
+/// and open lots, not the orders and lots themselves (the stored snapshot
+/// and the new state share them), and one changed later is copied alone.
 #[test]
-fn an_order_recorded_shares_the_earlier_orders_with_the_stored_snapshot() {
+fn an_order_recorded_shares_the_earlier_orders_and_lots_with_the_stored_snapshot() {
     use crm_core::shared::Shared;
     let e = engine(base());
     buy(&e, "o1", "a", "2024-03-01T10:00:00Z", "10.00");
@@ -1805,6 +1805,11 @@ fn an_order_recorded_shares_the_earlier_orders_with_the_stored_snapshot() {
     for id in ["o1", "o2"] {
         assert!(Shared::ptr_eq(&before.orders[id], &after.orders[id]), "{id} was copied");
     }
+    // So are the open lots.
+    assert_eq!((before.lots.len(), after.lots.len()), (2, 3));
+    for (b, a) in before.lots.iter().zip(after.lots.iter()) {
+        assert!(Shared::ptr_eq(b, a), "lot {} was copied", b.id);
+    }
     // A refund changes its order only: that one is copied, the other kept.
     let at = "2024-03-04T10:00:00Z";
     e.record_refund(refund("r1", "o1", at, RefundScope::Full), utc(at)).unwrap();
@@ -1812,4 +1817,11 @@ fn an_order_recorded_shares_the_earlier_orders_with_the_stored_snapshot() {
     assert!(!Shared::ptr_eq(&after.orders["o1"], &refunded.orders["o1"]));
     assert!(Shared::ptr_eq(&after.orders["o2"], &refunded.orders["o2"]));
     assert_ne!(after.orders["o1"], refunded.orders["o1"]);
+    // The refund took its points from o1's lot: that lot changed (or went), o2's is kept.
+    let lot_of = |st: &crm_core::state::MemberState, order: &str| {
+        st.lots.iter().find(|l| matches!(&l.source, LotSource::Order { order_id, .. } if order_id == order)).cloned()
+    };
+    let (o2_before, o2_after) = (lot_of(&after, "o2").unwrap(), lot_of(&refunded, "o2").unwrap());
+    assert!(Shared::ptr_eq(&o2_before, &o2_after));
+    assert_ne!(lot_of(&after, "o1"), lot_of(&refunded, "o1"));
 }

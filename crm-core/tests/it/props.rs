@@ -619,7 +619,7 @@ impl<S: Store> Harness<S> {
             .iter()
             .map(|pt| (pt.to_string(), self.engine.balance(&st.id, pt, self.now).unwrap().total()))
             .collect();
-        Some(OrderState { member: st.id.clone(), ledger, lots: st.lots.to_vec(), totals })
+        Some(OrderState { member: st.id.clone(), ledger, lots: st.open_lots().cloned().collect(), totals })
     }
 
     /// A refund (or cancellation) takes back the refunded share of what the
