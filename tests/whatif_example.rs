@@ -62,42 +62,35 @@ fn orders_and_bad_line_numbers_do_not_depend_on_the_cut() {
     let orders = dir.join("orders.csv");
     std::fs::write(&orders, csv).unwrap();
     let program = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/programs/default.toml");
-    let out = Command::new(support::example_exe("whatif"))
-        .args(["--orders", orders.to_str().unwrap(), "--program", program])
-        .output()
-        .expect("run the whatif example");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "whatif failed: {stderr}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let summary: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().expect("a summary line")).expect("the last line is JSON");
+    let orders = orders.to_str().unwrap();
+    let (summary, shown) = run("whatif", &["--orders", orders, "--program", program]);
     assert_eq!(summary["history"]["orders"], good);
     assert_eq!(summary["programmes"][0]["points_issued"], points);
-    let shown: Vec<usize> = stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("whatif: line "))
-        .map(|l| l.split(':').next().unwrap().parse().unwrap())
-        .collect();
-    assert_eq!(shown, bad, "{stderr}");
+    assert_eq!(shown, bad, "{summary}");
 
     // The replay example reads the same parts where they lie.
-    let out = Command::new(support::example_exe("replay"))
-        .args(["--orders", orders.to_str().unwrap(), "--memory", "--batch", "64"])
-        .output()
-        .expect("run the replay example");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "replay failed: {stderr}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let summary: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().expect("a summary line")).expect("the last line is JSON");
+    let (summary, shown) = run("replay", &["--orders", orders, "--memory", "--batch", "64"]);
     assert_eq!(summary["orders"], good);
     assert_eq!(summary["rejected"], bad.len());
     assert_eq!(summary["points_issued"], points);
-    let shown: Vec<usize> = stderr
+    assert_eq!(shown, bad, "{summary}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Run example `name`: its summary (the JSON last line of stdout) and the
+/// numbers of the lines it reported it could not parse (`NAME: line N: …`
+/// on stderr).
+fn run(name: &str, args: &[&str]) -> (serde_json::Value, Vec<usize>) {
+    let out = Command::new(support::example_exe(name)).args(args).output().expect("run the example");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{name} failed: {stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let summary = serde_json::from_str(stdout.lines().last().expect("a summary line")).expect("the last line is JSON");
+    let prefix = format!("{name}: line ");
+    let shown = stderr
         .lines()
-        .filter_map(|l| l.strip_prefix("replay: line "))
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
         .map(|l| l.split(':').next().unwrap().parse().unwrap())
         .collect();
-    assert_eq!(shown, bad, "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
+    (summary, shown)
 }
