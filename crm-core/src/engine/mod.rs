@@ -1177,13 +1177,14 @@ impl<'a, S: Store> Tx<'a, S> {
             let (mut allocations, got) = ledger::take(own, claw);
             // …then other available lots, soonest expiry first.
             if got < claw {
-                let mut rest: Vec<Lot> = st.open_lots().cloned().collect();
+                // The handles are copied; a lot taken from above is copied alone.
+                let mut rest = Vec::clone(&st.lots);
                 for a in &allocations {
                     if let Some(l) = rest.iter_mut().find(|l| l.id == a.lot_id) {
                         l.remaining -= a.points;
                     }
                 }
-                let (more, _) = ledger::allocate(&rest, point_type, claw - got, at);
+                let (more, _) = ledger::allocate(rest.iter().map(|l| &**l), point_type, claw - got, at);
                 allocations.extend(more);
             }
             let taken: i64 = allocations.iter().map(|a| a.points).sum();
