@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use crm_core::store::sqlite::{SqliteOptions, Synchronous};
-use crm_core::{ledger, Engine, MemberId, Order, Outcome, Program, SqliteStore, Store};
+use crm_core::{Engine, MemberId, Order, Outcome, Program, SqliteStore, Store};
 use rust_decimal::Decimal;
 
 /// mimalloc as the global allocator: the engine allocates many small strings
@@ -167,7 +167,7 @@ fn run() -> Res<()> {
         // 3. Members with enough points redeem some, once per month (the key says which month).
         let mut rich = Vec::new();
         engine.store().scan(&mut |v| {
-            let b = ledger::balance(v.state.open_lots(), POINT_TYPE, v.state.debt(POINT_TYPE), end);
+            let b = v.state.balance(POINT_TYPE, end);
             if v.state.is_active() && b.available >= REDEEM_THRESHOLD {
                 rich.push(v.state.id);
             }
@@ -267,7 +267,7 @@ fn summary<S: Store>(engine: &Engine<S>, t: &Totals, at: DateTime<Utc>) -> Res<(
         let st = v.state;
         spend += st.stats.spend;
         *buyers_by_orders.entry(st.stats.orders.min(5)).or_insert(0) += 1;
-        let available = ledger::balance(st.open_lots(), POINT_TYPE, st.debt(POINT_TYPE), at).available;
+        let available = st.balance(POINT_TYPE, at).available;
         top.push(Top { id: st.id, orders: st.stats.orders, spend: st.stats.spend, available });
         Ok(())
     })?;

@@ -284,7 +284,7 @@ fn replay<S: Store + Sync>(
     threads: usize,
     at: DateTime<Utc>,
 ) -> Result<Report, String> {
-    let mut lanes: Vec<Vec<Row<'_>>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut lanes: Vec<Vec<Row<'_>>> = vec![Vec::new(); threads];
     for row in rows {
         lanes[lane_of(row.order.member_id.as_str(), threads)].push(*row);
     }

@@ -727,6 +727,12 @@ impl MemberState {
         self.lots.iter().map(|l| &**l)
     }
 
+    /// The balance of `point_type` at `t`: its open lots and its debt
+    /// ([`ledger::balance`](crate::ledger::balance)).
+    pub fn balance(&self, point_type: &str, t: DateTime<Utc>) -> crate::ledger::Balance {
+        crate::ledger::balance(self.open_lots(), point_type, self.debt(point_type), t)
+    }
+
     /// Negative balance of a point type.
     pub fn debt(&self, point_type: &str) -> i64 {
         self.debts.get(point_type).copied().unwrap_or(0)

@@ -96,8 +96,7 @@ impl<S: Store> Tx<'_, S> {
                 .points_price
                 .clone()
                 .ok_or_else(|| CrmError::invalid("for_points", format!("{:?} has no points price", t.id)))?;
-            let available =
-                ledger::balance(st.open_lots(), &price.point_type, st.debt(&price.point_type), now).available;
+            let available = st.balance(&price.point_type, now).available;
             if available < price.points {
                 return Err(CrmError::InsufficientPoints { requested: price.points, available: available.max(0) });
             }
@@ -516,7 +515,7 @@ impl<S: Store> Engine<S> {
             .clone()
             .or_else(|| self.program.point_types.iter().find(|t| t.spendable).map(|t| t.id.clone()));
         let points = point_type.map(|pt| {
-            let available = ledger::balance(st.open_lots(), &pt, st.debt(&pt), now).available.max(0);
+            let available = st.balance(&pt, now).available.max(0);
             let vpp = self.program.value_per_point;
             let max_points = coupon::points_cap(amount_after_coupon, cfg.checkout.max_points_share, vpp, available);
             coupon::PointsOffer { point_type: pt, available, max_points, value: Decimal::from(max_points) * vpp }

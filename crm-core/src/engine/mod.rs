@@ -222,7 +222,7 @@ impl<'p> LiabilityCount<'p> {
             self.members += 1;
         }
         for l in self.by_type.iter_mut() {
-            let b = ledger::balance(st.open_lots(), &l.point_type, st.debt(&l.point_type), self.at);
+            let b = st.balance(&l.point_type, self.at);
             if b.total() != 0 {
                 l.members += 1;
             }
@@ -676,7 +676,7 @@ impl<'a, S: Store> Tx<'a, S> {
                 }
                 let id = self.active(member_id, "member_id")?;
                 let st = self.state(&id);
-                let available = ledger::balance(st.open_lots(), point_type, st.debt(point_type), self.now).available;
+                let available = st.balance(point_type, self.now).available;
                 if available < *points {
                     return Err(CrmError::InsufficientPoints { requested: *points, available: available.max(0) });
                 }
@@ -1258,7 +1258,7 @@ impl<'a, S: Store> Tx<'a, S> {
             (Some(lot), Vec::new())
         } else {
             let st = self.state(&id);
-            let available = ledger::balance(st.open_lots(), point_type, st.debt(point_type), at).available;
+            let available = st.balance(point_type, at).available;
             if available < -delta {
                 return Err(CrmError::InsufficientPoints { requested: -delta, available: available.max(0) });
             }
@@ -1318,7 +1318,7 @@ impl<'a, S: Store> Tx<'a, S> {
         let from = self.state(merged).clone();
         let mut moved = BTreeMap::new();
         for pt in &self.program.point_types {
-            let b = ledger::balance(from.open_lots(), &pt.id, from.debt(&pt.id), self.now);
+            let b = from.balance(&pt.id, self.now);
             let expired: i64 = from
                 .lots
                 .iter()
@@ -1895,9 +1895,7 @@ impl<S: Store> Engine<S> {
             let found = self.store.inspect(&current, &mut |st| {
                 seen = match &st.status {
                     MemberStatus::Merged { into, at: merged_at } if *merged_at <= at => Seen::MergedInto(into.clone()),
-                    _ if at >= st.last_event_at => {
-                        Seen::Current(ledger::balance(st.open_lots(), point_type, st.debt(point_type), at))
-                    }
+                    _ if at >= st.last_event_at => Seen::Current(st.balance(point_type, at)),
                     _ => Seen::AsOf,
                 }
             })?;
@@ -1916,7 +1914,7 @@ impl<S: Store> Engine<S> {
             }
         }
         let st = self.member_as_of(&current, at)?;
-        Ok(ledger::balance(st.open_lots(), point_type, st.debt(point_type), at))
+        Ok(st.balance(point_type, at))
     }
 
     /// Open lots of a member (all point types), soonest expiry first.

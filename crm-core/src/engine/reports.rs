@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Engine;
 use crate::error::Result;
-use crate::ledger::{self, LotPhase};
+use crate::ledger::LotPhase;
 use crate::store::Store;
 use crate::time::local_date;
 
@@ -127,7 +127,7 @@ impl<S: Store> Engine<S> {
             }
             members += 1;
             for pt in &spendable {
-                let b = ledger::balance(st.open_lots(), pt, st.debt(pt), at);
+                let b = st.balance(pt, at);
                 outstanding += b.available + b.pending - b.debt;
                 if let Some(t) = st.totals.get(*pt) {
                     earned += t.earned;

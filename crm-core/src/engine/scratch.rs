@@ -24,7 +24,7 @@ use super::{journey, Tx};
 use crate::command::{Command, Outcome};
 use crate::error::{CrmError, Result};
 use crate::facts::{Order, Refund};
-use crate::ledger::{self, Balance};
+use crate::ledger::Balance;
 use crate::member::{Identity, MemberId};
 use crate::program::Program;
 use crate::state::{Event, MemberState};
@@ -179,7 +179,7 @@ impl<'a> MemberReplay<'a> {
             past = MemberState::as_of(member, &w.events, at)?;
             &past
         };
-        Some(ledger::balance(st.open_lots(), point_type, st.debt(point_type), at))
+        Some(st.balance(point_type, at))
     }
 
     /// The member's part of `Engine::run_due(now)`: `None` when it does not

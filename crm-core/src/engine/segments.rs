@@ -11,7 +11,6 @@ use rust_decimal::Decimal;
 
 use super::Engine;
 use crate::error::{CrmError, Result};
-use crate::ledger;
 use crate::member::MemberId;
 use crate::program::Program;
 use crate::segment::{Field, FieldSource, FieldValue, Rule, SavedSegment, SegmentChange, Window, WindowUnit};
@@ -91,7 +90,7 @@ impl FieldSource for MemberFields<'_> {
                 let lc = self.program.lifecycle_or_default();
                 FieldValue::Text(Cow::Borrowed(lc.stage_at(self.tz(), &st.order_times(), at).as_str()))
             }
-            Field::Balance(pt) => FieldValue::Int(ledger::balance(st.open_lots(), pt, st.debt(pt), at).available),
+            Field::Balance(pt) => FieldValue::Int(st.balance(pt, at).available),
             Field::Orders(w) => {
                 let from = self.since(w);
                 FieldValue::Int(st.activity.iter().filter(|a| a.at > from && a.at <= at).map(|a| a.orders).sum())
