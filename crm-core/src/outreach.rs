@@ -478,7 +478,12 @@ impl OutreachConfig {
             }
             TriggerKind::UnpaidOrder { minutes } => {
                 for o in st.orders.values() {
-                    if ctx.checking && o.order.status != OrderStatus::Placed {
+                    // Also when scheduling: a paid order never becomes
+                    // unpaid again, and paying it is a command, which
+                    // derives the wake-up anew. (Scheduling every order
+                    // woke each buyer once, `minutes` after paying, for
+                    // nothing.)
+                    if o.order.status != OrderStatus::Placed {
                         continue;
                     }
                     let due = o.order.placed_at + Duration::minutes(i64::from(*minutes));
@@ -521,7 +526,9 @@ impl OutreachConfig {
             TriggerKind::OrderCare { days } => {
                 for o in st.orders.values() {
                     let Some(done) = o.completed_at else { continue };
-                    if ctx.checking && o.order.status != OrderStatus::Completed {
+                    // A completed order that was refunded since is not
+                    // completed again: scheduling skips it too.
+                    if o.order.status != OrderStatus::Completed {
                         continue;
                     }
                     push(

@@ -334,6 +334,48 @@ fn items_of_a_committed_run_can_be_read_again() {
     assert_eq!(err.field(), Some("at"));
 }
 
+/// The unpaid-order and order-care triggers schedule a wake-up only for
+/// orders that can still be sent for: a paid order does not wake its buyer
+/// `minutes` later, and neither does an order cancelled after completion.
+#[test]
+fn only_unpaid_and_completed_orders_schedule_their_messages() {
+    let p = Program::from_value(json!({
+        "version": 1, "name": "W", "timezone": "UTC", "currency": "EUR",
+        "point_types": [{"id": "reward"}],
+        "earn": {"rules": [{"id": "base", "point_type": "reward", "points_per_unit": "1"}]},
+        "outreach": {"triggers": [
+            {"id": "unpaid", "when": {"type": "unpaid_order", "minutes": 30}, "channels": ["sms"], "marketing": false},
+            {"id": "care", "when": {"type": "order_care", "days": 2}, "channels": ["sms"], "marketing": false}
+        ]}
+    }))
+    .unwrap();
+    let e = Engine::new(p, MemoryStore::new());
+    let ann = MemberId::from("ann");
+    let wake = |e: &Engine<MemoryStore>| e.member(&ann).unwrap().next_due_at();
+    // Paid when recorded: nothing to wake for.
+    e.record_order(Order::paid("o1", "ann", t0(), Decimal::new(1_000, 2)), t0()).unwrap();
+    assert_eq!(wake(&e), None);
+    // Placed: woken 30 minutes later; paid before then: not any more.
+    let placed_at = t0() + Duration::hours(1);
+    let mut o = Order::paid("o2", "ann", placed_at, Decimal::new(1_000, 2));
+    o.status = crm_core::OrderStatus::Placed;
+    e.record_order(o, placed_at).unwrap();
+    assert_eq!(wake(&e), Some(placed_at + Duration::minutes(30)));
+    let pay = |status, at| Command::SetOrderStatus { order_id: "o2".into(), status, at: Some(at) };
+    let paid_at = placed_at + Duration::minutes(10);
+    e.execute("pay-o2", pay(crm_core::OrderStatus::Paid, paid_at), paid_at).unwrap();
+    assert_eq!(wake(&e), None);
+    // Completed: the care message two days later; cancelled before then: none.
+    let done_at = paid_at + Duration::hours(1);
+    e.execute("done-o2", pay(crm_core::OrderStatus::Completed, done_at), done_at).unwrap();
+    assert_eq!(wake(&e), Some(done_at + Duration::days(2)));
+    let cancelled_at = done_at + Duration::hours(1);
+    e.execute("cancel-o2", pay(crm_core::OrderStatus::Cancelled, cancelled_at), cancelled_at).unwrap();
+    assert_eq!(wake(&e), None);
+    let Outcome::Due { outreach, .. } = e.run_due(done_at + Duration::days(3)).unwrap() else { unreachable!() };
+    assert!(outreach.is_empty());
+}
+
 /// A programme whose scheduled work reads no programme-wide tally: every
 /// `run_due` chunk is independent, and the threads commit their own.
 fn untallied() -> Program {
