@@ -92,7 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Resident memory of the process in MiB, from `VmRSS` in `/proc/self/status` (Linux).
 /// A day's growth is memory the kernel had to hand out (and zero) during
 /// it: on these virtual machines a fresh page costs several microseconds
-/// (README "Why the other targets are still missed"), so it is a cost of
+/// (README "Tiers, stages and outreach at scale"), so it is a cost of
 /// its own, beside the CPU time.
 fn resident_mb() -> Option<i64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

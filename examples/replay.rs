@@ -75,8 +75,8 @@ fn keep_freed_memory() {
 /// kernel zeroes each one whole on its first touch; on this VM that zeroing
 /// (`clear_page_erms`) was a fifth of the CPU samples of a CDNOW import into
 /// SQLite, most of it for memory the import never reaches. Off, the import
-/// took 0.82-0.89 s against 0.90-1.10 s on (three alternating pairs; README
-/// "Replay of CDNOW_master"). Process-wide and harmless elsewhere: SQLite's
+/// took 0.82-0.89 s against 0.90-1.10 s on (three alternating pairs;
+/// CHANGELOG, the entry of `PR_SET_THP_DISABLE`). Process-wide and harmless elsewhere: SQLite's
 /// page cache and the rest of the process do not ask for huge pages.
 fn no_huge_pages() {
     #[cfg(target_os = "linux")]
