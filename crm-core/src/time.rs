@@ -15,7 +15,7 @@
 
 use std::sync::OnceLock;
 
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// Where zone offsets are looked for: instants from here on never take the
@@ -72,8 +72,11 @@ impl Settled {
 
     fn resolve(&self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
         let secs = local.and_utc().timestamp() - self.offset;
+        // The offset taken off the wall clock moves the date by a day at
+        // most (cheap in chrono), where `from_timestamp(secs)` rebuilt it
+        // from a day count.
         (secs >= self.since + LOCAL_MARGIN && secs < HORIZON)
-            .then(|| DateTime::from_timestamp(secs, local.nanosecond()))?
+            .then(|| local.checked_sub_signed(Duration::seconds(self.offset)).map(|utc| utc.and_utc()))?
     }
 }
 
@@ -157,15 +160,22 @@ pub fn sub_local_days(tz: Tz, t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
 /// `None` where the zone's rules must decide. Lifecycle thresholds, lot
 /// expiries and outreach lead times add days millions of times a replay.
 fn shift_settled(tz: Tz, t: DateTime<Utc>, days: i64) -> Option<DateTime<Utc>> {
-    let from = t.timestamp();
-    let to = from.checked_add(days.checked_mul(86_400)?)?;
     if !is_utc(tz) {
         let s = Settled::of(tz)?;
+        let from = t.timestamp();
+        let to = from.checked_add(days.checked_mul(86_400)?)?;
         if from.min(to) < s.since + LOCAL_MARGIN || from.max(to) >= HORIZON {
             return None;
         }
     }
-    DateTime::from_timestamp(to, t.timestamp_subsec_nanos())
+    // The date moved by whole days, the time of day kept: within a year
+    // chrono moves the day of the year (no calendar arithmetic), where a
+    // round trip through Unix seconds rebuilt the year from a day count
+    // every time (`from_timestamp`, a tenth of a what-if replay's profile).
+    let naive = t.naive_utc();
+    let by = chrono::Days::new(days.unsigned_abs());
+    let date = if days >= 0 { naive.date().checked_add_days(by) } else { naive.date().checked_sub_days(by) }?;
+    Some(date.and_time(naive.time()).and_utc())
 }
 
 /// The same wall-clock time `months` months later (the 31st becomes the
