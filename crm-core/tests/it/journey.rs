@@ -297,18 +297,25 @@ proptest! {
     }
 }
 
-#[test]
-fn items_of_a_committed_run_can_be_read_again() {
-    let p = Program::from_value(json!({
+/// A UTC programme earning a point per euro with these outreach triggers;
+/// the first is always the (non-marketing) unpaid-order reminder after 30 minutes.
+fn chasing_unpaid_orders(more: &[serde_json::Value]) -> Program {
+    let mut triggers = vec![
+        json!({"id": "unpaid", "when": {"type": "unpaid_order", "minutes": 30}, "channels": ["sms"], "marketing": false}),
+    ];
+    triggers.extend_from_slice(more);
+    Program::from_value(json!({
         "version": 1, "name": "R", "timezone": "UTC", "currency": "EUR",
         "point_types": [{"id": "reward"}],
         "earn": {"rules": [{"id": "base", "point_type": "reward", "points_per_unit": "1"}]},
-        "outreach": {"triggers": [
-            {"id": "unpaid", "when": {"type": "unpaid_order", "minutes": 30}, "channels": ["sms"], "marketing": false}
-        ]}
+        "outreach": {"triggers": triggers}
     }))
-    .unwrap();
-    let e = Engine::new(p, MemoryStore::new());
+    .unwrap()
+}
+
+#[test]
+fn items_of_a_committed_run_can_be_read_again() {
+    let e = Engine::new(chasing_unpaid_orders(&[]), MemoryStore::new());
     let mut o = Order::paid("o1", "ann", t0(), Decimal::new(1_000, 2));
     o.status = crm_core::OrderStatus::Placed;
     e.record_order(o, t0()).unwrap();
@@ -339,17 +346,9 @@ fn items_of_a_committed_run_can_be_read_again() {
 /// `minutes` later, and neither does an order cancelled after completion.
 #[test]
 fn only_unpaid_and_completed_orders_schedule_their_messages() {
-    let p = Program::from_value(json!({
-        "version": 1, "name": "W", "timezone": "UTC", "currency": "EUR",
-        "point_types": [{"id": "reward"}],
-        "earn": {"rules": [{"id": "base", "point_type": "reward", "points_per_unit": "1"}]},
-        "outreach": {"triggers": [
-            {"id": "unpaid", "when": {"type": "unpaid_order", "minutes": 30}, "channels": ["sms"], "marketing": false},
-            {"id": "care", "when": {"type": "order_care", "days": 2}, "channels": ["sms"], "marketing": false}
-        ]}
-    }))
-    .unwrap();
-    let e = Engine::new(p, MemoryStore::new());
+    let care =
+        json!({"id": "care", "when": {"type": "order_care", "days": 2}, "channels": ["sms"], "marketing": false});
+    let e = Engine::new(chasing_unpaid_orders(&[care]), MemoryStore::new());
     let ann = MemberId::from("ann");
     let wake = |e: &Engine<MemoryStore>| e.member(&ann).unwrap().next_due_at();
     // Paid when recorded: nothing to wake for.
