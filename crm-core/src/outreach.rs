@@ -526,7 +526,7 @@ impl OutreachConfig {
             TriggerKind::OrderCare { days } => {
                 for o in st.orders.values() {
                     let Some(done) = o.completed_at else { continue };
-                    // A completed order that was refunded since is not
+                    // A completed order cancelled since is never
                     // completed again: scheduling skips it too.
                     if o.order.status != OrderStatus::Completed {
                         continue;

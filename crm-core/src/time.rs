@@ -155,9 +155,10 @@ pub fn sub_local_days(tz: Tz, t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
 /// `t` moved by `days` calendar days when the zone keeps one offset all
 /// the way (UTC, or a [`Settled`] zone with both ends inside its final
 /// span, where [`wall_clock`] and [`resolve_local`] take the shortcut):
-/// the same wall-clock time is then exactly `days` × 24 hours away, and
-/// seconds arithmetic gives it without building a calendar date twice.
-/// `None` where the zone's rules must decide. Lifecycle thresholds, lot
+/// the same wall-clock time is then exactly `days` × 24 hours away, so the
+/// UTC date moves by `days` and the UTC time of day stays, without the
+/// zone's table or a local date in between. `None` where the zone's rules
+/// must decide. Lifecycle thresholds, lot
 /// expiries and outreach lead times add days millions of times a replay.
 fn shift_settled(tz: Tz, t: DateTime<Utc>, days: i64) -> Option<DateTime<Utc>> {
     if !is_utc(tz) {
@@ -168,10 +169,10 @@ fn shift_settled(tz: Tz, t: DateTime<Utc>, days: i64) -> Option<DateTime<Utc>> {
             return None;
         }
     }
-    // The date moved by whole days, the time of day kept: within a year
-    // chrono moves the day of the year (no calendar arithmetic), where a
-    // round trip through Unix seconds rebuilt the year from a day count
-    // every time (`from_timestamp`, a tenth of a what-if replay's profile).
+    // Within a year chrono moves the day of the year (no calendar
+    // arithmetic), where a round trip through Unix seconds rebuilt the year
+    // from a day count every time (`from_timestamp`: with the rest of the
+    // date arithmetic, about a tenth of a what-if replay's profile).
     let naive = t.naive_utc();
     let by = chrono::Days::new(days.unsigned_abs());
     let date = if days >= 0 { naive.date().checked_add_days(by) } else { naive.date().checked_sub_days(by) }?;
