@@ -152,7 +152,8 @@ pub enum TriggerKind {
         #[serde(default = "add_to_cart")]
         event: String,
     },
-    /// `days` after an order was completed (order care, review request).
+    /// `days` after an order was completed (order care, review request),
+    /// unless it was cancelled or refunded in full by then.
     OrderCare { days: u32 },
     /// The member entered a saved segment (recorded by `Engine::refresh_segment`).
     SegmentEntered { segment: String },
@@ -527,8 +528,11 @@ impl OutreachConfig {
                 for o in st.orders.values() {
                     let Some(done) = o.completed_at else { continue };
                     // A completed order cancelled since is never
-                    // completed again: scheduling skips it too.
-                    if o.order.status != OrderStatus::Completed {
+                    // completed again, and one refunded in full was given
+                    // back (asking how it went would jar): no care for
+                    // either, and scheduling skips them too (refunds are
+                    // never undone).
+                    if o.order.status != OrderStatus::Completed || o.refunded_in_full() {
                         continue;
                     }
                     push(

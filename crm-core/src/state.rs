@@ -84,6 +84,12 @@ impl OrderLedger {
             completed_at: None,
         }
     }
+
+    /// Has everything paid for it been refunded? A zero-amount order never
+    /// is (nothing was paid), so it keeps what it triggered.
+    pub fn refunded_in_full(&self) -> bool {
+        !self.order.amount.is_zero() && self.refunded >= self.order.amount
+    }
 }
 
 /// A redemption and whether it was reversed.
@@ -922,9 +928,9 @@ impl MemberState {
             Event::OrderRefunded { at, amount, order_id, items, .. } => {
                 let mut whole = false;
                 if let Some(o) = self.orders.get_mut(order_id) {
-                    let before = o.refunded;
+                    let before = o.refunded_in_full();
                     o.refunded += *amount;
-                    whole = before < o.order.amount && o.refunded >= o.order.amount;
+                    whole = !before && o.refunded_in_full();
                     for i in items {
                         *o.returned.entry(i.sku.clone()).or_insert(0) += i.qty;
                     }

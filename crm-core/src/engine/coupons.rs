@@ -355,8 +355,7 @@ impl<S: Store> Tx<'_, S> {
         }
         let st = self.state(id);
         let Some(o) = st.orders.get(order_id) else { return };
-        let gone =
-            o.order.status == OrderStatus::Cancelled || (o.refunded >= o.order.amount && !o.order.amount.is_zero());
+        let gone = o.order.status == OrderStatus::Cancelled || o.refunded_in_full();
         if !gone {
             return;
         }

@@ -1057,7 +1057,7 @@ impl<'a, S: Store> Tx<'a, S> {
                 };
                 let o = &self.state(&id).orders[order_id];
                 // A zero-amount order still gives back the bonus it triggered.
-                if o.refunded >= o.order.amount && !o.order.amount.is_zero() {
+                if o.refunded_in_full() {
                     return Ok((
                         Outcome::Order {
                             order_id: order_id.into(),

@@ -375,6 +375,39 @@ fn only_unpaid_and_completed_orders_schedule_their_messages() {
     assert!(outreach.is_empty());
 }
 
+#[test]
+fn an_order_refunded_in_full_schedules_no_care() {
+    let care =
+        json!({"id": "care", "when": {"type": "order_care", "days": 2}, "channels": ["sms"], "marketing": false});
+    let e = Engine::new(chasing_unpaid_orders(&[care]), MemoryStore::new());
+    let ann = MemberId::from("ann");
+    let wake = |e: &Engine<MemoryStore>| e.member(&ann).unwrap().next_due_at();
+    e.record_order(Order::paid("o1", "ann", t0(), Decimal::new(1_000, 2)), t0()).unwrap();
+    let done_at = t0() + Duration::hours(1);
+    let done =
+        Command::SetOrderStatus { order_id: "o1".into(), status: crm_core::OrderStatus::Completed, at: Some(done_at) };
+    e.execute("done-o1", done, done_at).unwrap();
+    assert_eq!(wake(&e), Some(done_at + Duration::days(2)));
+    // Half given back: the care message still comes.
+    let refund = |id: &str, cents, at| Command::RecordRefund {
+        refund: crm_core::Refund {
+            id: id.into(),
+            order_id: "o1".into(),
+            at,
+            scope: crm_core::RefundScope::Amount { amount: Decimal::new(cents, 2) },
+        },
+    };
+    let half_at = done_at + Duration::hours(1);
+    e.execute("r1", refund("r1", 500, half_at), half_at).unwrap();
+    assert_eq!(wake(&e), Some(done_at + Duration::days(2)));
+    // The rest too: nothing to wake for, and nothing sent.
+    let rest_at = half_at + Duration::hours(1);
+    e.execute("r2", refund("r2", 500, rest_at), rest_at).unwrap();
+    assert_eq!(wake(&e), None);
+    let Outcome::Due { outreach, .. } = e.run_due(done_at + Duration::days(3)).unwrap() else { unreachable!() };
+    assert!(outreach.is_empty());
+}
+
 /// A programme whose scheduled work reads no programme-wide tally: every
 /// `run_due` chunk is independent, and the threads commit their own.
 fn untallied() -> Program {
