@@ -51,9 +51,11 @@ use crate::time::{local_date, resolve_local, same_day_in_year};
 pub struct OutreachConfig {
     #[serde(default)]
     pub triggers: Vec<Trigger>,
-    /// No messages between `start` and `end` (member's local time; may span midnight).
-    #[serde(default)]
-    pub quiet_hours: Option<QuietHours>,
+    /// No messages inside these windows of the member's local time (each
+    /// may span midnight): the night, and perhaps the commute or lunch. In
+    /// JSON one window (`{"start", "end"}`), a list of them, or `null`.
+    #[serde(default, with = "one_or_many")]
+    pub quiet_hours: Vec<QuietHours>,
     /// At most `max` messages per member within any `days` days.
     #[serde(default)]
     pub frequency_cap: Option<FrequencyCap>,
@@ -72,12 +74,60 @@ fn three_days() -> u32 {
     72
 }
 
-/// Quiet hours, local wall clock.
+/// A window of quiet hours, local wall clock: from `start` (inclusive) to
+/// `end` (exclusive), across midnight when `end` comes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuietHours {
     pub start: NaiveTime,
     pub end: NaiveTime,
+}
+
+impl QuietHours {
+    /// Is the wall-clock time `t` inside the window?
+    pub fn contains(&self, t: NaiveTime) -> bool {
+        if self.start < self.end {
+            self.start <= t && t < self.end
+        } else {
+            t >= self.start || t < self.end
+        }
+    }
+}
+
+/// `quiet_hours` in JSON: `null`, one window or a list of windows. One
+/// window is written back as one (programmes stored before several were
+/// allowed read and write as they did).
+mod one_or_many {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::QuietHours;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        One(QuietHours),
+        Many(Vec<QuietHours>),
+    }
+
+    pub fn serialize<S: Serializer>(windows: &[QuietHours], s: S) -> Result<S::Ok, S::Error> {
+        match windows {
+            [] => s.serialize_none(),
+            [one] => one.serialize(s),
+            many => many.serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<QuietHours>, D::Error> {
+        Ok(
+            match Option::<Form>::deserialize(d).map_err(|_| {
+                serde::de::Error::custom("expected a window {\"start\", \"end\"}, a list of them, or null")
+            })? {
+                None => Vec::new(),
+                Some(Form::One(w)) => vec![w],
+                Some(Form::Many(ws)) => ws,
+            },
+        )
+    }
 }
 
 /// Frequency cap per member.
@@ -328,42 +378,52 @@ impl OutreachConfig {
                 return Err(CrmError::config("outreach.frequency_cap", "max and days must be at least 1"));
             }
         }
-        if self.quiet_hours.is_some_and(|q| q.start == q.end) {
-            return Err(CrmError::config("outreach.quiet_hours", "start and end must differ"));
+        for (i, q) in self.quiet_hours.iter().enumerate() {
+            if q.start == q.end {
+                return Err(CrmError::config(format!("outreach.quiet_hours[{i}]"), "start and end must differ"));
+            }
+        }
+        // Some minute of the day must be open, or nothing is ever sent: it
+        // is, exactly when some window's end lies outside every window.
+        let ends_open = self.quiet_hours.iter().any(|q| !self.quiet_hours.iter().any(|w| w.contains(q.end)));
+        if !self.quiet_hours.is_empty() && !ends_open {
+            return Err(CrmError::config("outreach.quiet_hours", "the windows cover the whole day"));
         }
         Ok(())
     }
 
     /// Is the local wall-clock time of `t` inside quiet hours?
     pub fn is_quiet(&self, zone: Tz, t: DateTime<Utc>) -> bool {
-        let Some(q) = self.quiet_hours else { return false };
-        let local = crate::time::wall_clock(zone, t).time();
-        if q.start < q.end {
-            q.start <= local && local < q.end
-        } else {
-            local >= q.start || local < q.end
+        if self.quiet_hours.is_empty() {
+            return false;
         }
+        let local = crate::time::wall_clock(zone, t).time();
+        self.quiet_hours.iter().any(|q| q.contains(local))
     }
 
-    /// `t`, or the first instant after quiet hours when `t` is inside them.
+    /// `t`, or the first instant after quiet hours when `t` is inside them
+    /// (past every window that begins before the one it is in ends).
     pub fn defer(&self, zone: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
-        let Some(q) = self.quiet_hours else { return t };
-        if !self.is_quiet(zone, t) {
-            return t;
+        let mut at = t;
+        // Each step leaves one window; windows that overlap or touch are
+        // left one after the other, and `validate` leaves a minute open, so
+        // one step per window (and one for a DST shift) suffices.
+        for _ in 0..=self.quiet_hours.len() {
+            let local = crate::time::wall_clock(zone, at);
+            let Some(q) = self.quiet_hours.iter().find(|q| q.contains(local.time())) else { return at };
+            let mut day = local.date();
+            if q.start > q.end && local.time() >= q.start {
+                day = day.succ_opt().unwrap_or(day);
+            }
+            let end = resolve_local(zone, day.and_time(q.end));
+            // A DST gap can swallow the end of quiet hours: resolve_local
+            // moves past it, which is outside the window by construction.
+            if end <= at {
+                return at;
+            }
+            at = end;
         }
-        let local = crate::time::wall_clock(zone, t);
-        let mut day = local.date();
-        if q.start > q.end && local.time() >= q.start {
-            day = day.succ_opt().unwrap_or(day);
-        }
-        let end = resolve_local(zone, day.and_time(q.end));
-        // A DST gap can swallow the end of quiet hours: resolve_local moves
-        // past it, which is outside quiet hours by construction.
-        if end > t {
-            end
-        } else {
-            t
-        }
+        at
     }
 
     fn date_at(&self, zone: Tz, d: NaiveDate) -> DateTime<Utc> {
@@ -783,6 +843,104 @@ mod tests {
         // 09:00 is allowed.
         assert_eq!(c.defer(sh, utc("2024-02-29T01:00:00Z")), utc("2024-02-29T01:00:00Z"));
         assert!(!c.is_quiet(sh, c.defer(sh, utc("2024-12-31T15:59:00Z"))));
+    }
+
+    fn windows(list: serde_json::Value) -> Result<OutreachConfig> {
+        let c: OutreachConfig = serde_json::from_value(serde_json::json!({"quiet_hours": list}))
+            .map_err(|e| CrmError::config("outreach", e.to_string()))?;
+        c.validate(&[], false, &[]).map(|()| c)
+    }
+
+    #[test]
+    fn several_quiet_windows_defer_past_each_other() {
+        let c = windows(serde_json::json!([
+            {"start": "21:00:00", "end": "09:00:00"},
+            {"start": "17:30:00", "end": "19:00:00"},
+            {"start": "12:00:00", "end": "13:00:00"},
+            {"start": "13:00:00", "end": "13:30:00"},
+            {"start": "08:00:00", "end": "10:00:00"}
+        ]))
+        .unwrap();
+        let utc_tz: Tz = "UTC".parse().unwrap();
+        // In the commute: to its end; before it and after it: as is.
+        assert_eq!(c.defer(utc_tz, utc("2024-03-01T18:00:00Z")), utc("2024-03-01T19:00:00Z"));
+        assert_eq!(c.defer(utc_tz, utc("2024-03-01T17:29:00Z")), utc("2024-03-01T17:29:00Z"));
+        assert_eq!(c.defer(utc_tz, utc("2024-03-01T20:59:00Z")), utc("2024-03-01T20:59:00Z"));
+        // Windows that touch are left together.
+        assert_eq!(c.defer(utc_tz, utc("2024-03-01T12:30:00Z")), utc("2024-03-01T13:30:00Z"));
+        // The night ends at 09:00 inside 08:00-10:00: on to 10:00 the next day.
+        assert_eq!(c.defer(utc_tz, utc("2024-02-29T22:00:00Z")), utc("2024-03-01T10:00:00Z"));
+        assert!(c.is_quiet(utc_tz, utc("2024-03-01T09:30:00Z")));
+    }
+
+    #[test]
+    fn quiet_hours_read_as_one_window_a_list_or_none() {
+        let one = windows(serde_json::json!({"start": "21:00:00", "end": "09:00:00"})).unwrap();
+        assert_eq!(one.quiet_hours.len(), 1);
+        // One window is written back as one; several as a list; none as null.
+        assert_eq!(serde_json::to_value(&one).unwrap()["quiet_hours"]["end"], "09:00:00");
+        let two = windows(serde_json::json!([
+            {"start": "21:00:00", "end": "09:00:00"}, {"start": "12:00:00", "end": "13:00:00"}
+        ]))
+        .unwrap();
+        let back: OutreachConfig = serde_json::from_value(serde_json::to_value(&two).unwrap()).unwrap();
+        assert_eq!(back, two);
+        assert_eq!(serde_json::to_value(&two).unwrap()["quiet_hours"][1]["start"], "12:00:00");
+        let none = windows(serde_json::Value::Null).unwrap();
+        assert!(none.quiet_hours.is_empty());
+        assert!(serde_json::to_value(&none).unwrap()["quiet_hours"].is_null());
+        // TOML reads the same way (a programme file goes through JSON values).
+        let toml: serde_json::Value = toml::from_str(
+            "quiet_hours = [\n  { start = \"21:00:00\", end = \"09:00:00\" },\n  { start = \"12:00:00\", end = \"13:00:00\" },\n]",
+        )
+        .unwrap();
+        assert_eq!(windows(toml["quiet_hours"].clone()).unwrap(), two);
+        assert!(windows(serde_json::json!("21:00-09:00")).is_err());
+        assert!(windows(serde_json::json!([{"start": "21:00:00"}])).is_err());
+    }
+
+    #[test]
+    fn quiet_hours_must_leave_time_to_send() {
+        let whole = windows(serde_json::json!([
+            {"start": "09:00:00", "end": "21:00:00"}, {"start": "20:00:00", "end": "09:30:00"}
+        ]));
+        assert_eq!(whole.unwrap_err().field(), Some("outreach.quiet_hours"));
+        let same = windows(serde_json::json!([
+            {"start": "21:00:00", "end": "09:00:00"}, {"start": "12:00:00", "end": "12:00:00"}
+        ]));
+        assert_eq!(same.unwrap_err().field(), Some("outreach.quiet_hours[1]"));
+        assert!(windows(serde_json::json!([
+            {"start": "09:00:00", "end": "21:00:00"}, {"start": "21:00:00", "end": "08:59:00"}
+        ]))
+        .is_ok());
+    }
+
+    proptest::proptest! {
+        /// Deferral goes to the first instant outside every window: never
+        /// earlier than asked, never quiet, and every minute skipped was quiet.
+        #[test]
+        fn deferral_lands_on_the_first_open_minute(
+            ws in proptest::collection::vec((0u32..24 * 4, 1u32..24 * 4), 1..4),
+            minute in 0i64..(60 * 24 * 3),
+            zone in 0usize..3,
+        ) {
+            let list: Vec<_> = ws.iter().map(|&(a, len)| {
+                let t = |q: u32| format!("{:02}:{:02}:00", (q / 4) % 24, (q % 4) * 15);
+                serde_json::json!({"start": t(a), "end": t(a + len)})
+            }).collect();
+            let Ok(c) = windows(serde_json::Value::Array(list)) else { return Ok(()) };
+            let zone: Tz = ["UTC", "Europe/Berlin", "Australia/Lord_Howe"][zone].parse().unwrap();
+            // Around the spring DST change in Berlin.
+            let t = utc("2024-03-30T00:00:00Z") + Duration::minutes(minute);
+            let d = c.defer(zone, t);
+            proptest::prop_assert!(d >= t);
+            proptest::prop_assert!(!c.is_quiet(zone, d), "deferred to a quiet {}", d);
+            let mut m = t;
+            while m < d {
+                proptest::prop_assert!(c.is_quiet(zone, m), "{} was open, deferred to {}", m, d);
+                m += Duration::minutes(1);
+            }
+        }
     }
 
     #[test]

@@ -1318,10 +1318,20 @@ export interface TriggerConfig {
   payload?: Record<string, unknown>
 }
 
+/** A window of quiet hours, local wall clock (`"22:00:00"` to `"08:00:00"` spans midnight). */
+export interface QuietWindow {
+  start: string
+  end: string
+}
+
 export interface OutreachConfig {
   triggers?: TriggerConfig[]
-  /** No messages between `start` and `end` (`"21:00:00"`, member's local time; may span midnight). */
-  quiet_hours?: { start: string; end: string }
+  /**
+   * No messages inside these windows from `start` to `end` (`"21:00:00"`, member's local time;
+   * each may span midnight): one window or several (the night, the commute). Together they must
+   * leave some time of the day open.
+   */
+  quiet_hours?: QuietWindow | QuietWindow[] | null
   frequency_cap?: { max: number; days: number }
   /** Local hour at which date triggers fire (default 10). */
   send_hour?: number
