@@ -1332,7 +1332,11 @@ export interface OutreachConfig {
    * leave some time of the day open.
    */
   quiet_hours?: QuietWindow | QuietWindow[] | null
-  frequency_cap?: { max: number; days: number }
+  /**
+   * At most `max` messages per member within any `days` days; with `applies_to: 'marketing'`
+   * service messages (`marketing: false`) are neither held back nor counted.
+   */
+  frequency_cap?: { max: number; days: number; applies_to?: 'all' | 'marketing' }
   /** Local hour at which date triggers fire (default 10). */
   send_hour?: number
   /** Occurrences more overdue than this are dropped (default 72). */

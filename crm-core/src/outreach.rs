@@ -21,7 +21,9 @@
 //!    granted; none means the occurrence is suppressed (`no_consent`).
 //!    Service triggers (`marketing = false`) use the first channel listed.
 //! 5. **Frequency cap**: at most `max` messages per member within any
-//!    `days` days (counting earlier runs); beyond it `frequency_cap`.
+//!    `days` days (counting earlier runs); beyond it `frequency_cap`. With
+//!    `applies_to = "marketing"` the cap counts and holds back marketing
+//!    messages only.
 //!
 //! Segment entries (`segment_entered`) come from `Engine::refresh_segment`,
 //! which records them on each member.
@@ -136,6 +138,23 @@ mod one_or_many {
 pub struct FrequencyCap {
     pub max: u32,
     pub days: u32,
+    /// Which messages the cap counts and holds back.
+    #[serde(default)]
+    pub applies_to: CapScope,
+}
+
+/// Which messages a [`FrequencyCap`] counts and holds back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapScope {
+    /// Every message (the default).
+    #[default]
+    All,
+    /// Marketing messages only: service messages (`marketing = false`: an
+    /// unpaid-order reminder, order care) are neither held back by the cap
+    /// nor counted in it, so a member-day promotion never blocks a payment
+    /// reminder.
+    Marketing,
 }
 
 /// One configured trigger.
@@ -153,7 +172,8 @@ pub struct Trigger {
     pub payload: BTreeMap<String, serde_json::Value>,
     /// Marketing messages need the member's consent on the channel; service
     /// messages (`marketing = false`: an unpaid order, expiring points) go
-    /// to the first channel listed. Frequency caps apply to both.
+    /// to the first channel listed. A frequency cap applies to both unless
+    /// it `applies_to = "marketing"`.
     #[serde(default = "yes")]
     pub marketing: bool,
     /// A coupon template handed out with every message (a birthday gift, a
@@ -661,7 +681,14 @@ impl OutreachConfig {
             .filter(|(d, _)| *d > from && *d <= ctx.now && *d >= stale && *d >= st.created_at)
             .collect();
         due.sort_by(|a, b| (a.0, a.1.trigger, &a.1.key).cmp(&(b.0, b.1.trigger, &b.1.key)));
-        let mut sent: Vec<DateTime<Utc>> = st.outreach.iter().map(|s| s.due_at).collect();
+        // What went out before, and whether the cap counts it (a trigger no
+        // longer in the programme counts as marketing).
+        let counted = |trigger: &str| {
+            self.frequency_cap.is_none_or(|c| c.applies_to == CapScope::All)
+                || self.triggers.iter().find(|t| t.id == trigger).is_none_or(|t| t.marketing)
+        };
+        let mut sent: Vec<(DateTime<Utc>, bool)> =
+            st.outreach.iter().map(|s| (s.due_at, counted(&s.trigger))).collect();
         for (at, o) in due {
             let t = &self.triggers[o.trigger];
             if st.outreach.iter().any(|s| s.trigger == t.id && s.occurrence == o.key) {
@@ -673,9 +700,9 @@ impl OutreachConfig {
                 run.suppressed.push(suppress(SuppressReason::NoConsent));
                 continue;
             };
-            if let Some(cap) = self.frequency_cap {
+            if let Some(cap) = self.frequency_cap.filter(|c| t.marketing || c.applies_to == CapScope::All) {
                 let window = Duration::days(i64::from(cap.days));
-                let recent = sent.iter().filter(|s| **s > at - window && **s <= at).count();
+                let recent = sent.iter().filter(|s| s.0 > at - window && s.0 <= at && s.1).count();
                 if recent >= cap.max as usize {
                     run.suppressed.push(suppress(SuppressReason::FrequencyCap));
                     continue;
@@ -687,7 +714,7 @@ impl OutreachConfig {
                     map.entry(k.clone()).or_insert_with(|| v.clone());
                 }
             }
-            sent.push(at);
+            sent.push((at, counted(&t.id)));
             run.emitted.push(OutreachItem {
                 id: format!("{}:{}:{}", st.id, t.id, o.key),
                 member_id: st.id.clone(),
