@@ -100,16 +100,12 @@ impl QuietHours {
 /// window is written back as one (programmes stored before several were
 /// allowed read and write as they did).
 mod one_or_many {
+    use std::fmt;
+
+    use serde::de::{self, MapAccess, SeqAccess, Visitor};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     use super::QuietHours;
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Form {
-        One(QuietHours),
-        Many(Vec<QuietHours>),
-    }
 
     pub fn serialize<S: Serializer>(windows: &[QuietHours], s: S) -> Result<S::Ok, S::Error> {
         match windows {
@@ -119,16 +115,45 @@ mod one_or_many {
         }
     }
 
+    /// Read by hand rather than as an untagged enum, so that a bad window
+    /// says what is wrong with it (`input is out of range`, `missing field
+    /// end`) and where, instead of only that no form matched.
+    struct Windows;
+
+    impl<'de> Visitor<'de> for Windows {
+        type Value = Vec<QuietHours>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a window {\"start\", \"end\"}, a list of them, or null")
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(Windows)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Ok(vec![QuietHours::deserialize(de::value::MapAccessDeserializer::new(map))?])
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut windows = Vec::new();
+            while let Some(w) = seq.next_element::<QuietHours>()? {
+                windows.push(w);
+            }
+            Ok(windows)
+        }
+    }
+
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<QuietHours>, D::Error> {
-        Ok(
-            match Option::<Form>::deserialize(d).map_err(|_| {
-                serde::de::Error::custom("expected a window {\"start\", \"end\"}, a list of them, or null")
-            })? {
-                None => Vec::new(),
-                Some(Form::One(w)) => vec![w],
-                Some(Form::Many(ws)) => ws,
-            },
-        )
+        d.deserialize_any(Windows)
     }
 }
 
@@ -924,6 +949,26 @@ mod tests {
         assert_eq!(windows(toml["quiet_hours"].clone()).unwrap(), two);
         assert!(windows(serde_json::json!("21:00-09:00")).is_err());
         assert!(windows(serde_json::json!([{"start": "21:00:00"}])).is_err());
+    }
+
+    #[test]
+    fn a_bad_quiet_window_is_named_with_its_reason() {
+        let programme = |q: serde_json::Value| {
+            crate::program::Program::from_value(serde_json::json!({
+                "version": 1, "name": "q", "timezone": "UTC", "currency": "EUR",
+                "point_types": [{"id": "reward"}], "earn": {"rules": []},
+                "outreach": {"quiet_hours": q}
+            }))
+        };
+        let e =
+            programme(serde_json::json!([{"start": "21:00:00", "end": "09:00:00"}, {"start": "09:00:00", "end": "x"}]))
+                .unwrap_err();
+        assert_eq!(e.field(), Some("outreach.quiet_hours[1].end"));
+        assert!(e.to_string().contains("invalid characters"), "{e}");
+        let e = programme(serde_json::json!({"start": "25:00:00", "end": "09:00:00"})).unwrap_err();
+        assert_eq!(e.field(), Some("outreach.quiet_hours.start"));
+        assert!(e.to_string().contains("out of range"), "{e}");
+        assert!(programme(serde_json::Value::Null).is_ok());
     }
 
     #[test]
