@@ -20,7 +20,11 @@
 //! 14:00 sixty days later. With `scaling = purchase_interval` and at least
 //! `min_orders` orders, the three inactivity thresholds are the member's own
 //! mean interval between orders times a factor (never below one day): a
-//! weekly buyer is at risk much sooner than a yearly one.
+//! weekly buyer is at risk much sooner than a yearly one. With `scaling =
+//! p_alive` they are where a fitted BG/NBD model's probability that the
+//! member is still alive falls to given levels (the model is the one
+//! [`crate::analytics::bgnbd`] fits; members with one order keep the fixed
+//! thresholds, as the model never counts them as gone).
 
 use std::cell::OnceCell;
 
@@ -30,6 +34,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::analytics::bgnbd::BgNbd;
 use crate::error::{CrmError, Result};
 use crate::time::add_local_days;
 
@@ -124,6 +129,28 @@ pub enum Scaling {
     /// Thresholds = the member's mean days between orders × these factors,
     /// for members with at least `min_orders` orders.
     PurchaseInterval { at_risk: Decimal, dormant: Decimal, churned: Decimal, min_orders: u32 },
+    /// Thresholds where the member's probability of being still alive
+    /// under a fitted BG/NBD model (`r`, `alpha`, `a`, `b`, in periods of
+    /// `period_days` days: 7 for a model fitted in weeks) falls to
+    /// `at_risk`, `dormant` and `churned` (say 0.6, 0.3, 0.1) if no order
+    /// comes. It falls faster for a frequent buyer than for an occasional
+    /// one. For members with one order the model never lets P(alive) fall,
+    /// so the fixed day thresholds apply to them.
+    PAlive {
+        r: f64,
+        alpha: f64,
+        a: f64,
+        b: f64,
+        #[serde(default = "week")]
+        period_days: f64,
+        at_risk: f64,
+        dormant: f64,
+        churned: f64,
+    },
+}
+
+fn week() -> f64 {
+    7.0
 }
 
 /// A recorded stage transition.
@@ -165,6 +192,20 @@ impl LifecycleConfig {
                 return Err(CrmError::config("lifecycle.scaling.min_orders", "must be at least 2"));
             }
         }
+        if let Scaling::PAlive { r, alpha, a, b, period_days, at_risk, dormant, churned } = &self.scaling {
+            let params = [("r", r), ("alpha", alpha), ("a", a), ("b", b), ("period_days", period_days)];
+            for (name, v) in params {
+                if !(v.is_finite() && *v > 0.0) {
+                    return Err(CrmError::config(format!("lifecycle.scaling.{name}"), "must be a positive number"));
+                }
+            }
+            if !(1.0 > *at_risk && at_risk > dormant && dormant > churned && *churned > 0.0) {
+                return Err(CrmError::config(
+                    "lifecycle.scaling",
+                    "probabilities must fall between 1 and 0: 1 > at_risk > dormant > churned > 0",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -181,6 +222,17 @@ impl LifecycleConfig {
                 let span = (orders[orders.len() - 1] - orders[0]).num_seconds() as f64 / 86_400.0;
                 let mean = span / (orders.len() - 1) as f64;
                 let f = |x: &Decimal| (mean * x.to_f64().unwrap_or(1.0)).max(1.0);
+                Limits { at_risk: f(at_risk), dormant: f(dormant), churned: f(churned) }
+            }
+            Scaling::PAlive { r, alpha, a, b, period_days, at_risk, dormant, churned } if orders.len() >= 2 => {
+                let model = BgNbd { r: *r, alpha: *alpha, a: *a, b: *b };
+                let x = (orders.len() - 1) as f64;
+                let t_x = (orders[orders.len() - 1] - orders[0]).num_seconds() as f64 / 86_400.0 / period_days;
+                // Days from the last order to where P(alive) falls to `p`.
+                let f = |p: &f64| {
+                    let t = model.alive_until(x, t_x, *p).unwrap_or(t_x);
+                    ((t - t_x) * period_days).max(1.0)
+                };
                 Limits { at_risk: f(at_risk), dormant: f(dormant), churned: f(churned) }
             }
             _ => fixed,
@@ -387,7 +439,7 @@ mod tests {
     fn ordered_marks_shortcut_changes_nothing() {
         use proptest::prelude::*;
         let zones = [Tz::UTC, Tz::America__New_York, Tz::Europe__London, Tz::Asia__Shanghai, Tz::Australia__Lord_Howe];
-        let config = (1u32..60, 1u32..100, 1u32..100, 1u32..200, 1u32..60, any::<bool>(), 1u32..40);
+        let config = (1u32..60, 1u32..100, 1u32..100, 1u32..200, 1u32..60, 0u8..3, 1u32..40);
         let orders = proptest::collection::vec(0i64..1_500 * 86_400, 1..8);
         let runner_config = ProptestConfig { cases: 2_000, ..ProptestConfig::default() };
         proptest!(runner_config, |(c in config, zone in 0..zones.len(), mut offsets in orders, after in 0i64..800 * 86_400)| {
@@ -398,15 +450,20 @@ mod tests {
                 dormant_days: gap1 + gap2,
                 churned_days: gap1 + gap2 + gap3,
                 reactivated_days,
-                scaling: if scaled {
-                    Scaling::PurchaseInterval {
+                scaling: match scaled {
+                    0 => Scaling::Fixed,
+                    1 => Scaling::PurchaseInterval {
                         at_risk: Decimal::new(i64::from(factor), 1),
                         dormant: Decimal::new(i64::from(factor) + 7, 1),
                         churned: Decimal::new(i64::from(factor) + 15, 1),
                         min_orders: 2,
-                    }
-                } else {
-                    Scaling::Fixed
+                    },
+                    _ => Scaling::PAlive {
+                        r: 0.243, alpha: 4.414, a: 0.793, b: 2.426, period_days: 7.0,
+                        at_risk: 0.9 - f64::from(factor) / 100.0,
+                        dormant: 0.45 - f64::from(factor) / 100.0,
+                        churned: 0.05,
+                    },
                 },
             };
             cfg.validate().unwrap();
@@ -422,6 +479,80 @@ mod tests {
             prop_assert_eq!(fast.next_change(t), full.next_change(t));
             prop_assert_eq!(fast.next_change(*orders.last().unwrap()), full.next_change(*orders.last().unwrap()));
         });
+    }
+
+    /// CDNOW's published BG/NBD estimates (weeks).
+    fn cdnow_p_alive() -> LifecycleConfig {
+        LifecycleConfig {
+            scaling: Scaling::PAlive {
+                r: 0.243,
+                alpha: 4.414,
+                a: 0.793,
+                b: 2.426,
+                period_days: 7.0,
+                at_risk: 0.6,
+                dormant: 0.3,
+                churned: 0.1,
+            },
+            ..LifecycleConfig::default()
+        }
+    }
+
+    #[test]
+    fn p_alive_thresholds_fall_where_the_model_says() {
+        let c = cdnow_p_alive();
+        c.validate().unwrap();
+        let model = BgNbd { r: 0.243, alpha: 4.414, a: 0.793, b: 2.426 };
+        let weekly: Vec<_> = (0..6).map(|w| utc("2024-01-01T00:00:00Z") + chrono::Duration::weeks(w)).collect();
+        let Scaling::PAlive { .. } = c.scaling else { unreachable!() };
+        let lim = c.limits(&weekly);
+        // At each threshold the model's P(alive) is the level asked for.
+        let (x, t_x) = (5.0, 5.0);
+        for (days, p) in [(lim.at_risk, 0.6), (lim.dormant, 0.3), (lim.churned, 0.1)] {
+            assert!((model.p_alive(x, t_x, t_x + days / 7.0) - p).abs() < 1e-9, "{days} days: {p}");
+        }
+        // A weekly buyer lapses sooner than a monthly one with as many orders.
+        let monthly: Vec<_> = (0..6).map(|m| utc("2024-01-01T00:00:00Z") + chrono::Duration::days(30 * m)).collect();
+        assert!(lim.at_risk < c.limits(&monthly).at_risk);
+        let at_risk = add_days(Tz::UTC, weekly[5], lim.at_risk);
+        assert_eq!(c.stage_at(Tz::UTC, &weekly, at_risk - chrono::Duration::seconds(1)), Stage::Active);
+        assert_eq!(c.stage_at(Tz::UTC, &weekly, at_risk), Stage::AtRisk);
+        assert_eq!(
+            c.next_change(Tz::UTC, &weekly, weekly[5] + chrono::Duration::days(1)),
+            Some((at_risk, Stage::AtRisk))
+        );
+        // One order: the model never lets go, so the fixed 60 days apply.
+        let once = [weekly[0]];
+        assert_eq!(c.stage_at(Tz::UTC, &once, utc("2024-03-01T00:00:00Z")), Stage::AtRisk);
+        assert_eq!(c.stage_at(Tz::UTC, &once, utc("2024-02-29T23:59:59Z")), Stage::Active);
+    }
+
+    #[test]
+    fn p_alive_thresholds_are_checked() {
+        let with = |f: &dyn Fn(&mut Scaling)| {
+            let mut c = cdnow_p_alive();
+            f(&mut c.scaling);
+            c.validate().map_err(|e| e.field().map(str::to_string))
+        };
+        assert!(with(&|_| {}).is_ok());
+        let set_alpha = |s: &mut Scaling| {
+            if let Scaling::PAlive { alpha, .. } = s {
+                *alpha = 0.0;
+            }
+        };
+        assert_eq!(with(&set_alpha), Err(Some("lifecycle.scaling.alpha".into())));
+        let swap = |s: &mut Scaling| {
+            if let Scaling::PAlive { dormant, .. } = s {
+                *dormant = 0.7;
+            }
+        };
+        assert_eq!(with(&swap), Err(Some("lifecycle.scaling".into())));
+        let nan = |s: &mut Scaling| {
+            if let Scaling::PAlive { period_days, .. } = s {
+                *period_days = f64::NAN;
+            }
+        };
+        assert_eq!(with(&nan), Err(Some("lifecycle.scaling.period_days".into())));
     }
 
     #[test]

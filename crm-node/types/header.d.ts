@@ -1293,6 +1293,19 @@ export interface LifecycleConfig {
         churned: Decimal | number
         min_orders: number
       }
+    | {
+        /** Where a fitted BG/NBD model's P(alive) falls to `at_risk` > `dormant` > `churned`. */
+        type: 'p_alive'
+        r: number
+        alpha: number
+        a: number
+        b: number
+        /** Days in the model's period (default 7: fitted in weeks). */
+        period_days?: number
+        at_risk: number
+        dormant: number
+        churned: number
+      }
 }
 
 export type TriggerKind =

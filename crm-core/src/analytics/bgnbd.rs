@@ -199,6 +199,28 @@ impl BgNbd {
         1.0 / (1.0 + ln_odds.exp())
     }
 
+    /// The age `T` (periods since the first purchase) at which the P(alive)
+    /// of a customer with `x` repeat purchases, the last at `t_x`, falls to
+    /// `p` if no purchase comes: [`BgNbd::p_alive`] solved for `T`,
+    /// `(α+t_x) · (odds / (a/(b+x−1)))^(1/(r+x)) − α` with `odds = 1/p − 1`.
+    /// `None` for `x = 0` (the model keeps such a customer alive for ever);
+    /// `t_x` when P(alive) is below `p` already right after the last
+    /// purchase. Lifecycle stages on P(alive) read their thresholds here.
+    ///
+    /// ```
+    /// use crm_core::analytics::bgnbd::BgNbd;
+    /// let m = BgNbd { r: 0.243, alpha: 4.414, a: 0.793, b: 2.426 };
+    /// let t = m.alive_until(2.0, 10.0, 0.5).unwrap();
+    /// assert!((m.p_alive(2.0, 10.0, t) - 0.5).abs() < 1e-9);
+    /// ```
+    pub fn alive_until(&self, x: f64, t_x: f64, p: f64) -> Option<f64> {
+        if x <= 0.0 {
+            return None;
+        }
+        let ln_ratio = ((1.0 / p - 1.0).ln() - (self.a / (self.b + x - 1.0)).ln()) / (self.r + x);
+        Some(((self.alpha + t_x) * ln_ratio.exp() - self.alpha).max(t_x))
+    }
+
     /// Expected purchases of a new customer in their first `t` periods (eq. 9):
     /// `(a+b−1)/(a−1) · [1 − (α/(α+t))^r ₂F₁(r, b; a+b−1; t/(α+t))]`.
     pub fn expected_purchases(&self, t: f64) -> Result<f64> {
@@ -232,6 +254,31 @@ impl BgNbd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// `alive_until` inverts `p_alive`: at the age it gives, P(alive) is
+        /// the level asked for, or already below it right after the last
+        /// purchase; before that age it is above.
+        #[test]
+        fn alive_until_inverts_p_alive(
+            (r, alpha, a, b) in (0.05f64..5.0, 0.5f64..50.0, 0.1f64..5.0, 0.1f64..10.0),
+            x in 1u32..60,
+            t_x in 0.0f64..200.0,
+            p in 0.01f64..0.99,
+        ) {
+            let m = BgNbd { r, alpha, a, b };
+            let x = f64::from(x);
+            let t = m.alive_until(x, t_x, p).unwrap();
+            proptest::prop_assert!(t >= t_x);
+            if t > t_x {
+                proptest::prop_assert!((m.p_alive(x, t_x, t) - p).abs() < 1e-7, "{} at {}", m.p_alive(x, t_x, t), t);
+                proptest::prop_assert!(m.p_alive(x, t_x, t_x + (t - t_x) * 0.99) > p - 1e-9);
+            } else {
+                proptest::prop_assert!(m.p_alive(x, t_x, t_x) <= p + 1e-9);
+            }
+            proptest::prop_assert_eq!(m.alive_until(0.0, 0.0, p), None);
+        }
+    }
 
     #[test]
     fn gradient_matches_finite_differences() {
