@@ -2208,6 +2208,15 @@ export declare class Rule {
   evaluate(columns: RuleColumns, options?: RuleOptions): Uint8Array
 }
 
+/**
+ * The age `T` (periods since the first purchase) at which the P(alive) of
+ * a customer with `frequency` repeat purchases, the last at `recency`,
+ * falls to `p` if no purchase comes; `null` for a customer with no repeat
+ * purchase (the model keeps them alive). Lifecycle stages on P(alive) put
+ * their thresholds here.
+ */
+export declare function aliveUntil(params: BgNbdParams, frequency: number, recency: number, p: number): number | null
+
 /** A fitted BG/NBD model. */
 export interface BgNbdFit {
   /** Shape of the purchase-rate gamma. */

@@ -839,6 +839,7 @@ module.exports.Engine = nativeBinding.Engine
 module.exports.Program = nativeBinding.Program
 module.exports.Recommender = nativeBinding.Recommender
 module.exports.Rule = nativeBinding.Rule
+module.exports.aliveUntil = nativeBinding.aliveUntil
 module.exports.checkCouponCode = nativeBinding.checkCouponCode
 module.exports.clv = nativeBinding.clv
 module.exports.compareProgrammes = nativeBinding.compareProgrammes

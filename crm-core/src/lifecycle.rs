@@ -230,7 +230,8 @@ impl LifecycleConfig {
                 let t_x = (orders[orders.len() - 1] - orders[0]).num_seconds() as f64 / 86_400.0 / period_days;
                 // Days from the last order to where P(alive) falls to `p`.
                 let f = |p: &f64| {
-                    let t = model.alive_until(x, t_x, *p).unwrap_or(t_x);
+                    // Validated: a probability in (0, 1); x >= 1.
+                    let t = model.alive_until(x, t_x, *p).ok().flatten().unwrap_or(t_x);
                     ((t - t_x) * period_days).max(1.0)
                 };
                 Limits { at_risk: f(at_risk), dormant: f(dormant), churned: f(churned) }

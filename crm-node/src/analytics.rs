@@ -772,6 +772,31 @@ pub fn p_alive(
     .map_err(|f| into_napi(&env, f))
 }
 
+/// The age `T` (periods since the first purchase) at which the P(alive) of
+/// a customer with `frequency` repeat purchases, the last at `recency`,
+/// falls to `p` if no purchase comes; `null` for a customer with no repeat
+/// purchase (the model keeps them alive). Lifecycle stages on P(alive) put
+/// their thresholds here.
+#[napi(
+    catch_unwind,
+    ts_args_type = "params: BgNbdParams, frequency: number, recency: number, p: number",
+    ts_return_type = "number | null"
+)]
+pub fn alive_until(
+    env: Env,
+    params: Unknown<'_>,
+    frequency: Unknown<'_>,
+    recency: Unknown<'_>,
+    p: Unknown<'_>,
+) -> napi::Result<Option<f64>> {
+    (|| -> BResult<Option<f64>> {
+        let m = bg_params(params, "params")?;
+        let (x, t_x, p) = (number(frequency, "frequency")?, number(recency, "recency")?, number(p, "p")?);
+        Ok(m.alive_until(x, t_x, p)?)
+    })()
+    .map_err(|f| into_napi(&env, f))
+}
+
 /// Expected purchases in the next `t` periods of a customer with history
 /// (`frequency`, `recency`, `T`); without a history (all three omitted), of
 /// a new customer in their first `t` periods.

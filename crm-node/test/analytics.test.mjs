@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 const require = createRequire(import.meta.url)
 const {
   Rule,
+  aliveUntil,
   clv,
   expectedPurchases,
   fitBgNbd,
@@ -243,6 +244,16 @@ describe('BG/NBD and Gamma-Gamma on CDNOW', () => {
     near(expectedPurchases(bg, 10, 0, 0, 0), expectedPurchases(bg, 10), 1e-12, 'E[Y(10)]')
     const e = expectedPurchases(bg, 39, 2, 30.43, 38.86)
     assert.ok(e > 0 && e < 10, `${e}`)
+  })
+
+  test('aliveUntil inverts pAlive', () => {
+    const T = aliveUntil(bg, 2, 10, 0.3)
+    assert.ok(T > 10, `${T}`)
+    near(pAlive(bg, 2, 10, T), 0.3, 1e-9, 'pAlive at aliveUntil')
+    // No repeat purchase: the model never lets go.
+    assert.equal(aliveUntil(bg, 0, 0, 0.3), null)
+    throwsCrm(() => aliveUntil(bg, 2, 10, 1), 'validation_error', 'p')
+    throwsCrm(() => aliveUntil(bg, 1.5, 10, 0.3), 'validation_error', 'frequency')
   })
 
   const t = readCsv('cdnow_customers_summary_with_transactions.csv')

@@ -813,6 +813,15 @@ impl PyBgNbd {
         })
     }
 
+    /// The age `T` (periods since the first purchase) at which the P(alive)
+    /// of a customer with `frequency` repeat purchases, the last at
+    /// `recency`, falls to `p` if no purchase comes; `None` for a customer
+    /// with no repeat purchase (the model keeps them alive). Lifecycle
+    /// stages on P(alive) put their thresholds here.
+    fn alive_until(&self, py: Python<'_>, frequency: f64, recency: f64, p: f64) -> PyResult<Option<f64>> {
+        self.model.alive_until(frequency, recency, p).map_err(|e| core_err(py, e))
+    }
+
     /// Expected purchases in the next `t` periods: of a customer with history
     /// (`frequency`, `recency`, `T`), or of a new customer when no history is
     /// given. Pass a summary DataFrame as `frequency` to score every row.

@@ -283,6 +283,13 @@ def test_fit_bgnbd_on_the_cdnow_summary():
     with pytest.raises(crm.ValidationError) as err:
         bg.p_alive(2, 40.0, 38.86)
     assert err.value.field == "recency"
+    # alive_until inverts p_alive; no repeat purchase: never falls.
+    T = bg.alive_until(2, 10.0, 0.3)
+    assert T > 10.0 and bg.p_alive(2, 10.0, T) == pytest.approx(0.3, abs=1e-9)
+    assert bg.alive_until(0, 0.0, 0.3) is None
+    with pytest.raises(crm.ValidationError) as err:
+        bg.alive_until(2, 10.0, 1.0)
+    assert err.value.field == "p"
 
 
 @needs_data

@@ -206,19 +206,33 @@ impl BgNbd {
     /// `None` for `x = 0` (the model keeps such a customer alive for ever);
     /// `t_x` when P(alive) is below `p` already right after the last
     /// purchase. Lifecycle stages on P(alive) read their thresholds here.
+    /// Errors name `frequency` (`x`, a whole number >= 0), `recency` (`t_x`,
+    /// finite, >= 0) or `p` (strictly between 0 and 1).
     ///
     /// ```
     /// use crm_core::analytics::bgnbd::BgNbd;
     /// let m = BgNbd { r: 0.243, alpha: 4.414, a: 0.793, b: 2.426 };
-    /// let t = m.alive_until(2.0, 10.0, 0.5).unwrap();
+    /// let t = m.alive_until(2.0, 10.0, 0.5)?.unwrap();
     /// assert!((m.p_alive(2.0, 10.0, t) - 0.5).abs() < 1e-9);
+    /// assert_eq!(m.alive_until(0.0, 0.0, 0.5)?, None);
+    /// assert!(m.alive_until(2.0, 10.0, 1.0).is_err());
+    /// # Ok::<(), crm_core::CrmError>(())
     /// ```
-    pub fn alive_until(&self, x: f64, t_x: f64, p: f64) -> Option<f64> {
-        if x <= 0.0 {
-            return None;
+    pub fn alive_until(&self, x: f64, t_x: f64, p: f64) -> Result<Option<f64>> {
+        if !(x >= 0.0 && x.is_finite() && x.fract() == 0.0) {
+            return Err(CrmError::invalid("frequency", format!("{x} is not a whole number >= 0")));
+        }
+        if !(t_x >= 0.0 && t_x.is_finite()) {
+            return Err(CrmError::invalid("recency", format!("{t_x} is not a finite age >= 0")));
+        }
+        if !(p > 0.0 && p < 1.0) {
+            return Err(CrmError::invalid("p", format!("{p} is not a probability strictly between 0 and 1")));
+        }
+        if x == 0.0 {
+            return Ok(None);
         }
         let ln_ratio = ((1.0 / p - 1.0).ln() - (self.a / (self.b + x - 1.0)).ln()) / (self.r + x);
-        Some(((self.alpha + t_x) * ln_ratio.exp() - self.alpha).max(t_x))
+        Ok(Some(((self.alpha + t_x) * ln_ratio.exp() - self.alpha).max(t_x)))
     }
 
     /// Expected purchases of a new customer in their first `t` periods (eq. 9):
@@ -268,7 +282,7 @@ mod tests {
         ) {
             let m = BgNbd { r, alpha, a, b };
             let x = f64::from(x);
-            let t = m.alive_until(x, t_x, p).unwrap();
+            let t = m.alive_until(x, t_x, p).unwrap().unwrap();
             proptest::prop_assert!(t >= t_x);
             if t > t_x {
                 proptest::prop_assert!((m.p_alive(x, t_x, t) - p).abs() < 1e-7, "{} at {}", m.p_alive(x, t_x, t), t);
@@ -276,7 +290,7 @@ mod tests {
             } else {
                 proptest::prop_assert!(m.p_alive(x, t_x, t_x) <= p + 1e-9);
             }
-            proptest::prop_assert_eq!(m.alive_until(0.0, 0.0, p), None);
+            proptest::prop_assert_eq!(m.alive_until(0.0, 0.0, p).unwrap(), None);
         }
     }
 

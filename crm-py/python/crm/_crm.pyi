@@ -1347,6 +1347,8 @@ class BgNbd:
     def customers(self) -> Optional[int]: ...
     def p_alive(self, frequency: Any, recency: _Numbers = None, T: _Numbers = None) -> Any:
         """P(alive) of a customer history, or of every row of a summary frame passed as ``frequency``."""
+    def alive_until(self, frequency: float, recency: float, p: float) -> Optional[float]:
+        """Age ``T`` at which P(alive) falls to ``p`` with no further purchase; ``None`` when ``frequency`` is 0."""
     def expected_purchases(
         self, t: _Numbers, frequency: Any = None, recency: _Numbers = None, T: _Numbers = None
     ) -> Any:
