@@ -425,7 +425,12 @@ impl OutreachConfig {
         }
         for (i, q) in self.quiet_hours.iter().enumerate() {
             if q.start == q.end {
-                return Err(CrmError::config(format!("outreach.quiet_hours[{i}]"), "start and end must differ"));
+                // Named as written: one window is an object, several a list.
+                let field = match self.quiet_hours.len() {
+                    1 => "outreach.quiet_hours".to_string(),
+                    _ => format!("outreach.quiet_hours[{i}]"),
+                };
+                return Err(CrmError::config(field, "start and end must differ"));
             }
         }
         // Some minute of the day must be open, or nothing is ever sent: it
@@ -981,6 +986,8 @@ mod tests {
             {"start": "21:00:00", "end": "09:00:00"}, {"start": "12:00:00", "end": "12:00:00"}
         ]));
         assert_eq!(same.unwrap_err().field(), Some("outreach.quiet_hours[1]"));
+        let one = windows(serde_json::json!({"start": "12:00:00", "end": "12:00:00"}));
+        assert_eq!(one.unwrap_err().field(), Some("outreach.quiet_hours"));
         assert!(windows(serde_json::json!([
             {"start": "09:00:00", "end": "21:00:00"}, {"start": "21:00:00", "end": "08:59:00"}
         ]))
