@@ -361,16 +361,24 @@ fn items_of_a_committed_run_can_be_read_again() {
     assert_eq!(err.field(), Some("at"));
 }
 
+/// A member's next wake-up in an engine.
+type WakeAt = fn(&Engine<MemoryStore>) -> Option<DateTime<Utc>>;
+
+/// An engine chasing unpaid orders with an order-care message two days
+/// after completion, and ann's next wake-up.
+fn caring_for_ann() -> (Engine<MemoryStore>, WakeAt) {
+    let care =
+        json!({"id": "care", "when": {"type": "order_care", "days": 2}, "channels": ["sms"], "marketing": false});
+    let wake: WakeAt = |e| e.member(&MemberId::from("ann")).unwrap().next_due_at();
+    (Engine::new(chasing_unpaid_orders(&[care]), MemoryStore::new()), wake)
+}
+
 /// The unpaid-order and order-care triggers schedule a wake-up only for
 /// orders that can still be sent for: a paid order does not wake its buyer
 /// `minutes` later, and neither does an order cancelled after completion.
 #[test]
 fn only_unpaid_and_completed_orders_schedule_their_messages() {
-    let care =
-        json!({"id": "care", "when": {"type": "order_care", "days": 2}, "channels": ["sms"], "marketing": false});
-    let e = Engine::new(chasing_unpaid_orders(&[care]), MemoryStore::new());
-    let ann = MemberId::from("ann");
-    let wake = |e: &Engine<MemoryStore>| e.member(&ann).unwrap().next_due_at();
+    let (e, wake) = caring_for_ann();
     // Paid when recorded: nothing to wake for.
     e.record_order(Order::paid("o1", "ann", t0(), Decimal::new(1_000, 2)), t0()).unwrap();
     assert_eq!(wake(&e), None);
@@ -397,11 +405,7 @@ fn only_unpaid_and_completed_orders_schedule_their_messages() {
 
 #[test]
 fn an_order_refunded_in_full_schedules_no_care() {
-    let care =
-        json!({"id": "care", "when": {"type": "order_care", "days": 2}, "channels": ["sms"], "marketing": false});
-    let e = Engine::new(chasing_unpaid_orders(&[care]), MemoryStore::new());
-    let ann = MemberId::from("ann");
-    let wake = |e: &Engine<MemoryStore>| e.member(&ann).unwrap().next_due_at();
+    let (e, wake) = caring_for_ann();
     e.record_order(Order::paid("o1", "ann", t0(), Decimal::new(1_000, 2)), t0()).unwrap();
     let done_at = t0() + Duration::hours(1);
     let done =
