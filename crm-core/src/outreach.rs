@@ -58,9 +58,10 @@ pub struct OutreachConfig {
     /// JSON one window (`{"start", "end"}`), a list of them, or `null`.
     #[serde(default, with = "one_or_many")]
     pub quiet_hours: Vec<QuietHours>,
-    /// At most `max` messages per member within any `days` days.
-    #[serde(default)]
-    pub frequency_cap: Option<FrequencyCap>,
+    /// At most `max` messages per member within any `days` days; one cap
+    /// or several (one a day and three a week), each held to.
+    #[serde(default, with = "one_or_many")]
+    pub frequency_cap: Vec<FrequencyCap>,
     /// Local hour (0-23) at which date triggers fire.
     #[serde(default = "ten")]
     pub send_hour: u32,
@@ -96,35 +97,34 @@ impl QuietHours {
     }
 }
 
-/// `quiet_hours` in JSON: `null`, one window or a list of windows. One
-/// window is written back as one (programmes stored before several were
-/// allowed read and write as they did).
+/// `quiet_hours` and `frequency_cap` in JSON: `null`, one object or a list
+/// of them. One is written back as one object (programmes stored before
+/// several were allowed read and write as they did).
 mod one_or_many {
     use std::fmt;
+    use std::marker::PhantomData;
 
     use serde::de::{self, MapAccess, SeqAccess, Visitor};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    use super::QuietHours;
-
-    pub fn serialize<S: Serializer>(windows: &[QuietHours], s: S) -> Result<S::Ok, S::Error> {
-        match windows {
+    pub fn serialize<T: Serialize, S: Serializer>(items: &[T], s: S) -> Result<S::Ok, S::Error> {
+        match items {
             [] => s.serialize_none(),
             [one] => one.serialize(s),
             many => many.serialize(s),
         }
     }
 
-    /// Read by hand rather than as an untagged enum, so that a bad window
+    /// Read by hand rather than as an untagged enum, so that a bad item
     /// says what is wrong with it (`input is out of range`, `missing field
     /// end`) and where, instead of only that no form matched.
-    struct Windows;
+    struct Items<T>(PhantomData<T>);
 
-    impl<'de> Visitor<'de> for Windows {
-        type Value = Vec<QuietHours>;
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Items<T> {
+        type Value = Vec<T>;
 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a window {\"start\", \"end\"}, a list of them, or null")
+            f.write_str("an object, a list of them, or null")
         }
 
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -136,24 +136,32 @@ mod one_or_many {
         }
 
         fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(Windows)
+            d.deserialize_any(self)
         }
 
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            Ok(vec![QuietHours::deserialize(de::value::MapAccessDeserializer::new(map))?])
+            Ok(vec![T::deserialize(de::value::MapAccessDeserializer::new(map))?])
         }
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut windows = Vec::new();
-            while let Some(w) = seq.next_element::<QuietHours>()? {
-                windows.push(w);
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element::<T>()? {
+                items.push(item);
             }
-            Ok(windows)
+            Ok(items)
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<QuietHours>, D::Error> {
-        d.deserialize_any(Windows)
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+        d.deserialize_any(Items(PhantomData))
+    }
+
+    /// The path of item `i` as written: the field itself when it holds one.
+    pub fn field(name: &str, len: usize, i: usize) -> String {
+        match len {
+            1 => name.to_string(),
+            _ => format!("{name}[{i}]"),
+        }
     }
 }
 
@@ -166,6 +174,13 @@ pub struct FrequencyCap {
     /// Which messages the cap counts and holds back.
     #[serde(default)]
     pub applies_to: CapScope,
+}
+
+impl FrequencyCap {
+    /// Does the cap count (and hold back) a message, marketing or not?
+    pub fn counts(&self, marketing: bool) -> bool {
+        marketing || self.applies_to == CapScope::All
+    }
 }
 
 /// Which messages a [`FrequencyCap`] counts and holds back.
@@ -418,18 +433,15 @@ impl OutreachConfig {
         if self.send_hour > 23 {
             return Err(CrmError::config("outreach.send_hour", "must be 0-23"));
         }
-        if let Some(c) = self.frequency_cap {
+        for (i, c) in self.frequency_cap.iter().enumerate() {
             if c.max == 0 || c.days == 0 {
-                return Err(CrmError::config("outreach.frequency_cap", "max and days must be at least 1"));
+                let field = one_or_many::field("outreach.frequency_cap", self.frequency_cap.len(), i);
+                return Err(CrmError::config(field, "max and days must be at least 1"));
             }
         }
         for (i, q) in self.quiet_hours.iter().enumerate() {
             if q.start == q.end {
-                // Named as written: one window is an object, several a list.
-                let field = match self.quiet_hours.len() {
-                    1 => "outreach.quiet_hours".to_string(),
-                    _ => format!("outreach.quiet_hours[{i}]"),
-                };
+                let field = one_or_many::field("outreach.quiet_hours", self.quiet_hours.len(), i);
                 return Err(CrmError::config(field, "start and end must differ"));
             }
         }
@@ -711,14 +723,13 @@ impl OutreachConfig {
             .filter(|(d, _)| *d > from && *d <= ctx.now && *d >= stale && *d >= st.created_at)
             .collect();
         due.sort_by(|a, b| (a.0, a.1.trigger, &a.1.key).cmp(&(b.0, b.1.trigger, &b.1.key)));
-        // What went out before, and whether the cap counts it (a trigger no
-        // longer in the programme counts as marketing).
-        let counted = |trigger: &str| {
-            self.frequency_cap.is_none_or(|c| c.applies_to == CapScope::All)
-                || self.triggers.iter().find(|t| t.id == trigger).is_none_or(|t| t.marketing)
+        // What went out before (for the caps), and whether it was marketing
+        // (a trigger no longer in the programme counts as marketing).
+        let marketing = |trigger: &str| self.triggers.iter().find(|t| t.id == trigger).is_none_or(|t| t.marketing);
+        let mut sent: Vec<(DateTime<Utc>, bool)> = match self.frequency_cap.is_empty() {
+            true => Vec::new(),
+            false => st.outreach.iter().map(|s| (s.due_at, marketing(&s.trigger))).collect(),
         };
-        let mut sent: Vec<(DateTime<Utc>, bool)> =
-            st.outreach.iter().map(|s| (s.due_at, counted(&s.trigger))).collect();
         for (at, o) in due {
             let t = &self.triggers[o.trigger];
             if st.outreach.iter().any(|s| s.trigger == t.id && s.occurrence == o.key) {
@@ -730,13 +741,14 @@ impl OutreachConfig {
                 run.suppressed.push(suppress(SuppressReason::NoConsent));
                 continue;
             };
-            if let Some(cap) = self.frequency_cap.filter(|c| t.marketing || c.applies_to == CapScope::All) {
+            let full = |cap: &FrequencyCap| {
                 let window = Duration::days(i64::from(cap.days));
-                let recent = sent.iter().filter(|s| s.0 > at - window && s.0 <= at && s.1).count();
-                if recent >= cap.max as usize {
-                    run.suppressed.push(suppress(SuppressReason::FrequencyCap));
-                    continue;
-                }
+                let recent = sent.iter().filter(|(s, m)| *s > at - window && *s <= at && cap.counts(*m));
+                recent.count() >= cap.max as usize
+            };
+            if self.frequency_cap.iter().any(|cap| cap.counts(t.marketing) && full(cap)) {
+                run.suppressed.push(suppress(SuppressReason::FrequencyCap));
+                continue;
             }
             let mut payload = o.payload;
             if let serde_json::Value::Object(map) = &mut payload {
@@ -744,7 +756,9 @@ impl OutreachConfig {
                     map.entry(k.clone()).or_insert_with(|| v.clone());
                 }
             }
-            sent.push((at, counted(&t.id)));
+            if !self.frequency_cap.is_empty() {
+                sent.push((at, t.marketing));
+            }
             run.emitted.push(OutreachItem {
                 id: format!("{}:{}:{}", st.id, t.id, o.key),
                 member_id: st.id.clone(),
@@ -974,6 +988,24 @@ mod tests {
         assert_eq!(e.field(), Some("outreach.quiet_hours.start"));
         assert!(e.to_string().contains("out of range"), "{e}");
         assert!(programme(serde_json::Value::Null).is_ok());
+    }
+
+    #[test]
+    fn frequency_caps_read_as_one_or_a_list_and_are_named_as_written() {
+        let caps = |v: serde_json::Value| {
+            let c: OutreachConfig = serde_json::from_value(serde_json::json!({"frequency_cap": v})).unwrap();
+            c.validate(&[], false, &[]).map(|()| c)
+        };
+        let one = caps(serde_json::json!({"max": 2, "days": 7})).unwrap();
+        assert_eq!(one.frequency_cap, vec![FrequencyCap { max: 2, days: 7, applies_to: CapScope::All }]);
+        assert_eq!(serde_json::to_value(&one).unwrap()["frequency_cap"]["max"], 2);
+        let two = caps(serde_json::json!([{"max": 1, "days": 1}, {"max": 3, "days": 7, "applies_to": "marketing"}]));
+        assert_eq!(two.unwrap().frequency_cap[1].applies_to, CapScope::Marketing);
+        let bad = caps(serde_json::json!([{"max": 1, "days": 1}, {"max": 0, "days": 7}])).unwrap_err();
+        assert_eq!(bad.field(), Some("outreach.frequency_cap[1]"));
+        let bad = caps(serde_json::json!({"max": 1, "days": 0})).unwrap_err();
+        assert_eq!(bad.field(), Some("outreach.frequency_cap"));
+        assert!(caps(serde_json::Value::Null).unwrap().frequency_cap.is_empty());
     }
 
     #[test]

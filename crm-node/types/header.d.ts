@@ -1337,6 +1337,14 @@ export interface QuietWindow {
   end: string
 }
 
+/** A frequency cap: at most `max` messages per member within any `days` days. */
+export interface FrequencyCap {
+  max: number
+  days: number
+  /** Which messages it counts and holds back (default `'all'`). */
+  applies_to?: 'all' | 'marketing'
+}
+
 export interface OutreachConfig {
   triggers?: TriggerConfig[]
   /**
@@ -1347,9 +1355,10 @@ export interface OutreachConfig {
   quiet_hours?: QuietWindow | QuietWindow[] | null
   /**
    * At most `max` messages per member within any `days` days; with `applies_to: 'marketing'`
-   * service messages (`marketing: false`) are neither held back nor counted.
+   * service messages (`marketing: false`) are neither held back nor counted. One cap or several
+   * (one a day and three a week), each held to.
    */
-  frequency_cap?: { max: number; days: number; applies_to?: 'all' | 'marketing' }
+  frequency_cap?: FrequencyCap | FrequencyCap[] | null
   /** Local hour at which date triggers fire (default 10). */
   send_hour?: number
   /** Occurrences more overdue than this are dropped (default 72). */
