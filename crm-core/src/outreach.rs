@@ -723,12 +723,17 @@ impl OutreachConfig {
             .filter(|(d, _)| *d > from && *d <= ctx.now && *d >= stale && *d >= st.created_at)
             .collect();
         due.sort_by(|a, b| (a.0, a.1.trigger, &a.1.key).cmp(&(b.0, b.1.trigger, &b.1.key)));
-        // What went out before (for the caps), and whether it was marketing
-        // (a trigger no longer in the programme counts as marketing).
+        // What went out before and a cap can still count (every item below
+        // is due after `lo`, so its windows start after `lo` less the longest
+        // cap), and whether it was marketing (a trigger no longer in the
+        // programme counts as marketing).
         let marketing = |trigger: &str| self.triggers.iter().find(|t| t.id == trigger).is_none_or(|t| t.marketing);
-        let mut sent: Vec<(DateTime<Utc>, bool)> = match self.frequency_cap.is_empty() {
-            true => Vec::new(),
-            false => st.outreach.iter().map(|s| (s.due_at, marketing(&s.trigger))).collect(),
+        let mut sent: Vec<(DateTime<Utc>, bool)> = match self.frequency_cap.iter().map(|c| c.days).max() {
+            None => Vec::new(),
+            Some(days) => {
+                let horizon = lo - Duration::days(i64::from(days));
+                st.outreach.iter().filter(|s| s.due_at > horizon).map(|s| (s.due_at, marketing(&s.trigger))).collect()
+            }
         };
         for (at, o) in due {
             let t = &self.triggers[o.trigger];
