@@ -135,7 +135,9 @@ pub enum Scaling {
     /// `at_risk`, `dormant` and `churned` (say 0.6, 0.3, 0.1) if no order
     /// comes. It falls faster for a frequent buyer than for an occasional
     /// one. For members with one order the model never lets P(alive) fall,
-    /// so the fixed day thresholds apply to them.
+    /// so the fixed day thresholds apply to them. Every paid order after
+    /// the first counts as a repeat purchase (a model fitted on one
+    /// purchase per period at most, as CDNOW's weekly one, counts fewer).
     PAlive {
         r: f64,
         alpha: f64,
