@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analytics::bgnbd::BgNbd;
 use crate::error::{CrmError, Result};
-use crate::time::add_local_days;
+use crate::time::{add_local_days, local_date};
 
 /// A lifecycle stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -134,10 +134,12 @@ pub enum Scaling {
     /// `period_days` days: 7 for a model fitted in weeks) falls to
     /// `at_risk`, `dormant` and `churned` (say 0.6, 0.3, 0.1) if no order
     /// comes. It falls faster for a frequent buyer than for an occasional
-    /// one. For members with one order the model never lets P(alive) fall,
-    /// so the fixed day thresholds apply to them. Every paid order after
-    /// the first counts as a repeat purchase (a model fitted on one
-    /// purchase per period at most, as CDNOW's weekly one, counts fewer).
+    /// one. Purchases are counted per day in the programme's zone, as the
+    /// models of [`crate::analytics`] are fitted (several orders on one day
+    /// are one transaction): the frequency is the distinct purchase days
+    /// after the first, the recency runs from the first purchase day to
+    /// the last. For members who bought on one day only the model never
+    /// lets P(alive) fall, so the fixed day thresholds apply to them.
     PAlive {
         r: f64,
         alpha: f64,
@@ -211,7 +213,7 @@ impl LifecycleConfig {
         Ok(())
     }
 
-    fn limits(&self, orders: &[DateTime<Utc>]) -> Limits {
+    fn limits(&self, tz: Tz, orders: &[DateTime<Utc>]) -> Limits {
         let fixed = Limits {
             at_risk: f64::from(self.at_risk_days),
             dormant: f64::from(self.dormant_days),
@@ -227,10 +229,14 @@ impl LifecycleConfig {
                 Limits { at_risk: f(at_risk), dormant: f(dormant), churned: f(churned) }
             }
             Scaling::PAlive { r, alpha, a, b, period_days, at_risk, dormant, churned } if orders.len() >= 2 => {
+                let (repeat_days, span_days) = purchase_days(tz, orders);
+                if repeat_days == 0 {
+                    return fixed;
+                }
                 let model = BgNbd { r: *r, alpha: *alpha, a: *a, b: *b };
-                let x = (orders.len() - 1) as f64;
-                let t_x = (orders[orders.len() - 1] - orders[0]).num_seconds() as f64 / 86_400.0 / period_days;
-                // Days from the last order to where P(alive) falls to `p`.
+                let x = repeat_days as f64;
+                let t_x = span_days as f64 / period_days;
+                // Days from the last purchase day to where P(alive) falls to `p`.
                 let f = |p: &f64| {
                     // Validated: a probability in (0, 1); x >= 1.
                     let t = model.alive_until(x, t_x, *p).ok().flatten().unwrap_or(t_x);
@@ -256,9 +262,9 @@ impl LifecycleConfig {
     }
 
     /// Why a member is in `stage` (for the transition record).
-    pub fn reason(&self, stage: Stage, orders: &[DateTime<Utc>], t: DateTime<Utc>) -> String {
+    pub fn reason(&self, tz: Tz, stage: Stage, orders: &[DateTime<Utc>], t: DateTime<Utc>) -> String {
         let n = orders.partition_point(|o| *o <= t);
-        let lim = self.limits(&orders[..n]);
+        let lim = self.limits(tz, &orders[..n]);
         match stage {
             Stage::Prospect => "no paid order".into(),
             Stage::New => "first order".into(),
@@ -269,6 +275,23 @@ impl LifecycleConfig {
             Stage::Churned => format!("no order for {} days", lim.churned.round()),
         }
     }
+}
+
+/// Repeat purchase days and the days from the first purchase day to the
+/// last, in `tz`, of sorted order times: the frequency and recency of the
+/// value models ([`crate::analytics::summary`]), which count several orders
+/// on one day as one transaction.
+///
+/// Two orders more than 48 hours apart fall on different local days in any
+/// zone (no offset has changed by a day backwards since tz records begin),
+/// so only closer neighbours are converted: a member's orders are mostly days apart, and this runs
+/// each time the member's stage is looked at.
+fn purchase_days(tz: Tz, orders: &[DateTime<Utc>]) -> (u64, i64) {
+    let (Some(&first), Some(&last)) = (orders.first(), orders.last()) else { return (0, 0) };
+    let far = chrono::Duration::hours(48);
+    let repeat =
+        orders.windows(2).filter(|w| w[1] - w[0] > far || local_date(tz, w[0]) != local_date(tz, w[1])).count() as u64;
+    (repeat, (local_date(tz, last) - local_date(tz, first)).num_days())
 }
 
 /// The instants at which a member's stage can change, given the paid orders
@@ -300,7 +323,7 @@ struct Marks<'a> {
 impl<'a> Marks<'a> {
     fn new(cfg: &'a LifecycleConfig, tz: Tz, orders: &'a [DateTime<Utc>]) -> Option<Marks<'a>> {
         let &last = orders.last()?;
-        let lim = cfg.limits(orders);
+        let lim = cfg.limits(tz, orders);
         let whole = |d: f64| d.fract() == 0.0;
         Some(Marks {
             cfg,
@@ -327,7 +350,7 @@ impl<'a> Marks<'a> {
             let n = self.orders.len();
             n >= 2 && {
                 let before = &self.orders[..n - 1];
-                self.last >= add_days(self.tz, before[n - 2], self.cfg.limits(before).dormant)
+                self.last >= add_days(self.tz, before[n - 2], self.cfg.limits(self.tz, before).dormant)
             }
         })
     }
@@ -484,6 +507,49 @@ mod tests {
         });
     }
 
+    /// The 48-hour shortcut of [`purchase_days`] counts what converting
+    /// every order counts: distinct local days, in zones with DST (Lord
+    /// Howe's is half an hour) and without, with orders close enough that
+    /// many share a day.
+    #[test]
+    fn purchase_days_are_distinct_local_days() {
+        use proptest::prelude::*;
+        let zones =
+            [Tz::UTC, Tz::America__New_York, Tz::Asia__Shanghai, Tz::Australia__Lord_Howe, Tz::Pacific__Kiritimati];
+        let orders = proptest::collection::vec(0i64..20 * 86_400, 1..12);
+        proptest!(ProptestConfig { cases: 2_000, ..ProptestConfig::default() }, |(zone in 0..zones.len(), mut offsets in orders, start in 0i64..400)| {
+            offsets.sort_unstable();
+            // Around the DST changes of the zones' years.
+            let base = utc("2024-03-01T00:00:00Z") + chrono::Duration::days(start);
+            let orders: Vec<_> = offsets.iter().map(|s| base + chrono::Duration::seconds(*s)).collect();
+            let tz = zones[zone];
+            let mut days: Vec<_> = orders.iter().map(|o| local_date(tz, *o)).collect();
+            days.dedup();
+            let span = (days[days.len() - 1] - days[0]).num_days();
+            prop_assert_eq!(purchase_days(tz, &orders), (days.len() as u64 - 1, span));
+        });
+    }
+
+    #[test]
+    fn p_alive_counts_the_orders_of_one_day_once() {
+        let c = cdnow_p_alive();
+        let weekly: Vec<_> = (0..6).map(|w| utc("2024-01-01T00:00:00Z") + chrono::Duration::weeks(w)).collect();
+        // Two more orders on days already bought on: the same purchase days.
+        let mut busy = weekly.clone();
+        busy.extend([utc("2024-01-15T10:00:00Z"), utc("2024-01-22T23:59:59Z")]);
+        busy.sort();
+        assert_eq!(c.limits(Tz::UTC, &busy), c.limits(Tz::UTC, &weekly));
+        // Two orders on one day: no repeat day, so the fixed thresholds.
+        let one_day = [utc("2024-01-01T00:00:00Z"), utc("2024-01-01T15:00:00Z")];
+        let fixed = LifecycleConfig::default().limits(Tz::UTC, &one_day);
+        assert_eq!(c.limits(Tz::UTC, &one_day), fixed);
+        // ... which are two days in Shanghai (08:00 and 23:00, then 01:00 the next day).
+        let shanghai = [utc("2024-01-01T00:00:00Z"), utc("2024-01-01T17:00:00Z")];
+        assert_eq!(c.limits(Tz::UTC, &shanghai), fixed);
+        assert_ne!(c.limits(Tz::Asia__Shanghai, &shanghai), fixed);
+        assert_eq!(purchase_days(Tz::Asia__Shanghai, &shanghai), (1, 1));
+    }
+
     /// CDNOW's published BG/NBD estimates (weeks).
     fn cdnow_p_alive() -> LifecycleConfig {
         LifecycleConfig {
@@ -508,7 +574,7 @@ mod tests {
         let model = BgNbd { r: 0.243, alpha: 4.414, a: 0.793, b: 2.426 };
         let weekly: Vec<_> = (0..6).map(|w| utc("2024-01-01T00:00:00Z") + chrono::Duration::weeks(w)).collect();
         let Scaling::PAlive { .. } = c.scaling else { unreachable!() };
-        let lim = c.limits(&weekly);
+        let lim = c.limits(Tz::UTC, &weekly);
         // At each threshold the model's P(alive) is the level asked for.
         let (x, t_x) = (5.0, 5.0);
         for (days, p) in [(lim.at_risk, 0.6), (lim.dormant, 0.3), (lim.churned, 0.1)] {
@@ -516,7 +582,7 @@ mod tests {
         }
         // A weekly buyer lapses sooner than a monthly one with as many orders.
         let monthly: Vec<_> = (0..6).map(|m| utc("2024-01-01T00:00:00Z") + chrono::Duration::days(30 * m)).collect();
-        assert!(lim.at_risk < c.limits(&monthly).at_risk);
+        assert!(lim.at_risk < c.limits(Tz::UTC, &monthly).at_risk);
         let at_risk = add_days(Tz::UTC, weekly[5], lim.at_risk);
         assert_eq!(c.stage_at(Tz::UTC, &weekly, at_risk - chrono::Duration::seconds(1)), Stage::Active);
         assert_eq!(c.stage_at(Tz::UTC, &weekly, at_risk), Stage::AtRisk);

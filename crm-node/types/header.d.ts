@@ -1294,7 +1294,7 @@ export interface LifecycleConfig {
         min_orders: number
       }
     | {
-        /** Where a fitted BG/NBD model's P(alive) falls to `at_risk` > `dormant` > `churned`. */
+        /** Where a fitted BG/NBD model's P(alive) falls to `at_risk` > `dormant` > `churned`; purchases counted per day in the programme's zone. */
         type: 'p_alive'
         r: number
         alpha: number

@@ -145,7 +145,7 @@ impl<S: Store> Tx<'_, S> {
             let orders = st.order_times();
             let stage = lc.stage_at(tz, &orders, t.max(stage_cursor(st, &orders)));
             if st.stage != Some(stage) {
-                let reason = lc.reason(stage, &orders, t);
+                let reason = lc.reason(tz, stage, &orders, t);
                 let from = st.stage;
                 self.emit(id, Event::StageChanged { at: t, from, to: stage, reason });
             }
@@ -315,7 +315,7 @@ impl<S: Store> Tx<'_, S> {
                 else {
                     break;
                 };
-                let reason = lc.reason(to, &orders, at);
+                let reason = lc.reason(tz, to, &orders, at);
                 let from = st.stage;
                 done.stage_changes += 1;
                 self.emit(id, Event::StageChanged { at, from, to, reason });
