@@ -59,6 +59,43 @@ impl<T: Clone> Shared<T> {
     }
 }
 
+impl<T: Clone> Shared<Vec<T>> {
+    /// The list to change in place, with room for `additional` more
+    /// elements. While the list is shared, the copy is made with that room,
+    /// where writing through `DerefMut` would copy it at its length and then
+    /// move it to a buffer twice as large to grow it: one allocation and
+    /// one copy of every element less, and a stored list that holds no
+    /// spare half.
+    pub fn with_room(&mut self, additional: usize) -> &mut Vec<T> {
+        if Arc::get_mut(&mut self.0).is_none() {
+            let mut list = Vec::with_capacity(self.0.len() + additional);
+            list.extend_from_slice(&self.0);
+            self.0 = Arc::new(list);
+        }
+        let list = Arc::get_mut(&mut self.0).expect("not shared: copied above");
+        list.reserve(additional);
+        list
+    }
+
+    /// Append `value` (see [`Shared::with_room`]).
+    ///
+    /// ```
+    /// use crm_core::shared::Shared;
+    /// let stored: Shared<Vec<u32>> = Shared::new(vec![1, 2, 3]);
+    /// let mut working = stored.clone();
+    /// working.push(4);
+    /// assert_eq!((stored.len(), working.len(), working.capacity()), (3, 4, 4));
+    /// ```
+    pub fn push(&mut self, value: T) {
+        self.with_room(1).push(value);
+    }
+
+    /// Insert `value` at `index` (see [`Shared::with_room`]).
+    pub fn insert(&mut self, index: usize, value: T) {
+        self.with_room(1).insert(index, value);
+    }
+}
+
 impl<T> From<T> for Shared<T> {
     fn from(value: T) -> Self {
         Shared::new(value)
@@ -128,6 +165,25 @@ mod tests {
         b[0].push('y');
         assert_eq!(a[0], "x");
         assert_eq!(b[0], "xy");
+    }
+
+    #[test]
+    fn a_push_to_a_shared_list_copies_it_once_with_room() {
+        let a = Shared::new(vec![String::from("x"), String::from("y")]);
+        let mut b = a.clone();
+        b.push(String::from("z"));
+        assert_eq!(*a, ["x", "y"]);
+        assert_eq!(*b, ["x", "y", "z"]);
+        assert_eq!(b.capacity(), 3);
+        let mut c = b.clone();
+        c.insert(0, String::from("w"));
+        assert_eq!((c.len(), c.capacity()), (4, 4));
+        assert_eq!(*c, ["w", "x", "y", "z"]);
+        // Not shared any more: the next push is in place.
+        assert!(Shared::get_mut(&mut b).is_some());
+        b.push(String::from("w"));
+        assert_eq!(*b, ["x", "y", "z", "w"]);
+        assert_eq!(*a, ["x", "y"]);
     }
 
     #[test]

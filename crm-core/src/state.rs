@@ -37,8 +37,11 @@ const OUTREACH_MEMORY_DAYS: i64 = 400;
 /// What the ledger remembers of one order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderLedger {
-    /// The order as reported (its `status` is kept current).
-    pub order: Order,
+    /// The order as reported (its `status` is kept current). Shared between
+    /// the `OrderRecorded` event and the snapshot's ledger, which is copied
+    /// as soon as the order earns (its `earned` changes) while the order
+    /// itself rarely changes: copied only when its status does.
+    pub order: Shared<Order>,
     /// Amount refunded so far.
     pub refunded: Decimal,
     /// Quantity returned per sku.
@@ -73,7 +76,7 @@ impl OrderLedger {
     /// A newly recorded order: nothing refunded, earned, clawed or expired yet.
     pub fn new(order: Order) -> OrderLedger {
         OrderLedger {
-            order,
+            order: Shared::new(order),
             refunded: Decimal::ZERO,
             returned: VecMap::new(),
             earned: VecMap::new(),
@@ -330,9 +333,13 @@ pub enum Event {
         order_id: String,
         status: OrderStatus,
     },
+    /// The lot is shared with the snapshot that keeps it (copied only
+    /// when a redemption or expiry changes it there): in an import most
+    /// lots are never touched again, and the event and the snapshot held a
+    /// copy each.
     PointsEarned {
         at: DateTime<Utc>,
-        lot: Box<Lot>,
+        lot: Shared<Lot>,
     },
     /// Part of a newly earned lot paid off a negative balance.
     DebtSettled {
@@ -885,7 +892,7 @@ impl MemberState {
                     points: lot.granted,
                 });
                 if lot.remaining > 0 {
-                    self.lots.push(Shared::new((**lot).clone()));
+                    self.lots.push(lot.clone());
                 }
             }
             Event::DebtSettled { point_type, lot_id, points, .. } => {
@@ -1342,6 +1349,44 @@ mod tests {
         assert_eq!(stored.outreach.len(), 3, "the stored snapshot's list is untouched");
     }
 
+    /// The snapshot keeps the order and the lot its events carry, not
+    /// copies (the memory store holds both), until it changes them.
+    #[test]
+    fn the_snapshot_shares_the_order_and_lot_of_its_events() {
+        let mut st = member();
+        let at = utc("2024-01-01T00:00:00Z");
+        let recorded = Event::OrderRecorded { at, order: Box::new(placed("2024-01-01T00:00:00Z")) };
+        st.evolve(&recorded);
+        let Event::OrderRecorded { order, .. } = &recorded else { unreachable!() };
+        assert!(Shared::ptr_eq(&st.orders["o"].order, &order.order));
+        let lot = Lot {
+            id: "m#1".into(),
+            point_type: "reward".into(),
+            granted: 10,
+            remaining: 10,
+            earned_at: at,
+            available_at: at,
+            expires_at: None,
+            source: LotSource::Order { order_id: "o".into(), rule_id: "base".into() },
+            activated: true,
+        };
+        let earned = Event::PointsEarned { at, lot: Shared::new(lot) };
+        st.evolve(&earned);
+        let Event::PointsEarned { lot, .. } = &earned else { unreachable!() };
+        assert!(Shared::ptr_eq(&st.lots[0], lot));
+        // A change copies the snapshot's part only: the events keep what they said.
+        st.evolve(&Event::OrderStatusChanged { at, order_id: "o".into(), status: OrderStatus::Paid });
+        st.evolve(&Event::PointsRedeemed {
+            at,
+            redemption_id: "r".into(),
+            point_type: "reward".into(),
+            points: 4,
+            allocations: vec![Allocation { lot_id: "m#1".into(), points: 4, expires_at: None }],
+        });
+        assert_eq!((order.order.status, st.orders["o"].order.status), (OrderStatus::Placed, OrderStatus::Paid));
+        assert_eq!((lot.remaining, st.lots[0].remaining), (10, 6));
+    }
+
     #[test]
     fn reversals_into_a_restored_lot_grow_its_grant() {
         let mut st = member();
@@ -1357,7 +1402,7 @@ mod tests {
             source: LotSource::Adjustment,
             activated: true,
         };
-        st.evolve(&Event::PointsEarned { at, lot: Box::new(lot) });
+        st.evolve(&Event::PointsEarned { at, lot: Shared::new(lot) });
         let take = |points| vec![Allocation { lot_id: "m#1".into(), points, expires_at: None }];
         for (id, points) in [("r1", 30), ("r2", 70)] {
             st.evolve(&Event::PointsRedeemed {

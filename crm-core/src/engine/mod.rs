@@ -51,6 +51,7 @@ use crate::ledger::{self, Allocation, Balance, Lot, LotPhase, LotSource};
 use crate::member::{Identity, MemberId, MemberStatus, Profile};
 use crate::program::{Action, ClawbackPolicy, ExpiryPolicy, Program};
 use crate::rules;
+use crate::shared::Shared;
 use crate::state::{Event, MemberState, OrderLedger};
 use crate::store::{Commit, CommitError, MemberWrite, Receipt, Store, Tally, TallyWrite, Versioned, VersionedTally};
 use crate::time::{add_local_days, local_date};
@@ -912,7 +913,7 @@ impl<'a, S: Store> Tx<'a, S> {
             source,
             activated: !pending,
         };
-        self.emit(id, Event::PointsEarned { at, lot: Box::new(lot) });
+        self.emit(id, Event::PointsEarned { at, lot: Shared::new(lot) });
         self.extend_inactivity(id, point_type, at);
         if debt > 0 {
             self.emit(
