@@ -284,8 +284,8 @@ impl LifecycleConfig {
 ///
 /// Two orders more than 48 hours apart fall on different local days in any
 /// zone (no offset has changed by a day backwards since tz records begin),
-/// so only closer neighbours are converted: a member's orders are mostly days apart, and this runs
-/// each time the member's stage is looked at.
+/// so only closer neighbours are converted: a member's orders are mostly
+/// days apart, and this runs each time the member's stage is looked at.
 fn purchase_days(tz: Tz, orders: &[DateTime<Utc>]) -> (u64, i64) {
     let (Some(&first), Some(&last)) = (orders.first(), orders.last()) else { return (0, 0) };
     let far = chrono::Duration::hours(48);

@@ -436,9 +436,10 @@ pub enum Event {
         at: DateTime<Utc>,
     },
     /// The member's tier was set, changed or confirmed.
+    /// The tier state is shared with the snapshot (as `PointsEarned`'s lot).
     TierUpdated {
         at: DateTime<Utc>,
-        tier: Box<TierState>,
+        tier: Shared<TierState>,
         reason: TierReason,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
@@ -1043,7 +1044,7 @@ impl MemberState {
                     reason: reason.clone(),
                     note: note.clone(),
                 });
-                self.tier = Some(Shared::new((**tier).clone()));
+                self.tier = Some(tier.clone());
             }
             Event::StageChanged { at, from, to, reason } => {
                 self.stage_history.push(StageChange { at: *at, from: *from, to: *to, reason: reason.clone() });
@@ -1349,10 +1350,10 @@ mod tests {
         assert_eq!(stored.outreach.len(), 3, "the stored snapshot's list is untouched");
     }
 
-    /// The snapshot keeps the order and the lot its events carry, not
+    /// The snapshot keeps the order, lot and tier its events carry, not
     /// copies (the memory store holds both), until it changes them.
     #[test]
-    fn the_snapshot_shares_the_order_and_lot_of_its_events() {
+    fn the_snapshot_shares_the_order_lot_and_tier_of_its_events() {
         let mut st = member();
         let at = utc("2024-01-01T00:00:00Z");
         let recorded = Event::OrderRecorded { at, order: Box::new(placed("2024-01-01T00:00:00Z")) };
@@ -1385,6 +1386,19 @@ mod tests {
         });
         assert_eq!((order.order.status, st.orders["o"].order.status), (OrderStatus::Placed, OrderStatus::Paid));
         assert_eq!((lot.remaining, st.lots[0].remaining), (10, 6));
+        let tier = crate::tier::TierState {
+            tier: "gold".into(),
+            since: at,
+            review_at: None,
+            floor: "gold".into(),
+            grace_until: None,
+            manual: None,
+        };
+        let updated =
+            Event::TierUpdated { at, tier: Shared::new(tier), reason: crate::tier::TierReason::Joined, note: None };
+        st.evolve(&updated);
+        let Event::TierUpdated { tier, .. } = &updated else { unreachable!() };
+        assert!(st.tier.as_ref().is_some_and(|t| Shared::ptr_eq(t, tier)));
     }
 
     #[test]

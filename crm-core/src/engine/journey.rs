@@ -15,6 +15,7 @@ use crate::lifecycle::Stage;
 use crate::member::MemberId;
 use crate::outreach::{self, OutreachConfig, OutreachItem};
 use crate::program::Program;
+use crate::shared::Shared;
 use crate::state::{Engagement, Event, MemberState};
 use crate::store::Store;
 use crate::tier::{self, ManualTier, TierReason, TierState};
@@ -115,7 +116,7 @@ impl<S: Store> Tx<'_, S> {
         if let Some(ladder) = &self.program.tiers {
             let st = self.state(id);
             let state = tier::initial(ladder, self.program.timezone, joined(st), at);
-            self.emit(id, Event::TierUpdated { at, tier: Box::new(state), reason: TierReason::Joined, note: None });
+            self.emit(id, Event::TierUpdated { at, tier: Shared::new(state), reason: TierReason::Joined, note: None });
         }
         if self.program.lifecycle.is_some() {
             let reason = "joined".to_string();
@@ -137,7 +138,7 @@ impl<S: Store> Tx<'_, S> {
             let st = self.state(id);
             let current = current_tier(ladder, tz, st);
             if let Some((state, reason)) = tier::after_fact(ladder, tz, joined(st), &current, &st.activity, t, refund) {
-                self.emit(id, Event::TierUpdated { at: t, tier: Box::new(state), reason, note: None });
+                self.emit(id, Event::TierUpdated { at: t, tier: Shared::new(state), reason, note: None });
             }
         }
         if let Some(lc) = &program.lifecycle {
@@ -187,7 +188,7 @@ impl<S: Store> Tx<'_, S> {
         };
         self.emit(
             &id,
-            Event::TierUpdated { at, tier: Box::new(state), reason: TierReason::Manual, note: Some(reason.into()) },
+            Event::TierUpdated { at, tier: Shared::new(state), reason: TierReason::Manual, note: Some(reason.into()) },
         );
         Ok(id)
     }
@@ -298,7 +299,7 @@ impl<S: Store> Tx<'_, S> {
                 if state.tier != current.tier {
                     done.tier_changes += 1;
                 }
-                self.emit(id, Event::TierUpdated { at, tier: Box::new(state), reason, note: None });
+                self.emit(id, Event::TierUpdated { at, tier: Shared::new(state), reason, note: None });
             }
         }
         if let Some(lc) = &program.lifecycle {
