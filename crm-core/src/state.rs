@@ -392,7 +392,8 @@ pub enum Event {
         delta: i64,
         reason: String,
         actor: String,
-        lot: Option<Box<Lot>>,
+        /// Shared with the snapshot, as `PointsEarned`'s lot.
+        lot: Option<Shared<Lot>>,
         allocations: Vec<Allocation>,
     },
     PointsExpired {
@@ -987,7 +988,7 @@ impl MemberState {
                 });
                 if let Some(lot) = lot {
                     self.next_lot += 1;
-                    self.lots.push(Shared::new((**lot).clone()));
+                    self.lots.push(lot.clone());
                 }
                 self.take(allocations);
             }

@@ -1275,7 +1275,7 @@ impl<'a, S: Store> Tx<'a, S> {
                 delta,
                 reason: reason.into(),
                 actor: actor.into(),
-                lot: lot.map(Box::new),
+                lot: lot.map(Shared::new),
                 allocations,
             },
         );
