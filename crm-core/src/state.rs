@@ -290,7 +290,12 @@ pub struct MemberState {
 /// Large payloads (profiles, orders, lots, tier states, coupons) are boxed:
 /// a member's log is mostly small events, and an unboxed enum is as large as
 /// its largest variant (384 bytes before), which the in-memory store paid for
-/// every event of every member. Boxing does not change the serde format.
+/// every event of every member. The rarer events with several names and
+/// amounts (redemptions, refunds, clawbacks, adjustments, debts settled,
+/// coupons used) keep their fields in a boxed struct of the variant's name,
+/// so an event takes 64 bytes instead of 128: orders, earnings, expiries and
+/// outreach runs, most of every log, fit. Boxing does not change the serde
+/// format (a boxed struct's fields are the variant's, beside its `type`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -342,60 +347,18 @@ pub enum Event {
         lot: Shared<Lot>,
     },
     /// Part of a newly earned lot paid off a negative balance.
-    DebtSettled {
-        at: DateTime<Utc>,
-        point_type: String,
-        lot_id: String,
-        points: i64,
-    },
+    DebtSettled(Box<DebtSettled>),
     PointsActivated {
         at: DateTime<Utc>,
         lot_id: String,
         points: i64,
     },
-    PointsRedeemed {
-        at: DateTime<Utc>,
-        redemption_id: String,
-        point_type: String,
-        points: i64,
-        allocations: Vec<Allocation>,
-    },
-    RedemptionReversed {
-        at: DateTime<Utc>,
-        redemption_id: String,
-        point_type: String,
-        points: i64,
-        allocations: Vec<Allocation>,
-    },
-    OrderRefunded {
-        at: DateTime<Utc>,
-        refund_id: String,
-        order_id: String,
-        amount: Decimal,
-        items: Vec<ReturnedItem>,
-    },
-    PointsClawedBack {
-        at: DateTime<Utc>,
-        refund_id: String,
-        order_id: String,
-        point_type: String,
-        /// Points taken from lots.
-        allocations: Vec<Allocation>,
-        /// Added to the negative balance.
-        debt: i64,
-        /// Written off (cap-at-zero policy).
-        shortfall: i64,
-    },
-    PointsAdjusted {
-        at: DateTime<Utc>,
-        point_type: String,
-        delta: i64,
-        reason: String,
-        actor: String,
-        /// Shared with the snapshot, as `PointsEarned`'s lot.
-        lot: Option<Shared<Lot>>,
-        allocations: Vec<Allocation>,
-    },
+    PointsRedeemed(Box<RedemptionPoints>),
+    /// The points of a redemption given back (the same fields).
+    RedemptionReversed(Box<RedemptionPoints>),
+    OrderRefunded(Box<OrderRefunded>),
+    PointsClawedBack(Box<PointsClawedBack>),
+    PointsAdjusted(Box<PointsAdjusted>),
     PointsExpired {
         at: DateTime<Utc>,
         point_type: String,
@@ -475,12 +438,7 @@ pub enum Event {
         coupon: Box<crate::coupon::Coupon>,
     },
     /// The coupon was used on an order.
-    CouponRedeemed {
-        at: DateTime<Utc>,
-        code: String,
-        order_id: String,
-        discount: Decimal,
-    },
+    CouponRedeemed(Box<CouponRedeemed>),
     /// The order the coupon was used on was fully refunded or cancelled.
     CouponReturned {
         at: DateTime<Utc>,
@@ -524,7 +482,73 @@ pub enum Event {
 /// boxed; a member day writes a million entries into memory that is dear on
 /// these machines (README "Tiers, stages and outreach at scale").
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(std::mem::size_of::<Event>() <= 128, "an Event grew: box the large variant");
+const _: () = assert!(std::mem::size_of::<Event>() <= 64, "an Event grew: box the large variant");
+
+/// The fields of [`Event::DebtSettled`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DebtSettled {
+    pub at: DateTime<Utc>,
+    pub point_type: String,
+    pub lot_id: String,
+    pub points: i64,
+}
+
+/// The fields of [`Event::PointsRedeemed`] and [`Event::RedemptionReversed`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RedemptionPoints {
+    pub at: DateTime<Utc>,
+    pub redemption_id: String,
+    pub point_type: String,
+    pub points: i64,
+    pub allocations: Vec<Allocation>,
+}
+
+/// The fields of [`Event::OrderRefunded`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRefunded {
+    pub at: DateTime<Utc>,
+    pub refund_id: String,
+    pub order_id: String,
+    pub amount: Decimal,
+    pub items: Vec<ReturnedItem>,
+}
+
+/// The fields of [`Event::PointsClawedBack`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointsClawedBack {
+    pub at: DateTime<Utc>,
+    pub refund_id: String,
+    pub order_id: String,
+    pub point_type: String,
+    /// Points taken from lots.
+    pub allocations: Vec<Allocation>,
+    /// Added to the negative balance.
+    pub debt: i64,
+    /// Written off (cap-at-zero policy).
+    pub shortfall: i64,
+}
+
+/// The fields of [`Event::PointsAdjusted`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointsAdjusted {
+    pub at: DateTime<Utc>,
+    pub point_type: String,
+    pub delta: i64,
+    pub reason: String,
+    pub actor: String,
+    /// Shared with the snapshot, as `PointsEarned`'s lot.
+    pub lot: Option<Shared<Lot>>,
+    pub allocations: Vec<Allocation>,
+}
+
+/// The fields of [`Event::CouponRedeemed`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CouponRedeemed {
+    pub at: DateTime<Utc>,
+    pub code: String,
+    pub order_id: String,
+    pub discount: Decimal,
+}
 
 impl Event {
     /// Effective time of the event.
@@ -541,13 +565,7 @@ impl Event {
             | OrderRecorded { at, .. }
             | OrderStatusChanged { at, .. }
             | PointsEarned { at, .. }
-            | DebtSettled { at, .. }
             | PointsActivated { at, .. }
-            | PointsRedeemed { at, .. }
-            | RedemptionReversed { at, .. }
-            | OrderRefunded { at, .. }
-            | PointsClawedBack { at, .. }
-            | PointsAdjusted { at, .. }
             | PointsExpired { at, .. }
             | ExpiryExtended { at, .. }
             | BonusCounted { at, .. }
@@ -562,7 +580,6 @@ impl Event {
             | SegmentChanged { at, .. }
             | OutreachRun { at, .. }
             | CouponIssued { at, .. }
-            | CouponRedeemed { at, .. }
             | CouponReturned { at, .. }
             | CouponRevoked { at, .. }
             | ContactRecorded { at, .. }
@@ -570,6 +587,12 @@ impl Event {
             | TicketStatusChanged { at, .. }
             | ReviewRecorded { at, .. }
             | SurveyRecorded { at, .. } => *at,
+            DebtSettled(e) => e.at,
+            PointsRedeemed(e) | RedemptionReversed(e) => e.at,
+            OrderRefunded(e) => e.at,
+            PointsClawedBack(e) => e.at,
+            PointsAdjusted(e) => e.at,
+            CouponRedeemed(e) => e.at,
         }
     }
 
@@ -897,7 +920,8 @@ impl MemberState {
                     self.lots.push(lot.clone());
                 }
             }
-            Event::DebtSettled { point_type, lot_id, points, .. } => {
+            Event::DebtSettled(e) => {
+                let DebtSettled { point_type, lot_id, points, .. } = &**e;
                 self.take(&[Allocation { lot_id: lot_id.clone(), points: *points, expires_at: None }]);
                 *self.debts.entry(point_type.clone()).or_insert(0) -= points;
                 self.debts.retain(|_, d| *d != 0);
@@ -913,7 +937,8 @@ impl MemberState {
             Event::RuleUsage { rule_id, day, points, .. } => {
                 *self.rule_days.entry(rule_id.clone()).or_default().entry(*day).or_insert(0) += points;
             }
-            Event::PointsRedeemed { at, redemption_id, point_type, points, allocations } => {
+            Event::PointsRedeemed(e) => {
+                let RedemptionPoints { at, redemption_id, point_type, points, allocations } = &**e;
                 self.take(allocations);
                 self.totals.entry(point_type.clone()).or_default().redeemed += points;
                 self.touch(point_type, *at);
@@ -927,14 +952,16 @@ impl MemberState {
                     },
                 );
             }
-            Event::RedemptionReversed { at, redemption_id, point_type, allocations, points } => {
+            Event::RedemptionReversed(e) => {
+                let RedemptionPoints { at, redemption_id, point_type, allocations, points } = &**e;
                 self.put_back(point_type, allocations, *at);
                 self.totals.entry(point_type.clone()).or_default().redeemed -= points;
                 if let Some(r) = self.redemptions.get_mut(redemption_id) {
                     r.reversed = true;
                 }
             }
-            Event::OrderRefunded { at, amount, order_id, items, .. } => {
+            Event::OrderRefunded(e) => {
+                let OrderRefunded { at, amount, order_id, items, .. } = &**e;
                 let mut whole = false;
                 if let Some(o) = self.orders.get_mut(order_id) {
                     let before = o.refunded_in_full();
@@ -955,7 +982,8 @@ impl MemberState {
                     });
                 }
             }
-            Event::PointsClawedBack { at, order_id, point_type, allocations, debt, shortfall, .. } => {
+            Event::PointsClawedBack(e) => {
+                let PointsClawedBack { at, order_id, point_type, allocations, debt, shortfall, .. } = &**e;
                 self.take(allocations);
                 if *debt != 0 {
                     *self.debts.entry(point_type.clone()).or_insert(0) += debt;
@@ -976,7 +1004,8 @@ impl MemberState {
                     points: -taken,
                 });
             }
-            Event::PointsAdjusted { at, point_type, lot, allocations, delta, .. } => {
+            Event::PointsAdjusted(e) => {
+                let PointsAdjusted { at, point_type, lot, allocations, delta, .. } = &**e;
                 self.touch(point_type, *at);
                 self.totals.entry(point_type.clone()).or_default().adjusted += delta;
                 self.record_activity(Activity {
@@ -1078,7 +1107,8 @@ impl MemberState {
             Event::CouponIssued { coupon, .. } => {
                 self.coupons.insert(coupon.code.clone(), (**coupon).clone());
             }
-            Event::CouponRedeemed { at, code, order_id, discount } => {
+            Event::CouponRedeemed(e) => {
+                let CouponRedeemed { at, code, order_id, discount } = &**e;
                 if let Some(c) = self.coupons.get_mut(code) {
                     c.redeemed = Some(crate::coupon::Use { order_id: order_id.clone(), at: *at, discount: *discount });
                 }
@@ -1378,13 +1408,13 @@ mod tests {
         assert!(Shared::ptr_eq(&st.lots[0], lot));
         // A change copies the snapshot's part only: the events keep what they said.
         st.evolve(&Event::OrderStatusChanged { at, order_id: "o".into(), status: OrderStatus::Paid });
-        st.evolve(&Event::PointsRedeemed {
+        st.evolve(&Event::PointsRedeemed(Box::new(crate::state::RedemptionPoints {
             at,
             redemption_id: "r".into(),
             point_type: "reward".into(),
             points: 4,
             allocations: vec![Allocation { lot_id: "m#1".into(), points: 4, expires_at: None }],
-        });
+        })));
         assert_eq!((order.order.status, st.orders["o"].order.status), (OrderStatus::Placed, OrderStatus::Paid));
         assert_eq!((lot.remaining, st.lots[0].remaining), (10, 6));
         let tier = crate::tier::TierState {
@@ -1420,23 +1450,23 @@ mod tests {
         st.evolve(&Event::PointsEarned { at, lot: Shared::new(lot) });
         let take = |points| vec![Allocation { lot_id: "m#1".into(), points, expires_at: None }];
         for (id, points) in [("r1", 30), ("r2", 70)] {
-            st.evolve(&Event::PointsRedeemed {
+            st.evolve(&Event::PointsRedeemed(Box::new(crate::state::RedemptionPoints {
                 at,
                 redemption_id: id.into(),
                 point_type: "reward".into(),
                 points,
                 allocations: take(points),
-            });
+            })));
         }
         assert!(st.lots.is_empty(), "an emptied lot is dropped");
         for (id, points) in [("r1", 30), ("r2", 70)] {
-            st.evolve(&Event::RedemptionReversed {
+            st.evolve(&Event::RedemptionReversed(Box::new(crate::state::RedemptionPoints {
                 at,
                 redemption_id: id.into(),
                 point_type: "reward".into(),
                 points,
                 allocations: take(points),
-            });
+            })));
             let l = &st.lots[0];
             assert!(0 < l.remaining && l.remaining <= l.granted, "{l:?}");
         }

@@ -162,9 +162,9 @@ impl<S: Store> Engine<S> {
     fn reason_points(&self, id: &MemberId, reason: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<i64> {
         let mut points = 0;
         for e in self.store.events(id)? {
-            if let Event::PointsAdjusted { at, delta, reason: r, .. } = e {
-                if r == reason && at >= from && at < to {
-                    points += delta;
+            if let Event::PointsAdjusted(a) = e {
+                if a.reason == reason && a.at >= from && a.at < to {
+                    points += a.delta;
                 }
             }
         }

@@ -104,13 +104,13 @@ impl<S: Store> Tx<'_, S> {
             let rid = key.to_string();
             self.emit(
                 &id,
-                Event::PointsRedeemed {
+                Event::PointsRedeemed(Box::new(crate::state::RedemptionPoints {
                     at: now,
                     redemption_id: rid.clone(),
                     point_type: price.point_type.clone(),
                     points: price.points,
                     allocations,
-                },
+                })),
             );
             self.extend_inactivity(&id, &price.point_type, now);
             points = price.points;
@@ -180,7 +180,15 @@ impl<S: Store> Tx<'_, S> {
             items: ledger.order.items.clone(),
         };
         let discount = coupon::discount(t, &cart).map_err(|reason| CrmError::invalid("order_id", reason))?;
-        self.emit(&id, Event::CouponRedeemed { at: now, code: code.clone(), order_id: order_id.into(), discount });
+        self.emit(
+            &id,
+            Event::CouponRedeemed(Box::new(crate::state::CouponRedeemed {
+                at: now,
+                code: code.clone(),
+                order_id: order_id.into(),
+                discount,
+            })),
+        );
         let outcome = Outcome::CouponRedeemed {
             member_id: id.clone(),
             code,
@@ -223,13 +231,13 @@ impl<S: Store> Tx<'_, S> {
                 points = r.points;
                 self.emit(
                     &id,
-                    Event::RedemptionReversed {
+                    Event::RedemptionReversed(Box::new(crate::state::RedemptionPoints {
                         at: now,
                         redemption_id: rid.clone(),
                         point_type: r.point_type.clone(),
                         points: r.points,
                         allocations: r.allocations,
-                    },
+                    })),
                 );
             }
         }

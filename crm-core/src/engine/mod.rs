@@ -685,13 +685,13 @@ impl<'a, S: Store> Tx<'a, S> {
                 let at = self.now;
                 self.emit(
                     &id,
-                    Event::PointsRedeemed {
+                    Event::PointsRedeemed(Box::new(crate::state::RedemptionPoints {
                         at,
                         redemption_id: key.to_string(),
                         point_type: point_type.clone(),
                         points: *points,
                         allocations: allocations.clone(),
-                    },
+                    })),
                 );
                 self.extend_inactivity(&id, point_type, at);
                 Ok((
@@ -718,13 +718,13 @@ impl<'a, S: Store> Tx<'a, S> {
                 }
                 self.emit(
                     &id,
-                    Event::RedemptionReversed {
+                    Event::RedemptionReversed(Box::new(crate::state::RedemptionPoints {
                         at: self.now,
                         redemption_id: redemption_id.clone(),
                         point_type: r.point_type.clone(),
                         points: r.points,
                         allocations: r.allocations,
-                    },
+                    })),
                 );
                 Ok((
                     Outcome::Reversal {
@@ -918,12 +918,12 @@ impl<'a, S: Store> Tx<'a, S> {
         if debt > 0 {
             self.emit(
                 id,
-                Event::DebtSettled {
+                Event::DebtSettled(Box::new(crate::state::DebtSettled {
                     at,
                     point_type: point_type.to_string(),
                     lot_id: lot_id.clone(),
                     points: debt.min(points),
-                },
+                })),
             );
         }
         lot_id
@@ -1123,7 +1123,13 @@ impl<'a, S: Store> Tx<'a, S> {
         let at = refund.at;
         self.emit(
             &id,
-            Event::OrderRefunded { at, refund_id: refund.id.clone(), order_id: refund.order_id.clone(), amount, items },
+            Event::OrderRefunded(Box::new(crate::state::OrderRefunded {
+                at,
+                refund_id: refund.id.clone(),
+                order_id: refund.order_id.clone(),
+                amount,
+                items,
+            })),
         );
         let refunded_after = ledger.refunded + amount;
         let full = refunded_after >= ledger.order.amount || ledger.order.amount.is_zero();
@@ -1196,7 +1202,7 @@ impl<'a, S: Store> Tx<'a, S> {
             };
             self.emit(
                 &id,
-                Event::PointsClawedBack {
+                Event::PointsClawedBack(Box::new(crate::state::PointsClawedBack {
                     at,
                     refund_id: refund.id.clone(),
                     order_id: refund.order_id.clone(),
@@ -1204,7 +1210,7 @@ impl<'a, S: Store> Tx<'a, S> {
                     allocations,
                     debt,
                     shortfall,
-                },
+                })),
             );
             clawbacks.push(Clawback { point_type: point_type.clone(), taken, debt, shortfall });
         }
@@ -1269,7 +1275,7 @@ impl<'a, S: Store> Tx<'a, S> {
         let debt = self.state(&id).debt(point_type);
         self.emit(
             &id,
-            Event::PointsAdjusted {
+            Event::PointsAdjusted(Box::new(crate::state::PointsAdjusted {
                 at,
                 point_type: point_type.into(),
                 delta,
@@ -1277,18 +1283,18 @@ impl<'a, S: Store> Tx<'a, S> {
                 actor: actor.into(),
                 lot: lot.map(Shared::new),
                 allocations,
-            },
+            })),
         );
         self.extend_inactivity(&id, point_type, at);
         if let (Some(lot_id), true) = (&lot_id, debt > 0) {
             self.emit(
                 &id,
-                Event::DebtSettled {
+                Event::DebtSettled(Box::new(crate::state::DebtSettled {
                     at,
                     point_type: point_type.into(),
                     lot_id: lot_id.clone(),
                     points: debt.min(delta),
-                },
+                })),
             );
         }
         self.follow_up(&id, at, delta < 0);
@@ -2082,18 +2088,18 @@ pub fn statement_entries(events: &[Event], point_type: &str) -> Vec<StatementEnt
                 };
                 ("earn", lot.granted, r)
             }
-            Event::PointsRedeemed { point_type: pt, redemption_id, points, .. } if pt == point_type => {
-                ("redeem", -points, Some(redemption_id.clone()))
+            Event::PointsRedeemed(r) if r.point_type == point_type => {
+                ("redeem", -r.points, Some(r.redemption_id.clone()))
             }
-            Event::RedemptionReversed { point_type: pt, redemption_id, points, .. } if pt == point_type => {
-                ("reverse", *points, Some(redemption_id.clone()))
+            Event::RedemptionReversed(r) if r.point_type == point_type => {
+                ("reverse", r.points, Some(r.redemption_id.clone()))
             }
-            Event::PointsClawedBack { point_type: pt, order_id, allocations, debt, .. } if pt == point_type => {
-                ("clawback", -(sum(allocations) + debt), Some(order_id.clone()))
+            Event::PointsClawedBack(c) if c.point_type == point_type => {
+                ("clawback", -(sum(&c.allocations) + c.debt), Some(c.order_id.clone()))
             }
-            Event::PointsAdjusted { point_type: pt, delta, reason, actor: by, .. } if pt == point_type => {
-                actor = Some(by.clone());
-                ("adjust", *delta, Some(reason.clone()))
+            Event::PointsAdjusted(a) if a.point_type == point_type => {
+                actor = Some(a.actor.clone());
+                ("adjust", a.delta, Some(a.reason.clone()))
             }
             Event::PointsExpired { point_type: pt, allocations, .. } if pt == point_type => {
                 ("expire", -sum(allocations), None)

@@ -244,7 +244,8 @@ fn check_member(engine: &Engine<Arc<dyn Store>>, v: &Versioned) -> (Vec<String>,
                     earned_for.insert(order_id.clone());
                 }
             }
-            Event::PointsRedeemed { points, allocations, .. } => {
+            Event::PointsRedeemed(r) => {
+                let (points, allocations) = (&r.points, &r.allocations);
                 assert_eq!(allocations.iter().map(|a| a.points).sum::<i64>(), *points, "{id} #{n}: allocations");
                 for a in allocations {
                     let lot = lots.get_mut(&a.lot_id).unwrap_or_else(|| panic!("{id} #{n}: unknown lot {}", a.lot_id));
