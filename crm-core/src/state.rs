@@ -1408,7 +1408,7 @@ mod tests {
         assert!(Shared::ptr_eq(&st.lots[0], lot));
         // A change copies the snapshot's part only: the events keep what they said.
         st.evolve(&Event::OrderStatusChanged { at, order_id: "o".into(), status: OrderStatus::Paid });
-        st.evolve(&Event::PointsRedeemed(Box::new(crate::state::RedemptionPoints {
+        st.evolve(&Event::PointsRedeemed(Box::new(RedemptionPoints {
             at,
             redemption_id: "r".into(),
             point_type: "reward".into(),
@@ -1450,7 +1450,7 @@ mod tests {
         st.evolve(&Event::PointsEarned { at, lot: Shared::new(lot) });
         let take = |points| vec![Allocation { lot_id: "m#1".into(), points, expires_at: None }];
         for (id, points) in [("r1", 30), ("r2", 70)] {
-            st.evolve(&Event::PointsRedeemed(Box::new(crate::state::RedemptionPoints {
+            st.evolve(&Event::PointsRedeemed(Box::new(RedemptionPoints {
                 at,
                 redemption_id: id.into(),
                 point_type: "reward".into(),
@@ -1460,7 +1460,7 @@ mod tests {
         }
         assert!(st.lots.is_empty(), "an emptied lot is dropped");
         for (id, points) in [("r1", 30), ("r2", 70)] {
-            st.evolve(&Event::RedemptionReversed(Box::new(crate::state::RedemptionPoints {
+            st.evolve(&Event::RedemptionReversed(Box::new(RedemptionPoints {
                 at,
                 redemption_id: id.into(),
                 point_type: "reward".into(),

@@ -18,7 +18,7 @@ use crate::member::MemberId;
 use crate::outreach::OutreachItem;
 use crate::segment::Rule;
 use crate::shared::Shared;
-use crate::state::Event;
+use crate::state::{CouponRedeemed, Event, RedemptionPoints};
 use crate::store::Store;
 
 fn config(cfg: &Option<CouponConfig>) -> Result<&CouponConfig> {
@@ -104,7 +104,7 @@ impl<S: Store> Tx<'_, S> {
             let rid = key.to_string();
             self.emit(
                 &id,
-                Event::PointsRedeemed(Box::new(crate::state::RedemptionPoints {
+                Event::PointsRedeemed(Box::new(RedemptionPoints {
                     at: now,
                     redemption_id: rid.clone(),
                     point_type: price.point_type.clone(),
@@ -182,7 +182,7 @@ impl<S: Store> Tx<'_, S> {
         let discount = coupon::discount(t, &cart).map_err(|reason| CrmError::invalid("order_id", reason))?;
         self.emit(
             &id,
-            Event::CouponRedeemed(Box::new(crate::state::CouponRedeemed {
+            Event::CouponRedeemed(Box::new(CouponRedeemed {
                 at: now,
                 code: code.clone(),
                 order_id: order_id.into(),
@@ -231,7 +231,7 @@ impl<S: Store> Tx<'_, S> {
                 points = r.points;
                 self.emit(
                     &id,
-                    Event::RedemptionReversed(Box::new(crate::state::RedemptionPoints {
+                    Event::RedemptionReversed(Box::new(RedemptionPoints {
                         at: now,
                         redemption_id: rid.clone(),
                         point_type: r.point_type.clone(),

@@ -52,7 +52,9 @@ use crate::member::{Identity, MemberId, MemberStatus, Profile};
 use crate::program::{Action, ClawbackPolicy, ExpiryPolicy, Program};
 use crate::rules;
 use crate::shared::Shared;
-use crate::state::{Event, MemberState, OrderLedger};
+use crate::state::{
+    DebtSettled, Event, MemberState, OrderLedger, OrderRefunded, PointsAdjusted, PointsClawedBack, RedemptionPoints,
+};
 use crate::store::{Commit, CommitError, MemberWrite, Receipt, Store, Tally, TallyWrite, Versioned, VersionedTally};
 use crate::time::{add_local_days, local_date};
 
@@ -685,7 +687,7 @@ impl<'a, S: Store> Tx<'a, S> {
                 let at = self.now;
                 self.emit(
                     &id,
-                    Event::PointsRedeemed(Box::new(crate::state::RedemptionPoints {
+                    Event::PointsRedeemed(Box::new(RedemptionPoints {
                         at,
                         redemption_id: key.to_string(),
                         point_type: point_type.clone(),
@@ -718,7 +720,7 @@ impl<'a, S: Store> Tx<'a, S> {
                 }
                 self.emit(
                     &id,
-                    Event::RedemptionReversed(Box::new(crate::state::RedemptionPoints {
+                    Event::RedemptionReversed(Box::new(RedemptionPoints {
                         at: self.now,
                         redemption_id: redemption_id.clone(),
                         point_type: r.point_type.clone(),
@@ -918,7 +920,7 @@ impl<'a, S: Store> Tx<'a, S> {
         if debt > 0 {
             self.emit(
                 id,
-                Event::DebtSettled(Box::new(crate::state::DebtSettled {
+                Event::DebtSettled(Box::new(DebtSettled {
                     at,
                     point_type: point_type.to_string(),
                     lot_id: lot_id.clone(),
@@ -1123,7 +1125,7 @@ impl<'a, S: Store> Tx<'a, S> {
         let at = refund.at;
         self.emit(
             &id,
-            Event::OrderRefunded(Box::new(crate::state::OrderRefunded {
+            Event::OrderRefunded(Box::new(OrderRefunded {
                 at,
                 refund_id: refund.id.clone(),
                 order_id: refund.order_id.clone(),
@@ -1202,7 +1204,7 @@ impl<'a, S: Store> Tx<'a, S> {
             };
             self.emit(
                 &id,
-                Event::PointsClawedBack(Box::new(crate::state::PointsClawedBack {
+                Event::PointsClawedBack(Box::new(PointsClawedBack {
                     at,
                     refund_id: refund.id.clone(),
                     order_id: refund.order_id.clone(),
@@ -1275,7 +1277,7 @@ impl<'a, S: Store> Tx<'a, S> {
         let debt = self.state(&id).debt(point_type);
         self.emit(
             &id,
-            Event::PointsAdjusted(Box::new(crate::state::PointsAdjusted {
+            Event::PointsAdjusted(Box::new(PointsAdjusted {
                 at,
                 point_type: point_type.into(),
                 delta,
@@ -1289,7 +1291,7 @@ impl<'a, S: Store> Tx<'a, S> {
         if let (Some(lot_id), true) = (&lot_id, debt > 0) {
             self.emit(
                 &id,
-                Event::DebtSettled(Box::new(crate::state::DebtSettled {
+                Event::DebtSettled(Box::new(DebtSettled {
                     at,
                     point_type: point_type.into(),
                     lot_id: lot_id.clone(),
