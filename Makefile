@@ -21,17 +21,21 @@ NODE_CRATE := crm-node
 # The PostgreSQL store is feature-gated; the test and lint runs include it.
 RUST_FEATURES := --features crm-core/postgres,crm-examples/postgres
 
-.PHONY: test lint fmt-check clippy test-rust test-py test-node test-browser venv clean-venv
+.PHONY: test lint fmt-check clippy doc-check test-rust test-py test-node test-browser venv clean-venv
 
 test: lint test-rust test-py test-node test-browser
 
-lint: fmt-check clippy
+lint: fmt-check clippy doc-check
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets $(RUST_FEATURES) -- -D warnings
+
+# The core's API docs: no broken or ambiguous intra-doc links.
+doc-check:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p crm-core --no-deps -q
 
 # The binding crates are cdylibs exercised through their own test suites below.
 # The PostgreSQL suites run when CRM_TEST_POSTGRES_URL is set (.ci/run sets it) and

@@ -9,7 +9,7 @@
 //! Asia/Shanghai since 1991, Asia/Tokyo, Asia/Kolkata): from their last
 //! transition on, a wall clock is the instant plus a constant. `run_due` and
 //! the what-if replay convert instants millions of times, so such instants
-//! take that shortcut ([`Settled`]) instead of the zone's transition table;
+//! take that shortcut (`Settled`) instead of the zone's transition table;
 //! the answers are the same (see the tests, which compare the two over every
 //! zone chrono-tz knows).
 

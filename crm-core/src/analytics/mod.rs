@@ -7,10 +7,10 @@
 //! as `Decimal`); the models work in `f64`, which is fine for parameters.
 //!
 //! - [`csv`]: streaming readers for the order CSV and for customer summaries;
-//! - [`rfm`]: recency, frequency, monetary, their 1..=5 rank scores, RFM groups;
+//! - [`mod@rfm`]: recency, frequency, monetary, their 1..=5 rank scores, RFM groups;
 //! - [`cluster`]: k-means++ value clusters on log-scaled RFM;
 //! - [`summary`]: (frequency, recency, T, mean repeat value) per customer;
-//! - [`bgnbd`], [`gamma_gamma`], [`clv`]: the value models and lifetime value;
+//! - [`bgnbd`], [`gamma_gamma`], [`mod@clv`]: the value models and lifetime value;
 //! - [`special`], [`optimize`]: ln Γ, ψ, ₂F₁ and the BFGS optimiser behind the fits.
 
 pub mod bgnbd;

@@ -1,6 +1,6 @@
 //! The words and number formats of the report page, in English and Chinese.
 //!
-//! Every visible string goes through [`Text`] (an exhaustive match, so a
+//! Every visible string goes through `Text` (an exhaustive match, so a
 //! missing translation does not compile) or one of the formatters here.
 
 use std::str::FromStr;

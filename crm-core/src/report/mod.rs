@@ -5,7 +5,7 @@
 //! 1. [`Engine::report_page`] gathers [`PageData`] in one call from the
 //!    existing reports and views ([`Engine::report`], tier and stage
 //!    distributions, [`Engine::stage_transitions`]) and the RFM scores of
-//!    the stored paid orders ([`crate::analytics::rfm`]);
+//!    the stored paid orders ([`mod@crate::analytics::rfm`]);
 //! 2. [`render_html`] draws it, with an optional what-if [`Comparison`], as
 //!    an HTML document whose charts are inline SVG ([`svg`]) and whose text
 //!    is English or Chinese ([`Lang`]). [`render_fragment`] gives the same
