@@ -554,11 +554,19 @@ impl OutreachConfig {
             }
             TriggerKind::PointsExpiring { point_type, days } => {
                 let floor = ctx.now.min(hi);
+                // Only expiries whose warning can fall in `[lo, hi]` are
+                // looked at further (see `warned_within`): the others cost a
+                // comparison each, where a member's every open lot went
+                // through its point type and the zone's calendar on every
+                // wake-up (with thousands of lots, most of what an order cost).
+                let (first, last) = warned_within(*days, (lo, hi));
                 let expiring = st
                     .lots
                     .iter()
-                    .filter(|l| &l.point_type == point_type && l.remaining > 0)
-                    .filter_map(|l| l.expires_at.filter(|e| *e > floor).map(|e| (e, l.remaining)));
+                    .filter(|l| l.remaining > 0)
+                    .filter_map(|l| l.expires_at.filter(|e| *e > floor && first <= *e && *e <= last).map(|e| (e, l)))
+                    .filter(|(_, l)| &l.point_type == point_type)
+                    .map(|(e, l)| (e, l.remaining));
                 by_instant(expiring, |e, points| {
                     let due = crate::time::sub_local_days(ctx.program_tz, e, *days);
                     push(
@@ -811,6 +819,22 @@ impl OutreachConfig {
     }
 }
 
+/// Bounds on the expiries whose warning `days` local days before can fall
+/// in `[lo, hi]`: a wider span, never a narrower one.
+///
+/// Why a span that is not exact: a warning is `days` calendar days before
+/// the expiry in the programme's zone, which is `days` × 24 hours give or
+/// take the change of the zone's offset in between (an hour for daylight
+/// saving; 24 hours at the most in tzdb, when Samoa crossed the date line).
+/// Three days of slack on each side cover every zone, and the exact instant
+/// is still computed for the expiries inside.
+fn warned_within(days: u32, (lo, hi): (DateTime<Utc>, DateTime<Utc>)) -> (DateTime<Utc>, DateTime<Utc>) {
+    let (lead, slack) = (Duration::days(i64::from(days)), Duration::days(3));
+    let first = lead.checked_sub(&slack).and_then(|d| lo.checked_add_signed(d));
+    let last = lead.checked_add(&slack).and_then(|d| hi.checked_add_signed(d));
+    (first.unwrap_or(DateTime::<Utc>::MIN_UTC), last.unwrap_or(DateTime::<Utc>::MAX_UTC))
+}
+
 /// Call `f` with each instant of `items` and the sum of its points,
 /// earliest first.
 ///
@@ -906,6 +930,31 @@ mod tests {
             by_instant(items.iter().copied(), |at, p| got.push((at, p)));
             prop_assert_eq!(got, expected.into_iter().collect::<Vec<_>>());
         });
+    }
+
+    /// Every expiry whose warning falls in a window is inside the span
+    /// `warned_within` lets through, in zones with daylight saving, with
+    /// offsets that changed by a day (Samoa, 2011) and in the settled ones.
+    #[test]
+    fn warned_within_keeps_every_expiry_warned_in_the_window() {
+        use proptest::prelude::*;
+        let zones: Vec<Tz> =
+            ["UTC", "Pacific/Apia", "Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe", "Asia/Shanghai"]
+                .iter()
+                .map(|z| z.parse().unwrap())
+                .collect();
+        proptest!(|(secs in 1_200_000_000i64..1_900_000_000, days in 0u32..800, z in 0usize..6,
+                    before in 0i64..3_000, after in 0i64..3_000)| {
+            let e = DateTime::from_timestamp(secs, 0).unwrap();
+            let due = crate::time::sub_local_days(zones[z], e, days);
+            // A window holding the warning, its edges up to two days away.
+            let (lo, hi) = (due - Duration::minutes(before), due + Duration::minutes(after));
+            let (first, last) = warned_within(days, (lo, hi));
+            prop_assert!(first <= e && e <= last, "{e} warned at {due} in [{lo}, {hi}], span [{first}, {last}]");
+        });
+        // Out of chrono's range, the span opens up rather than panicking.
+        let (first, last) = warned_within(u32::MAX, (DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MAX_UTC));
+        assert_eq!((first, last), (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC));
     }
 
     #[test]
