@@ -469,8 +469,11 @@ impl OutreachConfig {
         let mut at = t;
         // Each step leaves one window; windows that overlap or touch are
         // left one after the other, and `validate` leaves a minute open, so
-        // one step per window (and one for a DST shift) suffices.
-        for _ in 0..=self.quiet_hours.len() {
+        // one step per window reaches it on an ordinary day. A DST gap can
+        // swallow that open minute (and move the end of one window into
+        // another): the day's windows are then left a second time the next
+        // day, one step each again. Every step moves `at` forward.
+        for _ in 0..2 * (self.quiet_hours.len() + 1) {
             let local = crate::time::wall_clock(zone, at);
             let Some(q) = self.quiet_hours.iter().find(|q| q.contains(local.time())) else { return at };
             let mut day = local.date();
@@ -1106,6 +1109,24 @@ mod tests {
                 m += Duration::minutes(1);
             }
         }
+    }
+
+    /// Windows 02:30-05:45 and 05:30-02:00 leave 02:00-02:30 open, which
+    /// the spring DST change in Berlin (31 March 2024, 02:00 -> 03:00)
+    /// swallows: from 02:30 on 30 March the first open minute is 02:00 on
+    /// 1 April. (Found by the property test below: the deferral stopped a
+    /// step short, at 05:45 on 31 March, inside the second window.)
+    #[test]
+    fn deferral_past_an_open_minute_swallowed_by_dst_goes_on_to_the_next_day() {
+        let c: OutreachConfig = serde_json::from_value(serde_json::json!({
+            "triggers": [],
+            "quiet_hours": [{"start": "02:30:00", "end": "05:45:00"}, {"start": "05:30:00", "end": "02:00:00"}],
+        }))
+        .unwrap();
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let d = c.defer(berlin, utc("2024-03-30T01:30:00Z"));
+        assert_eq!(d, utc("2024-04-01T00:00:00Z"));
+        assert!(!c.is_quiet(berlin, d));
     }
 
     #[test]
