@@ -45,7 +45,7 @@ use crate::lifecycle::Stage;
 use crate::member::MemberId;
 use crate::state::MemberState;
 use crate::tier::TierView;
-use crate::time::{local_date, resolve_local, same_day_in_year};
+use crate::time::{local_date, resolve_local, resolve_local_after, same_day_in_year};
 
 /// Outreach configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -467,26 +467,33 @@ impl OutreachConfig {
     /// (past every window that begins before the one it is in ends).
     pub fn defer(&self, zone: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
         let mut at = t;
-        // Each step leaves one window; windows that overlap or touch are
-        // left one after the other, and `validate` leaves a minute open, so
-        // one step per window reaches it on an ordinary day. A DST gap can
+        // Each step leaves one window, or stops where the clocks are turned
+        // back inside it (see below). Windows that overlap or touch are left
+        // one after the other, and `validate` leaves a minute open, so one
+        // step per window reaches it on an ordinary day. A DST gap can
         // swallow that open minute (and move the end of one window into
-        // another): the day's windows are then left a second time the next
-        // day, one step each again. Every step moves `at` forward.
-        for _ in 0..2 * (self.quiet_hours.len() + 1) {
+        // another), and turning the clocks back can bring a window back:
+        // the windows are then left again, one step each. Every step moves
+        // `at` forward.
+        for _ in 0..4 * (self.quiet_hours.len() + 1) {
             let local = crate::time::wall_clock(zone, at);
             let Some(q) = self.quiet_hours.iter().find(|q| q.contains(local.time())) else { return at };
             let mut day = local.date();
             if q.start > q.end && local.time() >= q.start {
                 day = day.succ_opt().unwrap_or(day);
             }
-            let end = resolve_local(zone, day.and_time(q.end));
-            // A DST gap can swallow the end of quiet hours: resolve_local
-            // moves past it, which is outside the window by construction.
+            // The end's first instant after `at`: when the clocks go back,
+            // its earlier reading may be behind us. A DST gap can swallow
+            // the end: it resolves past the gap, outside the window by
+            // construction.
+            let end = resolve_local_after(zone, day.and_time(q.end), at);
             if end <= at {
                 return at;
             }
-            at = end;
+            // Clocks turned back before the end re-read earlier times, which
+            // may be open (windows 00:15-01:00 when 01:00 becomes 00:00):
+            // look again from there.
+            at = crate::time::clock_turned_back(zone, at, end).filter(|back| *back < end).unwrap_or(end);
         }
         at
     }
@@ -1100,21 +1107,76 @@ mod tests {
             let zone: Tz = ["UTC", "Europe/Berlin", "Australia/Lord_Howe"][zone].parse().unwrap();
             // Around the spring DST change in Berlin.
             let t = utc("2024-03-30T00:00:00Z") + Duration::minutes(minute);
-            let d = c.defer(zone, t);
-            proptest::prop_assert!(d >= t);
-            proptest::prop_assert!(!c.is_quiet(zone, d), "deferred to a quiet {}", d);
-            let mut m = t;
-            while m < d {
-                proptest::prop_assert!(c.is_quiet(zone, m), "{} was open, deferred to {}", m, d);
-                m += Duration::minutes(1);
-            }
+            deferral_is_first_open_minute(&c, zone, t)?;
         }
+
+        /// The same over a whole year of zones whose clocks change, forward
+        /// and back, by an hour or half an hour, at midnight or at 01:00
+        /// (Havana and Gaza turn 01:00 back to 00:00, Santiago and Chatham
+        /// are in the south, Casablanca changes twice around Ramadan).
+        #[test]
+        fn deferral_lands_on_the_first_open_minute_in_every_season(
+            ws in proptest::collection::vec((0u32..24 * 4, 1u32..24 * 4), 1..4),
+            minute in 0i64..(60 * 24 * 366),
+            zone in 0usize..10,
+        ) {
+            let list: Vec<_> = ws.iter().map(|&(a, len)| {
+                let t = |q: u32| format!("{:02}:{:02}:00", (q / 4) % 24, (q % 4) * 15);
+                serde_json::json!({"start": t(a), "end": t(a + len)})
+            }).collect();
+            let Ok(c) = windows(serde_json::Value::Array(list)) else { return Ok(()) };
+            let zone: Tz = [
+                "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "America/Santiago", "Pacific/Chatham",
+                "Europe/London", "America/St_Johns", "Africa/Casablanca", "America/Havana", "Asia/Gaza",
+            ][zone].parse().unwrap();
+            deferral_is_first_open_minute(&c, zone, utc("2024-01-01T00:00:00Z") + Duration::minutes(minute))?;
+        }
+    }
+
+    /// `defer(t)` is open, not before `t`, and every minute it skips is quiet.
+    fn deferral_is_first_open_minute(
+        c: &OutreachConfig,
+        zone: Tz,
+        t: DateTime<Utc>,
+    ) -> std::result::Result<(), proptest::test_runner::TestCaseError> {
+        let d = c.defer(zone, t);
+        proptest::prop_assert!(d >= t);
+        proptest::prop_assert!(!c.is_quiet(zone, d), "deferred to a quiet {}", d);
+        let mut m = t;
+        while m < d {
+            proptest::prop_assert!(c.is_quiet(zone, m), "{} was open, deferred to {}", m, d);
+            m += Duration::minutes(1);
+        }
+        Ok(())
+    }
+
+    /// Havana turns 01:00 back to 00:00 on 3 November 2024: with quiet hours
+    /// 00:15-01:00, a message due at 00:15 (the first time) goes out at the
+    /// second 00:00, open again, not at 01:00.
+    #[test]
+    fn clocks_turned_back_reopen_the_minutes_before_a_window() {
+        let c = windows(serde_json::json!([{"start": "00:15:00", "end": "01:00:00"}])).unwrap();
+        let havana: Tz = "America/Havana".parse().unwrap();
+        assert_eq!(c.defer(havana, utc("2024-11-03T04:15:00Z")), utc("2024-11-03T05:00:00Z"));
+    }
+
+    /// Gaza turns 02:00 back to 01:00 on 26 October 2024. Quiet hours
+    /// 05:00-01:15 end at 01:15, which the night reads twice: a message due
+    /// at the second 01:00 waits for the second 01:15, where it stopped at
+    /// once, inside the window (the first 01:15 was already past).
+    #[test]
+    fn a_window_end_read_twice_is_its_next_reading() {
+        let c = windows(serde_json::json!([{"start": "05:00:00", "end": "01:15:00"}])).unwrap();
+        let gaza: Tz = "Asia/Gaza".parse().unwrap();
+        let d = c.defer(gaza, utc("2024-10-25T23:00:00Z"));
+        assert_eq!(d, utc("2024-10-25T23:15:00Z"));
+        assert!(!c.is_quiet(gaza, d));
     }
 
     /// Windows 02:30-05:45 and 05:30-02:00 leave 02:00-02:30 open, which
     /// the spring DST change in Berlin (31 March 2024, 02:00 -> 03:00)
     /// swallows: from 02:30 on 30 March the first open minute is 02:00 on
-    /// 1 April. (Found by the property test below: the deferral stopped a
+    /// 1 April. (Found by `deferral_lands_on_the_first_open_minute`: the deferral stopped a
     /// step short, at 05:45 on 31 March, inside the second window.)
     #[test]
     fn deferral_past_an_open_minute_swallowed_by_dst_goes_on_to_the_next_day() {

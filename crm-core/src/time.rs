@@ -135,6 +135,54 @@ fn resolve_by_rules(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     Utc.from_utc_datetime(&local)
 }
 
+/// The first instant after `after` whose wall clock in `tz` reads `local`:
+/// of the two instants of an ambiguous time (DST fall-back) the later one
+/// when the earlier is not after `after`; a time inside a DST gap resolves
+/// as in [`resolve_local`].
+pub fn resolve_local_after(tz: Tz, local: NaiveDateTime, after: DateTime<Utc>) -> DateTime<Utc> {
+    let first = resolve_local(tz, local);
+    if first > after || is_utc(tz) {
+        return first;
+    }
+    match tz.from_local_datetime(&local) {
+        LocalResult::Ambiguous(_, later) => later.with_timezone(&Utc),
+        _ => first,
+    }
+}
+
+/// The first instant in `(from, to]` at which `tz` turns its clocks back
+/// (its offset falls), if any: from there the wall clock reads again times
+/// it read before. Zones with one offset all the way answer without their
+/// table; the others compare the offsets at both ends and search between
+/// them only when the later one is smaller (at most one change a day).
+pub fn clock_turned_back(tz: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if is_utc(tz) || to <= from {
+        return None;
+    }
+    if let Some(s) = Settled::of(tz) {
+        if from.timestamp() >= s.since && to.timestamp() < HORIZON {
+            return None;
+        }
+    }
+    let offset = |t: DateTime<Utc>| tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc();
+    let before = offset(from);
+    if offset(to) >= before {
+        return None;
+    }
+    // The offset is `before` at `lo` and smaller at `hi`: halve to the second.
+    let (mut lo, mut hi) = (from.timestamp(), to.timestamp());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        let t = DateTime::from_timestamp(mid, 0)?;
+        if offset(t) >= before {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    DateTime::from_timestamp(hi, 0)
+}
+
 /// First instant of calendar day `d` in zone `tz`.
 pub fn start_of_day(tz: Tz, d: NaiveDate) -> DateTime<Utc> {
     resolve_local(tz, d.and_hms_opt(0, 0, 0).expect("midnight exists"))
