@@ -1099,11 +1099,7 @@ mod tests {
             minute in 0i64..(60 * 24 * 3),
             zone in 0usize..3,
         ) {
-            let list: Vec<_> = ws.iter().map(|&(a, len)| {
-                let t = |q: u32| format!("{:02}:{:02}:00", (q / 4) % 24, (q % 4) * 15);
-                serde_json::json!({"start": t(a), "end": t(a + len)})
-            }).collect();
-            let Ok(c) = windows(serde_json::Value::Array(list)) else { return Ok(()) };
+            let Ok(c) = quarter_hour_windows(&ws) else { return Ok(()) };
             let zone: Tz = ["UTC", "Europe/Berlin", "Australia/Lord_Howe"][zone].parse().unwrap();
             // Around the spring DST change in Berlin.
             let t = utc("2024-03-30T00:00:00Z") + Duration::minutes(minute);
@@ -1120,17 +1116,20 @@ mod tests {
             minute in 0i64..(60 * 24 * 366),
             zone in 0usize..10,
         ) {
-            let list: Vec<_> = ws.iter().map(|&(a, len)| {
-                let t = |q: u32| format!("{:02}:{:02}:00", (q / 4) % 24, (q % 4) * 15);
-                serde_json::json!({"start": t(a), "end": t(a + len)})
-            }).collect();
-            let Ok(c) = windows(serde_json::Value::Array(list)) else { return Ok(()) };
+            let Ok(c) = quarter_hour_windows(&ws) else { return Ok(()) };
             let zone: Tz = [
                 "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "America/Santiago", "Pacific/Chatham",
                 "Europe/London", "America/St_Johns", "Africa/Casablanca", "America/Havana", "Asia/Gaza",
             ][zone].parse().unwrap();
             deferral_is_first_open_minute(&c, zone, utc("2024-01-01T00:00:00Z") + Duration::minutes(minute))?;
         }
+    }
+
+    /// Quiet hours from (start, length) pairs in quarter hours of the day
+    /// (the generated windows of the deferral properties), validated.
+    fn quarter_hour_windows(ws: &[(u32, u32)]) -> Result<OutreachConfig> {
+        let t = |q: u32| format!("{:02}:{:02}:00", (q / 4) % 24, (q % 4) * 15);
+        windows(ws.iter().map(|&(a, len)| serde_json::json!({"start": t(a), "end": t(a + len)})).collect())
     }
 
     /// `defer(t)` is open, not before `t`, and every minute it skips is quiet.
@@ -1150,45 +1149,51 @@ mod tests {
         Ok(())
     }
 
-    /// Havana turns 01:00 back to 00:00 on 3 November 2024: with quiet hours
-    /// 00:15-01:00, a message due at 00:15 (the first time) goes out at the
-    /// second 00:00, open again, not at 01:00.
+    /// Deferrals around DST changes that once went wrong (each case failed
+    /// on the code before its fix), as (windows, zone, due, deferred to):
     #[test]
-    fn clocks_turned_back_reopen_the_minutes_before_a_window() {
-        let c = windows(serde_json::json!([{"start": "00:15:00", "end": "01:00:00"}])).unwrap();
-        let havana: Tz = "America/Havana".parse().unwrap();
-        assert_eq!(c.defer(havana, utc("2024-11-03T04:15:00Z")), utc("2024-11-03T05:00:00Z"));
-    }
-
-    /// Gaza turns 02:00 back to 01:00 on 26 October 2024. Quiet hours
-    /// 05:00-01:15 end at 01:15, which the night reads twice: a message due
-    /// at the second 01:00 waits for the second 01:15, where it stopped at
-    /// once, inside the window (the first 01:15 was already past).
-    #[test]
-    fn a_window_end_read_twice_is_its_next_reading() {
-        let c = windows(serde_json::json!([{"start": "05:00:00", "end": "01:15:00"}])).unwrap();
-        let gaza: Tz = "Asia/Gaza".parse().unwrap();
-        let d = c.defer(gaza, utc("2024-10-25T23:00:00Z"));
-        assert_eq!(d, utc("2024-10-25T23:15:00Z"));
-        assert!(!c.is_quiet(gaza, d));
-    }
-
-    /// Windows 02:30-05:45 and 05:30-02:00 leave 02:00-02:30 open, which
-    /// the spring DST change in Berlin (31 March 2024, 02:00 -> 03:00)
-    /// swallows: from 02:30 on 30 March the first open minute is 02:00 on
-    /// 1 April. (Found by `deferral_lands_on_the_first_open_minute`: the deferral stopped a
-    /// step short, at 05:45 on 31 March, inside the second window.)
-    #[test]
-    fn deferral_past_an_open_minute_swallowed_by_dst_goes_on_to_the_next_day() {
-        let c: OutreachConfig = serde_json::from_value(serde_json::json!({
-            "triggers": [],
-            "quiet_hours": [{"start": "02:30:00", "end": "05:45:00"}, {"start": "05:30:00", "end": "02:00:00"}],
-        }))
-        .unwrap();
-        let berlin: Tz = "Europe/Berlin".parse().unwrap();
-        let d = c.defer(berlin, utc("2024-03-30T01:30:00Z"));
-        assert_eq!(d, utc("2024-04-01T00:00:00Z"));
-        assert!(!c.is_quiet(berlin, d));
+    fn deferrals_across_dst_changes_land_on_the_first_open_minute() {
+        let cases = [
+            // Windows 02:30-05:45 and 05:30-02:00 leave 02:00-02:30 open,
+            // which Berlin's spring change (31 March 2024, 02:00 -> 03:00)
+            // swallows: from 02:30 on 30 March the first open minute is 02:00
+            // on 1 April. The deferral stopped a step short, at 05:45 on
+            // 31 March, inside the second window (found by
+            // `deferral_lands_on_the_first_open_minute`).
+            (
+                serde_json::json!([{"start": "02:30:00", "end": "05:45:00"}, {"start": "05:30:00", "end": "02:00:00"}]),
+                "Europe/Berlin",
+                "2024-03-30T01:30:00Z",
+                "2024-04-01T00:00:00Z",
+            ),
+            // Gaza turns 02:00 back to 01:00 on 26 October 2024, so the night
+            // reads 01:15, the end of 05:00-01:15, twice: a message due at
+            // the second 01:00 waits for the second 01:15. It stopped at
+            // once, inside the window (the first 01:15 was already past).
+            (
+                serde_json::json!([{"start": "05:00:00", "end": "01:15:00"}]),
+                "Asia/Gaza",
+                "2024-10-25T23:00:00Z",
+                "2024-10-25T23:15:00Z",
+            ),
+            // Havana turns 01:00 back to 00:00 on 3 November 2024: with quiet
+            // hours 00:15-01:00, a message due at the first 00:15 goes out at
+            // the second 00:00, open again. It waited until 01:00.
+            (
+                serde_json::json!([{"start": "00:15:00", "end": "01:00:00"}]),
+                "America/Havana",
+                "2024-11-03T04:15:00Z",
+                "2024-11-03T05:00:00Z",
+            ),
+        ];
+        for (list, zone, due, expected) in cases {
+            let c = windows(list).unwrap();
+            let zone: Tz = zone.parse().unwrap();
+            let d = c.defer(zone, utc(due));
+            assert_eq!(d, utc(expected), "{zone}, due {due}");
+            assert!(!c.is_quiet(zone, d));
+            deferral_is_first_open_minute(&c, zone, utc(due)).unwrap();
+        }
     }
 
     #[test]
