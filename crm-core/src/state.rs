@@ -738,7 +738,10 @@ impl MemberState {
 
     /// Times of the paid orders (sorted), for lifecycle stages.
     pub fn order_times(&self) -> Vec<DateTime<Utc>> {
-        let mut out = Vec::new();
+        // Sized once (the activity bounds the count): grown from empty, the
+        // list was reallocated two or three times per call, and a command
+        // reads it up to three times (catch-up, follow-up, wake-up time).
+        let mut out = Vec::with_capacity(self.activity.len());
         self.order_times_into(&mut out);
         out
     }
@@ -799,12 +802,20 @@ impl MemberState {
     }
 
     fn take(&mut self, allocations: &[Allocation]) {
-        for a in allocations {
-            if let Some(lot) = self.lot_mut(&a.lot_id) {
-                lot.remaining -= a.points;
+        let taken = |lot: &Lot| allocations.iter().filter(|a| a.lot_id == lot.id).map(|a| a.points).sum::<i64>();
+        // A lot used up is dropped as it is, and only a lot left with
+        // something is changed. Why: the event that earned a lot shares it
+        // with the snapshot, so changing it copies it (its id, point type and
+        // source: four allocations) — for every lot that expires, only to
+        // drop the copy.
+        self.lots.retain_mut(|lot| match taken(lot) {
+            0 => true,
+            t if lot.remaining > t => {
+                lot.remaining -= t;
+                true
             }
-        }
-        self.lots.retain(|l| l.remaining > 0);
+            _ => false,
+        });
     }
 
     fn put_back(&mut self, point_type: &str, allocations: &[Allocation], at: DateTime<Utc>) {
@@ -833,9 +844,10 @@ impl MemberState {
     }
 
     fn touch(&mut self, point_type: &str, at: DateTime<Utc>) {
-        let e = self.last_activity.entry(point_type.to_string()).or_insert(at);
-        if at > *e {
-            *e = at;
+        // Read first: an earlier or equal time changes nothing, and writing
+        // through the shared map would copy it.
+        if self.last_activity.get(point_type).is_none_or(|last| at > *last) {
+            *self.last_activity.slot(point_type) = at;
         }
     }
 
@@ -915,18 +927,18 @@ impl MemberState {
                 match &lot.source {
                     LotSource::Order { order_id, .. } => {
                         if let Some(o) = self.orders.get_mut(order_id) {
-                            *o.earned.entry(lot.point_type.clone()).or_insert(0) += lot.granted;
+                            *o.earned.slot(&lot.point_type) += lot.granted;
                         }
                     }
                     LotSource::Bonus { order_id: Some(order_id), .. } => {
                         if let Some(o) = self.orders.get_mut(order_id) {
-                            *o.bonus.entry(lot.point_type.clone()).or_insert(0) += lot.granted;
+                            *o.bonus.slot(&lot.point_type) += lot.granted;
                         }
                     }
                     _ => {}
                 }
                 self.touch(&lot.point_type, *at);
-                self.totals.entry(lot.point_type.clone()).or_default().earned += lot.granted;
+                self.totals.slot(&lot.point_type).earned += lot.granted;
                 self.record_activity(Activity {
                     at: *at,
                     spend: Decimal::ZERO,
@@ -958,7 +970,7 @@ impl MemberState {
             Event::PointsRedeemed(e) => {
                 let RedemptionPoints { at, redemption_id, point_type, points, allocations } = &**e;
                 self.take(allocations);
-                self.totals.entry(point_type.clone()).or_default().redeemed += points;
+                self.totals.slot(point_type).redeemed += points;
                 self.touch(point_type, *at);
                 self.redemptions.insert(
                     redemption_id.clone(),
@@ -973,7 +985,7 @@ impl MemberState {
             Event::RedemptionReversed(e) => {
                 let RedemptionPoints { at, redemption_id, point_type, allocations, points } = &**e;
                 self.put_back(point_type, allocations, *at);
-                self.totals.entry(point_type.clone()).or_default().redeemed -= points;
+                self.totals.slot(point_type).redeemed -= points;
                 if let Some(r) = self.redemptions.get_mut(redemption_id) {
                     r.reversed = true;
                 }
@@ -986,7 +998,7 @@ impl MemberState {
                     o.refunded += *amount;
                     whole = !before && o.refunded_in_full();
                     for i in items {
-                        *o.returned.entry(i.sku.clone()).or_insert(0) += i.qty;
+                        *o.returned.slot(&i.sku) += i.qty;
                     }
                 }
                 self.stats.refunded += *amount;
@@ -1011,9 +1023,9 @@ impl MemberState {
                 }
                 let taken: i64 = allocations.iter().map(|a| a.points).sum::<i64>() + debt + shortfall;
                 if let Some(o) = self.orders.get_mut(order_id) {
-                    *o.clawed.entry(point_type.clone()).or_insert(0) += taken;
+                    *o.clawed.slot(point_type) += taken;
                 }
-                self.totals.entry(point_type.clone()).or_default().clawed += taken;
+                self.totals.slot(point_type).clawed += taken;
                 self.record_activity(Activity {
                     at: *at,
                     spend: Decimal::ZERO,
@@ -1025,7 +1037,7 @@ impl MemberState {
             Event::PointsAdjusted(e) => {
                 let PointsAdjusted { at, point_type, lot, allocations, delta, .. } = &**e;
                 self.touch(point_type, *at);
-                self.totals.entry(point_type.clone()).or_default().adjusted += delta;
+                self.totals.slot(point_type).adjusted += delta;
                 self.record_activity(Activity {
                     at: *at,
                     spend: Decimal::ZERO,
@@ -1040,20 +1052,19 @@ impl MemberState {
                 self.take(allocations);
             }
             Event::PointsExpired { point_type, allocations, .. } => {
-                self.totals.entry(point_type.clone()).or_default().expired +=
-                    allocations.iter().map(|a| a.points).sum::<i64>();
+                self.totals.slot(point_type).expired += allocations.iter().map(|a| a.points).sum::<i64>();
                 // Remember what each order lost to expiry: a later refund of
                 // the order must not take it a second time.
                 for a in allocations {
-                    let source = self.lots.iter().find(|l| l.id == a.lot_id).map(|l| l.source.clone());
+                    let source = self.lots.iter().find(|l| l.id == a.lot_id).map(|l| &l.source);
                     let (order_id, bonus) = match source {
                         Some(LotSource::Order { order_id, .. }) => (order_id, false),
                         Some(LotSource::Bonus { order_id: Some(order_id), .. }) => (order_id, true),
                         _ => continue,
                     };
-                    if let Some(o) = self.orders.get_mut(&order_id) {
+                    if let Some(o) = self.orders.get_mut(order_id) {
                         let map = if bonus { &mut o.bonus_expired } else { &mut o.expired };
-                        *map.entry(point_type.clone()).or_insert(0) += a.points;
+                        *map.slot(point_type) += a.points;
                     }
                 }
                 self.take(allocations)

@@ -108,7 +108,9 @@ pub(crate) struct MemberReplay<'a> {
 
 impl<'a> MemberReplay<'a> {
     pub(crate) fn new(program: &'a Program, store: &'a HistoryStore<'a>) -> Self {
-        MemberReplay { tx: Tx::new(program, store, DateTime::<Utc>::MIN_UTC), woken: usize::MAX }
+        let mut tx = Tx::new(program, store, DateTime::<Utc>::MIN_UTC);
+        tx.lists_orders = false;
+        MemberReplay { tx, woken: usize::MAX }
     }
 
     /// Forget the members replayed so far.
