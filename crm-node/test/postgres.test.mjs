@@ -6,6 +6,7 @@
 // that need no server always run.
 
 import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { describe, test } from 'node:test'
 
@@ -144,5 +145,56 @@ describe('PostgreSQL errors (no server needed)', () => {
       () => engine.dropStoreSchemaSync(),
       (e) => isCrmError(e) && e.code === 'conflict',
     )
+  })
+})
+
+// Debian's PostgreSQL serves this certificate (CN=localhost) when `ssl = on`.
+const SNAKEOIL = '/etc/ssl/certs/ssl-cert-snakeoil.pem'
+const withParams = (url, params) => `${url}${url.includes('?') ? '&' : '?'}${params}`
+
+describe('PostgreSQL over TLS', () => {
+  const program = Program.defaultDemo()
+
+  for (const [params, field] of [
+    ['sslmode=allow', 'sslmode'],
+    ['sslmode=verify-full', 'sslrootcert'],
+    ['sslmode=verify-ca&sslrootcert=/nonexistent/root.pem', 'sslrootcert'],
+  ]) {
+    test(`${params} is a validation_error on ${field} (no server needed)`, async () => {
+      await rejectsCrm(Engine.openPostgres(program, withParams(UNREACHABLE, params)), 'validation_error', field)
+    })
+  }
+
+  const tls = URL_ && existsSync(SNAKEOIL) ? {} : { skip: `CRM_TEST_POSTGRES_URL not set or ${SNAKEOIL} missing` }
+  test('the certificate is checked as sslmode says', tls, async (t) => {
+    const schema = freshSchema()
+    let engine
+    try {
+      engine = await Engine.openPostgres(program, withParams(URL_, `sslmode=verify-ca&sslrootcert=${SNAKEOIL}`), {
+        schema,
+      })
+    } catch (e) {
+      if (String(e.message).includes('does not support TLS')) return t.skip('the test server does not offer TLS')
+      throw e
+    }
+    try {
+      await engine.createMember('m1', { now })
+      assert.equal((await engine.member('m1')).id, 'm1')
+      if (URL_.includes('127.0.0.1')) {
+        // The certificate names `localhost`, not the address connected to.
+        const full = `sslmode=verify-full&sslrootcert=${SNAKEOIL}`
+        await assert.rejects(Engine.openPostgres(program, withParams(URL_, full)), (e) => {
+          assert.ok(isCrmError(e) && e.code === 'store_error', e.message)
+          assert.match(e.message, /certificate/)
+          return true
+        })
+        const byName = await Engine.openPostgres(program, withParams(URL_.replace('127.0.0.1', 'localhost'), full), {
+          schema,
+        })
+        assert.equal((await byName.member('m1')).id, 'm1')
+      }
+    } finally {
+      await engine.dropStoreSchema()
+    }
   })
 })

@@ -158,3 +158,62 @@ def test_drop_store_schema_needs_a_postgres_engine(tmp_path: Path):
     for engine in (crm.Engine(crm.Program.default_demo()), crm.Engine(crm.Program.default_demo(), tmp_path / "x.db")):
         with pytest.raises(crm.Conflict):
             engine.drop_store_schema()
+
+
+# ----- TLS ---------------------------------------------------------------------------
+
+SNAKEOIL = Path("/etc/ssl/certs/ssl-cert-snakeoil.pem")  # Debian's server certificate, CN=localhost
+
+
+def with_params(url: str, params: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{params}"
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ("sslmode=allow", "sslmode"),
+        ("sslmode=verify-full", "sslrootcert"),
+        ("sslmode=verify-ca&sslrootcert=/nonexistent/root.pem", "sslrootcert"),
+    ],
+)
+def test_tls_settings_the_store_cannot_follow_are_validation_errors(params: str, field: str):
+    # Checked before any connection is attempted.
+    with pytest.raises(crm.ValidationError) as info:
+        crm.Engine.open_postgres(crm.Program.default_demo(), with_params("postgresql://postgres@127.0.0.1:1/test", params))
+    assert info.value.field == field
+    assert field in str(info.value)
+
+
+@needs_postgres
+def test_tls_checks_the_certificate_as_sslmode_says():
+    if not SNAKEOIL.exists():
+        pytest.skip(f"{SNAKEOIL} not found")
+    program = crm.Program.default_demo()
+    schema = fresh_schema()
+    try:
+        engine = crm.Engine.open_postgres(
+            program, with_params(PG_URL, f"sslmode=verify-ca&sslrootcert={SNAKEOIL}"), schema=schema
+        )
+    except crm.StoreError as e:
+        if "does not support TLS" in str(e):
+            pytest.skip("the test server does not offer TLS")
+        raise
+    try:
+        engine.create_member("m1", now=NOW)
+        assert engine.member("m1").id == "m1"
+        if "127.0.0.1" in PG_URL:
+            # The certificate names `localhost`, not the address connected to.
+            with pytest.raises(crm.StoreError) as info:
+                crm.Engine.open_postgres(
+                    program, with_params(PG_URL, f"sslmode=verify-full&sslrootcert={SNAKEOIL}"), schema=schema
+                )
+            assert "certificate" in str(info.value)
+            by_name = crm.Engine.open_postgres(
+                program,
+                with_params(PG_URL.replace("127.0.0.1", "localhost"), f"sslmode=verify-full&sslrootcert={SNAKEOIL}"),
+                schema=schema,
+            )
+            assert by_name.member("m1").id == "m1"
+    finally:
+        engine.drop_store_schema()

@@ -44,6 +44,16 @@
 //! (a panic mid-commit) is closed instead of being reused, and the server
 //! rolls its transaction back.
 //!
+//! Connections use TLS as the URL's `sslmode` and `sslrootcert` say, with
+//! libpq's meanings: `prefer` (the default) encrypts when the server
+//! offers it, `require` always, and neither checks the server's
+//! certificate unless `sslrootcert` is given; `verify-ca` checks that the
+//! certificate chains to `sslrootcert` (a PEM file, or `system` for the
+//! operating system's trusted certificates) and `verify-full` also that it
+//! names the host. A bad `sslmode` or an unreadable `sslrootcert` is an
+//! invalid-input error naming it. For example
+//! `postgresql://crm@db.example.com/shop?sslmode=verify-full&sslrootcert=/etc/ssl/certs/rds-ca.pem`.
+//!
 //! # Concurrency and durability
 //!
 //! Each commit is one `READ COMMITTED` transaction. The member writes come
@@ -81,7 +91,10 @@ use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+mod tls;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -237,6 +250,8 @@ struct PoolState {
 
 struct Pool {
     config: postgres::Config,
+    /// Makes each connection's TLS session (see [`tls`]).
+    tls: MakeRustlsConnect,
     schema: String,
     size: usize,
     state: Mutex<PoolState>,
@@ -307,11 +322,26 @@ impl Pool {
     }
 
     fn open(&self) -> Result<Conn, CrmError> {
-        let mut client =
-            self.config.connect(NoTls).map_err(|e| CrmError::Store(format!("postgres: cannot connect: {e}")))?;
+        let mut client = self
+            .config
+            .connect(self.tls.clone())
+            .map_err(|e| CrmError::Store(format!("postgres: cannot connect: {}", causes(&e))))?;
         client.batch_execute(&format!("SET search_path TO {}", quote(&self.schema))).map_err(db)?;
         Ok(Conn { client, statements: HashMap::new(), in_tx: false })
     }
+}
+
+/// `e` and its causes: rust-postgres says only "error performing TLS
+/// handshake" where the cause says which certificate check failed.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// A [`Store`] over one PostgreSQL schema (see the [module docs](self)).
@@ -333,7 +363,11 @@ impl std::fmt::Debug for PostgresStore {
 impl PostgresStore {
     /// Connect with the default options (schema `crm`), creating and
     /// migrating the schema as needed. `url` is a libpq-style URL
-    /// (`postgresql://user:password@host:port/db`) or key/value string.
+    /// (`postgresql://user:password@host:port/db`) or key/value string;
+    /// its `sslmode` (`disable`, `prefer` — the default —, `require`,
+    /// `verify-ca`, `verify-full`) and `sslrootcert` (a PEM file, or
+    /// `system`) mean what they mean to libpq (see the module docs,
+    /// "Connections").
     pub fn connect(url: &str) -> Result<PostgresStore, CrmError> {
         PostgresStore::connect_with(url, PostgresOptions::default())
     }
@@ -341,8 +375,11 @@ impl PostgresStore {
     /// Connect with the given options.
     pub fn connect_with(url: &str, options: PostgresOptions) -> Result<PostgresStore, CrmError> {
         check_schema_name(&options.schema)?;
+        let (url, tls) = tls::split(url)?;
+        let (ssl_mode, tls) = tls::connector(&tls)?;
         let mut config: postgres::Config =
             url.parse().map_err(|e| CrmError::Store(format!("postgres: invalid connection URL: {e}")))?;
+        config.ssl_mode(ssl_mode);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
@@ -352,6 +389,7 @@ impl PostgresStore {
         let store = PostgresStore {
             pool: Pool {
                 config,
+                tls,
                 schema: options.schema,
                 size: options.pool_size.max(1),
                 state: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),

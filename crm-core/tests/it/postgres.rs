@@ -307,3 +307,91 @@ fn postgres_unreachable_server_is_a_store_error() {
     assert_eq!(err.code(), "store_error");
     assert!(err.to_string().contains("connect"), "{err}");
 }
+
+/// Debian's PostgreSQL serves this self-signed certificate (`CN=localhost`)
+/// with `ssl = on`.
+const SNAKEOIL: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+
+/// `url` with more query parameters.
+fn with_params(url: &str, params: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{params}")
+}
+
+/// Whether the server sees the connections named `app` as TLS ones (`None`: it sees none).
+fn tls_of(url: &str, app: &str) -> Option<bool> {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let row = c
+        .query_one(
+            "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1",
+            &[&app],
+        )
+        .unwrap();
+    row.get(0)
+}
+
+#[test]
+fn postgres_tls_follows_sslmode_and_sslrootcert() {
+    let Some(url) = url() else { return };
+    let mut plain = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let ssl: String = plain.query_one("SHOW ssl", &[]).unwrap().get(0);
+    if ssl != "on" || !std::path::Path::new(SNAKEOIL).exists() {
+        eprintln!("skipped: the test server has no TLS with {SNAKEOIL}");
+        return;
+    }
+    let schema = fresh_schema("tls");
+    let tag = format!("crm_tls_{}", std::process::id());
+    let open = |url: &str, params: &str, app: &str| {
+        let url = with_params(url, &format!("{params}&application_name={tag}_{app}"));
+        PostgresStore::connect_with(&url, PostgresOptions::new().schema(&schema).pool_size(1))
+    };
+    let app = |name: &str| format!("{tag}_{name}");
+
+    // Encrypted without a check of the certificate (libpq's `require` and `prefer`), or not at all.
+    let kept = open(&url, "sslmode=require", "require").expect("sslmode=require connects");
+    assert_eq!(tls_of(&url, &app("require")), Some(true));
+    let _prefer = open(&url, "sslmode=prefer", "prefer").expect("sslmode=prefer connects");
+    assert_eq!(tls_of(&url, &app("prefer")), Some(true), "prefer uses the TLS the server offers");
+    let _disable = open(&url, "sslmode=disable", "disable").expect("sslmode=disable connects");
+    assert_eq!(tls_of(&url, &app("disable")), Some(false));
+
+    // The chain is checked against the roots given: the snakeoil certificate
+    // is trusted when named, not when another authority is the only root
+    // (the first of the system's bundle; `system` itself is not used here:
+    // on Debian it reads every file in /etc/ssl/certs, the snakeoil one too).
+    let _ca = open(&url, &format!("sslmode=verify-ca&sslrootcert={SNAKEOIL}"), "ca").expect("verify-ca connects");
+    assert_eq!(tls_of(&url, &app("ca")), Some(true));
+    if let Ok(bundle) = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt") {
+        let end = "-----END CERTIFICATE-----";
+        let first = &bundle[..bundle.find(end).expect("a certificate in the bundle") + end.len()];
+        let other = std::env::temp_dir().join(format!("{tag}_other_ca.pem"));
+        std::fs::write(&other, format!("{first}\n")).unwrap();
+        let other = other.to_string_lossy().into_owned();
+        let untrusted = open(&url, &format!("sslmode=verify-ca&sslrootcert={other}"), "other").unwrap_err();
+        assert_eq!(untrusted.code(), "store_error");
+        assert!(untrusted.to_string().contains("certificate"), "{untrusted}");
+        assert_eq!(tls_of(&url, &app("other")), None);
+        // `require` with a root file checks the chain too, as libpq does.
+        let also_checked = open(&url, &format!("sslmode=require&sslrootcert={other}"), "req_other").unwrap_err();
+        assert!(also_checked.to_string().contains("certificate"), "{also_checked}");
+        let _ = std::fs::remove_file(&other);
+    }
+
+    // verify-full also checks the host name: the certificate names `localhost`.
+    if url.contains("127.0.0.1") {
+        let wrong = open(&url, &format!("sslmode=verify-full&sslrootcert={SNAKEOIL}"), "by_ip").unwrap_err();
+        assert!(wrong.to_string().contains("certificate"), "{wrong}");
+        let by_name = url.replace("127.0.0.1", "localhost");
+        let _full = open(&by_name, &format!("sslmode=verify-full&sslrootcert={SNAKEOIL}"), "full")
+            .expect("verify-full connects to the name on the certificate");
+        assert_eq!(tls_of(&url, &app("full")), Some(true));
+    }
+
+    // Settings the store cannot follow are refused before connecting, naming the setting.
+    let bad = open(&url, "sslmode=allow", "allow").unwrap_err();
+    assert_eq!(bad.code(), "validation_error", "{bad}");
+    assert!(bad.to_string().contains("sslmode"), "{bad}");
+    let no_root = open(&url, "sslmode=verify-full", "no_root").unwrap_err();
+    assert!(no_root.to_string().contains("sslrootcert"), "{no_root}");
+    kept.drop_schema().unwrap();
+}
