@@ -358,6 +358,54 @@ mod tests {
         let _ = std::fs::remove_file(dir);
     }
 
+    proptest::proptest! {
+        /// Whatever else a URL's query holds, in any order and encoding, the
+        /// other parameters come back as written and in order, and the last
+        /// `sslmode` and `sslrootcert` given are the ones taken (as libpq).
+        #[test]
+        fn the_rest_of_a_url_is_kept_as_written(
+            others in proptest::collection::vec(("[a-z_]{1,12}", "[A-Za-z0-9%._~/-]{0,12}"), 0..5),
+            ssl in proptest::collection::vec((0usize..2, 0usize..5, "[a-z0-9/._-]{1,16}"), 0..4),
+            cut in 0usize..6,
+        ) {
+            let modes = ["disable", "prefer", "require", "verify-ca", "verify-full"];
+            let kept: Vec<String> = others
+                .iter()
+                .filter(|(k, _)| k != "sslmode" && k != "sslrootcert")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let taken: Vec<String> = ssl
+                .iter()
+                .map(|(which, mode, path)| match which {
+                    0 => format!("sslmode={}", modes[*mode]),
+                    _ => format!("sslrootcert={}", path.replace('/', "%2F")),
+                })
+                .collect();
+            let mut pairs = kept.clone();
+            for (i, t) in taken.iter().enumerate() {
+                pairs.insert((cut + i).min(pairs.len()), t.clone());
+            }
+            let base = "postgresql://u@db:5432/shop";
+            let url = if pairs.is_empty() { base.to_string() } else { format!("{base}?{}", pairs.join("&")) };
+            let mode = ssl.iter().rev().find(|s| s.0 == 0).map(|s| modes[s.1]);
+            let root = ssl.iter().rev().find(|s| s.0 == 1).map(|s| s.2.clone());
+            let verifying = matches!(mode, Some("verify-ca" | "verify-full"));
+            match split(&url) {
+                Ok((rest, settings)) => {
+                    proptest::prop_assert!(!verifying || root.is_some());
+                    let expected = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+                    proptest::prop_assert_eq!(rest, expected);
+                    proptest::prop_assert_eq!(settings.mode, mode.map_or(Mode::Prefer, |m| Mode::parse(m).unwrap()));
+                    proptest::prop_assert_eq!(settings.root, root);
+                }
+                Err(e) => {
+                    proptest::prop_assert!(verifying && root.is_none(), "{e}");
+                    proptest::prop_assert_eq!(field(e), "sslrootcert");
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_mode_builds_a_connector() {
         for mode in [Mode::Disable, Mode::Prefer, Mode::Require] {
