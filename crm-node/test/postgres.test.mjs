@@ -159,6 +159,7 @@ describe('PostgreSQL over TLS', () => {
     ['sslmode=allow', 'sslmode'],
     ['sslmode=verify-full', 'sslrootcert'],
     ['sslmode=verify-ca&sslrootcert=/nonexistent/root.pem', 'sslrootcert'],
+    ['sslmode=require&sslcert=/etc/client.pem', 'sslcert'],
   ]) {
     test(`${params} is a validation_error on ${field} (no server needed)`, async () => {
       await rejectsCrm(Engine.openPostgres(program, withParams(UNREACHABLE, params)), 'validation_error', field)

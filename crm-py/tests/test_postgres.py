@@ -175,6 +175,7 @@ def with_params(url: str, params: str) -> str:
         ("sslmode=allow", "sslmode"),
         ("sslmode=verify-full", "sslrootcert"),
         ("sslmode=verify-ca&sslrootcert=/nonexistent/root.pem", "sslrootcert"),
+        ("sslmode=require&sslcert=/etc/client.pem", "sslcert"),
     ],
 )
 def test_tls_settings_the_store_cannot_follow_are_validation_errors(params: str, field: str):

@@ -378,7 +378,7 @@ impl PostgresStore {
         let (url, tls) = tls::split(url)?;
         let (ssl_mode, tls) = tls::connector(&tls)?;
         let mut config: postgres::Config =
-            url.parse().map_err(|e| CrmError::Store(format!("postgres: invalid connection URL: {e}")))?;
+            url.parse().map_err(|e| CrmError::Store(format!("postgres: invalid connection URL: {}", causes(&e))))?;
         config.ssl_mode(ssl_mode);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);

@@ -297,6 +297,14 @@ fn postgres_corrupt_rows_are_store_errors() {
 }
 
 #[test]
+fn postgres_malformed_url_says_which_option() {
+    // Needs no server: the URL is refused before connecting.
+    let err = PostgresStore::connect("postgresql://postgres@127.0.0.1:1/test?colour=blue").unwrap_err();
+    assert_eq!(err.code(), "store_error");
+    assert!(err.to_string().contains("colour"), "{err}");
+}
+
+#[test]
 fn postgres_unreachable_server_is_a_store_error() {
     // Needs no server: nothing listens on port 1.
     let err = PostgresStore::connect_with(

@@ -18,6 +18,8 @@
 //! `sslrootcert` is a PEM file of trusted certificates, or `system` for the
 //! operating system's (as libpq 16). Given with `prefer` or `require`, it
 //! turns on the `verify-ca` check, as libpq does when it finds a root file.
+//! Client certificates (`sslcert`, `sslkey`) are not supported yet and are
+//! refused (a validation error naming them) rather than ignored.
 
 use std::sync::Arc;
 
@@ -76,6 +78,7 @@ pub(super) struct Settings {
 pub(super) fn split(url: &str) -> Result<(String, Settings), CrmError> {
     let mut mode = None;
     let mut root = None;
+    let mut client_cert = None;
     let mut take = |key: &str, value: String| match key {
         "sslmode" => {
             mode = Some(value);
@@ -83,6 +86,10 @@ pub(super) fn split(url: &str) -> Result<(String, Settings), CrmError> {
         }
         "sslrootcert" => {
             root = Some(value);
+            true
+        }
+        "sslcert" | "sslkey" => {
+            client_cert = Some(key.to_string());
             true
         }
         _ => false,
@@ -114,6 +121,15 @@ pub(super) fn split(url: &str) -> Result<(String, Settings), CrmError> {
         }
         kept.join(" ")
     };
+    if let Some(field) = client_cert {
+        // Refused rather than ignored: a server that asks for a client
+        // certificate would refuse the connection for a reason the host
+        // could not see in its own connection string.
+        return Err(CrmError::invalid(
+            field,
+            "client certificates (sslcert, sslkey) are not supported yet: authenticate with a password",
+        ));
+    }
     let mode = mode.as_deref().map(Mode::parse).transpose()?.unwrap_or_default();
     if matches!(mode, Mode::VerifyCa | Mode::VerifyFull) && root.is_none() {
         return Err(CrmError::invalid(
@@ -348,6 +364,8 @@ mod tests {
     #[test]
     fn bad_settings_name_their_field() {
         assert_eq!(field(split("postgresql://db/x?sslmode=allow").unwrap_err()), "sslmode");
+        assert_eq!(field(split("postgresql://db/x?sslcert=%2Fc.pem&sslkey=%2Fc.key").unwrap_err()), "sslkey");
+        assert_eq!(field(split("host=db sslcert=/c.pem").unwrap_err()), "sslcert");
         assert_eq!(field(split("postgresql://db/x?sslmode=verify-full").unwrap_err()), "sslrootcert");
         let missing = Settings { mode: Mode::VerifyCa, root: Some("/nonexistent/ca.pem".into()) };
         assert_eq!(field(connector(&missing).err().unwrap()), "sslrootcert");
@@ -371,7 +389,7 @@ mod tests {
             let modes = ["disable", "prefer", "require", "verify-ca", "verify-full"];
             let kept: Vec<String> = others
                 .iter()
-                .filter(|(k, _)| k != "sslmode" && k != "sslrootcert")
+                .filter(|(k, _)| !["sslmode", "sslrootcert", "sslcert", "sslkey"].contains(&k.as_str()))
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             let taken: Vec<String> = ssl
