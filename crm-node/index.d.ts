@@ -1710,11 +1710,11 @@ export declare class Engine {
    * connections, default 8: Promise calls run in parallel up to that
    * many) and `connectTimeoutMs` (default 10000 unless the URL sets one).
    * TLS follows the URL's `sslmode` (`disable`, `prefer` by default,
-   * `require`, `verify-ca`, `verify-full`) and `sslrootcert` (a PEM file,
-   * or `system`) as in libpq. Rejects with `store_error` when the database
-   * cannot be reached (a refused certificate included) and
-   * `validation_error` (with `field`) for a bad option, `sslmode` or
-   * `sslrootcert`.
+   * `require`, `verify-ca`, `verify-full`), `sslrootcert` (a PEM file,
+   * or `system`) and `sslcert`/`sslkey` (a client certificate) as in
+   * libpq. Rejects with `store_error` when the database cannot be
+   * reached (a refused certificate included) and `validation_error`
+   * (with `field`) for a bad option or TLS setting.
    */
   static openPostgres(program: Program, url: string, options?: PostgresOptions): Promise<Engine>
   /**

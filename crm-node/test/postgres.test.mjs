@@ -159,7 +159,8 @@ describe('PostgreSQL over TLS', () => {
     ['sslmode=allow', 'sslmode'],
     ['sslmode=verify-full', 'sslrootcert'],
     ['sslmode=verify-ca&sslrootcert=/nonexistent/root.pem', 'sslrootcert'],
-    ['sslmode=require&sslcert=/etc/client.pem', 'sslcert'],
+    ['sslmode=require&sslcert=/etc/client.pem', 'sslkey'],
+    ['sslcert=/nonexistent/client.pem&sslkey=/nonexistent/client.key', 'sslcert'],
   ]) {
     test(`${params} is a validation_error on ${field} (no server needed)`, async () => {
       await rejectsCrm(Engine.openPostgres(program, withParams(UNREACHABLE, params)), 'validation_error', field)

@@ -328,12 +328,13 @@ impl PyEngine {
     /// so threads run in parallel up to that many). `connect_timeout`
     /// (seconds; default 10 unless the URL sets one) bounds each connection
     /// attempt. TLS follows the URL's `sslmode` (`disable`, `prefer` by
-    /// default, `require`, `verify-ca`, `verify-full`) and `sslrootcert` (a
-    /// PEM file, or `system`) as in libpq.
+    /// default, `require`, `verify-ca`, `verify-full`), `sslrootcert` (a
+    /// PEM file, or `system`) and `sslcert`/`sslkey` (a client certificate)
+    /// as in libpq.
     ///
     /// Raises `StoreError` when the database cannot be reached (a refused
     /// certificate included) or the URL is malformed, `ValidationError` (with
-    /// `.field`) for a bad `schema`, `pool_size`, `sslmode` or `sslrootcert`.
+    /// `.field`) for a bad `schema`, `pool_size` or TLS setting.
     #[staticmethod]
     #[pyo3(
         signature = (program, url, *, schema=None, pool_size=None, connect_timeout=None),

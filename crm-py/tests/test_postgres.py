@@ -175,7 +175,8 @@ def with_params(url: str, params: str) -> str:
         ("sslmode=allow", "sslmode"),
         ("sslmode=verify-full", "sslrootcert"),
         ("sslmode=verify-ca&sslrootcert=/nonexistent/root.pem", "sslrootcert"),
-        ("sslmode=require&sslcert=/etc/client.pem", "sslcert"),
+        ("sslmode=require&sslcert=/etc/client.pem", "sslkey"),
+        ("sslcert=/nonexistent/client.pem&sslkey=/nonexistent/client.key", "sslcert"),
     ],
 )
 def test_tls_settings_the_store_cannot_follow_are_validation_errors(params: str, field: str):

@@ -50,8 +50,10 @@
 //! certificate unless `sslrootcert` is given; `verify-ca` checks that the
 //! certificate chains to `sslrootcert` (a PEM file, or `system` for the
 //! operating system's trusted certificates) and `verify-full` also that it
-//! names the host. A bad `sslmode` or an unreadable `sslrootcert` is an
-//! invalid-input error naming it. For example
+//! names the host. `sslcert` and `sslkey` (PEM files, given together) are a
+//! client certificate and its key, presented when the server asks for one.
+//! A bad `sslmode` or an unreadable file is an invalid-input error naming
+//! the setting. For example
 //! `postgresql://crm@db.example.com/shop?sslmode=verify-full&sslrootcert=/etc/ssl/certs/rds-ca.pem`.
 //!
 //! # Concurrency and durability
@@ -365,8 +367,8 @@ impl PostgresStore {
     /// migrating the schema as needed. `url` is a libpq-style URL
     /// (`postgresql://user:password@host:port/db`) or key/value string;
     /// its `sslmode` (`disable`, `prefer` — the default —, `require`,
-    /// `verify-ca`, `verify-full`) and `sslrootcert` (a PEM file, or
-    /// `system`) mean what they mean to libpq (see the module docs,
+    /// `verify-ca`, `verify-full`), `sslrootcert` (a PEM file, or
+    /// `system`), `sslcert` and `sslkey` mean what they mean to libpq (see the module docs,
     /// "Connections").
     pub fn connect(url: &str) -> Result<PostgresStore, CrmError> {
         PostgresStore::connect_with(url, PostgresOptions::default())

@@ -403,3 +403,116 @@ fn postgres_tls_follows_sslmode_and_sslrootcert() {
     assert!(no_root.to_string().contains("sslrootcert"), "{no_root}");
     kept.drop_schema().unwrap();
 }
+
+/// A stand-in for a PostgreSQL server that asks for client certificates
+/// (`cert` authentication): it answers the client's SSLRequest, completes a
+/// TLS handshake that requires a certificate signed by `ca`, reports what
+/// the client presented, and hangs up (so the connection itself fails).
+mod client_certificates {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::{mpsc, Arc};
+
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::server::WebPkiClientVerifier;
+
+    use crm_core::store::postgres::{PostgresOptions, PostgresStore};
+
+    struct Pki {
+        dir: std::path::PathBuf,
+        ca: CertifiedIssuer<'static, KeyPair>,
+        server: (CertificateDer<'static>, PrivateKeyDer<'static>),
+        client: CertificateDer<'static>,
+    }
+
+    fn pki(tag: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("crm-mtls-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let leaf = |name: &str, usage: ExtendedKeyUsagePurpose| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
+            params.extended_key_usages = vec![usage];
+            (params.signed_by(&key, &ca).unwrap(), key)
+        };
+        let (server, server_key) = leaf("localhost", ExtendedKeyUsagePurpose::ServerAuth);
+        let (client, client_key) = leaf("crm", ExtendedKeyUsagePurpose::ClientAuth);
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.join("client.pem"), client.pem()).unwrap();
+        std::fs::write(dir.join("client.key"), client_key.serialize_pem()).unwrap();
+        let server_key = PrivateKeyDer::Pkcs8(server_key.serialize_der().into());
+        Pki { dir, server: (server.der().clone(), server_key), client: client.der().clone(), ca }
+    }
+
+    /// Serve one connection; the client's certificate, or why the handshake failed.
+    fn serve_once(pki: &Pki) -> (u16, mpsc::Receiver<Result<Option<CertificateDer<'static>>, String>>) {
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.ca.der().clone()).unwrap();
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![pki.server.0.clone()], pki.server.1.clone_key())
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut request = [0u8; 8];
+            socket.read_exact(&mut request).unwrap();
+            assert_eq!(&request[4..], &80_877_103u32.to_be_bytes(), "an SSLRequest first");
+            socket.write_all(b"S").unwrap();
+            let mut tls = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+            let outcome = loop {
+                match tls.complete_io(&mut socket) {
+                    Ok(_) if !tls.is_handshaking() => {
+                        break Ok(tls.peer_certificates().and_then(|c| c.first().cloned()));
+                    }
+                    Ok(_) => continue,
+                    Err(e) => break Err(e.to_string()),
+                }
+            };
+            let _ = tx.send(outcome);
+        });
+        (port, rx)
+    }
+
+    fn connect(port: u16, pki: &Pki, client: bool) -> crm_core::CrmError {
+        let dir = pki.dir.display();
+        let mut url = format!("postgresql://crm@localhost:{port}/shop?sslmode=verify-full&sslrootcert={dir}/ca.pem");
+        if client {
+            url.push_str(&format!("&sslcert={dir}/client.pem&sslkey={dir}/client.key"));
+        }
+        let options = PostgresOptions::new().connect_timeout(std::time::Duration::from_secs(5));
+        PostgresStore::connect_with(&url, options).expect_err("the stand-in hangs up after the handshake")
+    }
+
+    #[test]
+    fn the_client_certificate_is_presented_when_the_server_asks() {
+        let pki = pki("given");
+        let (port, seen) = serve_once(&pki);
+        let err = connect(port, &pki, true);
+        assert_eq!(err.code(), "store_error", "{err}");
+        let presented = seen.recv().unwrap().expect("the handshake completes with the client's certificate");
+        assert_eq!(presented, Some(pki.client.clone()));
+        let _ = std::fs::remove_dir_all(&pki.dir);
+    }
+
+    #[test]
+    fn without_sslcert_a_server_that_asks_refuses_the_handshake() {
+        let pki = pki("none");
+        let (port, seen) = serve_once(&pki);
+        let err = connect(port, &pki, false);
+        assert_eq!(err.code(), "store_error", "{err}");
+        let refused = seen.recv().unwrap().expect_err("no certificate, no handshake");
+        assert!(refused.to_lowercase().contains("certificate"), "{refused}");
+        let _ = std::fs::remove_dir_all(&pki.dir);
+    }
+}

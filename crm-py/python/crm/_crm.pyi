@@ -825,11 +825,12 @@ class Engine:
         Tables live in ``schema`` (created and migrated as needed); at most
         ``pool_size`` connections; ``connect_timeout`` in seconds (default 10).
         TLS follows the URL's ``sslmode`` (``disable``, ``prefer`` by default,
-        ``require``, ``verify-ca``, ``verify-full``) and ``sslrootcert`` (a PEM
-        file, or ``system``) as in libpq.
+        ``require``, ``verify-ca``, ``verify-full``), ``sslrootcert`` (a PEM
+        file, or ``system``) and ``sslcert``/``sslkey`` (a client certificate)
+        as in libpq.
         Raises ``StoreError`` when the database cannot be reached (a refused
         certificate included), ``ValidationError`` for a bad ``schema``,
-        ``pool_size``, ``sslmode`` or ``sslrootcert``.
+        ``pool_size`` or TLS setting.
         """
     def drop_store_schema(self) -> None:
         """PostgreSQL engines only: drop the engine's schema and all its data.

@@ -18,8 +18,9 @@
 //! `sslrootcert` is a PEM file of trusted certificates, or `system` for the
 //! operating system's (as libpq 16). Given with `prefer` or `require`, it
 //! turns on the `verify-ca` check, as libpq does when it finds a root file.
-//! Client certificates (`sslcert`, `sslkey`) are not supported yet and are
-//! refused (a validation error naming them) rather than ignored.
+//! `sslcert` and `sslkey` (PEM files, given together) are the client
+//! certificate and its key, presented when the server asks for one
+//! (`cert` authentication in `pg_hba.conf`).
 
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -69,6 +70,9 @@ pub(super) struct Settings {
     pub(super) mode: Mode,
     /// `sslrootcert`: a PEM file, or `system`.
     pub(super) root: Option<String>,
+    /// `sslcert` and `sslkey`: the client certificate (PEM, with its chain)
+    /// and its private key (PEM), presented when the server asks for one.
+    pub(super) client: Option<(String, String)>,
 }
 
 /// `url` without `sslmode` and `sslrootcert`, and what they said. Both
@@ -78,7 +82,8 @@ pub(super) struct Settings {
 pub(super) fn split(url: &str) -> Result<(String, Settings), CrmError> {
     let mut mode = None;
     let mut root = None;
-    let mut client_cert = None;
+    let mut cert = None;
+    let mut key_file = None;
     let mut take = |key: &str, value: String| match key {
         "sslmode" => {
             mode = Some(value);
@@ -88,8 +93,12 @@ pub(super) fn split(url: &str) -> Result<(String, Settings), CrmError> {
             root = Some(value);
             true
         }
-        "sslcert" | "sslkey" => {
-            client_cert = Some(key.to_string());
+        "sslcert" => {
+            cert = Some(value);
+            true
+        }
+        "sslkey" => {
+            key_file = Some(value);
             true
         }
         _ => false,
@@ -121,15 +130,12 @@ pub(super) fn split(url: &str) -> Result<(String, Settings), CrmError> {
         }
         kept.join(" ")
     };
-    if let Some(field) = client_cert {
-        // Refused rather than ignored: a server that asks for a client
-        // certificate would refuse the connection for a reason the host
-        // could not see in its own connection string.
-        return Err(CrmError::invalid(
-            field,
-            "client certificates (sslcert, sslkey) are not supported yet: authenticate with a password",
-        ));
-    }
+    let client = match (cert, key_file) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (Some(_), None) => return Err(CrmError::invalid("sslkey", "sslcert needs the private key of its certificate")),
+        (None, Some(_)) => return Err(CrmError::invalid("sslcert", "sslkey needs the certificate it is the key of")),
+    };
     let mode = mode.as_deref().map(Mode::parse).transpose()?.unwrap_or_default();
     if matches!(mode, Mode::VerifyCa | Mode::VerifyFull) && root.is_none() {
         return Err(CrmError::invalid(
@@ -137,7 +143,7 @@ pub(super) fn split(url: &str) -> Result<(String, Settings), CrmError> {
             "sslmode=verify-ca and verify-full need the certificates to trust: a PEM file, or `system` for the operating system's",
         ));
     }
-    Ok((rest, Settings { mode, root }))
+    Ok((rest, Settings { mode, root, client }))
 }
 
 /// The `key=value` pairs of a libpq key/value string: each pair's text as
@@ -239,18 +245,41 @@ pub(super) fn connector(settings: &Settings) -> Result<(SslMode, MakeRustlsConne
         Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
     };
     let roots = settings.root.as_deref().map(roots).transpose()?;
-    let config = match (settings.mode, roots) {
-        (Mode::VerifyFull, Some(roots)) => builder.with_root_certificates(roots).with_no_client_auth(),
+    let checked = match (settings.mode, roots) {
+        (Mode::VerifyFull, Some(roots)) => builder.with_root_certificates(roots),
         (_, roots) => {
             let chain = roots
                 .map(|r| WebPkiServerVerifier::builder_with_provider(Arc::new(r), provider.clone()).build())
                 .transpose()
                 .map_err(|e| CrmError::invalid("sslrootcert", e.to_string()))?;
             let verifier = Verifier { chain, provider };
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier)).with_no_client_auth()
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
+        }
+    };
+    let config = match &settings.client {
+        None => checked.with_no_client_auth(),
+        Some((cert, key)) => {
+            let (chain, key) = client_identity(cert, key)?;
+            checked.with_client_auth_cert(chain, key).map_err(|e| CrmError::invalid("sslkey", e.to_string()))?
         }
     };
     Ok((ssl_mode, MakeRustlsConnect::new(config)))
+}
+
+/// The client certificate chain in `cert` and its private key in `key` (PEM files).
+fn client_identity(cert: &str, key: &str) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), CrmError> {
+    let unreadable = |field: &str, path: &str, e: &dyn std::fmt::Display| {
+        CrmError::invalid(field, format!("cannot read {path}: {e}"))
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| unreadable("sslcert", cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| unreadable("sslcert", cert, &e))?;
+    if chain.is_empty() {
+        return Err(CrmError::invalid("sslcert", format!("{cert} holds no PEM certificate")));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| unreadable("sslkey", key, &e))?;
+    Ok((chain, key))
 }
 
 /// The certificates `sslrootcert` names.
@@ -344,7 +373,7 @@ mod tests {
             split("postgresql://u@db:5432/shop?application_name=a&sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20x.pem")
                 .unwrap();
         assert_eq!(rest, "postgresql://u@db:5432/shop?application_name=a");
-        assert_eq!(s, Settings { mode: Mode::VerifyFull, root: Some("/etc/ca x.pem".into()) });
+        assert_eq!(s, Settings { mode: Mode::VerifyFull, root: Some("/etc/ca x.pem".into()), client: None });
         let (rest, s) = split("postgres://u@db/shop?sslmode=disable").unwrap();
         assert_eq!((rest.as_str(), s.mode, s.root), ("postgres://u@db/shop", Mode::Disable, None));
         let (rest, s) = split("postgresql://u@db/shop").unwrap();
@@ -356,7 +385,7 @@ mod tests {
         let (rest, s) =
             split("host=db  sslmode = require user=u sslrootcert='/etc/it\\'s ca.pem' password='a b'").unwrap();
         assert_eq!(rest, "host=db user=u password='a b'");
-        assert_eq!(s, Settings { mode: Mode::Require, root: Some("/etc/it's ca.pem".into()) });
+        assert_eq!(s, Settings { mode: Mode::Require, root: Some("/etc/it's ca.pem".into()), client: None });
         assert!(matches!(split("host=db sslmode"), Err(CrmError::Store(_))));
         assert!(matches!(split("host='db"), Err(CrmError::Store(_))));
     }
@@ -364,14 +393,21 @@ mod tests {
     #[test]
     fn bad_settings_name_their_field() {
         assert_eq!(field(split("postgresql://db/x?sslmode=allow").unwrap_err()), "sslmode");
-        assert_eq!(field(split("postgresql://db/x?sslcert=%2Fc.pem&sslkey=%2Fc.key").unwrap_err()), "sslkey");
-        assert_eq!(field(split("host=db sslcert=/c.pem").unwrap_err()), "sslcert");
+        assert_eq!(field(split("postgresql://db/x?sslcert=%2Fc.pem").unwrap_err()), "sslkey");
+        assert_eq!(field(split("host=db sslkey=/c.key").unwrap_err()), "sslcert");
+        let (_, s) = split("host=db sslcert=/c.pem sslkey='/c key'").unwrap();
+        assert_eq!(s.client, Some(("/c.pem".into(), "/c key".into())));
+        let no_cert = Settings {
+            client: Some(("/nonexistent/c.pem".into(), "/nonexistent/c.key".into())),
+            ..Settings::default()
+        };
+        assert_eq!(field(connector(&no_cert).err().unwrap()), "sslcert");
         assert_eq!(field(split("postgresql://db/x?sslmode=verify-full").unwrap_err()), "sslrootcert");
-        let missing = Settings { mode: Mode::VerifyCa, root: Some("/nonexistent/ca.pem".into()) };
+        let missing = Settings { mode: Mode::VerifyCa, root: Some("/nonexistent/ca.pem".into()), client: None };
         assert_eq!(field(connector(&missing).err().unwrap()), "sslrootcert");
         let dir = std::env::temp_dir().join(format!("crm-tls-empty-{}.pem", std::process::id()));
         std::fs::write(&dir, "not a certificate\n").unwrap();
-        let empty = Settings { mode: Mode::VerifyFull, root: Some(dir.to_string_lossy().into_owned()) };
+        let empty = Settings { mode: Mode::VerifyFull, root: Some(dir.to_string_lossy().into_owned()), client: None };
         assert_eq!(field(connector(&empty).err().unwrap()), "sslrootcert");
         let _ = std::fs::remove_file(dir);
     }
@@ -427,7 +463,7 @@ mod tests {
     #[test]
     fn every_mode_builds_a_connector() {
         for mode in [Mode::Disable, Mode::Prefer, Mode::Require] {
-            let (ssl, _) = connector(&Settings { mode, root: None }).unwrap();
+            let (ssl, _) = connector(&Settings { mode, ..Settings::default() }).unwrap();
             let expected = match mode {
                 Mode::Disable => SslMode::Disable,
                 Mode::Prefer => SslMode::Prefer,
