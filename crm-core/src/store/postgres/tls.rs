@@ -80,28 +80,15 @@ pub(super) struct Settings {
 /// values percent-encoded) and `key=value` pairs (values optionally in
 /// single quotes, with `\'` and `\\`).
 pub(super) fn split(url: &str) -> Result<(String, Settings), CrmError> {
-    let mut mode = None;
-    let mut root = None;
-    let mut cert = None;
-    let mut key_file = None;
-    let mut take = |key: &str, value: String| match key {
-        "sslmode" => {
-            mode = Some(value);
+    const TAKEN: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
+    let mut values: [Option<String>; 4] = Default::default();
+    // Whether `key` is one of ours (then its value is kept, the last one winning).
+    let mut take = |key: &str, value: String| match TAKEN.iter().position(|k| *k == key) {
+        Some(i) => {
+            values[i] = Some(value);
             true
         }
-        "sslrootcert" => {
-            root = Some(value);
-            true
-        }
-        "sslcert" => {
-            cert = Some(value);
-            true
-        }
-        "sslkey" => {
-            key_file = Some(value);
-            true
-        }
-        _ => false,
+        None => false,
     };
     let rest = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         match url.split_once('?') {
@@ -130,6 +117,7 @@ pub(super) fn split(url: &str) -> Result<(String, Settings), CrmError> {
         }
         kept.join(" ")
     };
+    let [mode, root, cert, key_file] = values;
     let client = match (cert, key_file) {
         (None, None) => None,
         (Some(cert), Some(key)) => Some((cert, key)),
