@@ -327,23 +327,10 @@ impl Pool {
         let mut client = self
             .config
             .connect(self.tls.clone())
-            .map_err(|e| CrmError::Store(format!("postgres: cannot connect: {}", causes(&e))))?;
+            .map_err(|e| CrmError::Store(format!("postgres: cannot connect: {}", describe(&e))))?;
         client.batch_execute(&format!("SET search_path TO {}", quote(&self.schema))).map_err(db)?;
         Ok(Conn { client, statements: HashMap::new(), in_tx: false })
     }
-}
-
-/// `e` and its causes: rust-postgres says only "error performing TLS
-/// handshake" where the cause says which certificate check failed.
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 /// A [`Store`] over one PostgreSQL schema (see the [module docs](self)).
@@ -380,7 +367,7 @@ impl PostgresStore {
         let (url, tls) = tls::split(url)?;
         let (ssl_mode, tls) = tls::connector(&tls)?;
         let mut config: postgres::Config =
-            url.parse().map_err(|e| CrmError::Store(format!("postgres: invalid connection URL: {}", causes(&e))))?;
+            url.parse().map_err(|e| CrmError::Store(format!("postgres: invalid connection URL: {}", describe(&e))))?;
         config.ssl_mode(ssl_mode);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
@@ -477,6 +464,9 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+/// The server's message and SQLSTATE, or the error with its causes: rust-postgres
+/// says only "error performing TLS handshake" or "invalid connection string"
+/// where the cause says which certificate check or which option failed.
 fn describe(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(d) => format!("{} ({})", d.message(), d.code().code()),
