@@ -618,6 +618,9 @@ impl OutreachConfig {
                 }
             }
             TriggerKind::UnpaidOrder { minutes } => {
+                if !st.may_have_unpaid_orders() {
+                    return;
+                }
                 for o in st.orders.values() {
                     // Also when scheduling: a paid order never becomes
                     // unpaid again, and paying it is a command, which
