@@ -570,6 +570,11 @@ impl OutreachConfig {
                 // through its point type and the zone's calendar on every
                 // wake-up (with thousands of lots, most of what an order cost).
                 let (first, last) = warned_within(*days, (lo, hi));
+                // No lot expires before the member's earliest lot activation
+                // or expiry: when that is later, no lot is read at all.
+                if st.lots_quiet_until(last) {
+                    return;
+                }
                 let expiring = st
                     .lots
                     .iter()

@@ -282,42 +282,46 @@ pub struct MemberState {
     /// idempotency by id, `open_tickets` and the reports need every one).
     #[serde(default, skip_serializing_if = "is_empty_shared")]
     pub feedback: Shared<Feedback>,
-    /// How many of `orders` are placed and not yet paid, kept by
-    /// [`MemberState::evolve`].
+    /// How many of `orders` are placed and not yet paid (see `Derived`):
+    /// the `unpaid_order` trigger reads every order only when there is one.
+    /// Reading each order's status meant following a pointer per order,
+    /// twice for every member woken (the run and the next wake-up), a cache
+    /// miss each on a member day over a million members (about 5 % of it).
     #[serde(skip)]
-    placed: PlacedCount,
+    placed: Derived<u32>,
+    /// The earliest activation or expiry among `lots` (see `Derived`; kept
+    /// by `evolve` where cheap, else worked out by [`MemberState::settle`]),
+    /// for [`MemberState::next_due_at`]: `run_due` asks it of every member it
+    /// wakes (whether anything is due, the points to activate or expire,
+    /// the store's due index), and each lot read is a pointer to follow; a
+    /// member day woke half a million members for their message and read
+    /// every lot of each, three times, to find nothing due.
+    #[serde(skip)]
+    lots_due: Derived<Option<DateTime<Utc>>>,
 }
 
-/// How many of a member's orders are placed and unpaid: the `unpaid_order`
-/// trigger looks at every order only when there is one. Reading each
-/// order's status meant following a pointer per order, twice for every
-/// member woken (the run and the next wake-up), a cache miss each on a
-/// member day over a million members (about 5 % of that day).
-///
-/// Derived from `orders`, so not stored: a snapshot read back from a store
-/// does not know it (`Unknown`) and the trigger looks at the orders, as
-/// before, until a new member is folded from its events.
+/// A figure derived from the rest of the state, kept up to date by
+/// [`MemberState::evolve`] so that hot paths read it instead of walking
+/// the state. Not stored: a snapshot read back from a store does not know
+/// it (`None`), and readers compute it from the state as they did before,
+/// until a member is folded anew from its events.
 #[derive(Debug, Clone, Copy, Default)]
-enum PlacedCount {
-    #[default]
-    Unknown,
-    Known(u32),
-}
+struct Derived<T>(Option<T>);
 
-impl PlacedCount {
-    /// Count an order leaving (`-1`) or entering (`+1`) the placed status.
-    fn add(&mut self, delta: i32) {
-        if let PlacedCount::Known(n) = self {
-            *n = n.saturating_add_signed(delta);
-        }
+/// A cache of fields compared already: two states are equal whether or not
+/// either has the figure.
+impl<T> PartialEq for Derived<T> {
+    fn eq(&self, _: &Derived<T>) -> bool {
+        true
     }
 }
 
-/// A cache of `orders`: two states with the same orders are equal whether
-/// or not either has counted them.
-impl PartialEq for PlacedCount {
-    fn eq(&self, _: &PlacedCount) -> bool {
-        true
+impl Derived<u32> {
+    /// Count orders leaving (`-1`) or entering (`+1`) the placed status.
+    fn add(&mut self, delta: i32) {
+        if let Some(n) = &mut self.0 {
+            *n = n.saturating_add_signed(delta);
+        }
     }
 }
 
@@ -735,7 +739,8 @@ impl MemberState {
             wake_at: None,
             coupons: empty!(BTreeMap<String, crate::coupon::Coupon>),
             feedback: empty!(Feedback),
-            placed: PlacedCount::Known(0),
+            placed: Derived(Some(0)),
+            lots_due: Derived(Some(None)),
         }
     }
 
@@ -756,16 +761,24 @@ impl MemberState {
     /// will ever be due until another event. Exactly: something is due at
     /// `now` if and only if `next_due_at() <= now`.
     pub fn next_due_at(&self) -> Option<DateTime<Utc>> {
-        let mut next: Option<DateTime<Utc>> = None;
-        for l in &self.lots {
-            if !l.activated {
-                next = min_opt(next, Some(l.available_at));
-            }
-            if l.remaining > 0 {
-                next = min_opt(next, l.expires_at);
-            }
-        }
-        min_opt(next, self.wake_at)
+        min_opt(self.lots_due_at(), self.wake_at)
+    }
+
+    /// The earliest instant a lot is due to activate or expire: the lots'
+    /// part of [`MemberState::next_due_at`]. Nothing is due from the lots
+    /// at `now` when it is later (or `None`).
+    pub fn lots_due_at(&self) -> Option<DateTime<Utc>> {
+        self.lots_due.0.unwrap_or_else(|| self.scan_lots_due())
+    }
+
+    /// Whether no lot is known to need `run_due` until after `t` (no lot
+    /// is read: `false` when that is not known without reading them).
+    pub fn lots_quiet_until(&self, t: DateTime<Utc>) -> bool {
+        self.lots_due.0.is_some_and(|due| due.is_none_or(|due| due > t))
+    }
+
+    fn scan_lots_due(&self) -> Option<DateTime<Utc>> {
+        self.lots.iter().fold(None, |next, l| min_opt(next, lot_due(l)))
     }
 
     /// Record a change to what tiers and stages count, keeping time order.
@@ -792,9 +805,9 @@ impl MemberState {
     }
 
     /// Might the member have an order placed and not yet paid? `false` only
-    /// when it is known to have none (see `PlacedCount`).
+    /// when it is known to have none.
     pub fn may_have_unpaid_orders(&self) -> bool {
-        !matches!(self.placed, PlacedCount::Known(0))
+        self.placed.0 != Some(0)
     }
 
     /// Is the member active (neither merged nor erased)?
@@ -1131,7 +1144,7 @@ impl MemberState {
                 self.lots.clear();
                 self.debts.clear();
                 self.orders.clear();
-                self.placed = PlacedCount::Known(0);
+                self.placed = Derived(Some(0));
                 self.redemptions.clear();
                 self.identities.clear();
                 self.activity.clear();
@@ -1221,6 +1234,51 @@ impl MemberState {
                 self.feedback.surveys.insert(survey.id.clone(), (**survey).clone());
             }
         }
+        self.keep_lots_due(event);
+    }
+
+    /// Keep `lots_due` after `event` where that is cheap: a new lot can
+    /// only bring it forward, and events that leave the lots as they are
+    /// keep it. Any other (one that spends, expires, activates, extends or
+    /// moves lots, and any event added later) forgets it, to be worked out
+    /// again by [`MemberState::settle`] once, not after every event of a
+    /// command (a what-if replay extends every lot's expiry on each order).
+    fn keep_lots_due(&mut self, event: &Event) {
+        let Some(due) = self.lots_due.0 else { return };
+        match event {
+            // Kept only with points left (see `evolve`).
+            Event::PointsEarned { lot, .. } if lot.remaining > 0 => {
+                self.lots_due = Derived(Some(min_opt(due, lot_due(lot))));
+            }
+            Event::PointsEarned { .. } => {}
+            Event::MemberCreated { .. }
+            | Event::ProfileUpdated { .. }
+            | Event::IdentityLinked { .. }
+            | Event::IdentityUnlinked { .. }
+            | Event::TagAdded { .. }
+            | Event::TagRemoved { .. }
+            | Event::ConsentChanged { .. }
+            | Event::OrderRecorded { .. }
+            | Event::OrderStatusChanged { .. }
+            | Event::BonusCounted { .. }
+            | Event::RuleUsage { .. }
+            | Event::TierUpdated { .. }
+            | Event::StageChanged { .. }
+            | Event::Engaged { .. }
+            | Event::SegmentChanged { .. }
+            | Event::OutreachRun { .. } => {}
+            _ => self.lots_due = Derived(None),
+        }
+    }
+
+    /// Work out what the state keeps derived and does not know (after
+    /// events that made it forget, or read back from a store), so that
+    /// later reads of this snapshot find it: the engine settles each member
+    /// a command changed before writing it.
+    pub fn settle(&mut self) {
+        if self.lots_due.0.is_none() {
+            self.lots_due = Derived(Some(self.scan_lots_due()));
+        }
     }
 
     /// A run's messages join the list of sent ones, and those due more than
@@ -1286,7 +1344,7 @@ impl MemberState {
         }
         // Merges are rare: counted again rather than added up.
         let placed = self.orders.values().filter(|o| o.order.status == OrderStatus::Placed).count();
-        self.placed = PlacedCount::Known(u32::try_from(placed).unwrap_or(u32::MAX));
+        self.placed = Derived(Some(u32::try_from(placed).unwrap_or(u32::MAX)));
         for (k, v) in &other.redemptions {
             self.redemptions.entry(k.clone()).or_insert_with(|| v.clone());
         }
@@ -1344,6 +1402,13 @@ impl MemberState {
             p.attributes.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
+}
+
+/// When a lot next needs `run_due`: its activation while pending, else
+/// its expiry while points are left.
+fn lot_due(l: &Lot) -> Option<DateTime<Utc>> {
+    let activation = Some(l.available_at).filter(|_| !l.activated);
+    min_opt(activation, l.expires_at.filter(|_| l.remaining > 0))
 }
 
 fn min_opt(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
@@ -1646,7 +1711,7 @@ mod tests {
                 for step in &steps {
                     st.evolve(&event(step));
                     let placed = st.orders.values().filter(|o| o.order.status == OrderStatus::Placed).count();
-                    prop_assert!(matches!(st.placed, PlacedCount::Known(n) if n as usize == placed), "{:?} against {placed}", st.placed);
+                    prop_assert!(st.placed.0.is_some_and(|n| n as usize == placed), "{:?} against {placed}", st.placed);
                     prop_assert_eq!(st.may_have_unpaid_orders(), placed > 0);
                 }
                 let back: MemberState = serde_json::from_value(serde_json::to_value(&st).unwrap()).unwrap();

@@ -547,6 +547,7 @@ impl<'a, S: Store> Tx<'a, S> {
         let mut members: Vec<_> = self.members.into_values().filter(|w| !w.events.is_empty()).collect();
         members.sort_by(|a, b| a.state.id.cmp(&b.state.id));
         for w in &mut members {
+            w.state.settle();
             w.state.wake_at = journey::wake_at(self.program, &w.state);
         }
         self.commit.members = members
@@ -2022,6 +2023,11 @@ impl<S: Store> Tx<'_, S> {
     fn due_events(&mut self, id: &MemberId) -> (i64, i64) {
         let now = self.now;
         let st = self.state(id);
+        // Most members woken have nothing due from their lots (a message,
+        // a stage change): known without reading every lot.
+        if st.lots_quiet_until(now) {
+            return (0, 0);
+        }
         let activations: Vec<(String, i64)> = st
             .lots
             .iter()
@@ -2068,11 +2074,7 @@ impl<S: Store> Drop for ReadScope<'_, S> {
 }
 
 fn has_due(st: &MemberState, now: DateTime<Utc>) -> bool {
-    st.wake_at.is_some_and(|w| w <= now)
-        || st
-            .lots
-            .iter()
-            .any(|l| (!l.activated && l.available_at <= now) || (l.remaining > 0 && l.phase(now) == LotPhase::Expired))
+    st.next_due_at().is_some_and(|t| t <= now)
 }
 
 fn same_or_conflict(r: Receipt, command: &Command) -> Result<Outcome> {

@@ -670,6 +670,14 @@ impl<S: Store> Harness<S> {
             ids.sort();
             ids.dedup();
             prop_assert_eq!(ids.len(), st.lots.len(), "duplicate lot ids in {}", st.id);
+            // What the state keeps derived (the lots' next activation or
+            // expiry, whether an order is unpaid) agrees with the state it
+            // is derived from, which a copy read back from JSON works out.
+            let back: crm_core::state::MemberState = serde_json::from_value(serde_json::to_value(st).unwrap()).unwrap();
+            prop_assert_eq!(st.lots_due_at(), back.lots_due_at(), "lots due of {}", st.id);
+            prop_assert_eq!(st.next_due_at(), back.next_due_at(), "next due of {}", st.id);
+            let unpaid = st.orders.values().any(|o| o.order.status == OrderStatus::Placed);
+            prop_assert!(unpaid <= st.may_have_unpaid_orders(), "unpaid orders of {}", st.id);
             for identity in &st.identities {
                 prop_assert_eq!(self.engine.find_by_identity(identity).unwrap(), Some(st.id.clone()));
             }
