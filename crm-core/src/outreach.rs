@@ -614,11 +614,10 @@ impl OutreachConfig {
             }
             TriggerKind::StageEntered { stage } => {
                 for c in st.stage_history.iter().filter(|c| c.to == *stage) {
-                    let from = c.from.map(|s| s.as_str().to_string());
                     push(
                         &|| format!("{}:{}", stage.as_str(), c.at.to_rfc3339()),
                         c.at,
-                        &|| serde_json::json!({ "stage": stage, "from": from, "reason": c.reason }),
+                        &|| serde_json::json!({ "stage": stage, "from": c.from.map(Stage::as_str), "reason": c.reason }),
                     );
                 }
             }
