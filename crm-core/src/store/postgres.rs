@@ -53,7 +53,9 @@
 //! names the host. `sslcert` and `sslkey` (PEM files, given together) are a
 //! client certificate and its key, presented when the server asks for one.
 //! A bad `sslmode` or an unreadable file is an invalid-input error naming
-//! the setting. For example
+//! the setting. As in libpq, a Unix-domain socket (`host=/var/run/postgresql`,
+//! or the directory percent-encoded as a URL's host) is never encrypted,
+//! whatever `sslmode` says. For example
 //! `postgresql://crm@db.example.com/shop?sslmode=verify-full&sslrootcert=/etc/ssl/certs/rds-ca.pem`.
 //!
 //! # Concurrency and durability
@@ -368,7 +370,7 @@ impl PostgresStore {
         let (ssl_mode, tls) = tls::connector(&tls)?;
         let mut config: postgres::Config =
             url.parse().map_err(|e| CrmError::Store(format!("postgres: invalid connection URL: {}", describe(&e))))?;
-        config.ssl_mode(ssl_mode);
+        config.ssl_mode(if only_unix_sockets(&config) { postgres::config::SslMode::Disable } else { ssl_mode });
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
@@ -458,6 +460,20 @@ fn check_schema_name(name: &str) -> Result<(), CrmError> {
             format!("{name:?} is not a plain identifier (letters, digits and _, not starting with a digit, at most 63 bytes)"),
         ))
     }
+}
+
+/// Whether every host of `config` is a Unix-domain socket (a directory).
+/// libpq never uses TLS on such a socket, whatever `sslmode` says (the
+/// server does not offer it there): the store connects plainly too, where
+/// rust-postgres would ask for TLS and, with `sslmode=require`, fail with
+/// "server does not support TLS" on a URL that works with `psql`.
+fn only_unix_sockets(config: &postgres::Config) -> bool {
+    let hosts = config.get_hosts();
+    #[cfg(unix)]
+    let unix = |h: &postgres::config::Host| matches!(h, postgres::config::Host::Unix(_));
+    #[cfg(not(unix))]
+    let unix = |_: &postgres::config::Host| false;
+    !hosts.is_empty() && hosts.iter().all(unix)
 }
 
 fn quote(ident: &str) -> String {

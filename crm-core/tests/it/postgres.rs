@@ -338,6 +338,41 @@ fn tls_of(url: &str, app: &str) -> Option<bool> {
     row.get(0)
 }
 
+/// Over a Unix-domain socket libpq never uses TLS, whatever `sslmode`
+/// says ("ignored for Unix domain socket communication"); neither does the
+/// store, so a connection string that works with `psql` works here too.
+#[test]
+fn postgres_over_a_unix_socket_ignores_sslmode() {
+    let Some(url) = url() else { return };
+    let dir = "/var/run/postgresql";
+    let port = url.parse::<postgres::Config>().ok().and_then(|c| c.get_ports().first().copied()).unwrap_or(5432);
+    if !std::path::Path::new(&format!("{dir}/.s.PGSQL.{port}")).exists() {
+        eprintln!("skipped: no PostgreSQL socket in {dir}");
+        return;
+    }
+    let config: postgres::Config = url.parse().unwrap();
+    let (user, db) = (config.get_user().unwrap_or("postgres"), config.get_dbname().unwrap_or("postgres"));
+    let schema = fresh_schema("socket");
+    for mode in ["require", "verify-ca"] {
+        let app = format!("crm_socket_{}_{}", std::process::id(), mode.replace('-', "_"));
+        let socket = format!(
+            "host={dir} port={port} user={user} dbname={db} sslmode={mode} sslrootcert={SNAKEOIL} application_name={app}"
+        );
+        let store = PostgresStore::connect_with(&socket, PostgresOptions::new().schema(&schema).pool_size(1))
+            .unwrap_or_else(|e| panic!("sslmode={mode} over the socket: {e}"));
+        assert_eq!(tls_of(&url, &app), Some(false), "sslmode={mode}");
+        drop(store);
+    }
+    // The same as a URL (the socket's directory percent-encoded as the host).
+    let app = format!("crm_socket_{}_url", std::process::id());
+    let socket =
+        format!("postgresql://{user}@%2Fvar%2Frun%2Fpostgresql:{port}/{db}?sslmode=require&application_name={app}");
+    let _store = PostgresStore::connect_with(&socket, PostgresOptions::new().schema(&schema).pool_size(1))
+        .expect("sslmode=require over the socket, as a URL");
+    assert_eq!(tls_of(&url, &app), Some(false));
+    PostgresStore::connect_with(&url, PostgresOptions::new().schema(&schema)).unwrap().drop_schema().unwrap();
+}
+
 #[test]
 fn postgres_tls_follows_sslmode_and_sslrootcert() {
     let Some(url) = url() else { return };
