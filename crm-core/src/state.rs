@@ -771,6 +771,15 @@ impl MemberState {
         self.lots_due.0.unwrap_or_else(|| self.scan_lots_due())
     }
 
+    /// Whether some lot is due to activate or expire at `now` (without
+    /// reading the lots when that is known; else up to the first one due).
+    pub fn lots_due_by(&self, now: DateTime<Utc>) -> bool {
+        match self.lots_due.0 {
+            Some(due) => due.is_some_and(|due| due <= now),
+            None => self.lots.iter().any(|l| lot_due(l).is_some_and(|due| due <= now)),
+        }
+    }
+
     /// Whether no lot is known to need `run_due` until after `t` (no lot
     /// is read: `false` when that is not known without reading them).
     pub fn lots_quiet_until(&self, t: DateTime<Utc>) -> bool {

@@ -2073,8 +2073,9 @@ impl<S: Store> Drop for ReadScope<'_, S> {
     }
 }
 
+/// `next_due_at() <= now`, reading as little as it can: the wake-up first.
 fn has_due(st: &MemberState, now: DateTime<Utc>) -> bool {
-    st.next_due_at().is_some_and(|t| t <= now)
+    st.wake_at.is_some_and(|w| w <= now) || st.lots_due_by(now)
 }
 
 fn same_or_conflict(r: Receipt, command: &Command) -> Result<Outcome> {
