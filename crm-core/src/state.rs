@@ -301,10 +301,10 @@ pub struct MemberState {
 }
 
 /// A figure derived from the rest of the state, kept up to date by
-/// [`MemberState::evolve`] so that hot paths read it instead of walking
-/// the state. Not stored: a snapshot read back from a store does not know
-/// it (`None`), and readers compute it from the state as they did before,
-/// until a member is folded anew from its events.
+/// [`MemberState::evolve`] (or, for the lots, by [`MemberState::settle`])
+/// so that hot paths read it instead of walking the state. Not stored: a
+/// snapshot read back from a store does not know it (`None`), and readers
+/// compute it from the state as they did before.
 #[derive(Debug, Clone, Copy, Default)]
 struct Derived<T>(Option<T>);
 
