@@ -1283,11 +1283,35 @@ impl MemberState {
     /// Work out what the state keeps derived and does not know (after
     /// events that made it forget, or read back from a store), so that
     /// later reads of this snapshot find it: the engine settles each member
-    /// a command changed before writing it.
+    /// a command changed before writing it, and the SQLite and PostgreSQL
+    /// stores each snapshot they read (the figures are not stored).
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use crm_core::state::MemberState;
+    ///
+    /// let joined = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+    /// let st = MemberState::new("alice".into(), joined);
+    /// // Read back from JSON, the state no longer knows it has no lots.
+    /// let mut back: MemberState = serde_json::from_str(&serde_json::to_string(&st)?)?;
+    /// assert!(!back.lots_quiet_until(joined) && back.may_have_unpaid_orders());
+    /// back.settle();
+    /// assert!(back.lots_quiet_until(joined) && !back.may_have_unpaid_orders());
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
     pub fn settle(&mut self) {
         if self.lots_due.0.is_none() {
             self.lots_due = Derived(Some(self.scan_lots_due()));
         }
+        if self.placed.0.is_none() {
+            self.placed = Derived(Some(self.count_placed()));
+        }
+    }
+
+    /// How many orders are placed and not yet paid, counted.
+    fn count_placed(&self) -> u32 {
+        let placed = self.orders.values().filter(|o| o.order.status == OrderStatus::Placed).count();
+        u32::try_from(placed).unwrap_or(u32::MAX)
     }
 
     /// A run's messages join the list of sent ones, and those due more than
@@ -1352,8 +1376,7 @@ impl MemberState {
             self.orders.entry(k.clone()).or_insert_with(|| v.clone());
         }
         // Merges are rare: counted again rather than added up.
-        let placed = self.orders.values().filter(|o| o.order.status == OrderStatus::Placed).count();
-        self.placed = Derived(Some(u32::try_from(placed).unwrap_or(u32::MAX)));
+        self.placed = Derived(Some(self.count_placed()));
         for (k, v) in &other.redemptions {
             self.redemptions.entry(k.clone()).or_insert_with(|| v.clone());
         }

@@ -988,7 +988,9 @@ impl Engine {
     /// TLS follows the URL's `sslmode` (`disable`, `prefer` by default,
     /// `require`, `verify-ca`, `verify-full`), `sslrootcert` (a PEM file,
     /// or `system`) and `sslcert`/`sslkey` (a client certificate) as in
-    /// libpq. Rejects with `store_error` when the database cannot be
+    /// libpq; when every host is a Unix-domain socket
+    /// (`host=/var/run/postgresql`) the connection is plain whatever
+    /// `sslmode` says, as libpq's. Rejects with `store_error` when the database cannot be
     /// reached (a refused certificate included) and `validation_error`
     /// (with `field`) for a bad option or TLS setting.
     #[napi(

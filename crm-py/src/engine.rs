@@ -330,7 +330,8 @@ impl PyEngine {
     /// attempt. TLS follows the URL's `sslmode` (`disable`, `prefer` by
     /// default, `require`, `verify-ca`, `verify-full`), `sslrootcert` (a
     /// PEM file, or `system`) and `sslcert`/`sslkey` (a client certificate)
-    /// as in libpq.
+    /// as in libpq; when every host is a Unix-domain socket (`host=/var/run/postgresql`)
+    /// the connection is plain whatever `sslmode` says, as libpq's.
     ///
     /// Raises `StoreError` when the database cannot be reached (a refused
     /// certificate included) or the URL is malformed, `ValidationError` (with

@@ -550,7 +550,9 @@ impl Display for EventKey<'_> {
 
 fn member_row(row: &postgres::Row, id: &dyn Display) -> Result<Versioned, CrmError> {
     let version = decode_u64(col(row, 0, "members", id)?, "members", id)?;
-    let state: MemberState = decode(col(row, 1, "members", id)?, "members", id)?;
+    let mut state: MemberState = decode(col(row, 1, "members", id)?, "members", id)?;
+    // What the state keeps derived is not stored: worked out once here.
+    state.settle();
     Ok(Versioned { state, version })
 }
 

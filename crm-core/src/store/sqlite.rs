@@ -886,7 +886,11 @@ impl SqliteStore {
                 return Err(corrupt("members", &id, format_args!("version {version} but events end at {folded}")));
             }
         }
-        let state = Arc::new(state.ok_or_else(|| corrupt("members", &id, "version 0"))?);
+        let mut state = state.ok_or_else(|| corrupt("members", &id, "version 0"))?;
+        // What the state keeps derived is not stored: worked out once here,
+        // so that `run_due` finds it on every member it reads.
+        state.settle();
+        let state = Arc::new(state);
         if keep {
             self.cache().put(version, state.clone());
         }

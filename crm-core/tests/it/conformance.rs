@@ -59,6 +59,7 @@ store_suite!(
     engine_erase_removes_personal_data,
     engine_run_due_expires_points,
     tallies_are_versioned_and_a_stale_one_writes_nothing,
+    loaded_members_know_their_derived_figures,
 );
 
 // ----- fixtures ---------------------------------------------------------------
@@ -738,6 +739,43 @@ fn engine_run_due_expires_points<S: Store>(s: S) {
     assert_eq!(e.run_due(due + Duration::hours(1)).unwrap(), Outcome::due(0, 0, 0));
 }
 
+/// What a member keeps derived (its lots' next due instant, whether it may
+/// have an unpaid order) is not stored, yet every state a store hands out
+/// knows it, as the states the engine wrote did: `run_due` reads it of every
+/// member it wakes instead of walking the member's lots and orders.
+fn loaded_members_know_their_derived_figures<S: Store>(s: S) {
+    let e = engine(s);
+    let now = t0();
+    e.record_order(paid("o-1", "alice", now, 10_000), now).unwrap();
+    let mut placed = paid("o-2", "bob", now, 5_000);
+    placed.status = crm_core::OrderStatus::Placed;
+    placed.paid_at = None;
+    e.record_order(placed, now).unwrap();
+    let check = |loaded: &[Versioned]| {
+        let (alice, bob) = (&loaded[0].state, &loaded[1].state);
+        let expires = alice.lots_due_at().expect("alice's lot expires");
+        assert!(alice.lots_quiet_until(expires - Duration::seconds(1)), "alice's lots' next instant is known");
+        assert!(!alice.lots_quiet_until(expires));
+        assert!(!alice.may_have_unpaid_orders(), "alice is known to have paid everything");
+        assert!(bob.lots_quiet_until(now + Duration::days(3650)), "bob is known to have no lot");
+        assert!(bob.may_have_unpaid_orders());
+    };
+    let one = |id: &str| e.store().load(&mid(id)).unwrap().unwrap();
+    check(&[one("alice"), one("bob")]);
+    let many: Vec<Versioned> =
+        e.store().load_many(&[mid("alice"), mid("bob")]).unwrap().into_iter().flatten().collect();
+    check(&many);
+    let mut scanned = Vec::new();
+    e.store()
+        .scan(&mut |v| {
+            scanned.push(v);
+            Ok(())
+        })
+        .unwrap();
+    scanned.sort_by(|a, b| a.state.id.cmp(&b.state.id));
+    check(&scanned);
+}
+
 // ----- SQLite only --------------------------------------------------------------
 
 #[cfg(feature = "sqlite")]
@@ -834,6 +872,11 @@ mod file {
         }
         let e = engine(SqliteStore::open(dir.db()).unwrap());
         assert_eq!(super::available(&e, "alice", now), 70);
+        // Read back from the file (no cache yet), the member knows what it
+        // keeps derived: its lot's expiry, and that it has no unpaid order.
+        let read = e.store().load(&mid("alice")).unwrap().unwrap().state;
+        let expires = read.lots_due_at().expect("a lot that expires");
+        assert!(read.lots_quiet_until(expires - Duration::seconds(1)) && !read.may_have_unpaid_orders());
         assert_eq!(e.find_by_identity(&x).unwrap(), Some(mid("alice")));
         assert_eq!(e.store().order_owner("o-1").unwrap(), Some(mid("alice")));
         assert_eq!(receipt_keys(e.store()), ["create", "order:o-1", "r-1"]);
