@@ -585,7 +585,7 @@ impl OutreachConfig {
                 by_instant(expiring, |e, points| {
                     let due = crate::time::sub_local_days(ctx.program_tz, e, *days);
                     push(
-                        &|| format!("{point_type}:{}", e.to_rfc3339()),
+                        &|| crate::time::instant_key(point_type, e),
                         due,
                         &|| serde_json::json!({ "point_type": point_type, "points": points, "expires_at": e }),
                     );
@@ -595,7 +595,7 @@ impl OutreachConfig {
                 let Some(tier) = ctx.tier else { return };
                 let Some(by) = tier.deadline.retain.as_ref().and_then(|r| r.by) else { return };
                 let due = crate::time::sub_local_days(ctx.program_tz, by, *days);
-                let key = || format!("{}:{}", tier.deadline.tier, by.to_rfc3339());
+                let key = || crate::time::instant_key(&tier.deadline.tier, by);
                 if !ctx.checking {
                     push(&key, due, &|| serde_json::Value::Null);
                     return;
@@ -615,7 +615,7 @@ impl OutreachConfig {
             TriggerKind::StageEntered { stage } => {
                 for c in st.stage_history.iter().filter(|c| c.to == *stage) {
                     push(
-                        &|| format!("{}:{}", stage.as_str(), c.at.to_rfc3339()),
+                        &|| crate::time::instant_key(stage.as_str(), c.at),
                         c.at,
                         &|| serde_json::json!({ "stage": stage, "from": c.from.map(Stage::as_str), "reason": c.reason }),
                     );
@@ -656,7 +656,7 @@ impl OutreachConfig {
                         }
                     }
                     push(
-                        &|| e.at.to_rfc3339(),
+                        &|| crate::time::rfc3339(e.at),
                         due,
                         &|| serde_json::json!({ "event": event, "sku": e.sku, "reference": e.reference }),
                     );
@@ -665,7 +665,7 @@ impl OutreachConfig {
             TriggerKind::SegmentEntered { segment } => {
                 for c in st.segment_changes.iter().filter(|c| c.entered && &c.segment == segment) {
                     push(
-                        &|| format!("{segment}:{}", c.at.to_rfc3339()),
+                        &|| crate::time::instant_key(segment, c.at),
                         c.at,
                         &|| serde_json::json!({ "segment": segment }),
                     );
