@@ -255,7 +255,7 @@ impl Command {
             }
             Command::Merge { survivor, merged } => format!("merge:{merged}->{survivor}"),
             Command::Erase { member_id } => format!("erase:{member_id}"),
-            Command::RunDue { .. } => format!("run_due:{}", now.to_rfc3339()),
+            Command::RunDue { .. } => crate::time::instant_key("run_due", now),
             Command::UpdateProfile { .. } => content("profile"),
             Command::LinkIdentity { .. } | Command::UnlinkIdentity { .. } => content("identity"),
             Command::AddTag { .. } | Command::RemoveTag { .. } => content("tag"),

@@ -259,7 +259,8 @@ pub fn first_of_month_after(d: NaiveDate, months: u32) -> NaiveDate {
 /// `prefix`, a colon and `t` as [`DateTime::to_rfc3339`] writes it (the
 /// same bytes, `+00:00` included): the occurrence keys of the outreach
 /// triggers that happen at an instant (points expiring, tier retention,
-/// stage entered); [`rfc3339`] writes the instant alone.
+/// stage and segment entered), and `run_due`'s idempotency key;
+/// [`rfc3339`] writes the instant alone (cart abandonment).
 ///
 /// Why not `format!("{prefix}:{}", t.to_rfc3339())`: scheduling builds a key
 /// for every occurrence in view of a member that was sent something by
@@ -308,8 +309,7 @@ fn push_rfc3339(key: &mut String, t: DateTime<Utc>) {
     }
     // Written into a buffer at fixed places, then appended at once.
     let mut buf = *b"0000-00-00T00:00:00.000000000+00:00";
-    fn digits(buf: &mut [u8], n: u32) {
-        let mut n = n;
+    fn digits(buf: &mut [u8], mut n: u32) {
         for b in buf.iter_mut().rev() {
             *b = b'0' + (n % 10) as u8;
             n /= 10;
