@@ -1308,6 +1308,27 @@ impl MemberState {
         }
     }
 
+    /// Restore [`MemberState::wake_at`] from what [`MemberState::next_due_at`]
+    /// was at the member's last write, when only that is known: a store that
+    /// keeps a snapshot every so many events folds the events since into an
+    /// older one, and the wake-up, which the engine derives at each write,
+    /// is not folded from events.
+    ///
+    /// `next_due` was the earlier of the wake-up and the lots' next instant,
+    /// and the lots are folded exactly. When it is earlier than the lots, it
+    /// is the wake-up (to the microsecond the store keeps). Otherwise the
+    /// wake-up was not before the lots, and `None` is read the same way
+    /// wherever the engine asks whether a member is due: a member is due at
+    /// `now` exactly when it was at its last write. The next write derives
+    /// the exact instant again.
+    pub fn wake_from_next_due(&mut self, next_due: Option<DateTime<Utc>>) {
+        let micros = |t: DateTime<Utc>| t.timestamp_micros();
+        self.wake_at = match (next_due, self.lots_due_at()) {
+            (Some(due), Some(lots)) if micros(due) >= micros(lots) => None,
+            (due, _) => due,
+        };
+    }
+
     /// How many orders are placed and not yet paid, counted.
     fn count_placed(&self) -> u32 {
         let placed = self.orders.values().filter(|o| o.order.status == OrderStatus::Placed).count();

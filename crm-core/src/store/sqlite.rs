@@ -890,6 +890,20 @@ impl SqliteStore {
         // What the state keeps derived is not stored: worked out once here,
         // so that `run_due` finds it on every member it reads.
         state.settle();
+        if snapshot_version < version {
+            // The wake-up is derived by the engine at each write, not folded
+            // from events: the older snapshot's (or a new state's `None`) is
+            // stale. The row's `next_due` is what the last write derived.
+            let next_due = match row.get_ref(columns + 2).map_err(db)? {
+                ValueRef::Null => None,
+                ValueRef::Integer(micros) => Some(
+                    chrono::DateTime::<chrono::Utc>::from_timestamp_micros(micros)
+                        .ok_or_else(|| corrupt("members", &id, format_args!("next_due {micros} is out of range")))?,
+                ),
+                other => return Err(corrupt("members", &id, format_args!("next_due is {}", other.data_type()))),
+            };
+            state.wake_from_next_due(next_due);
+        }
         let state = Arc::new(state);
         if keep {
             self.cache().put(version, state.clone());
@@ -900,8 +914,9 @@ impl SqliteStore {
     /// The member's snapshot and version, shared with the cache.
     fn shared(&self, id: &MemberId, keep: bool) -> Result<Option<(Arc<MemberState>, u64)>, CrmError> {
         let conn = self.lock();
-        let mut stmt =
-            conn.prepare_cached("SELECT version, snapshot_version, state FROM members WHERE id = ?1").map_err(db)?;
+        let mut stmt = conn
+            .prepare_cached("SELECT version, snapshot_version, state, next_due FROM members WHERE id = ?1")
+            .map_err(db)?;
         let mut rows = stmt.query([id.as_str()]).map_err(db)?;
         let Some(row) = rows.next().map_err(db)? else {
             return Ok(None);
@@ -925,7 +940,7 @@ impl SqliteStore {
                 let conn = self.lock();
                 let mut stmt = conn
                     .prepare_cached(
-                        "SELECT version, rowid, id, snapshot_version, state FROM members \
+                        "SELECT version, rowid, id, snapshot_version, state, next_due FROM members \
                          WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
                     )
                     .map_err(db)?;

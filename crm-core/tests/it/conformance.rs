@@ -891,6 +891,41 @@ mod file {
         assert_eq!(err.code(), "conflict");
     }
 
+    /// A member read back cold (a new handle: nothing cached) whose stored
+    /// snapshot is older than its events still wakes when its next due
+    /// instant comes: the wake-up the engine derived at its last write is
+    /// not folded from events, and reading it from the old snapshot (or
+    /// none) skipped the stage change that was due, every day, while the
+    /// index kept naming the member.
+    #[test]
+    fn sqlite_cold_reads_wake_the_members_that_are_due() {
+        let dir = TempDir::new();
+        let program = crm_core::Program::from_value(serde_json::json!({
+            "version": 1, "name": "Stages", "timezone": "UTC", "currency": "USD",
+            "point_types": [{"id": "reward", "expiry": {"type": "days_after_earning", "days": 365}}],
+            "earn": {"rules": [{"id": "base", "point_type": "reward", "points_per_unit": "1"}]},
+            "lifecycle": {"new_days": 7, "at_risk_days": 20, "dormant_days": 40, "churned_days": 80}
+        }))
+        .unwrap();
+        let now = t0();
+        let open = || crm_core::Engine::new(program.clone(), SqliteStore::open(dir.db()).unwrap());
+        {
+            let e = open();
+            e.record_order(paid("o-1", "alice", now, 10_000), now).unwrap();
+        }
+        let reference = crm_core::Engine::new(program.clone(), crm_core::MemoryStore::new());
+        reference.record_order(paid("o-1", "alice", now, 10_000), now).unwrap();
+        // Day by day, each on a fresh handle: the same as one engine in memory.
+        for day in 1..=45 {
+            let at = now + Duration::days(day);
+            let cold = open();
+            assert_eq!(cold.run_due(at).unwrap(), reference.run_due(at).unwrap(), "day {day}");
+            assert_eq!(cold.member(&mid("alice")).unwrap(), reference.member(&mid("alice")).unwrap(), "day {day}");
+        }
+        let stages: Vec<_> = open().member(&mid("alice")).unwrap().stage_history.iter().map(|c| c.to).collect();
+        assert_eq!(stages.len(), 5, "prospect, new, active, at risk, dormant: {stages:?}");
+    }
+
     #[test]
     fn sqlite_second_handle_stale_commit_is_rejected() {
         let dir = TempDir::new();
