@@ -847,9 +847,11 @@ impl SqliteStore {
 
     /// The member of the row `row` (whose `version` is `version`): the
     /// cached one when the cache holds that version, otherwise the stored
-    /// snapshot (columns `snapshot_version`, at index `columns`, and `state`
-    /// after it) with the events written since folded in, checked and —
-    /// with `keep` — cached. The snapshot is not read on a hit, so its pages
+    /// snapshot (columns `snapshot_version`, at index `columns`, then
+    /// `state` and `next_due`) with the events written since folded in, its
+    /// derived figures settled and, after a fold, its wake-up taken from
+    /// `next_due` ([`MemberState::wake_from_next_due`]), checked and — with
+    /// `keep` — cached. The snapshot is not read on a hit, so its pages
     /// are not either. Reads that hand the caller its own copy to change
     /// (`load`, `scan`) do not keep a miss: the copy would cost what the
     /// cache saves, and the commit that follows caches the new version anyway.
