@@ -1814,11 +1814,25 @@ export declare class Engine {
    * run due tier reviews and stage changes, and hand out the outreach
    * that is due (`outreach`: the messages to send). Idempotent per `now`:
    * a repeat returns the first outcome without the items (`outreachCount`
-   * still says how many there were), so nothing is handed out twice.
+   * still says how many there were), so nothing is handed out twice. The
+   * first run under a changed programme first derives every member's next
+   * wake-up again under it (see {@link Engine.reschedule}).
    */
   runDue(now: Instant, options?: RunDueOptions): Promise<DueOutcome>
   /** Synchronous {@link Engine.runDue}. */
   runDueSync(now: Instant, options?: RunDueOptions): DueOutcome
+  /**
+   * Derive every member's next wake-up again under this engine's
+   * programme and write the members whose next due instant changes;
+   * resolves to how many were written. The store does not keep the
+   * programme, so after a change (a trigger added, other stage
+   * thresholds) its wake-ups were derived under the old one: `runDue`
+   * does this by itself at its first run under a changed programme. Call
+   * it right after a deploy so that run does not pay for the scan.
+   */
+  reschedule(now: Instant): Promise<number>
+  /** Synchronous {@link Engine.reschedule}. */
+  rescheduleSync(now: Instant): number
   /**
    * Execute any command under an explicit idempotency key. `command` is
    * the core's command form with camelCase keys (`type` values as in the

@@ -465,6 +465,13 @@ pub enum Event {
         segment: String,
         entered: bool,
     },
+    /// The programme changed and the member's next wake-up under it differs
+    /// from the stored one: derived again (by the first `run_due` under the
+    /// new programme, see `Engine::run_due`). Nothing else changes; the
+    /// event makes the write a new version, as every store expects of one.
+    Rescheduled {
+        at: DateTime<Utc>,
+    },
     /// A scheduler run for this member: what it emitted and suppressed;
     /// occurrences due up to `at` are done.
     OutreachRun {
@@ -619,6 +626,7 @@ impl Event {
             | StageChanged { at, .. }
             | Engaged { at, .. }
             | SegmentChanged { at, .. }
+            | Rescheduled { at }
             | OutreachRun { at, .. }
             | CouponIssued { at, .. }
             | CouponReturned { at, .. }
@@ -1167,6 +1175,8 @@ impl MemberState {
                 self.erase_personal_data();
             }
             Event::ProfileErased { .. } => self.erase_personal_data(),
+            // The engine derives the wake-up when it writes the member.
+            Event::Rescheduled { .. } => {}
             Event::TierUpdated { at, tier, reason, note } => {
                 self.tier_history.push(TierChange {
                     at: *at,
@@ -1275,6 +1285,7 @@ impl MemberState {
             | Event::StageChanged { .. }
             | Event::Engaged { .. }
             | Event::SegmentChanged { .. }
+            | Event::Rescheduled { .. }
             | Event::OutreachRun { .. } => {}
             _ => self.lots_due = Derived(None),
         }

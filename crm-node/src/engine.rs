@@ -442,6 +442,11 @@ impl Engine {
         submit(key, Command::run_due(), now)
     }
 
+    fn b_reschedule(&self, now: Unknown) -> BResult<Work> {
+        let now = instant(now, "now")?;
+        query(move |e| e.reschedule(now))
+    }
+
     fn b_execute(&self, key: Unknown, cmd: Unknown, now: Unknown) -> BResult<Work> {
         let key = string(key, "idempotency_key")?;
         let cmd: Command = decode("", self.reader().read(cmd, "", Mode::Fields)?)?;
@@ -1514,7 +1519,9 @@ impl Engine {
     /// run due tier reviews and stage changes, and hand out the outreach
     /// that is due (`outreach`: the messages to send). Idempotent per `now`:
     /// a repeat returns the first outcome without the items (`outreachCount`
-    /// still says how many there were), so nothing is handed out twice.
+    /// still says how many there were), so nothing is handed out twice. The
+    /// first run under a changed programme first derives every member's next
+    /// wake-up again under it (see {@link Engine.reschedule}).
     #[napi(
         catch_unwind,
         ts_args_type = "now: Instant, options?: RunDueOptions",
@@ -1528,6 +1535,24 @@ impl Engine {
     #[napi(catch_unwind, ts_args_type = "now: Instant, options?: RunDueOptions", ts_return_type = "DueOutcome")]
     pub fn run_due_sync(&self, env: Env, now: Unknown, options: Option<Unknown>) -> napi::Result<Js> {
         self.run(&env, self.b_run_due(now, options))
+    }
+
+    /// Derive every member's next wake-up again under this engine's
+    /// programme and write the members whose next due instant changes;
+    /// resolves to how many were written. The store does not keep the
+    /// programme, so after a change (a trigger added, other stage
+    /// thresholds) its wake-ups were derived under the old one: `runDue`
+    /// does this by itself at its first run under a changed programme. Call
+    /// it right after a deploy so that run does not pay for the scan.
+    #[napi(catch_unwind, ts_args_type = "now: Instant", ts_return_type = "Promise<number>")]
+    pub fn reschedule(&self, now: Unknown) -> napi::Result<AsyncTask<Job>> {
+        self.spawn(self.b_reschedule(now))
+    }
+
+    /// Synchronous {@link Engine.reschedule}.
+    #[napi(catch_unwind, ts_args_type = "now: Instant", ts_return_type = "number")]
+    pub fn reschedule_sync(&self, env: Env, now: Unknown) -> napi::Result<Js> {
+        self.run(&env, self.b_reschedule(now))
     }
 
     /// Execute any command under an explicit idempotency key. `command` is

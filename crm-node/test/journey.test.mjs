@@ -377,3 +377,33 @@ describe('lifecycle stages and outreach', () => {
     assert.deepEqual(tier, { type: 'tier', memberId: 'bob', tier: 'silver', until: '2025-02-01T00:00:00Z' })
   })
 })
+
+describe('a changed programme', () => {
+  test('takes effect at the next runDue: the wake-ups are derived again under it', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const dir = mkdtempSync(join(tmpdir(), 'crm-node-reschedule-'))
+    try {
+      const path = join(dir, 'crm.db')
+      // No stages, no messages: alice is next due at her tier review (1 January 2025).
+      const { outreach, lifecycle, ...quiet } = doc
+      const before = Engine.openSqlite(Program.fromObject(quiet), path, { memberCache: 0 })
+      setUp(before)
+      before.recordOrderSync(order('o1', 'alice', T.o1, '600'), { now: T.o1 })
+      assert.equal(await before.reschedule(T.o1), 0) // unchanged: nothing to derive again
+      // The store does not keep the programme: opened again under the full one.
+      const after = Engine.openSqlite(Program.fromObject(doc), path, { memberCache: 0 })
+      const due = after.runDueSync(T.birthday)
+      assert.deepEqual(
+        due.outreach.map((i) => [i.memberId, i.trigger]),
+        [['alice', 'birthday_sms']],
+      )
+      assert.equal(after.stageSync('alice', { at: T.birthday }).stage, 'new')
+      assert.equal(after.rescheduleSync(T.birthday), 0) // recorded: derived once
+      expectCrm(() => after.rescheduleSync('yesterday'), 'validation_error', 'now')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

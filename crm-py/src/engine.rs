@@ -1279,6 +1279,8 @@ impl PyEngine {
     /// for the host to send), `outreach_count` and `suppressed`. Default key
     /// `run_due:<now>`; idempotent: a repeated run for the same `now` returns
     /// the stored counts with `outreach == []`, so nothing is handed out twice.
+    /// The first run under a changed programme first derives every member's
+    /// next wake-up again under it (see `reschedule`).
     #[pyo3(signature = (now, *, idempotency_key=None))]
     fn run_due(
         &self,
@@ -1287,6 +1289,20 @@ impl PyEngine {
         idempotency_key: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyOutcome> {
         self.submit(py, idempotency_key, Command::run_due(), now)
+    }
+
+    /// Derive every member's next wake-up again under this engine's
+    /// programme and write the members whose next due instant changes; returns
+    /// how many were written. The store does not keep the programme, so after
+    /// a change (a trigger added, other stage thresholds) the wake-ups in it
+    /// were derived under the old one: `run_due` calls this by itself at its
+    /// first run under a changed programme. Call it right after a deploy so
+    /// that run does not pay for the scan of every member.
+    #[pyo3(signature = (now))]
+    fn reschedule(&self, py: Python<'_>, now: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let now = datetime(now, "now")?;
+        let engine = self.inner.clone();
+        detached(py, move || engine.reschedule(now))
     }
 
     // ----- bulk -----------------------------------------------------------

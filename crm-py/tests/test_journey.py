@@ -269,6 +269,26 @@ def test_stage_history_distribution_and_transitions(engine: crm.Engine) -> None:
 # ----- outreach ---------------------------------------------------------------------------------
 
 
+def test_a_changed_programme_takes_effect_at_the_next_run(tmp_path) -> None:
+    """The store does not keep the programme: reopened under one with stages and
+    a birthday trigger, the first run derives every wake-up again, so alice is
+    greeted and moves on to active (under the old programme she was next due at
+    her tier review, on 1 January 2025)."""
+    path = tmp_path / "crm.db"
+    quiet = crm.Program.from_dict({k: v for k, v in PROGRAM.items() if k not in ("outreach", "lifecycle")})
+    before = crm.Engine.open_sqlite(quiet, path, member_cache=0)
+    before.create_member("alice", now=JOINED, profile={"birthday": dt.date(1990, 3, 15)}, consents={"sms": True})
+    before.record_order(id="o1", member_id="alice", amount=Decimal("600"), placed_at=O1, now=O1)
+    assert before.reschedule(O1) == 0  # unchanged: nothing to derive again
+    del before
+    after = crm.Engine.open_sqlite(crm.Program.from_dict(PROGRAM), path, member_cache=0)
+    due = after.run_due(BIRTHDAY_RUN)
+    assert [(i.member_id, i.trigger, i.channel) for i in due.outreach] == [("alice", "birthday", "sms")]
+    assert due.stage_changes == 1  # active since 2 March
+    assert after.stage("alice", at=BIRTHDAY_RUN).stage == "active"
+    assert after.reschedule(BIRTHDAY_RUN) == 0  # recorded: derived once
+
+
 def test_run_due_emits_birthday_on_the_consented_channel(engine: crm.Engine) -> None:
     due = engine.run_due(BIRTHDAY_RUN)
     assert due.type == "due"

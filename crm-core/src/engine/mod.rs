@@ -63,6 +63,7 @@ mod coupons;
 mod feedback;
 mod journey;
 mod reports;
+mod schedule;
 mod scratch;
 mod segments;
 mod views;
@@ -118,6 +119,9 @@ const MAX_MERGE_DEPTH: usize = 32;
 pub struct Engine<S: Store> {
     program: Program,
     store: S,
+    /// The programme's fingerprint, kept by the store as the one its
+    /// wake-ups were derived under (see the `schedule` module).
+    schedule: i64,
 }
 
 /// Idempotency key used for an order.
@@ -1469,7 +1473,8 @@ fn refund_amount(
 impl<S: Store> Engine<S> {
     /// An engine running `program` over `store`.
     pub fn new(program: Program, store: S) -> Self {
-        Engine { program, store }
+        let schedule = schedule::fingerprint(&program);
+        Engine { program, store, schedule }
     }
 
     /// The programme.
@@ -1598,6 +1603,8 @@ impl<S: Store> Engine<S> {
                 _ => same_or_conflict(r, &Command::run_due()),
             };
         }
+        // Wake-ups derived under another programme are derived again first.
+        self.ensure_schedule(now)?;
         // Only the members with something due are loaded (stores index
         // `MemberState::next_due_at`); sorted so runs are deterministic.
         let mut due = self.store.due_members(now)?;

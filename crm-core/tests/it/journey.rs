@@ -534,3 +534,93 @@ proptest! {
         prop_assert_eq!(crate::props::members_of(one.store()), crate::props::members_of(many.store()));
     }
 }
+
+/// ann and bob (birthdays, app consent, one order each) on `store` under
+/// `program`, from `t0()`.
+fn ann_and_bob<S: Store>(program: Program, store: S) -> Engine<S> {
+    let e = Engine::new(program, store);
+    for (i, (id, birthday)) in [("ann", "1990-03-10"), ("bob", "1985-02-20")].into_iter().enumerate() {
+        let cmd: Command = serde_json::from_value(json!({"type": "create_member", "member_id": id,
+            "profile": {"birthday": birthday}, "consents": {"app": true, "sms": true}}))
+        .unwrap();
+        e.execute(&format!("member:{id}"), cmd, t0()).unwrap();
+        let at = t0() + Duration::hours(i as i64 * 5);
+        e.record_order(Order::paid(format!("o-{id}"), id, at, Decimal::new(12_000, 2)), at).unwrap();
+    }
+    e
+}
+
+/// What 70 daily runs from `t0()` emit and change, day by day, and the
+/// members' stage changes after the first week (a store kept under another
+/// programme before has no record of the stages it had no thresholds for).
+fn seventy_days<S: Store>(e: &Engine<S>) -> (Vec<String>, Vec<String>) {
+    let mut days = Vec::new();
+    for d in 1..=70 {
+        let Outcome::Due { outreach, stage_changes, tier_changes, .. } = e.run_due(t0() + Duration::days(d)).unwrap()
+        else {
+            unreachable!()
+        };
+        let items: Vec<String> = outreach.iter().map(|o| format!("{} {}", o.id, o.due_at)).collect();
+        days.push(format!("day {d}: {items:?}, {stage_changes} stage and {tier_changes} tier changes"));
+    }
+    let stages = ["ann", "bob"]
+        .into_iter()
+        .map(|id| {
+            let member = e.member(&MemberId::from(id)).unwrap();
+            let week = t0() + Duration::days(8);
+            format!("{:?}", member.stage_history.iter().filter(|c| c.at > week).collect::<Vec<_>>())
+        })
+        .collect();
+    (days, stages)
+}
+
+/// Day by day, then the stage histories.
+fn same_days((days, stages): (Vec<String>, Vec<String>), expected: &(Vec<String>, Vec<String>)) {
+    for (day, want) in days.iter().zip(&expected.0) {
+        assert_eq!(day, want);
+    }
+    assert_eq!(stages, expected.1);
+}
+
+/// A store written under one programme and run under another: the first
+/// `run_due` derives every member's wake-up again under the new programme,
+/// so its birthday greetings, member days and stage changes come when they
+/// would have in a store kept under it all along. Before, the wake-ups the
+/// old programme (no triggers, no stages) derived stayed in the store and
+/// nobody was woken for them: no member day, no birthday, no stage.
+#[test]
+fn a_changed_programme_takes_effect_at_the_next_run() {
+    let expected = seventy_days(&ann_and_bob(untallied(), MemoryStore::new()));
+    assert!(expected.0.iter().filter(|d| d.contains("mday")).count() >= 2, "{:?}", expected.0);
+    assert!(expected.0.iter().any(|d| d.contains("bday")), "{:?}", expected.0);
+    assert!(expected.1.iter().all(|h| h.contains("Dormant")), "{:?}", expected.1);
+
+    // The same points and tiers, without stages and messages: the lots
+    // earned before the change are the same (an earned lot keeps its expiry).
+    let quiet = || Program { lifecycle: None, outreach: None, ..untallied() };
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let before = ann_and_bob(quiet(), store.clone());
+    // Unchanged: nothing to derive again.
+    assert_eq!(before.reschedule(t0()).unwrap(), 0);
+    let after = Engine::new(untallied(), store.clone());
+    same_days(seventy_days(&after), &expected);
+    // Recorded: the next run under it reads one tally, and derives nothing.
+    assert_eq!(after.reschedule(t0() + Duration::days(70)).unwrap(), 0);
+    // Switched back, the old programme's wake-ups are derived again too.
+    assert_eq!(Engine::new(quiet(), store.clone()).reschedule(t0() + Duration::days(70)).unwrap(), 2);
+
+    // The same on a SQLite file, opened again under the new programme and
+    // read cold (no member cache: the snapshots and the events after them).
+    let dir = std::env::temp_dir().join(format!("crm-reschedule-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let open = || {
+        let options = crm_core::store::sqlite::SqliteOptions::new().member_cache(0).snapshot_every(3);
+        crm_core::SqliteStore::open_with(dir.join("crm.db"), options).unwrap()
+    };
+    drop(ann_and_bob(quiet(), open()));
+    let reopened = Engine::new(untallied(), open());
+    same_days(seventy_days(&reopened), &expected);
+    drop(reopened);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1107,7 +1107,16 @@ class Engine:
         The outcome (type ``due``) has ``members``, ``activated``, ``expired``,
         ``tier_changes``, ``stage_changes``, ``outreach`` (``List[OutreachItem]``),
         ``outreach_count`` and ``suppressed``; a repeated run for the same ``now``
-        returns ``outreach == []``.
+        returns ``outreach == []``. The first run under a changed programme first
+        derives every member's next wake-up again under it (see ``reschedule``).
+        """
+    def reschedule(self, now: _Time) -> int:
+        """Derive every member's next wake-up again under this programme.
+
+        Writes the members whose next due instant changes and returns how many.
+        The store does not keep the programme: after a change (a trigger added,
+        other stage thresholds) ``run_due`` does this by itself at its first run;
+        call it right after a deploy so that run does not pay for the scan.
         """
     # bulk
     def record_orders(self, orders: Iterable[Mapping[str, Any]], *, now: _Time) -> List[Union[Outcome, CrmError]]:

@@ -1,0 +1,144 @@
+//! Wake-ups derived under the programme the engine runs.
+//!
+//! Why: a member's wake-up ([`MemberState::wake_at`]) is derived from the
+//! programme whenever the engine writes the member, and stores index it
+//! ([`MemberState::next_due_at`]) so that `run_due` loads only the members
+//! with something due. The store does not keep the programme, though. A
+//! host that starts the engine with a changed programme (a birthday trigger
+//! added, shorter stage thresholds, a member day moved) would find every
+//! member's wake-up still derived under the old one, and `run_due` would
+//! not wake a member for the new rules until some command wrote it: the new
+//! birthday greeting would reach nobody who does not order.
+//!
+//! So the store keeps a fingerprint of the programme the wake-ups were
+//! derived under (the tally [`SCHEDULE_TALLY`]), and [`Engine::run_due`]
+//! under another programme first calls [`Engine::reschedule`]: every
+//! member's wake-up is derived again and the members whose next due instant
+//! changes are written, each with an [`Event::Rescheduled`] (a write is a
+//! new version in every store).
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use super::{journey, Engine, Tx, MAX_ATTEMPTS, RUN_DUE_CHUNK};
+use crate::error::{CrmError, Result};
+use crate::member::MemberId;
+use crate::program::Program;
+use crate::state::{Event, MemberState};
+use crate::store::{Commit, CommitError, Store, Tally, TallyWrite};
+
+/// The tally whose `count` is the fingerprint of the programme the stored
+/// wake-ups were derived under ([`fingerprint`]).
+pub(crate) const SCHEDULE_TALLY: &str = "schedule:programme";
+
+/// A stable fingerprint of `program`: 64 bits of the FNV-1a hash of its JSON
+/// form (the same across builds, platforms and processes: the programme
+/// serialises its maps in key order).
+pub(crate) fn fingerprint(program: &Program) -> i64 {
+    let json = serde_json::to_string(program).unwrap_or_default();
+    // The low 64 bits, as the tally's signed count.
+    crate::command::fnv1a_128(json.as_bytes()) as u64 as i64
+}
+
+/// Whether `st`'s next due instant under `program` differs from the one it
+/// was stored with (the instant stores index).
+fn needs_rescheduling(program: &Program, st: &MemberState) -> bool {
+    let wake = journey::wake_at(program, st);
+    if wake == st.wake_at {
+        return false;
+    }
+    let mut derived = st.clone();
+    derived.wake_at = wake;
+    derived.next_due_at() != st.next_due_at()
+}
+
+impl<S: Store> Engine<S> {
+    /// Derive every member's wake-up again under this engine's programme,
+    /// write the members whose next due instant changes (an
+    /// [`Event::Rescheduled`] at `now` each) and record the programme as the
+    /// one the store's wake-ups follow. Returns how many members were
+    /// written.
+    ///
+    /// [`Engine::run_due`] does this by itself when the store's wake-ups were
+    /// derived under another programme (or before this was recorded), so a
+    /// changed programme takes effect at the next run. A host may call it
+    /// right after deploying a changed programme, so that the next run does
+    /// not pay for the scan of every member.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use crm_core::{Engine, MemoryStore, Order, Outcome, Program};
+    /// use rust_decimal::Decimal;
+    /// use std::sync::Arc;
+    ///
+    /// let store = Arc::new(MemoryStore::new());
+    /// let t = Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap();
+    /// let before = Engine::new(Program::default_demo(), store.clone());
+    /// before.record_order(Order::paid("o-1", "ann", t, Decimal::new(12_999, 2)), t)?;
+    /// // The same store under a programme with lifecycle stages: ann's stage
+    /// // changes are due now, where before nothing was.
+    /// let mut stages = Program::default_demo();
+    /// let thresholds = serde_json::json!({"at_risk_days": 90, "dormant_days": 180});
+    /// stages.lifecycle = Some(serde_json::from_value(thresholds).expect("lifecycle thresholds"));
+    /// let after = Engine::new(stages, store.clone());
+    /// assert_eq!(after.reschedule(t)?, 1);
+    /// assert_eq!(after.reschedule(t)?, 0);
+    /// # Ok::<(), crm_core::CrmError>(())
+    /// ```
+    pub fn reschedule(&self, now: DateTime<Utc>) -> Result<u64> {
+        let recorded = self.store.tally(SCHEDULE_TALLY)?;
+        let mut stale: Vec<MemberId> = Vec::new();
+        self.store.scan(&mut |v| {
+            if needs_rescheduling(&self.program, &v.state) {
+                stale.push(v.state.id.clone());
+            }
+            Ok(())
+        })?;
+        let mut written = 0;
+        for chunk in stale.chunks(RUN_DUE_CHUNK) {
+            written += self.reschedule_chunk(chunk, now)?;
+        }
+        let tally = Tally { count: self.schedule, amount: Decimal::ZERO };
+        let expected_version = recorded.map_or(0, |t| t.version);
+        let write = TallyWrite { key: SCHEDULE_TALLY.to_string(), expected_version, tally };
+        match self.store.commit(Commit { tallies: vec![write], ..Commit::default() }) {
+            // Another engine recorded a programme meanwhile: the next run
+            // compares again.
+            Ok(()) | Err(CommitError::StaleTally { .. }) => Ok(written),
+            Err(CommitError::Store(e)) => Err(e),
+            Err(_) => Err(CrmError::conflict("reschedule could not commit; try again")),
+        }
+    }
+
+    /// Write the members of `chunk` that still need it; the number written.
+    fn reschedule_chunk(&self, chunk: &[MemberId], now: DateTime<Utc>) -> Result<u64> {
+        for _ in 0..MAX_ATTEMPTS {
+            let mut tx = Tx::new(&self.program, &self.store, now);
+            tx.load_all(chunk)?;
+            let mut written = 0;
+            for id in chunk {
+                // Written by another command since the scan: derived then.
+                if tx.members.get(id).is_some_and(|w| needs_rescheduling(&self.program, &w.state)) {
+                    tx.emit(id, Event::Rescheduled { at: now });
+                    written += 1;
+                }
+            }
+            match self.store.commit(tx.finish()) {
+                Ok(()) => return Ok(written),
+                Err(CommitError::Stale { .. }) => continue,
+                Err(CommitError::Store(e)) => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Err(CrmError::conflict("reschedule could not commit; try again"))
+    }
+
+    /// [`Engine::reschedule`] unless the store's wake-ups were derived under
+    /// this engine's programme.
+    pub(super) fn ensure_schedule(&self, now: DateTime<Utc>) -> Result<()> {
+        if self.store.tally(SCHEDULE_TALLY)?.is_some_and(|t| t.tally.count == self.schedule) {
+            return Ok(());
+        }
+        self.reschedule(now).map(drop)
+    }
+}
