@@ -7,6 +7,8 @@
 //!   fed only the facts up to the instant.
 //! * The scheduler never emits the same occurrence twice and never inside
 //!   quiet hours, whatever the times `run_due` is called at.
+//! * Every write leaves a member's wake-up as its programme derives it, and
+//!   a changed programme's wake-ups are derived again once.
 //!
 //! 200 cases each by default (`PROPTEST_CASES` overrides).
 
@@ -161,6 +163,52 @@ proptest! {
             prop_assert_eq!(sqlite.run_due(t).unwrap(), memory.run_due(t).unwrap(), "run_due at {}", t);
         }
         prop_assert_eq!(histories(&sqlite), histories(&memory));
+    }
+
+    /// Every write leaves a member's wake-up as its programme derives it:
+    /// after any history and any `run_due` cadence, `reschedule` under the
+    /// same programme finds nothing to write, in memory and on SQLite read
+    /// cold (where the wake-up comes back from the `next_due` column). Under
+    /// another programme (another window, no stages) it writes members at
+    /// most once: a second call writes none.
+    #[test]
+    #[cfg(feature = "sqlite")]
+    fn wake_ups_follow_the_programme_and_are_derived_again_once(
+        window in window(),
+        other in window(),
+        stages in any::<bool>(),
+        facts in facts(),
+        ticks in prop::collection::vec(0i64..(24 * 900), 0..6),
+        every in 1u64..20,
+    ) {
+        use crm_core::store::sqlite::SqliteOptions;
+        let p = program(window, "one_step", 10, "immediate");
+        let memory = std::sync::Arc::new(MemoryStore::new());
+        let options = SqliteOptions::new().member_cache(0).snapshot_every(every);
+        let sqlite = std::sync::Arc::new(crm_core::SqliteStore::open_in_memory_with(options).unwrap());
+        let engines = (Engine::new(p.clone(), memory.clone()), Engine::new(p.clone(), sqlite.clone()));
+        let mut ticks: Vec<_> = ticks.into_iter().map(|h| t0() + Duration::hours(h)).collect();
+        ticks.sort();
+        let mut next_tick = 0;
+        for (at, key, c) in &timeline(&facts) {
+            while next_tick < ticks.len() && ticks[next_tick] < *at {
+                engines.0.run_due(ticks[next_tick]).unwrap();
+                engines.1.run_due(ticks[next_tick]).unwrap();
+                next_tick += 1;
+            }
+            let _ = engines.0.execute(key, c.clone(), *at);
+            let _ = engines.1.execute(key, c.clone(), *at);
+        }
+        let end = t0() + Duration::days(1000);
+        prop_assert_eq!(engines.0.reschedule(end).unwrap(), 0);
+        prop_assert_eq!(engines.1.reschedule(end).unwrap(), 0);
+        let mut q = program(other, "to_qualified", 0, "next_review");
+        if !stages {
+            q.lifecycle = None;
+        }
+        let written = Engine::new(q.clone(), memory).reschedule(end).unwrap();
+        prop_assert_eq!(Engine::new(q.clone(), sqlite.clone()).reschedule(end).unwrap(), written);
+        prop_assert_eq!(Engine::new(q, sqlite).reschedule(end).unwrap(), 0);
     }
 
     #[test]
