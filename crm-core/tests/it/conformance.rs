@@ -60,6 +60,7 @@ store_suite!(
     engine_run_due_expires_points,
     tallies_are_versioned_and_a_stale_one_writes_nothing,
     loaded_members_know_their_derived_figures,
+    a_changed_programme_is_rescheduled,
 );
 
 // ----- fixtures ---------------------------------------------------------------
@@ -737,6 +738,44 @@ fn engine_run_due_expires_points<S: Store>(s: S) {
     // Idempotent for the same instant.
     assert_eq!(e.run_due(due).unwrap(), out);
     assert_eq!(e.run_due(due + Duration::hours(1)).unwrap(), Outcome::due(0, 0, 0));
+}
+
+/// A store written under a programme without stages and messages, then run
+/// under one with both: the first `run_due` derives the wake-ups again (and
+/// records the programme, so the next `reschedule` writes nobody); alice is
+/// woken for her member day and her stage. In every store (the write is an
+/// event; SQLite and PostgreSQL keep the programme's fingerprint as a tally).
+fn a_changed_programme_is_rescheduled<S: Store>(s: S) {
+    let full = |stages_and_messages: bool| {
+        let mut doc = serde_json::json!({
+            "version": 1, "name": "C", "timezone": "UTC", "currency": "EUR",
+            "point_types": [{"id": "reward"}],
+            "earn": {"rules": [{"id": "base", "point_type": "reward", "points_per_unit": "1"}]},
+        });
+        if stages_and_messages {
+            doc["lifecycle"] = serde_json::json!({"new_days": 7, "at_risk_days": 20, "dormant_days": 40});
+            doc["outreach"] = serde_json::json!({"triggers": [
+                {"id": "mday", "when": {"type": "member_day", "day": 10}, "channels": ["app"]}]});
+        }
+        Program::from_value(doc).unwrap()
+    };
+    let s = std::sync::Arc::new(s);
+    let now = t0();
+    let before = Engine::new(full(false), s.clone());
+    let create: Command = serde_json::from_value(serde_json::json!({
+        "type": "create_member", "member_id": "alice", "consents": {"app": true}}))
+    .unwrap();
+    before.execute("member:alice", create, now).unwrap();
+    before.record_order(paid("o-1", "alice", now, 10_000), now).unwrap();
+    assert_eq!(before.reschedule(now).unwrap(), 0);
+    let after = Engine::new(full(true), s.clone());
+    // t0 is 1 March 2024: the member day is the 10th, alice is active from the 8th.
+    let day = Utc.with_ymd_and_hms(2024, 3, 12, 0, 0, 0).unwrap();
+    let Outcome::Due { outreach, stage_changes, .. } = after.run_due(day).unwrap() else { panic!("a due outcome") };
+    assert_eq!(outreach.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), ["alice:mday:2024-03"]);
+    assert!(stage_changes >= 1, "{stage_changes}");
+    assert!(s.events(&mid("alice")).unwrap().iter().any(|e| matches!(e, Event::Rescheduled { .. })));
+    assert_eq!(after.reschedule(day).unwrap(), 0);
 }
 
 /// What a member keeps derived (its lots' next due instant, whether it may
