@@ -769,7 +769,13 @@ impl MemberState {
     /// will ever be due until another event. Exactly: something is due at
     /// `now` if and only if `next_due_at() <= now`.
     pub fn next_due_at(&self) -> Option<DateTime<Utc>> {
-        min_opt(self.lots_due_at(), self.wake_at)
+        self.next_due_with(self.wake_at)
+    }
+
+    /// [`MemberState::next_due_at`] if the wake-up were `wake_at` (a
+    /// programme's, before it is stored: `Engine::reschedule` compares the two).
+    pub fn next_due_with(&self, wake_at: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        min_opt(self.lots_due_at(), wake_at)
     }
 
     /// The earliest instant a lot is due to activate or expire: the lots'

@@ -44,12 +44,7 @@ pub(crate) fn fingerprint(program: &Program) -> i64 {
 /// was stored with (the instant stores index).
 fn needs_rescheduling(program: &Program, st: &MemberState) -> bool {
     let wake = journey::wake_at(program, st);
-    if wake == st.wake_at {
-        return false;
-    }
-    let mut derived = st.clone();
-    derived.wake_at = wake;
-    derived.next_due_at() != st.next_due_at()
+    wake != st.wake_at && st.next_due_with(wake) != st.next_due_at()
 }
 
 impl<S: Store> Engine<S> {
