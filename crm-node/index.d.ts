@@ -1735,6 +1735,16 @@ export declare class Engine {
   dropStoreSchemaSync(): void
   /** The engine's programme. */
   get program(): Program
+  /**
+   * An engine over this engine's store under another programme, as a
+   * host gets by opening the store again with a changed programme (an
+   * in-memory store cannot be opened again). Its first `runDue` derives
+   * every member's wake-up again under `program` (see
+   * {@link Engine.reschedule}). Stop running `runDue` on this engine
+   * afterwards: two engines under different programmes on one store would
+   * each derive them again at every run.
+   */
+  withProgram(program: Program): Engine
   /** Create a member (default idempotency key `member:<id>`). */
   createMember(memberId: string, options: CreateMemberOptions): Promise<MemberOutcome>
   /** Synchronous {@link Engine.createMember}. */

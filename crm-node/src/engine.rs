@@ -1058,6 +1058,19 @@ impl Engine {
         Program { inner: self.inner.program().clone() }
     }
 
+    /// An engine over this engine's store under another programme, as a
+    /// host gets by opening the store again with a changed programme (an
+    /// in-memory store cannot be opened again). Its first `runDue` derives
+    /// every member's wake-up again under `program` (see
+    /// {@link Engine.reschedule}). Stop running `runDue` on this engine
+    /// afterwards: two engines under different programmes on one store would
+    /// each derive them again at every run.
+    #[napi(catch_unwind, ts_args_type = "program: Program")]
+    pub fn with_program(&self, env: Env, program: Unknown<'_>) -> napi::Result<Engine> {
+        let program = program_arg(&env, program)?;
+        Ok(Engine { inner: Arc::new(self.inner.with_program(program)), postgres: self.postgres.clone() })
+    }
+
     // ----- commands --------------------------------------------------------
 
     /// Create a member (default idempotency key `member:<id>`).

@@ -406,4 +406,23 @@ describe('a changed programme', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  test('withProgram: the same store, in memory too, under another programme', async () => {
+    const { outreach, lifecycle, ...quiet } = doc
+    const before = Engine.inMemory(Program.fromObject(quiet))
+    setUp(before)
+    before.recordOrderSync(order('o1', 'alice', T.o1, '600'), { now: T.o1 })
+    const after = before.withProgram(Program.fromObject(doc))
+    assert.ok(after instanceof Engine)
+    assert.equal(after.program.toJSON().outreach.triggers.length, doc.outreach.triggers.length)
+    assert.equal(before.program.toJSON().outreach ?? null, null) // the old engine keeps its own
+    assert.equal(after.balanceSync('alice', 'reward', { at: T.o1 }).available, 600)
+    const due = await after.runDue(T.birthday)
+    assert.deepEqual(
+      due.outreach.map((i) => [i.memberId, i.trigger]),
+      [['alice', 'birthday_sms']],
+    )
+    assert.equal(after.stageSync('alice', { at: T.birthday }).stage, 'new')
+    expectCrm(() => before.withProgram(doc), 'validation_error', 'program') // an object, not a Program
+  })
 })

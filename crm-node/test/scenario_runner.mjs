@@ -217,6 +217,7 @@ const QUERIES = {
   segment: (q, now) => ['segment', q.rule, { at: q.at ?? now }],
   matches: (q, now) => ['matches', q.member_id, q.rule, { at: q.at ?? now }],
   refresh_segment: (q, now) => ['refreshSegment', q.segment, { at: q.at ?? now }],
+  reschedule: (q, now) => ['reschedule', now],
   campaign_members: (q) => ['campaignMembers', camelize(q.campaign)],
   campaign_report: (q, now) => ['campaignReport', camelize(q.campaign), { at: q.at ?? now }],
   coupons: (q, now) => ['coupons', q.member_id, { now: q.at ?? now }],
@@ -246,11 +247,16 @@ export async function runScenario(file, engineFor, { isAsync, programFrom = 'obj
   const text = readFileSync(join(dir, file), 'utf8')
   const sc = JSON.parse(text)
   assert.ok(Array.isArray(sc.steps), 'steps must be an array')
-  const program =
-    programFrom === 'json' ? Program.fromJson(JSON.stringify(sc.program)) : Program.fromObject(sc.program)
-  const engine = await engineFor(program)
+  const programOf = (spec) =>
+    programFrom === 'json' ? Program.fromJson(JSON.stringify(spec)) : Program.fromObject(spec)
+  let engine = await engineFor(programOf(sc.program))
   for (const [i, step] of sc.steps.entries()) {
     const where = `step ${i}`
+    if (step.program) {
+      // The same store under a changed programme, as a host restarted with it.
+      engine = engine.withProgram(programOf(step.program))
+      continue
+    }
     let result
     let error = null
     // Alternate Date objects and ISO strings so both input forms are exercised.

@@ -51,6 +51,7 @@ pub struct PyEngine {
 }
 
 /// Which store an engine runs on (for `path`, `repr` and `drop_store_schema`).
+#[derive(Clone)]
 enum StoreKind {
     Memory,
     Sqlite {
@@ -396,6 +397,19 @@ impl PyEngine {
     #[getter]
     fn program(&self) -> PyProgram {
         PyProgram(self.inner.program().clone())
+    }
+
+    /// An engine over this engine's store under another programme, as a
+    /// host gets by opening the store again with a changed programme (an
+    /// in-memory store cannot be opened again). Its first `run_due` derives
+    /// every member's wake-up again under `program` (see `reschedule`).
+    /// Stop running `run_due` on this engine afterwards: two engines under
+    /// different programmes on one store would each derive them again at
+    /// every run.
+    #[pyo3(signature = (program))]
+    fn with_program(&self, program: &Bound<'_, PyAny>) -> PyResult<PyEngine> {
+        let program = program_arg(program)?;
+        Ok(PyEngine { inner: Arc::new(self.inner.with_program(program)), store: self.store.clone() })
     }
 
     /// The SQLite file, or `None` for an in-memory or PostgreSQL engine.

@@ -347,6 +347,8 @@ def run_query(e: crm.Engine, q: Dict[str, Any], now: dt.datetime) -> Any:
         return e.matches(q["member_id"], q["rule"], at=at)
     if kind == "refresh_segment":
         return _plain(e.refresh_segment(q["segment"], at=at))
+    if kind == "reschedule":
+        return e.reschedule(now)
     if kind == "campaign_members":
         return e.campaign_members(campaign_values(q["campaign"]))
     if kind == "campaign_report":
@@ -385,6 +387,7 @@ QUERIES = (
     "segment",
     "matches",
     "refresh_segment",
+    "reschedule",
     "campaign_members",
     "campaign_report",
     "coupons",
@@ -454,15 +457,21 @@ def error_json(err: crm.CrmError) -> Dict[str, Any]:
 
 def run_scenario(path: Path, engine_for: Callable[[crm.Program], crm.Engine], program_from: str = "dict") -> int:
     sc = json.loads(path.read_text(encoding="utf-8"))
-    if program_from == "dict":
-        program = crm.Program.from_dict(sc["program"])
-    else:
-        program = crm.Program.from_json(json.dumps(sc["program"]))
-    engine = engine_for(program)
+
+    def program_of(spec: Dict[str, Any]) -> crm.Program:
+        if program_from == "dict":
+            return crm.Program.from_dict(spec)
+        return crm.Program.from_json(json.dumps(spec))
+
+    engine = engine_for(program_of(sc["program"]))
     steps = sc["steps"]
     for i, step in enumerate(steps):
         now = ts(step["now"])
         assert now is not None
+        if "program" in step:
+            # The same store under a changed programme, as a host restarted with it.
+            engine = engine.with_program(program_of(step["program"]))
+            continue
         try:
             if "command" in step:
                 cmd = step["command"]

@@ -289,6 +289,27 @@ def test_a_changed_programme_takes_effect_at_the_next_run(tmp_path) -> None:
     assert after.reschedule(BIRTHDAY_RUN) == 0  # recorded: derived once
 
 
+def test_with_program_keeps_the_store_and_checks_its_argument(tmp_path) -> None:
+    """``with_program`` is the same store (in memory too) under another
+    programme: alice's points and order are there, the new stages and birthday
+    trigger apply at its first run; the old engine still runs the old one. A
+    programme that is not a ``crm.Program`` is a ValidationError on ``program``."""
+    quiet = crm.Program.from_dict({k: v for k, v in PROGRAM.items() if k not in ("outreach", "lifecycle")})
+    for before in (crm.Engine(quiet), crm.Engine(quiet, tmp_path / "crm.db")):
+        before.create_member("alice", now=JOINED, profile={"birthday": dt.date(1990, 3, 15)}, consents={"sms": True})
+        before.record_order(id="o1", member_id="alice", amount=Decimal("600"), placed_at=O1, now=O1)
+        after = before.with_program(crm.Program.from_dict(PROGRAM))
+        assert isinstance(after, crm.Engine) and after.path == before.path
+        assert after.program.to_dict()["outreach"] and "outreach" not in before.program.to_dict()
+        assert after.balance("alice", "reward", at=O1).available == 600
+        due = after.run_due(BIRTHDAY_RUN)
+        assert [(i.member_id, i.trigger) for i in due.outreach] == [("alice", "birthday")]
+        assert after.stage("alice", at=BIRTHDAY_RUN).stage == "active"
+        with pytest.raises(crm.ValidationError) as err:
+            before.with_program(PROGRAM)  # a dict, not a crm.Program
+        assert err.value.field == "program"
+
+
 def test_run_due_emits_birthday_on_the_consented_channel(engine: crm.Engine) -> None:
     due = engine.run_due(BIRTHDAY_RUN)
     assert due.type == "due"

@@ -47,6 +47,42 @@ fn needs_rescheduling(program: &Program, st: &MemberState) -> bool {
     wake != st.wake_at && st.next_due_with(wake) != st.next_due_at()
 }
 
+impl<S: Store + Clone> Engine<S> {
+    /// An engine over this engine's store under another programme: what a
+    /// host gets by opening its store again with a changed programme,
+    /// without closing it (an in-memory store cannot be opened again). The
+    /// new engine's first [`Engine::run_due`] derives the wake-ups again
+    /// under `program` (see [`Engine::reschedule`]).
+    ///
+    /// Drop the old engine, or stop running `run_due` on it: two engines
+    /// under different programmes on one store would each derive the
+    /// wake-ups again at every run.
+    ///
+    /// ```
+    /// use chrono::{Duration, TimeZone, Utc};
+    /// use crm_core::{Engine, MemoryStore, Order, Outcome, Program};
+    /// use rust_decimal::Decimal;
+    /// use std::sync::Arc;
+    ///
+    /// let t = Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap();
+    /// let engine = Engine::new(Program::default_demo(), Arc::new(MemoryStore::new()));
+    /// engine.record_order(Order::paid("o-1", "ann", t, Decimal::new(12_999, 2)), t)?;
+    /// // The programme gains lifecycle stages: ann, who ordered on 1 March,
+    /// // is at risk 90 days later.
+    /// let mut stages = engine.program().clone();
+    /// let thresholds = serde_json::json!({"at_risk_days": 90, "dormant_days": 180});
+    /// stages.lifecycle = Some(serde_json::from_value(thresholds).expect("lifecycle thresholds"));
+    /// let engine = engine.with_program(stages);
+    /// let Outcome::Due { stage_changes, .. } = engine.run_due(t + Duration::days(91))? else { unreachable!() };
+    /// assert_eq!(stage_changes, 2); // new, then at_risk
+    /// assert_eq!(engine.balance(&"ann".into(), "reward", t)?.available, 129);
+    /// # Ok::<(), crm_core::CrmError>(())
+    /// ```
+    pub fn with_program(&self, program: Program) -> Engine<S> {
+        Engine::new(program, self.store.clone())
+    }
+}
+
 impl<S: Store> Engine<S> {
     /// Derive every member's wake-up again under this engine's programme,
     /// write the members whose next due instant changes (an

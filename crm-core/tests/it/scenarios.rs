@@ -134,6 +134,7 @@ fn query<S: Store>(engine: &Engine<S>, q: &Value, now: DateTime<Utc>) -> Result<
             let from = q.get("from").map(|_| ts(q, "from"));
             to(&engine.feedback_report(from, at_or(q, now), &segments)?)
         }
+        "reschedule" => to(&engine.reschedule(now)?),
         "matches" => to(&engine.matches(&member(), &crm_core::segment::parse(&s(q, "rule"))?, at_or(q, now))?),
         other => panic!("unknown query type {other:?}"),
     })
@@ -155,14 +156,22 @@ mod erased {
     }
 }
 
+/// Run one scenario on `store` (shared: a programme step opens another
+/// engine on it).
 pub(crate) fn run<S: Store>(path: &PathBuf, store: S) -> Result<usize, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let sc: Value = serde_json::from_str(&text).map_err(|e| format!("bad scenario JSON: {e}"))?;
     let program = Program::from_value(sc["program"].clone()).map_err(|e| format!("program: {e}"))?;
-    let engine = Engine::new(program, store);
+    let mut engine = Engine::new(program, std::sync::Arc::new(store));
     let steps = sc["steps"].as_array().ok_or("steps must be an array")?;
     for (i, step) in steps.iter().enumerate() {
         let now = ts(step, "now");
+        if let Some(p) = step.get("program") {
+            // The same store under a changed programme, as a host restarted with it.
+            let program = Program::from_value(p.clone()).map_err(|e| format!("step {i}: program: {e}"))?;
+            engine = engine.with_program(program);
+            continue;
+        }
         let result: Result<Value, CrmError> = if let Some(c) = step.get("command") {
             let key = step["key"].as_str().ok_or(format!("step {i}: command steps need a key"))?;
             let command: Command =
@@ -173,6 +182,10 @@ pub(crate) fn run<S: Store>(path: &PathBuf, store: S) -> Result<usize, String> {
         } else {
             return Err(format!("step {i}: needs command or query"));
         };
+        if std::env::var_os("SCENARIO_SHOW").is_some() {
+            // `SCENARIO_SHOW=1` with `one_scenario`: every result, to write expectations from.
+            eprintln!("step {i}: {}", result.as_ref().map_or_else(error_json, Value::clone));
+        }
         match (result, step.get("error")) {
             (Ok(v), None) => {
                 if let Some(e) = step.get("expect") {
@@ -208,7 +221,8 @@ fn every_scenario_passes_on_every_store() {
     eprintln!("{} scenarios passed", files.len());
 }
 
-/// One scenario by file-name prefix, on the memory store (`SCENARIO=38 cargo test … one_scenario`).
+/// One scenario by file-name prefix, on the memory store (`SCENARIO=38 cargo test … one_scenario`;
+/// with `SCENARIO_SHOW=1` it prints every step's result).
 #[test]
 fn one_scenario() {
     let Ok(prefix) = std::env::var("SCENARIO") else { return };

@@ -51,6 +51,9 @@ async function usage(): Promise<void> {
   const names: string[] = [program.name, again.currency, demo.timezone, ...demo.pointTypes]
   const mem: EngineT = Engine.inMemory(program)
   const db: EngineT = Engine.openSqlite(program, '/tmp/x.db', { synchronous: 'normal', busyTimeoutMs: 100 })
+  const changed: EngineT = mem.withProgram(demo)
+  // @ts-expect-error withProgram takes a Program, not its document
+  mem.withProgram(config)
   const pg: EngineT = await Engine.openPostgres(program, 'postgresql://postgres@127.0.0.1/test', {
     schema: 'crm_eu',
     poolSize: 4,

@@ -842,6 +842,16 @@ class Engine:
     @property
     def program(self) -> Program:
         """The programme the engine runs."""
+    def with_program(self, program: Program) -> "Engine":
+        """An engine over this engine's store under another programme.
+
+        What a host gets by opening its store again with a changed programme
+        (an in-memory store cannot be opened again). Its first ``run_due``
+        derives every member's wake-up again under ``program`` (see
+        ``reschedule``). Stop running ``run_due`` on this engine afterwards: two
+        engines under different programmes on one store would each derive them
+        again at every run.
+        """
     @property
     def path(self) -> Optional[str]:
         """The SQLite file, or None (in-memory and PostgreSQL engines)."""
