@@ -1839,6 +1839,9 @@ export declare class Engine {
    * thresholds) its wake-ups were derived under the old one: `runDue`
    * does this by itself at its first run under a changed programme. Call
    * it right after a deploy so that run does not pay for the scan.
+   * Under a changed tier ladder, members who qualify for a higher tier
+   * move up now, and those in a tier the ladder no longer has go to the
+   * one they qualify for (downgrades wait for the review).
    */
   reschedule(now: Instant): Promise<number>
   /** Synchronous {@link Engine.reschedule}. */

@@ -660,6 +660,52 @@ pub fn after_fact(
     None
 }
 
+/// What a member's tier becomes at `now` when the ladder may have changed
+/// since it was decided (the engine runs another programme than the one
+/// the store's members were written under).
+///
+/// Why: the engine moves a member up when a fact crosses a threshold, and
+/// down at a review. A ladder added or lowered between facts would leave a
+/// member who already qualifies where it is until its next order, and a
+/// tier taken off the ladder would stay until its review. So, at `now`:
+/// a tier no longer on the ladder becomes the one the member qualifies
+/// for ([`TierReason::LadderChanged`]); otherwise the member moves up as a
+/// fact at `now` would move it ([`after_fact`]: an upgrade, or retention
+/// met during grace). A manual assignment stands until its end, and
+/// downgrades wait for the review: what a member earned under the old
+/// ladder is kept until then. `None`: nothing changes.
+pub fn after_ladder_change(
+    ladder: &TierLadder,
+    tz: Tz,
+    joined: DateTime<Utc>,
+    current: &TierState,
+    activity: &[Activity],
+    now: DateTime<Utc>,
+) -> Option<(TierState, TierReason)> {
+    if ladder.index(&current.tier).is_none() {
+        let q = ladder.qualified(&ladder.metric_at(activity, tz, joined, now));
+        let base = ladder.base().id.clone();
+        let state = TierState {
+            tier: ladder.levels[q].id.clone(),
+            since: now,
+            // Placed in the base tier: a new period; above it: as an upgrade.
+            review_at: if q == 0 {
+                ladder.period_end(tz, joined, now, now)
+            } else {
+                ladder.first_review(tz, joined, now)
+            },
+            floor: base,
+            grace_until: None,
+            manual: None,
+        };
+        return Some((state, TierReason::LadderChanged));
+    }
+    if current.manual.is_some() {
+        return None;
+    }
+    after_fact(ladder, tz, joined, current, activity, now, false)
+}
+
 /// The review (or end of grace, or end of a manual assignment) due at or
 /// before `now`, if any: the new state, the reason and the instant it
 /// happens at. Call repeatedly until `None` to catch up on missed reviews.
@@ -894,6 +940,33 @@ mod tests {
         assert!(!all.met(&m) && any.met(&m));
         assert_eq!(all.gap(&m), Gap { spend: Some(Decimal::ZERO), orders: Some(2), points: None });
         assert!(Threshold::default().met(&Metric::default()));
+    }
+
+    #[test]
+    fn a_changed_ladder_moves_members_up_and_out_of_removed_tiers_only() {
+        let l = ladder(Window::CalendarYear);
+        let joined = utc("2024-01-01T00:00:00Z");
+        let now = utc("2024-06-01T00:00:00Z");
+        let acts = [spend("2024-03-01T00:00:00Z", 1200)];
+        let held =
+            |tier: &str| TierState { tier: tier.into(), floor: tier.into(), ..initial(&l, sh(), joined, joined) };
+        // 1,200 meets silver: a member still in the base tier moves up now.
+        let (up, reason) = after_ladder_change(&l, sh(), joined, &held("member"), &acts, now).unwrap();
+        assert_eq!((up.tier.as_str(), up.since, reason), ("silver", now, TierReason::Upgrade));
+        // Gold is kept although 1,200 is short of it: downgrades wait for the review.
+        assert_eq!(after_ladder_change(&l, sh(), joined, &held("gold"), &acts, now), None);
+        // A tier the ladder no longer has: the one qualified for, at once.
+        let (placed, reason) = after_ladder_change(&l, sh(), joined, &held("platinum"), &acts, now).unwrap();
+        assert_eq!(
+            (placed.tier.as_str(), placed.floor.as_str(), reason),
+            ("silver", "member", TierReason::LadderChanged)
+        );
+        let (base, _) = after_ladder_change(&l, sh(), joined, &held("platinum"), &[], now).unwrap();
+        assert_eq!((base.tier.as_str(), base.review_at), ("member", l.period_end(sh(), joined, now, now)));
+        // A manual assignment stands until its end.
+        let manual = ManualTier { until: utc("2024-09-01T00:00:00Z"), reason: "vip".into(), actor: "ops".into() };
+        let assigned = TierState { manual: Some(manual), ..held("member") };
+        assert_eq!(after_ladder_change(&l, sh(), joined, &assigned, &acts, now), None);
     }
 
     #[test]

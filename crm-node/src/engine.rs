@@ -1557,6 +1557,9 @@ impl Engine {
     /// thresholds) its wake-ups were derived under the old one: `runDue`
     /// does this by itself at its first run under a changed programme. Call
     /// it right after a deploy so that run does not pay for the scan.
+    /// Under a changed tier ladder, members who qualify for a higher tier
+    /// move up now, and those in a tier the ladder no longer has go to the
+    /// one they qualify for (downgrades wait for the review).
     #[napi(catch_unwind, ts_args_type = "now: Instant", ts_return_type = "Promise<number>")]
     pub fn reschedule(&self, now: Unknown) -> napi::Result<AsyncTask<Job>> {
         self.spawn(self.b_reschedule(now))

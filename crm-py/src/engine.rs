@@ -1311,7 +1311,10 @@ impl PyEngine {
     /// a change (a trigger added, other stage thresholds) the wake-ups in it
     /// were derived under the old one: `run_due` calls this by itself at its
     /// first run under a changed programme. Call it right after a deploy so
-    /// that run does not pay for the scan of every member.
+    /// that run does not pay for the scan of every member. Under a changed
+    /// tier ladder, members who qualify for a higher tier move up now, and
+    /// those in a tier the ladder no longer has go to the one they qualify
+    /// for (downgrades wait for the review).
     #[pyo3(signature = (now))]
     fn reschedule(&self, py: Python<'_>, now: &Bound<'_, PyAny>) -> PyResult<u64> {
         let now = datetime(now, "now")?;

@@ -37,7 +37,7 @@ pub(crate) fn member_zone(program: &Program, st: &MemberState) -> Tz {
     st.profile.timezone.unwrap_or(program.timezone)
 }
 
-fn joined(st: &MemberState) -> DateTime<Utc> {
+pub(super) fn joined(st: &MemberState) -> DateTime<Utc> {
     st.profile.joined_at.unwrap_or(st.created_at)
 }
 
@@ -50,7 +50,7 @@ fn stage_cursor(st: &MemberState, orders: &[DateTime<Utc>]) -> DateTime<Utc> {
 
 /// The member's tier state, or the initial one of a member the ladder has
 /// not placed yet (borrowed: most calls only read it).
-fn current_tier<'a>(ladder: &tier::TierLadder, tz: Tz, st: &'a MemberState) -> Cow<'a, TierState> {
+pub(super) fn current_tier<'a>(ladder: &tier::TierLadder, tz: Tz, st: &'a MemberState) -> Cow<'a, TierState> {
     match &st.tier {
         Some(t) => Cow::Borrowed(&**t),
         None => Cow::Owned(tier::initial(ladder, tz, joined(st), st.created_at)),

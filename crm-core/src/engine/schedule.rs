@@ -16,6 +16,16 @@
 //! member's wake-up is derived again and the members whose next due instant
 //! changes are written, each with an [`Event::Rescheduled`] (a write is a
 //! new version in every store).
+//!
+//! Tiers are decided at facts (upgrades) and reviews (downgrades), not
+//! derived, so a new or lowered ladder would leave a member who already
+//! qualifies where it is until its next order, and a tier taken off the
+//! ladder until its review. The store also keeps a fingerprint of the ladder
+//! (the tally [`LADDER_TALLY`]); when it differs, `reschedule` places every
+//! member as [`tier::after_ladder_change`] says, at `now` (up, or out of a
+//! removed tier; downgrades wait for the review), with a
+//! [`Event::TierUpdated`] noted "the tier ladder changed". With no ladder
+//! recorded yet (a store no run has scheduled), tiers stand as decided.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -24,17 +34,23 @@ use super::{journey, Engine, Tx, MAX_ATTEMPTS, RUN_DUE_CHUNK};
 use crate::error::{CrmError, Result};
 use crate::member::MemberId;
 use crate::program::Program;
+use crate::shared::Shared;
 use crate::state::{Event, MemberState};
-use crate::store::{Commit, CommitError, Store, Tally, TallyWrite};
+use crate::store::{Commit, CommitError, Store, Tally, TallyWrite, VersionedTally};
+use crate::tier::{self, TierReason, TierState};
 
 /// The tally whose `count` is the fingerprint of the programme the stored
 /// wake-ups were derived under ([`fingerprint`]).
 pub(crate) const SCHEDULE_TALLY: &str = "schedule:programme";
 
+/// The tally whose `count` is the fingerprint of the tier ladder the
+/// stored tiers were decided under ([`fingerprint`] of `program.tiers`).
+pub(crate) const LADDER_TALLY: &str = "schedule:ladder";
+
 /// A stable fingerprint of `program`: 64 bits of the FNV-1a hash of its JSON
 /// form (the same across builds, platforms and processes: the programme
 /// serialises its maps in key order).
-pub(crate) fn fingerprint(program: &Program) -> i64 {
+pub(crate) fn fingerprint<T: serde::Serialize + ?Sized>(program: &T) -> i64 {
     let json = serde_json::to_string(program).unwrap_or_default();
     // The low 64 bits, as the tally's signed count.
     crate::command::fnv1a_128(json.as_bytes()) as u64 as i64
@@ -45,6 +61,21 @@ pub(crate) fn fingerprint(program: &Program) -> i64 {
 fn needs_rescheduling(program: &Program, st: &MemberState) -> bool {
     let wake = journey::wake_at(program, st);
     wake != st.wake_at && st.next_due_with(wake) != st.next_due_at()
+}
+
+/// The tier `program`'s ladder puts the member in at `now`, when it differs
+/// from the one decided before ([`tier::after_ladder_change`]).
+fn ladder_change(program: &Program, st: &MemberState, now: DateTime<Utc>) -> Option<(TierState, TierReason)> {
+    let ladder = program.tiers.as_ref().filter(|_| st.is_active())?;
+    let tz = program.timezone;
+    let current = journey::current_tier(ladder, tz, st);
+    tier::after_ladder_change(ladder, tz, journey::joined(st), &current, &st.activity, now)
+}
+
+/// Whether `st` is written by [`Engine::reschedule`] at `now` (`place`:
+/// the ladder changed, see [`Engine::reschedule`]).
+fn needs_writing(program: &Program, st: &MemberState, now: DateTime<Utc>, place: bool) -> bool {
+    needs_rescheduling(program, st) || place && ladder_change(program, st, now).is_some()
 }
 
 impl<S: Store + Clone> Engine<S> {
@@ -87,8 +118,9 @@ impl<S: Store> Engine<S> {
     /// Derive every member's wake-up again under this engine's programme,
     /// write the members whose next due instant changes (an
     /// [`Event::Rescheduled`] at `now` each) and record the programme as the
-    /// one the store's wake-ups follow. Returns how many members were
-    /// written.
+    /// one the store's wake-ups follow. When the tier ladder differs from the
+    /// one recorded, members are also placed under it at `now` (see the
+    /// module documentation). Returns how many members were written.
     ///
     /// [`Engine::run_due`] does this by itself when the store's wake-ups were
     /// derived under another programme (or before this was recorded), so a
@@ -118,21 +150,30 @@ impl<S: Store> Engine<S> {
     /// ```
     pub fn reschedule(&self, now: DateTime<Utc>) -> Result<u64> {
         let recorded = self.store.tally(SCHEDULE_TALLY)?;
+        let ladder = fingerprint(&self.program.tiers);
+        let recorded_ladder = self.store.tally(LADDER_TALLY)?;
+        // Only a ladder known to have changed moves tiers: with none recorded
+        // (a store no run has scheduled yet) the tiers stand as decided.
+        let place = recorded_ladder.is_some_and(|t| t.tally.count != ladder);
         let mut stale: Vec<MemberId> = Vec::new();
         self.store.scan(&mut |v| {
-            if needs_rescheduling(&self.program, &v.state) {
+            if needs_writing(&self.program, &v.state, now, place) {
                 stale.push(v.state.id.clone());
             }
             Ok(())
         })?;
         let mut written = 0;
         for chunk in stale.chunks(RUN_DUE_CHUNK) {
-            written += self.reschedule_chunk(chunk, now)?;
+            written += self.reschedule_chunk(chunk, now, place)?;
         }
-        let tally = Tally { count: self.schedule, amount: Decimal::ZERO };
-        let expected_version = recorded.map_or(0, |t| t.version);
-        let write = TallyWrite { key: SCHEDULE_TALLY.to_string(), expected_version, tally };
-        match self.store.commit(Commit { tallies: vec![write], ..Commit::default() }) {
+        let write = |key: &str, count: i64, recorded: Option<VersionedTally>| TallyWrite {
+            key: key.to_string(),
+            expected_version: recorded.map_or(0, |t| t.version),
+            tally: Tally { count, amount: Decimal::ZERO },
+        };
+        let tallies =
+            vec![write(SCHEDULE_TALLY, self.schedule, recorded), write(LADDER_TALLY, ladder, recorded_ladder)];
+        match self.store.commit(Commit { tallies, ..Commit::default() }) {
             // Another engine recorded a programme meanwhile: the next run
             // compares again.
             Ok(()) | Err(CommitError::StaleTally { .. }) => Ok(written),
@@ -142,17 +183,25 @@ impl<S: Store> Engine<S> {
     }
 
     /// Write the members of `chunk` that still need it; the number written.
-    fn reschedule_chunk(&self, chunk: &[MemberId], now: DateTime<Utc>) -> Result<u64> {
+    fn reschedule_chunk(&self, chunk: &[MemberId], now: DateTime<Utc>, place: bool) -> Result<u64> {
         for _ in 0..MAX_ATTEMPTS {
             let mut tx = Tx::new(&self.program, &self.store, now);
             tx.load_all(chunk)?;
             let mut written = 0;
             for id in chunk {
                 // Written by another command since the scan: derived then.
-                if tx.members.get(id).is_some_and(|w| needs_rescheduling(&self.program, &w.state)) {
+                let Some(w) = tx.members.get(id) else { continue };
+                let placed = if place { ladder_change(&self.program, &w.state, now) } else { None };
+                if let Some((state, reason)) = placed {
+                    // Any write derives the wake-up again.
+                    let note = Some("the tier ladder changed".to_string());
+                    tx.emit(id, Event::TierUpdated { at: now, tier: Shared::new(state), reason, note });
+                } else if needs_rescheduling(&self.program, &w.state) {
                     tx.emit(id, Event::Rescheduled { at: now });
-                    written += 1;
+                } else {
+                    continue;
                 }
+                written += 1;
             }
             match self.store.commit(tx.finish()) {
                 Ok(()) => return Ok(written),

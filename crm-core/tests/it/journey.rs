@@ -8,7 +8,8 @@
 //! * The scheduler never emits the same occurrence twice and never inside
 //!   quiet hours, whatever the times `run_due` is called at.
 //! * Every write leaves a member's wake-up as its programme derives it, and
-//!   a changed programme's wake-ups are derived again once.
+//!   a changed programme's wake-ups are derived again once; a changed tier
+//!   ladder places every member at once (up, or out of a removed tier).
 //!
 //! 200 cases each by default (`PROPTEST_CASES` overrides).
 
@@ -209,6 +210,91 @@ proptest! {
         let written = Engine::new(q.clone(), memory).reschedule(end).unwrap();
         prop_assert_eq!(Engine::new(q.clone(), sqlite.clone()).reschedule(end).unwrap(), written);
         prop_assert_eq!(Engine::new(q, sqlite).reschedule(end).unwrap(), 0);
+    }
+
+    /// A changed tier ladder takes effect at the first `reschedule` (the
+    /// first `run_due`) under it, at that instant: afterwards no member
+    /// qualifies for the tier above its own (the view's gap to it is not
+    /// met), none holds a tier the ladder no longer has, the changes written
+    /// go up or out of a removed tier (downgrades wait for the review), and
+    /// a second call writes nobody; memory and SQLite read cold agree.
+    #[test]
+    #[cfg(feature = "sqlite")]
+    fn a_changed_ladder_places_members_at_once(
+        window in window(),
+        other in window(),
+        percent in 10u32..300,
+        rename in any::<bool>(),
+        facts in facts(),
+        ticks in prop::collection::vec(0i64..(24 * 900), 0..4),
+        hours in 0i64..(24 * 900),
+    ) {
+        use crm_core::store::sqlite::SqliteOptions;
+        let p = program(window, "one_step", 10, "immediate");
+        let memory = std::sync::Arc::new(MemoryStore::new());
+        let options = SqliteOptions::new().member_cache(0);
+        let sqlite = std::sync::Arc::new(crm_core::SqliteStore::open_in_memory_with(options).unwrap());
+        let engines = (Engine::new(p.clone(), memory.clone()), Engine::new(p.clone(), sqlite.clone()));
+        // As at a deploy: the stores record the ladder their tiers follow.
+        prop_assert_eq!(engines.0.reschedule(t0()).unwrap(), 0);
+        prop_assert_eq!(engines.1.reschedule(t0()).unwrap(), 0);
+        let mut ticks: Vec<_> = ticks.into_iter().map(|h| t0() + Duration::hours(h)).collect();
+        ticks.sort();
+        let mut next_tick = 0;
+        let items = timeline(&facts);
+        let change = t0() + Duration::hours(hours);
+        for (at, key, c) in items.iter().filter(|(at, ..)| *at < change) {
+            while next_tick < ticks.len() && ticks[next_tick] < *at {
+                engines.0.run_due(ticks[next_tick]).unwrap();
+                engines.1.run_due(ticks[next_tick]).unwrap();
+                next_tick += 1;
+            }
+            let _ = engines.0.execute(key, c.clone(), *at);
+            let _ = engines.1.execute(key, c.clone(), *at);
+        }
+        // The new ladder: thresholds scaled by `percent`, t2 maybe renamed
+        // (taken off the ladder, another put in its place).
+        let mut q = program(other, "to_qualified", 0, "next_review");
+        let ladder = q.tiers.as_mut().unwrap();
+        for level in &mut ladder.levels {
+            for th in std::iter::once(&mut level.entry).chain(level.retain.as_mut()) {
+                th.spend = th.spend.map(|s| (s * Decimal::from(percent) / Decimal::from(100)).round_dp(2));
+                th.points = th.points.map(|p| p * i64::from(percent) / 100);
+            }
+        }
+        if rename {
+            ladder.levels[2].id = "t2b".into();
+        }
+        let ids: Vec<String> = ladder.levels.iter().map(|l| l.id.clone()).collect();
+        let before: Vec<Vec<crm_core::tier::TierChange>> =
+            (0..3).map(|m| engines.0.tier_history(&MemberId::from(format!("m{m}"))).unwrap_or_default()).collect();
+        let changed = (engines.0.with_program(q.clone()), engines.1.with_program(q.clone()));
+        let written = changed.0.reschedule(change).unwrap();
+        prop_assert_eq!(changed.1.reschedule(change).unwrap(), written);
+        prop_assert_eq!(changed.0.reschedule(change).unwrap(), 0);
+        prop_assert_eq!(changed.1.reschedule(change).unwrap(), 0);
+        prop_assert_eq!(histories(&changed.1), histories(&changed.0));
+        for (m, old) in before.iter().enumerate() {
+            let id = MemberId::from(format!("m{m}"));
+            let Ok(view) = changed.0.tier(&id, change) else { continue };
+            prop_assert!(ids.contains(&view.tier), "m{} holds {} after the change", m, view.tier);
+            prop_assert!(view.next.as_ref().is_none_or(|n| !n.missing.is_met()), "m{} qualifies for more: {:?}", m, view);
+            let history = changed.0.tier_history(&id).unwrap();
+            for c in &history[old.len()..] {
+                prop_assert_eq!(c.at, change);
+                let rank = |t: &Option<String>| t.as_ref().and_then(|t| ids.iter().position(|i| i == t));
+                let (from, to) = (rank(&c.from), rank(&Some(c.to.clone())));
+                prop_assert!(from.is_none() || to >= from, "m{} moved down at the change: {:?}", m, c);
+            }
+        }
+        // The rest of the history goes on under the new ladder in both stores.
+        for (at, key, c) in items.iter().filter(|(at, ..)| *at >= change) {
+            let _ = changed.0.execute(key, c.clone(), *at);
+            let _ = changed.1.execute(key, c.clone(), *at);
+        }
+        let end = t0() + Duration::days(1000);
+        prop_assert_eq!(changed.1.run_due(end).unwrap(), changed.0.run_due(end).unwrap());
+        prop_assert_eq!(histories(&changed.1), histories(&changed.0));
     }
 
     #[test]

@@ -1126,7 +1126,10 @@ class Engine:
         Writes the members whose next due instant changes and returns how many.
         The store does not keep the programme: after a change (a trigger added,
         other stage thresholds) ``run_due`` does this by itself at its first run;
-        call it right after a deploy so that run does not pay for the scan.
+        call it right after a deploy so that run does not pay for the scan. Under
+        a changed tier ladder, members who qualify for a higher tier move up now,
+        and those in a tier the ladder no longer has go to the one they qualify
+        for (downgrades wait for the review).
         """
     # bulk
     def record_orders(self, orders: Iterable[Mapping[str, Any]], *, now: _Time) -> List[Union[Outcome, CrmError]]:
