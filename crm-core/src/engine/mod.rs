@@ -1603,8 +1603,9 @@ impl<S: Store> Engine<S> {
                 _ => same_or_conflict(r, &Command::run_due()),
             };
         }
-        // Wake-ups derived under another programme are derived again first.
-        self.ensure_schedule(now)?;
+        // Wake-ups derived under another programme are derived again first
+        // (and members placed under a changed tier ladder).
+        let placed = self.ensure_schedule(now)?;
         // Only the members with something due are loaded (stores index
         // `MemberState::next_due_at`); sorted so runs are deterministic.
         let mut due = self.store.due_members(now)?;
@@ -1638,6 +1639,7 @@ impl<S: Store> Engine<S> {
         let outreach = total.take_outreach();
         let DueChunk { members, activated, expired, mut journey, codes: drawn, .. } = total;
         journey.outreach = outreach;
+        journey.tier_changes += placed;
         journey
             .outreach
             .sort_by(|a, b| (a.due_at, &a.member_id, &a.trigger).cmp(&(b.due_at, &b.member_id, &b.trigger)));

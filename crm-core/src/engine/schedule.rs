@@ -56,6 +56,15 @@ pub(crate) fn fingerprint<T: serde::Serialize + ?Sized>(program: &T) -> i64 {
     crate::command::fnv1a_128(json.as_bytes()) as u64 as i64
 }
 
+/// What [`Engine::reschedule`] wrote.
+#[derive(Default)]
+struct Rescheduled {
+    /// Members written.
+    written: u64,
+    /// Of them, members placed in another tier (a changed ladder).
+    tier_changes: u64,
+}
+
 /// Whether `st`'s next due instant under `program` differs from the one it
 /// was stored with (the instant stores index).
 fn needs_rescheduling(program: &Program, st: &MemberState) -> bool {
@@ -149,6 +158,11 @@ impl<S: Store> Engine<S> {
     /// # Ok::<(), crm_core::CrmError>(())
     /// ```
     pub fn reschedule(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.rescheduled(now).map(|done| done.written)
+    }
+
+    /// [`Engine::reschedule`], with the tier changes it made.
+    fn rescheduled(&self, now: DateTime<Utc>) -> Result<Rescheduled> {
         let recorded = self.store.tally(SCHEDULE_TALLY)?;
         let ladder = fingerprint(&self.program.tiers);
         let recorded_ladder = self.store.tally(LADDER_TALLY)?;
@@ -162,9 +176,11 @@ impl<S: Store> Engine<S> {
             }
             Ok(())
         })?;
-        let mut written = 0;
+        let mut done = Rescheduled::default();
         for chunk in stale.chunks(RUN_DUE_CHUNK) {
-            written += self.reschedule_chunk(chunk, now, place)?;
+            let chunk = self.reschedule_chunk(chunk, now, place)?;
+            done.written += chunk.written;
+            done.tier_changes += chunk.tier_changes;
         }
         let write = |key: &str, count: i64, recorded: Option<VersionedTally>| TallyWrite {
             key: key.to_string(),
@@ -176,23 +192,26 @@ impl<S: Store> Engine<S> {
         match self.store.commit(Commit { tallies, ..Commit::default() }) {
             // Another engine recorded a programme meanwhile: the next run
             // compares again.
-            Ok(()) | Err(CommitError::StaleTally { .. }) => Ok(written),
+            Ok(()) | Err(CommitError::StaleTally { .. }) => Ok(done),
             Err(CommitError::Store(e)) => Err(e),
             Err(_) => Err(CrmError::conflict("reschedule could not commit; try again")),
         }
     }
 
-    /// Write the members of `chunk` that still need it; the number written.
-    fn reschedule_chunk(&self, chunk: &[MemberId], now: DateTime<Utc>, place: bool) -> Result<u64> {
+    /// Write the members of `chunk` that still need it.
+    fn reschedule_chunk(&self, chunk: &[MemberId], now: DateTime<Utc>, place: bool) -> Result<Rescheduled> {
         for _ in 0..MAX_ATTEMPTS {
             let mut tx = Tx::new(&self.program, &self.store, now);
             tx.load_all(chunk)?;
-            let mut written = 0;
+            let mut done = Rescheduled::default();
             for id in chunk {
                 // Written by another command since the scan: derived then.
                 let Some(w) = tx.members.get(id) else { continue };
                 let placed = if place { ladder_change(&self.program, &w.state, now) } else { None };
                 if let Some((state, reason)) = placed {
+                    if w.state.tier.as_ref().is_none_or(|t| t.tier != state.tier) {
+                        done.tier_changes += 1;
+                    }
                     // Any write derives the wake-up again.
                     let note = Some("the tier ladder changed".to_string());
                     tx.emit(id, Event::TierUpdated { at: now, tier: Shared::new(state), reason, note });
@@ -201,10 +220,10 @@ impl<S: Store> Engine<S> {
                 } else {
                     continue;
                 }
-                written += 1;
+                done.written += 1;
             }
             match self.store.commit(tx.finish()) {
-                Ok(()) => return Ok(written),
+                Ok(()) => return Ok(done),
                 Err(CommitError::Stale { .. }) => continue,
                 Err(CommitError::Store(e)) => return Err(e),
                 Err(_) => break,
@@ -214,11 +233,12 @@ impl<S: Store> Engine<S> {
     }
 
     /// [`Engine::reschedule`] unless the store's wake-ups were derived under
-    /// this engine's programme.
-    pub(super) fn ensure_schedule(&self, now: DateTime<Utc>) -> Result<()> {
+    /// this engine's programme; the tier changes it made (a changed ladder),
+    /// which the run reports with its own.
+    pub(super) fn ensure_schedule(&self, now: DateTime<Utc>) -> Result<u64> {
         if self.store.tally(SCHEDULE_TALLY)?.is_some_and(|t| t.tally.count == self.schedule) {
-            return Ok(());
+            return Ok(0);
         }
-        self.reschedule(now).map(drop)
+        self.rescheduled(now).map(|done| done.tier_changes)
     }
 }
