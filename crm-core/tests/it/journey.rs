@@ -124,6 +124,25 @@ fn histories<S: Store>(e: &Engine<S>) -> Vec<String> {
         .collect()
 }
 
+/// Execute `items` on both engines, each after `run_due` at every tick
+/// (from `ticks[*next]` on) before it; `*next` ends at the first tick not run.
+fn feed_both<'a, A: Store, B: Store>(
+    engines: &(Engine<A>, Engine<B>),
+    items: impl Iterator<Item = &'a (DateTime<Utc>, String, Command)>,
+    ticks: &[DateTime<Utc>],
+    next: &mut usize,
+) {
+    for (at, key, c) in items {
+        while *next < ticks.len() && ticks[*next] < *at {
+            engines.0.run_due(ticks[*next]).unwrap();
+            engines.1.run_due(ticks[*next]).unwrap();
+            *next += 1;
+        }
+        let _ = engines.0.execute(key, c.clone(), *at);
+        let _ = engines.1.execute(key, c.clone(), *at);
+    }
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -190,16 +209,7 @@ proptest! {
         let engines = (Engine::new(p.clone(), memory.clone()), Engine::new(p.clone(), sqlite.clone()));
         let mut ticks: Vec<_> = ticks.into_iter().map(|h| t0() + Duration::hours(h)).collect();
         ticks.sort();
-        let mut next_tick = 0;
-        for (at, key, c) in &timeline(&facts) {
-            while next_tick < ticks.len() && ticks[next_tick] < *at {
-                engines.0.run_due(ticks[next_tick]).unwrap();
-                engines.1.run_due(ticks[next_tick]).unwrap();
-                next_tick += 1;
-            }
-            let _ = engines.0.execute(key, c.clone(), *at);
-            let _ = engines.1.execute(key, c.clone(), *at);
-        }
+        feed_both(&engines, timeline(&facts).iter(), &ticks, &mut 0);
         let end = t0() + Duration::days(1000);
         prop_assert_eq!(engines.0.reschedule(end).unwrap(), 0);
         prop_assert_eq!(engines.1.reschedule(end).unwrap(), 0);
@@ -240,18 +250,9 @@ proptest! {
         prop_assert_eq!(engines.1.reschedule(t0()).unwrap(), 0);
         let mut ticks: Vec<_> = ticks.into_iter().map(|h| t0() + Duration::hours(h)).collect();
         ticks.sort();
-        let mut next_tick = 0;
         let items = timeline(&facts);
         let change = t0() + Duration::hours(hours);
-        for (at, key, c) in items.iter().filter(|(at, ..)| *at < change) {
-            while next_tick < ticks.len() && ticks[next_tick] < *at {
-                engines.0.run_due(ticks[next_tick]).unwrap();
-                engines.1.run_due(ticks[next_tick]).unwrap();
-                next_tick += 1;
-            }
-            let _ = engines.0.execute(key, c.clone(), *at);
-            let _ = engines.1.execute(key, c.clone(), *at);
-        }
+        feed_both(&engines, items.iter().filter(|(at, ..)| *at < change), &ticks, &mut 0);
         // The new ladder: thresholds scaled by `percent`, t2 maybe renamed
         // (taken off the ladder, another put in its place).
         let mut q = program(other, "to_qualified", 0, "next_review");
