@@ -684,26 +684,26 @@ pub fn after_ladder_change(
 ) -> Option<(TierState, TierReason)> {
     if ladder.index(&current.tier).is_none() {
         let q = ladder.qualified(&ladder.metric_at(activity, tz, joined, now));
-        let base = ladder.base().id.clone();
-        let state = TierState {
-            tier: ladder.levels[q].id.clone(),
-            since: now,
-            // Placed in the base tier: a new period; above it: as an upgrade.
-            review_at: if q == 0 {
-                ladder.period_end(tz, joined, now, now)
-            } else {
-                ladder.first_review(tz, joined, now)
-            },
-            floor: base,
-            grace_until: None,
-            manual: None,
-        };
-        return Some((state, TierReason::LadderChanged));
+        return Some((placed(ladder, tz, joined, q, now), TierReason::LadderChanged));
     }
     if current.manual.is_some() {
         return None;
     }
     after_fact(ladder, tz, joined, current, activity, now, false)
+}
+
+/// A member put in `ladder.levels[q]` at `now` other than by a review (the
+/// tier it held is off the ladder): in the base tier a new period starts;
+/// above it the tier runs to its first review, as after an upgrade.
+fn placed(ladder: &TierLadder, tz: Tz, joined: DateTime<Utc>, q: usize, now: DateTime<Utc>) -> TierState {
+    TierState {
+        tier: ladder.levels[q].id.clone(),
+        since: now,
+        review_at: if q == 0 { ladder.period_end(tz, joined, now, now) } else { ladder.first_review(tz, joined, now) },
+        floor: ladder.base().id.clone(),
+        grace_until: None,
+        manual: None,
+    }
 }
 
 /// The review (or end of grace, or end of a manual assignment) due at or
@@ -719,17 +719,9 @@ pub fn due_review(
 ) -> Option<(TierState, TierReason, DateTime<Utc>)> {
     let cur = ladder.index(&current.tier);
     if cur.is_none() {
-        // The programme no longer has this tier: start again at the base.
-        let base = ladder.base().id.clone();
-        let state = TierState {
-            tier: base.clone(),
-            since: now,
-            review_at: ladder.period_end(tz, joined, now, now),
-            floor: base,
-            grace_until: None,
-            manual: None,
-        };
-        return Some((state, TierReason::LadderChanged, now));
+        // The programme no longer has this tier (and no reschedule placed
+        // the member under the new ladder): start again at the base.
+        return Some((placed(ladder, tz, joined, 0, now), TierReason::LadderChanged, now));
     }
     let cur = cur.unwrap_or(0);
     if let Some(manual) = current.manual.as_ref().filter(|m| m.until <= now) {
@@ -963,6 +955,9 @@ mod tests {
         );
         let (base, _) = after_ladder_change(&l, sh(), joined, &held("platinum"), &[], now).unwrap();
         assert_eq!((base.tier.as_str(), base.review_at), ("member", l.period_end(sh(), joined, now, now)));
+        // Found at a review instead (no reschedule placed it): the base tier, at once.
+        let (found, reason, at) = due_review(&l, sh(), joined, &held("platinum"), &acts, now).unwrap();
+        assert_eq!((found, reason, at), (base, TierReason::LadderChanged, now));
         // A manual assignment stands until its end.
         let manual = ManualTier { until: utc("2024-09-01T00:00:00Z"), reason: "vip".into(), actor: "ops".into() };
         let assigned = TierState { manual: Some(manual), ..held("member") };
