@@ -47,11 +47,11 @@ pub(crate) const SCHEDULE_TALLY: &str = "schedule:programme";
 /// stored tiers were decided under ([`fingerprint`] of `program.tiers`).
 pub(crate) const LADDER_TALLY: &str = "schedule:ladder";
 
-/// A stable fingerprint of `program`: 64 bits of the FNV-1a hash of its JSON
-/// form (the same across builds, platforms and processes: the programme
-/// serialises its maps in key order).
-pub(crate) fn fingerprint<T: serde::Serialize + ?Sized>(program: &T) -> i64 {
-    let json = serde_json::to_string(program).unwrap_or_default();
+/// A stable fingerprint of a programme or a part of it (its ladder): 64
+/// bits of the FNV-1a hash of its JSON form (the same across builds,
+/// platforms and processes: the programme serialises its maps in key order).
+pub(crate) fn fingerprint<T: serde::Serialize + ?Sized>(part: &T) -> i64 {
+    let json = serde_json::to_string(part).unwrap_or_default();
     // The low 64 bits, as the tally's signed count.
     crate::command::fnv1a_128(json.as_bytes()) as u64 as i64
 }
