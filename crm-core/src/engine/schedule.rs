@@ -81,10 +81,17 @@ fn ladder_change(program: &Program, st: &MemberState, now: DateTime<Utc>) -> Opt
     tier::after_ladder_change(ladder, tz, journey::joined(st), &current, &st.activity, now)
 }
 
-/// Whether `st` is written by [`Engine::reschedule`] at `now` (`place`:
-/// the ladder changed, see [`Engine::reschedule`]).
-fn needs_writing(program: &Program, st: &MemberState, now: DateTime<Utc>, place: bool) -> bool {
-    needs_rescheduling(program, st) || place && ladder_change(program, st, now).is_some()
+/// What [`Engine::reschedule`] writes for `st` at `now`, if anything: the
+/// tier a changed ladder places it in (`place`, see [`Engine::reschedule`]),
+/// else a [`Event::Rescheduled`] when its next due instant changes (any
+/// write derives the wake-up again).
+fn write_for(program: &Program, st: &MemberState, now: DateTime<Utc>, place: bool) -> Option<Event> {
+    // Only a changed ladder is read: placing costs a metric per member.
+    if let Some((state, reason)) = place.then(|| ladder_change(program, st, now)).flatten() {
+        let note = Some("the tier ladder changed".to_string());
+        return Some(Event::TierUpdated { at: now, tier: Shared::new(state), reason, note });
+    }
+    needs_rescheduling(program, st).then_some(Event::Rescheduled { at: now })
 }
 
 impl<S: Store + Clone> Engine<S> {
@@ -171,7 +178,7 @@ impl<S: Store> Engine<S> {
         let place = recorded_ladder.is_some_and(|t| t.tally.count != ladder);
         let mut stale: Vec<MemberId> = Vec::new();
         self.store.scan(&mut |v| {
-            if needs_writing(&self.program, &v.state, now, place) {
+            if write_for(&self.program, &v.state, now, place).is_some() {
                 stale.push(v.state.id.clone());
             }
             Ok(())
@@ -207,19 +214,13 @@ impl<S: Store> Engine<S> {
             for id in chunk {
                 // Written by another command since the scan: derived then.
                 let Some(w) = tx.members.get(id) else { continue };
-                let placed = if place { ladder_change(&self.program, &w.state, now) } else { None };
-                if let Some((state, reason)) = placed {
-                    if w.state.tier.as_ref().is_none_or(|t| t.tier != state.tier) {
+                let Some(event) = write_for(&self.program, &w.state, now, place) else { continue };
+                if let Event::TierUpdated { tier, .. } = &event {
+                    if w.state.tier.as_ref().is_none_or(|t| t.tier != tier.tier) {
                         done.tier_changes += 1;
                     }
-                    // Any write derives the wake-up again.
-                    let note = Some("the tier ladder changed".to_string());
-                    tx.emit(id, Event::TierUpdated { at: now, tier: Shared::new(state), reason, note });
-                } else if needs_rescheduling(&self.program, &w.state) {
-                    tx.emit(id, Event::Rescheduled { at: now });
-                } else {
-                    continue;
                 }
+                tx.emit(id, event);
                 done.written += 1;
             }
             match self.store.commit(tx.finish()) {
