@@ -133,6 +133,19 @@ pub struct Activity {
     pub points: i64,
 }
 
+impl Activity {
+    /// Whether it lowers a figure while it counts (a refund, a clawback, a
+    /// negative adjustment): the sign bit first, most activity is positive.
+    pub fn lowers(&self) -> bool {
+        self.lowers_spend() || self.points < 0
+    }
+
+    /// Whether it lowers the spend or the order count.
+    pub(crate) fn lowers_spend(&self) -> bool {
+        (self.spend.is_sign_negative() && !self.spend.is_zero()) || self.orders < 0
+    }
+}
+
 fn is_zero(v: &i64) -> bool {
     *v == 0
 }
@@ -298,6 +311,12 @@ pub struct MemberState {
     /// every lot of each, three times, to find nothing due.
     #[serde(skip)]
     lots_due: Derived<Option<DateTime<Utc>>>,
+    /// The latest activity that lowers what tiers count (see `Derived` and
+    /// [`MemberState::last_reduction`]): every write asks whether a refund
+    /// leaving a rolling window lifts the member, and only members with one
+    /// need their activity read.
+    #[serde(skip)]
+    reduced: Derived<Option<DateTime<Utc>>>,
 }
 
 /// A figure derived from the rest of the state, kept up to date by
@@ -749,6 +768,7 @@ impl MemberState {
             feedback: empty!(Feedback),
             placed: Derived(Some(0)),
             lots_due: Derived(Some(None)),
+            reduced: Derived(Some(None)),
         }
     }
 
@@ -800,12 +820,25 @@ impl MemberState {
         self.lots_due.0.is_some_and(|due| due.is_none_or(|due| due > t))
     }
 
+    /// The instant of the latest refund, clawback or negative adjustment in
+    /// the activity tiers count ([`Activity::lowers`]), if any.
+    pub fn last_reduction(&self) -> Option<DateTime<Utc>> {
+        self.reduced.0.unwrap_or_else(|| self.scan_reductions())
+    }
+
+    fn scan_reductions(&self) -> Option<DateTime<Utc>> {
+        self.activity.iter().rev().find(|a| a.lowers()).map(|a| a.at)
+    }
+
     fn scan_lots_due(&self) -> Option<DateTime<Utc>> {
         self.lots.iter().fold(None, |next, l| min_opt(next, lot_due(l)))
     }
 
     /// Record a change to what tiers and stages count, keeping time order.
     fn record_activity(&mut self, a: Activity) {
+        if let Some(last) = self.reduced.0.as_mut().filter(|_| a.lowers()) {
+            *last = (*last).max(Some(a.at));
+        }
         let pos = self.activity.partition_point(|x| x.at <= a.at);
         self.activity.insert(pos, a);
     }
@@ -1171,6 +1204,7 @@ impl MemberState {
                 self.redemptions.clear();
                 self.identities.clear();
                 self.activity.clear();
+                self.reduced = Derived(Some(None));
                 self.totals.clear();
                 self.engagements.clear();
                 self.feedback = Shared::default();
@@ -1322,6 +1356,9 @@ impl MemberState {
         }
         if self.placed.0.is_none() {
             self.placed = Derived(Some(self.count_placed()));
+        }
+        if self.reduced.0.is_none() {
+            self.reduced = Derived(Some(self.scan_reductions()));
         }
     }
 

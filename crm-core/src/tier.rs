@@ -527,6 +527,72 @@ impl TierLadder {
         }
     }
 
+    /// Whether an activity lowers the metric while it is in the window (a
+    /// refund, a clawback or a negative adjustment of the growth points):
+    /// the metric rises when it leaves.
+    fn reduces(&self, a: &Activity) -> bool {
+        a.lowers_spend() || (a.points < 0 && a.point_type.is_some() && a.point_type == self.point_type)
+    }
+
+    /// The first instant at which an activity at `at` no longer counts (the
+    /// window's start has reached it), for rolling windows; `None` for the
+    /// others, whose windows start afresh at the period's end.
+    ///
+    /// The window at `t` starts at [`TierLadder::window_start`], the same
+    /// wall-clock time N days or months earlier, so the activity leaves N
+    /// days or months after it happened, except where that date does not
+    /// exist the other way round (31 January + 1 month is 28 February, whose
+    /// window starts on 28 January): then it leaves at the first instant
+    /// whose window starts at or after it, found by bisection.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use crm_core::tier::TierLadder;
+    ///
+    /// let window = serde_json::json!({"type": "rolling_months", "months": 1});
+    /// let ladder: TierLadder = serde_json::from_value(serde_json::json!({"window": window, "levels": [{"id": "member"}]}))?;
+    /// let utc = |m, d, h| Utc.with_ymd_and_hms(2024, m, d, h, 0, 0).unwrap();
+    /// let tz = chrono_tz::UTC;
+    /// assert_eq!(ladder.window_exit(tz, utc(1, 1, 0), utc(1, 15, 9)), Some(utc(2, 15, 9)));
+    /// // 31 January leaves when the window starts on 1 February: 1 March.
+    /// assert_eq!(ladder.window_exit(tz, utc(1, 1, 0), utc(1, 31, 9)), Some(utc(3, 1, 0)));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn window_exit(&self, tz: Tz, joined: DateTime<Utc>, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let guess = match self.window {
+            Window::RollingDays { days } => crate::time::add_local_days(tz, at, days),
+            Window::RollingMonths { months } => add_local_months(tz, at, months),
+            _ => return None,
+        };
+        let out = |t: DateTime<Utc>| self.window_start(tz, joined, t).is_some_and(|s| s >= at);
+        let tick = chrono::Duration::nanoseconds(1);
+        if out(guess) && !out(guess - tick) {
+            return Some(guess);
+        }
+        // Bisect between `at` (counted: its window starts before it) and the
+        // first day start after the guess that is out (a few days at most).
+        let mut hi = guess;
+        for _ in 0..8 {
+            if out(hi) {
+                break;
+            }
+            hi += chrono::Duration::days(1);
+        }
+        if !out(hi) {
+            return None;
+        }
+        let (mut lo, mut hi) = (at, hi);
+        while hi - lo > tick {
+            let mid = lo + (hi - lo) / 2;
+            if out(mid) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        Some(hi)
+    }
+
     /// The metric for a fact at `t`.
     pub fn metric_at(&self, activity: &[Activity], tz: Tz, joined: DateTime<Utc>, t: DateTime<Utc>) -> Metric {
         self.metric(activity, self.window_start(tz, joined, t), t)
@@ -658,6 +724,47 @@ pub fn after_fact(
         }
     }
     None
+}
+
+/// The first instant in `[from, until]` (no end when `until` is `None`)
+/// at which a reduction leaving a rolling window changes the tier as a fact
+/// there would ([`after_fact`]: an upgrade, or retention met during grace):
+/// the new state, the reason and that instant.
+///
+/// Why: a refund lowers the metric at its own instant (a December order
+/// refunded in January does not keep the tier it earned), and the order it
+/// refunds, being older, leaves a rolling window first; when the refund
+/// leaves too, the metric rises with no fact at all. Without this the
+/// member would stay below the tier it qualifies for until its next order,
+/// while its tier view already says "qualified". `from` is where the tier
+/// was last decided (its last change): reductions that left before it were
+/// weighed then.
+pub fn due_upgrade(
+    ladder: &TierLadder,
+    tz: Tz,
+    joined: DateTime<Utc>,
+    current: &TierState,
+    activity: &[Activity],
+    from: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+) -> Option<(TierState, TierReason, DateTime<Utc>)> {
+    if !matches!(ladder.window, Window::RollingDays { .. } | Window::RollingMonths { .. }) {
+        return None;
+    }
+    // What was counted a day before the window at `from` began had left
+    // by `from` (the day: a margin for the hour a DST change repeats). The
+    // activity is in time order: the rest is the window's length, not the
+    // member's history.
+    let counted = ladder.window_start(tz, joined, from).map_or(from, |s| s - chrono::Duration::days(1));
+    let mut exits: Vec<DateTime<Utc>> = activity[activity.partition_point(|a| a.at < counted)..]
+        .iter()
+        .filter(|a| ladder.reduces(a))
+        .filter_map(|a| ladder.window_exit(tz, joined, a.at))
+        .filter(|&e| e >= from && until.is_none_or(|u| e <= u))
+        .collect();
+    exits.sort_unstable();
+    exits.dedup();
+    exits.into_iter().find_map(|e| after_fact(ladder, tz, joined, current, activity, e, false).map(|(s, r)| (s, r, e)))
 }
 
 /// What a member's tier becomes at `now` when the ladder may have changed
@@ -962,6 +1069,57 @@ mod tests {
         let manual = ManualTier { until: utc("2024-09-01T00:00:00Z"), reason: "vip".into(), actor: "ops".into() };
         let assigned = TierState { manual: Some(manual), ..held("member") };
         assert_eq!(after_ladder_change(&l, sh(), joined, &assigned, &acts, now), None);
+    }
+
+    #[test]
+    fn an_activity_leaves_a_rolling_window_where_the_window_starts_at_it() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let joined = utc("2023-01-01T00:00:00Z");
+        let days = ladder(Window::RollingDays { days: 30 });
+        let months = ladder(Window::RollingMonths { months: 1 });
+        // 13:00 CET on 15 March leaves at 13:00 CEST on 14 April: 30 local days, not 720 hours.
+        assert_eq!(days.window_exit(berlin, joined, utc("2024-03-15T12:00:00Z")), Some(utc("2024-04-14T11:00:00Z")));
+        // 31 January has no 31 February: it leaves when the window starts on 1 February.
+        assert_eq!(months.window_exit(berlin, joined, utc("2024-01-31T09:00:00Z")), Some(utc("2024-02-29T23:00:00Z")));
+        assert_eq!(ladder(Window::CalendarYear).window_exit(berlin, joined, utc("2024-01-31T09:00:00Z")), None);
+        // Wherever it lands: out of the window there, in it an instant before.
+        for l in [&days, &months, &ladder(Window::RollingMonths { months: 5 })] {
+            for at in ["2024-01-29T23:30:00Z", "2024-03-30T01:30:00Z", "2024-09-30T00:30:00Z", "2024-10-27T00:30:00Z"] {
+                let at = utc(at);
+                let e = l.window_exit(berlin, joined, at).unwrap();
+                let start = |t| l.window_start(berlin, joined, t).unwrap();
+                assert!(start(e) >= at && start(e - chrono::Duration::nanoseconds(1)) < at, "{at} leaves at {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_refund_leaving_a_rolling_window_upgrades_where_it_leaves() {
+        let l = ladder(Window::RollingDays { days: 30 });
+        let tz = chrono_tz::UTC;
+        let joined = utc("2024-01-01T10:00:00Z");
+        let refund = Activity { spend: Decimal::from(-900), orders: 0, ..spend("2024-01-20T10:00:00Z", 0) };
+        // 999 (no silver), 900 of it refunded, 700, 400: never 1,000 at a fact,
+        // but 1,100 once the refund has left on 19 February (the 999 left on 31 January).
+        let acts = [
+            spend("2024-01-01T10:00:00Z", 999),
+            refund,
+            spend("2024-01-25T10:00:00Z", 700),
+            spend("2024-02-09T10:00:00Z", 400),
+        ];
+        for (i, a) in acts.iter().enumerate() {
+            assert_eq!(l.qualified(&l.metric_at(&acts[..=i], tz, joined, a.at)), 0);
+        }
+        let member = initial(&l, tz, joined, joined);
+        let left = utc("2024-02-19T10:00:00Z");
+        let before = left - chrono::Duration::nanoseconds(1);
+        assert_eq!(due_upgrade(&l, tz, joined, &member, &acts, joined, Some(before)), None);
+        let (up, reason, at) = due_upgrade(&l, tz, joined, &member, &acts, joined, None).unwrap();
+        assert_eq!((up.tier.as_str(), up.since, reason, at), ("silver", left, TierReason::Upgrade, left));
+        assert_eq!(due_upgrade(&l, tz, joined, &member, &acts, joined, Some(left)).map(|u| u.2), Some(left));
+        // Decided since (silver held): nothing more; a calendar year starts afresh instead.
+        assert_eq!(due_upgrade(&l, tz, joined, &up, &acts, left, None), None);
+        assert_eq!(due_upgrade(&ladder(Window::CalendarYear), tz, joined, &member, &acts, joined, None), None);
     }
 
     #[test]

@@ -48,6 +48,26 @@ fn stage_cursor(st: &MemberState, orders: &[DateTime<Utc>]) -> DateTime<Utc> {
     last_change.max(orders.last().copied()).unwrap_or(st.created_at)
 }
 
+/// Where the member's tier was last decided: its last change (a review
+/// that kept it included), or when it entered it.
+fn tier_decided(st: &MemberState, current: &TierState) -> DateTime<Utc> {
+    st.tier_history.last().map_or(current.since, |c| c.at)
+}
+
+/// A reduction leaving a rolling window lifting the member
+/// ([`tier::due_upgrade`]) after its tier was last decided, up to `until`.
+/// Only members with a reduction have their activity read.
+fn leaving_upgrade(
+    ladder: &tier::TierLadder,
+    tz: Tz,
+    st: &MemberState,
+    current: &TierState,
+    until: Option<DateTime<Utc>>,
+) -> Option<(TierState, TierReason, DateTime<Utc>)> {
+    st.last_reduction()?;
+    tier::due_upgrade(ladder, tz, joined(st), current, &st.activity, tier_decided(st, current), until)
+}
+
 /// The member's tier state, or the initial one of a member the ladder has
 /// not placed yet (borrowed: most calls only read it).
 pub(super) fn current_tier<'a>(ladder: &tier::TierLadder, tz: Tz, st: &'a MemberState) -> Cow<'a, TierState> {
@@ -86,8 +106,9 @@ pub(crate) fn wake_at(program: &Program, st: &MemberState) -> Option<DateTime<Ut
             next = Some(next.map_or(t, |n| n.min(t)));
         }
     };
-    if let (Some(_), Some(t)) = (&program.tiers, &st.tier) {
+    if let (Some(ladder), Some(t)) = (&program.tiers, &st.tier) {
         take(t.manual.as_ref().map(|m| m.until).or(t.grace_until).or(t.review_at));
+        take(leaving_upgrade(ladder, program.timezone, st, t, None).map(|u| u.2));
     }
     if let Some(lc) = &program.lifecycle {
         let orders = st.order_times();
@@ -289,11 +310,20 @@ impl<S: Store> Tx<'_, S> {
         let tz = program.timezone;
         let mut done = Journey::default();
         if let Some(ladder) = &program.tiers {
+            // A reduction leaving the window at the fact's instant is weighed
+            // with the fact.
+            let last = if before_fact { until - chrono::Duration::nanoseconds(1) } else { until };
             for _ in 0..MAX_CATCH_UP {
                 let st = self.state(id);
                 let Some(current) = st.tier.clone() else { break };
-                let Some((state, reason, at)) = tier::due_review(ladder, tz, joined(st), &current, &st.activity, until)
-                else {
+                let review = tier::due_review(ladder, tz, joined(st), &current, &st.activity, until);
+                let upgrade = leaving_upgrade(ladder, tz, st, &current, Some(last));
+                // The earlier first; a review before a reduction leaving at
+                // the same instant, as before a fact there.
+                let Some((state, reason, at)) = (match (review, upgrade) {
+                    (Some(r), Some(u)) => Some(if u.2 < r.2 { u } else { r }),
+                    (r, u) => r.or(u),
+                }) else {
                     break;
                 };
                 if state.tier != current.tier {

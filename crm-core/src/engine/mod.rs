@@ -1473,7 +1473,7 @@ fn refund_amount(
 impl<S: Store> Engine<S> {
     /// An engine running `program` over `store`.
     pub fn new(program: Program, store: S) -> Self {
-        let schedule = schedule::fingerprint(&program);
+        let schedule = schedule::schedule_of(&program);
         Engine { program, store, schedule }
     }
 

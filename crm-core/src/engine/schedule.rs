@@ -11,7 +11,8 @@
 //! birthday greeting would reach nobody who does not order.
 //!
 //! So the store keeps a fingerprint of the programme the wake-ups were
-//! derived under (the tally [`SCHEDULE_TALLY`]), and [`Engine::run_due`]
+//! derived under, and of the rules that derived them (the tally
+//! [`SCHEDULE_TALLY`]), and [`Engine::run_due`]
 //! under another programme first calls [`Engine::reschedule`]: every
 //! member's wake-up is derived again and the members whose next due instant
 //! changes are written, each with an [`Event::Rescheduled`] (a write is a
@@ -54,6 +55,17 @@ pub(crate) fn fingerprint<T: serde::Serialize + ?Sized>(part: &T) -> i64 {
     let json = serde_json::to_string(part).unwrap_or_default();
     // The low 64 bits, as the tally's signed count.
     crate::command::fnv1a_128(json.as_bytes()) as u64 as i64
+}
+
+/// The version of the rules [`journey::wake_at`] derives wake-ups by,
+/// hashed with the programme: a library whose rules changed derives the
+/// stored wake-ups again at its first run, as a changed programme does.
+/// Version 2: a refund leaving a rolling tier window wakes the member.
+const WAKE_RULES: u32 = 2;
+
+/// The fingerprint of the wake-ups `program` gives under these rules.
+pub(crate) fn schedule_of(program: &Program) -> i64 {
+    fingerprint(&(WAKE_RULES, program))
 }
 
 /// What [`Engine::reschedule`] wrote.
