@@ -751,11 +751,13 @@ pub fn due_upgrade(
     if !matches!(ladder.window, Window::RollingDays { .. } | Window::RollingMonths { .. }) {
         return None;
     }
-    // What was counted a day before the window at `from` began had left
-    // by `from` (the day: a margin for the hour a DST change repeats). The
-    // activity is in time order: the rest is the window's length, not the
-    // member's history.
-    let counted = ladder.window_start(tz, joined, from).map_or(from, |s| s - chrono::Duration::days(1));
+    // What was counted a week before the window at `from` began had left
+    // before `from`. The week is a margin: a month-long window's start
+    // jumps by up to three days at a month's first instant (from 28
+    // January to 1 February as 28 February ends), and by an hour at a DST
+    // change. The activity is in time order: the rest is the window's
+    // length, not the member's history.
+    let counted = ladder.window_start(tz, joined, from).map_or(from, |s| s - chrono::Duration::days(7));
     let mut exits: Vec<DateTime<Utc>> = activity[activity.partition_point(|a| a.at < counted)..]
         .iter()
         .filter(|a| ladder.reduces(a))
@@ -1120,6 +1122,15 @@ mod tests {
         // Decided since (silver held): nothing more; a calendar year starts afresh instead.
         assert_eq!(due_upgrade(&l, tz, joined, &up, &acts, left, None), None);
         assert_eq!(due_upgrade(&ladder(Window::CalendarYear), tz, joined, &member, &acts, joined, None), None);
+        // A month-long window's start jumps from 28 January to 1 February
+        // when 2023's February ends: a refund of 30 January leaves then,
+        // found when the tier was last decided at that very instant.
+        let l = ladder(Window::RollingMonths { months: 1 });
+        let refund = Activity { at: utc("2023-01-30T10:00:00Z"), ..acts[1].clone() };
+        let acts = [refund, spend("2023-02-25T10:00:00Z", 1000)];
+        let march = utc("2023-03-01T00:00:00Z");
+        let (up, _, at) = due_upgrade(&l, tz, joined, &member, &acts, march, None).unwrap();
+        assert_eq!((up.tier.as_str(), at), ("silver", march));
     }
 
     #[test]
