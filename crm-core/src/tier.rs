@@ -570,7 +570,7 @@ impl TierLadder {
             return Some(guess);
         }
         // Bisect between `at` (counted: its window starts before it) and the
-        // first day start after the guess that is out (a few days at most).
+        // guess moved on by whole days until it is out (a few at most).
         let mut hi = guess;
         for _ in 0..8 {
             if out(hi) {
