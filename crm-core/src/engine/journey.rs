@@ -318,12 +318,9 @@ impl<S: Store> Tx<'_, S> {
                 let Some(current) = st.tier.clone() else { break };
                 let review = tier::due_review(ladder, tz, joined(st), &current, &st.activity, until);
                 let upgrade = leaving_upgrade(ladder, tz, st, &current, Some(last));
-                // The earlier first; a review before a reduction leaving at
-                // the same instant, as before a fact there.
-                let Some((state, reason, at)) = (match (review, upgrade) {
-                    (Some(r), Some(u)) => Some(if u.2 < r.2 { u } else { r }),
-                    (r, u) => r.or(u),
-                }) else {
+                // The earlier first; at the same instant the review (the first
+                // of equal minima), as before a fact there.
+                let Some((state, reason, at)) = [review, upgrade].into_iter().flatten().min_by_key(|c| c.2) else {
                     break;
                 };
                 if state.tier != current.tier {
