@@ -895,7 +895,7 @@ pub struct TierInfo<'a> {
     /// The tier and its retention deadline ([`crate::tier::schedule_view`]):
     /// enough to know when a retention message would be due.
     pub deadline: &'a TierView,
-    /// The view with progress ([`crate::tier::view`]: the qualifying metric
+    /// The view with progress ([`crate::tier::Standing::view`]: the qualifying metric
     /// summed, "spend 120.00 more" messages), asked for only when a
     /// retention message falls due inside a run's window.
     pub progress: &'a dyn Fn() -> Option<TierView>,

@@ -669,218 +669,299 @@ impl TierLadder {
     }
 }
 
-/// What the engine should do with a member's tier after a fact at `t`.
-/// `None`: nothing changes.
-pub fn after_fact(
-    ladder: &TierLadder,
-    tz: Tz,
-    joined: DateTime<Utc>,
-    current: &TierState,
-    activity: &[Activity],
-    t: DateTime<Utc>,
-    refund: bool,
-) -> Option<(TierState, TierReason)> {
-    let m = ladder.metric_at(activity, tz, joined, t);
-    let q = ladder.qualified(&m);
-    let cur = ladder.index(&current.tier).unwrap_or(0);
-    if q > cur {
-        let state = TierState {
-            tier: ladder.levels[q].id.clone(),
-            since: t,
-            review_at: ladder.first_review(tz, joined, t),
-            floor: current.floor.clone(),
-            grace_until: None,
-            manual: None,
-        };
-        return Some((state, TierReason::Upgrade));
-    }
-    if current.grace_until.is_some() && ladder.levels[cur].retention().met(&m) {
-        let state = TierState {
-            grace_until: None,
-            review_at: ladder.period_end(tz, joined, current.since, t),
-            ..current.clone()
-        };
-        return Some((state, TierReason::Retained));
-    }
-    if refund && ladder.refunds == RefundEffect::Immediate && current.manual.is_none() {
-        let floor = ladder.index(&current.floor).unwrap_or(0);
-        if cur > floor && !ladder.levels[cur].entry.met(&m) {
-            let to = q.max(floor);
-            if to < cur {
-                let state = TierState {
-                    tier: ladder.levels[to].id.clone(),
-                    since: t,
-                    review_at: if to == floor {
-                        ladder.period_end(tz, joined, current.since, t)
-                    } else {
-                        ladder.first_review(tz, joined, t)
-                    },
-                    floor: current.floor.clone(),
-                    grace_until: None,
-                    manual: None,
-                };
-                return Some((state, TierReason::Refund));
+/// A member's tier as the ladder sees it: everything a tier decision
+/// reads. Each decision below is a function of these five and one instant,
+/// so they travel together instead of as the same six parameters.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use crm_core::state::Activity;
+/// use crm_core::tier::{initial, Standing, TierLadder, TierReason};
+/// use rust_decimal::Decimal;
+///
+/// let ladder: TierLadder = serde_json::from_value(serde_json::json!({
+///     "levels": [{"id": "member"}, {"id": "silver", "entry": {"spend": "1000"}}],
+///     "window": {"type": "rolling_months", "months": 12},
+/// }))?;
+/// let tz = chrono_tz::Asia::Shanghai;
+/// let joined = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+/// let paid = Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap();
+/// let order = Activity { at: paid, spend: Decimal::new(1200, 0), orders: 1, point_type: None, points: 0 };
+/// let current = initial(&ladder, tz, joined, joined);
+/// let standing = Standing { ladder: &ladder, tz, joined, current: &current, activity: &[order] };
+/// // The order crosses silver's threshold: an upgrade as of its instant.
+/// let (silver, reason) = standing.after_fact(paid, false).expect("an upgrade");
+/// assert_eq!((silver.tier.as_str(), reason), ("silver", TierReason::Upgrade));
+/// // Its first review is a window later; nothing is due before.
+/// assert_eq!(silver.review_at, Some(Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()));
+/// assert!(Standing { current: &silver, ..standing }.due_review(paid).is_none());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Standing<'a> {
+    pub ladder: &'a TierLadder,
+    /// The programme's zone (windows and periods are local).
+    pub tz: Tz,
+    /// When the member joined (membership years start then).
+    pub joined: DateTime<Utc>,
+    /// The tier held.
+    pub current: &'a TierState,
+    /// What the metric counts, in time order.
+    pub activity: &'a [Activity],
+}
+
+impl Standing<'_> {
+    /// What the engine should do with a member's tier after a fact at `t`.
+    /// `None`: nothing changes.
+    pub fn after_fact(&self, t: DateTime<Utc>, refund: bool) -> Option<(TierState, TierReason)> {
+        let Standing { ladder, tz, joined, current, activity } = *self;
+        let m = ladder.metric_at(activity, tz, joined, t);
+        let q = ladder.qualified(&m);
+        let cur = ladder.index(&current.tier).unwrap_or(0);
+        if q > cur {
+            let state = TierState {
+                tier: ladder.levels[q].id.clone(),
+                since: t,
+                review_at: ladder.first_review(tz, joined, t),
+                floor: current.floor.clone(),
+                grace_until: None,
+                manual: None,
+            };
+            return Some((state, TierReason::Upgrade));
+        }
+        if current.grace_until.is_some() && ladder.levels[cur].retention().met(&m) {
+            let state = TierState {
+                grace_until: None,
+                review_at: ladder.period_end(tz, joined, current.since, t),
+                ..current.clone()
+            };
+            return Some((state, TierReason::Retained));
+        }
+        if refund && ladder.refunds == RefundEffect::Immediate && current.manual.is_none() {
+            let floor = ladder.index(&current.floor).unwrap_or(0);
+            if cur > floor && !ladder.levels[cur].entry.met(&m) {
+                let to = q.max(floor);
+                if to < cur {
+                    let state = TierState {
+                        tier: ladder.levels[to].id.clone(),
+                        since: t,
+                        review_at: if to == floor {
+                            ladder.period_end(tz, joined, current.since, t)
+                        } else {
+                            ladder.first_review(tz, joined, t)
+                        },
+                        floor: current.floor.clone(),
+                        grace_until: None,
+                        manual: None,
+                    };
+                    return Some((state, TierReason::Refund));
+                }
             }
         }
+        None
     }
-    None
-}
 
-/// The first instant in `[from, until]` (no end when `until` is `None`)
-/// at which a reduction leaving a rolling window changes the tier as a fact
-/// there would ([`after_fact`]: an upgrade, or retention met during grace):
-/// the new state, the reason and that instant.
-///
-/// Why: a refund lowers the metric at its own instant (a December order
-/// refunded in January does not keep the tier it earned), and the order it
-/// refunds, being older, leaves a rolling window first; when the refund
-/// leaves too, the metric rises with no fact at all. Without this the
-/// member would stay below the tier it qualifies for until its next order,
-/// while its tier view already says "qualified". `from` is where the tier
-/// was last decided (its last change): reductions that left before it were
-/// weighed then.
-pub fn due_upgrade(
-    ladder: &TierLadder,
-    tz: Tz,
-    joined: DateTime<Utc>,
-    current: &TierState,
-    activity: &[Activity],
-    from: DateTime<Utc>,
-    until: Option<DateTime<Utc>>,
-) -> Option<(TierState, TierReason, DateTime<Utc>)> {
-    if !matches!(ladder.window, Window::RollingDays { .. } | Window::RollingMonths { .. }) {
-        return None;
+    /// The first instant in `[from, until]` (no end when `until` is `None`)
+    /// at which a reduction leaving a rolling window changes the tier as a fact
+    /// there would ([`Self::after_fact`]: an upgrade, or retention met during grace):
+    /// the new state, the reason and that instant.
+    ///
+    /// Why: a refund lowers the metric at its own instant (a December order
+    /// refunded in January does not keep the tier it earned), and the order it
+    /// refunds, being older, leaves a rolling window first; when the refund
+    /// leaves too, the metric rises with no fact at all. Without this the
+    /// member would stay below the tier it qualifies for until its next order,
+    /// while its tier view already says "qualified". `from` is where the tier
+    /// was last decided (its last change): reductions that left before it were
+    /// weighed then.
+    pub fn due_upgrade(
+        &self,
+        from: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+    ) -> Option<(TierState, TierReason, DateTime<Utc>)> {
+        let Standing { ladder, tz, joined, activity, .. } = *self;
+        if !matches!(ladder.window, Window::RollingDays { .. } | Window::RollingMonths { .. }) {
+            return None;
+        }
+        // What was counted a week before the window at `from` began had left
+        // before `from`. The week is a margin: a month-long window's start
+        // jumps by up to three days at a month's first instant (from 28
+        // January to 1 February as 28 February ends), and by an hour at a DST
+        // change. The activity is in time order: the rest is the window's
+        // length, not the member's history.
+        let counted = ladder.window_start(tz, joined, from).map_or(from, |s| s - chrono::Duration::days(7));
+        let mut exits: Vec<DateTime<Utc>> = activity[activity.partition_point(|a| a.at < counted)..]
+            .iter()
+            .filter(|a| ladder.reduces(a))
+            .filter_map(|a| ladder.window_exit(tz, joined, a.at))
+            .filter(|&e| e >= from && until.is_none_or(|u| e <= u))
+            .collect();
+        exits.sort_unstable();
+        exits.dedup();
+        exits.into_iter().find_map(|e| self.after_fact(e, false).map(|(s, r)| (s, r, e)))
     }
-    // What was counted a week before the window at `from` began had left
-    // before `from`. The week is a margin: a month-long window's start
-    // jumps by up to three days at a month's first instant (from 28
-    // January to 1 February as 28 February ends), and by an hour at a DST
-    // change. The activity is in time order: the rest is the window's
-    // length, not the member's history.
-    let counted = ladder.window_start(tz, joined, from).map_or(from, |s| s - chrono::Duration::days(7));
-    let mut exits: Vec<DateTime<Utc>> = activity[activity.partition_point(|a| a.at < counted)..]
-        .iter()
-        .filter(|a| ladder.reduces(a))
-        .filter_map(|a| ladder.window_exit(tz, joined, a.at))
-        .filter(|&e| e >= from && until.is_none_or(|u| e <= u))
-        .collect();
-    exits.sort_unstable();
-    exits.dedup();
-    exits.into_iter().find_map(|e| after_fact(ladder, tz, joined, current, activity, e, false).map(|(s, r)| (s, r, e)))
-}
 
-/// What a member's tier becomes at `now` when the ladder may have changed
-/// since it was decided (the engine runs another programme than the one
-/// the store's members were written under).
-///
-/// Why: the engine moves a member up when a fact crosses a threshold, and
-/// down at a review. A ladder added or lowered between facts would leave a
-/// member who already qualifies where it is until its next order, and a
-/// tier taken off the ladder would stay until its review. So, at `now`:
-/// a tier no longer on the ladder becomes the one the member qualifies
-/// for ([`TierReason::LadderChanged`]); otherwise the member moves up as a
-/// fact at `now` would move it ([`after_fact`]: an upgrade, or retention
-/// met during grace). A manual assignment stands until its end, and
-/// downgrades wait for the review: what a member earned under the old
-/// ladder is kept until then. `None`: nothing changes.
-pub fn after_ladder_change(
-    ladder: &TierLadder,
-    tz: Tz,
-    joined: DateTime<Utc>,
-    current: &TierState,
-    activity: &[Activity],
-    now: DateTime<Utc>,
-) -> Option<(TierState, TierReason)> {
-    if ladder.index(&current.tier).is_none() {
-        let q = ladder.qualified(&ladder.metric_at(activity, tz, joined, now));
-        return Some((placed(ladder, tz, joined, q, now), TierReason::LadderChanged));
+    /// What a member's tier becomes at `now` when the ladder may have changed
+    /// since it was decided (the engine runs another programme than the one
+    /// the store's members were written under).
+    ///
+    /// Why: the engine moves a member up when a fact crosses a threshold, and
+    /// down at a review. A ladder added or lowered between facts would leave a
+    /// member who already qualifies where it is until its next order, and a
+    /// tier taken off the ladder would stay until its review. So, at `now`:
+    /// a tier no longer on the ladder becomes the one the member qualifies
+    /// for ([`TierReason::LadderChanged`]); otherwise the member moves up as a
+    /// fact at `now` would move it ([`Self::after_fact`]: an upgrade, or retention
+    /// met during grace). A manual assignment stands until its end, and
+    /// downgrades wait for the review: what a member earned under the old
+    /// ladder is kept until then. `None`: nothing changes.
+    pub fn after_ladder_change(&self, now: DateTime<Utc>) -> Option<(TierState, TierReason)> {
+        let Standing { ladder, tz, joined, current, activity } = *self;
+        if ladder.index(&current.tier).is_none() {
+            let q = ladder.qualified(&ladder.metric_at(activity, tz, joined, now));
+            return Some((self.placed(q, now), TierReason::LadderChanged));
+        }
+        if current.manual.is_some() {
+            return None;
+        }
+        self.after_fact(now, false)
     }
-    if current.manual.is_some() {
-        return None;
-    }
-    after_fact(ladder, tz, joined, current, activity, now, false)
-}
 
-/// A member put in `ladder.levels[q]` at `now` other than by a review (the
-/// tier it held is off the ladder): in the base tier a new period starts;
-/// above it the tier runs to its first review, as after an upgrade.
-fn placed(ladder: &TierLadder, tz: Tz, joined: DateTime<Utc>, q: usize, now: DateTime<Utc>) -> TierState {
-    TierState {
-        tier: ladder.levels[q].id.clone(),
-        since: now,
-        review_at: if q == 0 { ladder.period_end(tz, joined, now, now) } else { ladder.first_review(tz, joined, now) },
-        floor: ladder.base().id.clone(),
-        grace_until: None,
-        manual: None,
+    /// A member put in `ladder.levels[q]` at `now` other than by a review (the
+    /// tier it held is off the ladder): in the base tier a new period starts;
+    /// above it the tier runs to its first review, as after an upgrade.
+    fn placed(&self, q: usize, now: DateTime<Utc>) -> TierState {
+        let Standing { ladder, tz, joined, .. } = *self;
+        TierState {
+            tier: ladder.levels[q].id.clone(),
+            since: now,
+            review_at: if q == 0 {
+                ladder.period_end(tz, joined, now, now)
+            } else {
+                ladder.first_review(tz, joined, now)
+            },
+            floor: ladder.base().id.clone(),
+            grace_until: None,
+            manual: None,
+        }
     }
-}
 
-/// The review (or end of grace, or end of a manual assignment) due at or
-/// before `now`, if any: the new state, the reason and the instant it
-/// happens at. Call repeatedly until `None` to catch up on missed reviews.
-pub fn due_review(
-    ladder: &TierLadder,
-    tz: Tz,
-    joined: DateTime<Utc>,
-    current: &TierState,
-    activity: &[Activity],
-    now: DateTime<Utc>,
-) -> Option<(TierState, TierReason, DateTime<Utc>)> {
-    let cur = ladder.index(&current.tier);
-    if cur.is_none() {
-        // The programme no longer has this tier (and no reschedule placed
-        // the member under the new ladder): start again at the base.
-        return Some((placed(ladder, tz, joined, 0, now), TierReason::LadderChanged, now));
-    }
-    let cur = cur.unwrap_or(0);
-    if let Some(manual) = current.manual.as_ref().filter(|m| m.until <= now) {
-        let at = manual.until;
-        let q = ladder.qualified(&ladder.metric_at(activity, tz, joined, at));
-        let id = ladder.levels[q].id.clone();
+    /// The review (or end of grace, or end of a manual assignment) due at or
+    /// before `now`, if any: the new state, the reason and the instant it
+    /// happens at. Call repeatedly until `None` to catch up on missed reviews.
+    pub fn due_review(&self, now: DateTime<Utc>) -> Option<(TierState, TierReason, DateTime<Utc>)> {
+        let Standing { ladder, tz, joined, current, activity } = *self;
+        let cur = ladder.index(&current.tier);
+        if cur.is_none() {
+            // The programme no longer has this tier (and no reschedule placed
+            // the member under the new ladder): start again at the base.
+            return Some((self.placed(0, now), TierReason::LadderChanged, now));
+        }
+        let cur = cur.unwrap_or(0);
+        if let Some(manual) = current.manual.as_ref().filter(|m| m.until <= now) {
+            let at = manual.until;
+            let q = ladder.qualified(&ladder.metric_at(activity, tz, joined, at));
+            let id = ladder.levels[q].id.clone();
+            let state = TierState {
+                tier: id.clone(),
+                since: at,
+                review_at: ladder.period_end(tz, joined, at, at),
+                floor: id,
+                grace_until: None,
+                manual: None,
+            };
+            return Some((state, TierReason::ManualExpired, at));
+        }
+        if current.manual.is_some() {
+            return None;
+        }
+        let at = match (current.grace_until, current.review_at) {
+            (Some(g), _) if g <= now => g,
+            (None, Some(r)) if r <= now => r,
+            _ => return None,
+        };
+        let m = if current.grace_until.is_some() {
+            ladder.metric_at(activity, tz, joined, at)
+        } else {
+            ladder.metric_for_review(activity, tz, joined, at)
+        };
+        let next_review = ladder.period_end(tz, joined, at, at);
+        if cur == 0 || ladder.levels[cur].retention().met(&m) {
+            let state =
+                TierState { review_at: next_review, floor: current.tier.clone(), grace_until: None, ..current.clone() };
+            return Some((state, TierReason::Retained, at));
+        }
+        if ladder.grace_days > 0 && current.grace_until.is_none() {
+            let until = crate::time::add_local_days(tz, at, ladder.grace_days);
+            let state = TierState { grace_until: Some(until), ..current.clone() };
+            return Some((state, TierReason::Grace, at));
+        }
+        let q = ladder.qualified(&m);
+        let to = match ladder.downgrade {
+            Downgrade::OneStep => (cur - 1).max(q),
+            Downgrade::ToQualified => q,
+        }
+        .min(cur);
+        let id = ladder.levels[to].id.clone();
         let state = TierState {
             tier: id.clone(),
             since: at,
-            review_at: ladder.period_end(tz, joined, at, at),
+            review_at: next_review,
             floor: id,
             grace_until: None,
             manual: None,
         };
-        return Some((state, TierReason::ManualExpired, at));
+        Some((state, TierReason::Downgrade, at))
     }
-    if current.manual.is_some() {
-        return None;
+
+    /// The view of a member's tier with progress, at `at`.
+    pub fn view(&self, at: DateTime<Utc>) -> TierView {
+        let Standing { ladder, tz, joined, current, activity } = *self;
+        let cur = ladder.index(&current.tier).unwrap_or(0);
+        let tier = &ladder.levels[cur];
+        let m_now = ladder.metric_at(activity, tz, joined, at);
+        let next = ladder.levels.get(cur + 1).map(|up| {
+            let missing = up.entry.gap(&m_now);
+            let by = ladder.period_end(tz, joined, current.since, at);
+            let message = if missing.is_met() {
+                format!("qualified for {}", up.display_name())
+            } else {
+                format!("{} to reach {}", missing.describe(), up.display_name())
+            };
+            Progress { tier: up.id.clone(), metric: m_now.clone(), missing, by, message }
+        });
+        let retain = match retention_deadline(cur, current) {
+            None => None,
+            Some((review, deadline)) => {
+                let m = if current.grace_until.is_some() {
+                    m_now.clone()
+                } else {
+                    // What will count at the review, from the facts so far.
+                    let start = ladder.review_window_start(tz, joined, review);
+                    ladder.metric(activity, start, at.min(review))
+                };
+                let missing = tier.retention().gap(&m);
+                let day = local_date(tz, deadline - chrono::Duration::nanoseconds(1));
+                let message = if missing.is_met() {
+                    format!("{} is kept at the review on {}", tier.display_name(), day.format("%-d %b %Y"))
+                } else {
+                    format!("{} by {} to keep {}", missing.describe(), day.format("%-d %b %Y"), tier.display_name())
+                };
+                Some(Progress { tier: tier.id.clone(), metric: m, missing, by: Some(deadline), message })
+            }
+        };
+        TierView {
+            tier: tier.id.clone(),
+            name: tier.display_name().to_string(),
+            since: current.since,
+            review_at: current.review_at,
+            grace_until: current.grace_until,
+            manual: current.manual.clone(),
+            benefits: tier.benefits.clone(),
+            next,
+            retain,
+        }
     }
-    let at = match (current.grace_until, current.review_at) {
-        (Some(g), _) if g <= now => g,
-        (None, Some(r)) if r <= now => r,
-        _ => return None,
-    };
-    let m = if current.grace_until.is_some() {
-        ladder.metric_at(activity, tz, joined, at)
-    } else {
-        ladder.metric_for_review(activity, tz, joined, at)
-    };
-    let next_review = ladder.period_end(tz, joined, at, at);
-    if cur == 0 || ladder.levels[cur].retention().met(&m) {
-        let state =
-            TierState { review_at: next_review, floor: current.tier.clone(), grace_until: None, ..current.clone() };
-        return Some((state, TierReason::Retained, at));
-    }
-    if ladder.grace_days > 0 && current.grace_until.is_none() {
-        let until = crate::time::add_local_days(tz, at, ladder.grace_days);
-        let state = TierState { grace_until: Some(until), ..current.clone() };
-        return Some((state, TierReason::Grace, at));
-    }
-    let q = ladder.qualified(&m);
-    let to = match ladder.downgrade {
-        Downgrade::OneStep => (cur - 1).max(q),
-        Downgrade::ToQualified => q,
-    }
-    .min(cur);
-    let id = ladder.levels[to].id.clone();
-    let state =
-        TierState { tier: id.clone(), since: at, review_at: next_review, floor: id, grace_until: None, manual: None };
-    Some((state, TierReason::Downgrade, at))
 }
 
 /// The base-tier state of a member joining at `at`.
@@ -896,61 +977,6 @@ pub fn initial(ladder: &TierLadder, tz: Tz, joined: DateTime<Utc>, at: DateTime<
     }
 }
 
-/// The view of a member's tier with progress, at `at`.
-pub fn view(
-    ladder: &TierLadder,
-    tz: Tz,
-    joined: DateTime<Utc>,
-    current: &TierState,
-    activity: &[Activity],
-    at: DateTime<Utc>,
-) -> TierView {
-    let cur = ladder.index(&current.tier).unwrap_or(0);
-    let tier = &ladder.levels[cur];
-    let m_now = ladder.metric_at(activity, tz, joined, at);
-    let next = ladder.levels.get(cur + 1).map(|up| {
-        let missing = up.entry.gap(&m_now);
-        let by = ladder.period_end(tz, joined, current.since, at);
-        let message = if missing.is_met() {
-            format!("qualified for {}", up.display_name())
-        } else {
-            format!("{} to reach {}", missing.describe(), up.display_name())
-        };
-        Progress { tier: up.id.clone(), metric: m_now.clone(), missing, by, message }
-    });
-    let retain = match retention_deadline(cur, current) {
-        None => None,
-        Some((review, deadline)) => {
-            let m = if current.grace_until.is_some() {
-                m_now.clone()
-            } else {
-                // What will count at the review, from the facts so far.
-                let start = ladder.review_window_start(tz, joined, review);
-                ladder.metric(activity, start, at.min(review))
-            };
-            let missing = tier.retention().gap(&m);
-            let day = local_date(tz, deadline - chrono::Duration::nanoseconds(1));
-            let message = if missing.is_met() {
-                format!("{} is kept at the review on {}", tier.display_name(), day.format("%-d %b %Y"))
-            } else {
-                format!("{} by {} to keep {}", missing.describe(), day.format("%-d %b %Y"), tier.display_name())
-            };
-            Some(Progress { tier: tier.id.clone(), metric: m, missing, by: Some(deadline), message })
-        }
-    };
-    TierView {
-        tier: tier.id.clone(),
-        name: tier.display_name().to_string(),
-        since: current.since,
-        review_at: current.review_at,
-        grace_until: current.grace_until,
-        manual: current.manual.clone(),
-        benefits: tier.benefits.clone(),
-        next,
-        retain,
-    }
-}
-
 /// The review a tier above the base (ladder position `cur`) must pass, and
 /// the deadline to meet its retention threshold by (the end of a grace
 /// period, else the review); `None` for the base tier or without a review.
@@ -961,11 +987,11 @@ fn retention_deadline(cur: usize, current: &TierState) -> Option<(DateTime<Utc>,
     }
 }
 
-/// The instants of [`view`] alone: the tier and the retention deadline
+/// The instants of [`Standing::view`] alone: the tier and the retention deadline
 /// (`retain.by`), without summing the metric or writing the messages
 /// (`next` is `None`, `retain.metric` and `retain.missing` are empty).
 /// Enough to schedule outreach, which reads nothing else when it only asks
-/// when occurrences fall due; a run, which checks the gap, takes [`view`].
+/// when occurrences fall due; a run, which checks the gap, takes [`Standing::view`].
 pub fn schedule_view(ladder: &TierLadder, current: &TierState) -> TierView {
     let cur = ladder.index(&current.tier).unwrap_or(0);
     let tier = &ladder.levels[cur];
@@ -1018,6 +1044,16 @@ mod tests {
     use super::*;
     use crate::testing::{sh, utc};
 
+    fn st<'a>(
+        ladder: &'a TierLadder,
+        tz: Tz,
+        joined: DateTime<Utc>,
+        current: &'a TierState,
+        activity: &'a [Activity],
+    ) -> Standing<'a> {
+        Standing { ladder, tz, joined, current, activity }
+    }
+
     fn ladder(window: Window) -> TierLadder {
         serde_json::from_value(serde_json::json!({
             "levels": [
@@ -1052,25 +1088,25 @@ mod tests {
         let held =
             |tier: &str| TierState { tier: tier.into(), floor: tier.into(), ..initial(&l, sh(), joined, joined) };
         // 1,200 meets silver: a member still in the base tier moves up now.
-        let (up, reason) = after_ladder_change(&l, sh(), joined, &held("member"), &acts, now).unwrap();
+        let (up, reason) = st(&l, sh(), joined, &held("member"), &acts).after_ladder_change(now).unwrap();
         assert_eq!((up.tier.as_str(), up.since, reason), ("silver", now, TierReason::Upgrade));
         // Gold is kept although 1,200 is short of it: downgrades wait for the review.
-        assert_eq!(after_ladder_change(&l, sh(), joined, &held("gold"), &acts, now), None);
+        assert_eq!(st(&l, sh(), joined, &held("gold"), &acts).after_ladder_change(now), None);
         // A tier the ladder no longer has: the one qualified for, at once.
-        let (placed, reason) = after_ladder_change(&l, sh(), joined, &held("platinum"), &acts, now).unwrap();
+        let (placed, reason) = st(&l, sh(), joined, &held("platinum"), &acts).after_ladder_change(now).unwrap();
         assert_eq!(
             (placed.tier.as_str(), placed.floor.as_str(), reason),
             ("silver", "member", TierReason::LadderChanged)
         );
-        let (base, _) = after_ladder_change(&l, sh(), joined, &held("platinum"), &[], now).unwrap();
+        let (base, _) = st(&l, sh(), joined, &held("platinum"), &[]).after_ladder_change(now).unwrap();
         assert_eq!((base.tier.as_str(), base.review_at), ("member", l.period_end(sh(), joined, now, now)));
         // Found at a review instead (no reschedule placed it): the base tier, at once.
-        let (found, reason, at) = due_review(&l, sh(), joined, &held("platinum"), &acts, now).unwrap();
+        let (found, reason, at) = st(&l, sh(), joined, &held("platinum"), &acts).due_review(now).unwrap();
         assert_eq!((found, reason, at), (base, TierReason::LadderChanged, now));
         // A manual assignment stands until its end.
         let manual = ManualTier { until: utc("2024-09-01T00:00:00Z"), reason: "vip".into(), actor: "ops".into() };
         let assigned = TierState { manual: Some(manual), ..held("member") };
-        assert_eq!(after_ladder_change(&l, sh(), joined, &assigned, &acts, now), None);
+        assert_eq!(st(&l, sh(), joined, &assigned, &acts).after_ladder_change(now), None);
     }
 
     #[test]
@@ -1115,13 +1151,13 @@ mod tests {
         let member = initial(&l, tz, joined, joined);
         let left = utc("2024-02-19T10:00:00Z");
         let before = left - chrono::Duration::nanoseconds(1);
-        assert_eq!(due_upgrade(&l, tz, joined, &member, &acts, joined, Some(before)), None);
-        let (up, reason, at) = due_upgrade(&l, tz, joined, &member, &acts, joined, None).unwrap();
+        assert_eq!(st(&l, tz, joined, &member, &acts).due_upgrade(joined, Some(before)), None);
+        let (up, reason, at) = st(&l, tz, joined, &member, &acts).due_upgrade(joined, None).unwrap();
         assert_eq!((up.tier.as_str(), up.since, reason, at), ("silver", left, TierReason::Upgrade, left));
-        assert_eq!(due_upgrade(&l, tz, joined, &member, &acts, joined, Some(left)).map(|u| u.2), Some(left));
+        assert_eq!(st(&l, tz, joined, &member, &acts).due_upgrade(joined, Some(left)).map(|u| u.2), Some(left));
         // Decided since (silver held): nothing more; a calendar year starts afresh instead.
-        assert_eq!(due_upgrade(&l, tz, joined, &up, &acts, left, None), None);
-        assert_eq!(due_upgrade(&ladder(Window::CalendarYear), tz, joined, &member, &acts, joined, None), None);
+        assert_eq!(st(&l, tz, joined, &up, &acts).due_upgrade(left, None), None);
+        assert_eq!(st(&ladder(Window::CalendarYear), tz, joined, &member, &acts).due_upgrade(joined, None), None);
         // A month-long window's start jumps from 28 January to 1 February
         // when 2023's February ends: a refund of 30 January leaves then,
         // found when the tier was last decided at that very instant.
@@ -1129,7 +1165,7 @@ mod tests {
         let refund = Activity { at: utc("2023-01-30T10:00:00Z"), ..acts[1].clone() };
         let acts = [refund, spend("2023-02-25T10:00:00Z", 1000)];
         let march = utc("2023-03-01T00:00:00Z");
-        let (up, _, at) = due_upgrade(&l, tz, joined, &member, &acts, march, None).unwrap();
+        let (up, _, at) = st(&l, tz, joined, &member, &acts).due_upgrade(march, None).unwrap();
         assert_eq!((up.tier.as_str(), at), ("silver", march));
     }
 
@@ -1168,20 +1204,20 @@ mod tests {
         };
         let now = utc("2024-01-02T00:00:00Z");
         let kept = [spend("2023-05-01T00:00:00Z", 3000)];
-        let (s, r, at) = due_review(&l, sh(), joined, &gold, &kept, now).unwrap();
+        let (s, r, at) = st(&l, sh(), joined, &gold, &kept).due_review(now).unwrap();
         assert_eq!((s.tier.as_str(), r, at), ("gold", TierReason::Retained, utc("2023-12-31T16:00:00Z")));
         assert_eq!(s.review_at, Some(utc("2024-12-31T16:00:00Z")));
         let low = [spend("2023-05-01T00:00:00Z", 200)];
-        let (s, r, _) = due_review(&l, sh(), joined, &gold, &low, now).unwrap();
+        let (s, r, _) = st(&l, sh(), joined, &gold, &low).due_review(now).unwrap();
         assert_eq!((s.tier.as_str(), r), ("silver", TierReason::Downgrade));
         l.downgrade = Downgrade::ToQualified;
-        let (s, _, _) = due_review(&l, sh(), joined, &gold, &low, now).unwrap();
+        let (s, _, _) = st(&l, sh(), joined, &gold, &low).due_review(now).unwrap();
         assert_eq!(s.tier, "member");
         l.grace_days = 30;
-        let (s, r, _) = due_review(&l, sh(), joined, &gold, &low, now).unwrap();
+        let (s, r, _) = st(&l, sh(), joined, &gold, &low).due_review(now).unwrap();
         assert_eq!((s.tier.as_str(), r), ("gold", TierReason::Grace));
         assert_eq!(s.grace_until, Some(utc("2024-01-30T16:00:00Z")));
-        assert!(due_review(&l, sh(), joined, &s, &low, now).is_none());
+        assert!(st(&l, sh(), joined, &s, &low).due_review(now).is_none());
     }
 
     #[test]
@@ -1207,8 +1243,8 @@ mod tests {
             base,
         ];
         let mut deadlines = 0;
-        for st in &states {
-            let (full, quick) = (view(&l, sh(), joined, st, &acts, at), schedule_view(&l, st));
+        for current in &states {
+            let (full, quick) = (st(&l, sh(), joined, current, &acts).view(at), schedule_view(&l, current));
             assert_eq!(full.tier, quick.tier);
             assert_eq!(full.retain.as_ref().map(|r| r.by), quick.retain.as_ref().map(|r| r.by));
             deadlines += usize::from(quick.retain.is_some());

@@ -55,7 +55,7 @@ fn tier_decided(st: &MemberState, current: &TierState) -> DateTime<Utc> {
 }
 
 /// A reduction leaving a rolling window lifting the member
-/// ([`tier::due_upgrade`]) after its tier was last decided, up to `until`.
+/// ([`tier::Standing::due_upgrade`]) after its tier was last decided, up to `until`.
 /// Only members with a reduction have their activity read.
 fn leaving_upgrade(
     ladder: &tier::TierLadder,
@@ -65,7 +65,17 @@ fn leaving_upgrade(
     until: Option<DateTime<Utc>>,
 ) -> Option<(TierState, TierReason, DateTime<Utc>)> {
     st.last_reduction()?;
-    tier::due_upgrade(ladder, tz, joined(st), current, &st.activity, tier_decided(st, current), until)
+    standing(ladder, tz, st, current).due_upgrade(tier_decided(st, current), until)
+}
+
+/// The member's tier as `ladder` sees it, holding `current`.
+pub(super) fn standing<'a>(
+    ladder: &'a tier::TierLadder,
+    tz: Tz,
+    st: &'a MemberState,
+    current: &'a TierState,
+) -> tier::Standing<'a> {
+    tier::Standing { ladder, tz, joined: joined(st), current, activity: &st.activity }
 }
 
 /// The member's tier state, or the initial one of a member the ladder has
@@ -81,7 +91,7 @@ pub(super) fn current_tier<'a>(ladder: &tier::TierLadder, tz: Tz, st: &'a Member
 pub(crate) fn tier_view(program: &Program, st: &MemberState, at: DateTime<Utc>) -> Option<tier::TierView> {
     let ladder = program.tiers.as_ref()?;
     let current = current_tier(ladder, program.timezone, st);
-    Some(tier::view(ladder, program.timezone, joined(st), &current, &st.activity, at))
+    Some(standing(ladder, program.timezone, st, &current).view(at))
 }
 
 /// Whether any trigger looks at the tier (computing the view sums the metric).
@@ -158,7 +168,7 @@ impl<S: Store> Tx<'_, S> {
         if let Some(ladder) = &program.tiers {
             let st = self.state(id);
             let current = current_tier(ladder, tz, st);
-            if let Some((state, reason)) = tier::after_fact(ladder, tz, joined(st), &current, &st.activity, t, refund) {
+            if let Some((state, reason)) = standing(ladder, tz, st, &current).after_fact(t, refund) {
                 self.emit(id, Event::TierUpdated { at: t, tier: Shared::new(state), reason, note: None });
             }
         }
@@ -316,7 +326,7 @@ impl<S: Store> Tx<'_, S> {
             for _ in 0..MAX_CATCH_UP {
                 let st = self.state(id);
                 let Some(current) = st.tier.clone() else { break };
-                let review = tier::due_review(ladder, tz, joined(st), &current, &st.activity, until);
+                let review = standing(ladder, tz, st, &current).due_review(until);
                 let upgrade = leaving_upgrade(ladder, tz, st, &current, Some(last));
                 // The earlier first; at the same instant the review (the first
                 // of equal minima), as before a fact there.

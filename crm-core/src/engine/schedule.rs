@@ -23,7 +23,7 @@
 //! qualifies where it is until its next order, and a tier taken off the
 //! ladder until its review. The store also keeps a fingerprint of the ladder
 //! (the tally [`LADDER_TALLY`]); when it differs, `reschedule` places every
-//! member as [`tier::after_ladder_change`] says, at `now` (up, or out of a
+//! member as [`crate::tier::Standing::after_ladder_change`] says, at `now` (up, or out of a
 //! removed tier; downgrades wait for the review), with a
 //! [`Event::TierUpdated`] noted "the tier ladder changed". With no ladder
 //! recorded yet (a store no run has scheduled), tiers stand as decided.
@@ -38,7 +38,7 @@ use crate::program::Program;
 use crate::shared::Shared;
 use crate::state::{Event, MemberState};
 use crate::store::{Commit, CommitError, Store, Tally, TallyWrite, VersionedTally};
-use crate::tier::{self, TierReason, TierState};
+use crate::tier::{TierReason, TierState};
 
 /// The tally whose `count` is the fingerprint of the programme the stored
 /// wake-ups were derived under ([`fingerprint`]).
@@ -85,12 +85,12 @@ fn needs_rescheduling(program: &Program, st: &MemberState) -> bool {
 }
 
 /// The tier `program`'s ladder puts the member in at `now`, when it differs
-/// from the one decided before ([`tier::after_ladder_change`]).
+/// from the one decided before ([`crate::tier::Standing::after_ladder_change`]).
 fn ladder_change(program: &Program, st: &MemberState, now: DateTime<Utc>) -> Option<(TierState, TierReason)> {
     let ladder = program.tiers.as_ref().filter(|_| st.is_active())?;
     let tz = program.timezone;
     let current = journey::current_tier(ladder, tz, st);
-    tier::after_ladder_change(ladder, tz, journey::joined(st), &current, &st.activity, now)
+    journey::standing(ladder, tz, st, &current).after_ladder_change(now)
 }
 
 /// What [`Engine::reschedule`] writes for `st` at `now`, if anything: the
