@@ -1035,15 +1035,7 @@ impl<'a, S: Store> Tx<'a, S> {
         };
         use OrderStatus::*;
         match (current, status) {
-            (a, b) if a == b => Ok((
-                Outcome::Order {
-                    order_id: order_id.into(),
-                    member_id: id.clone(),
-                    earned: BTreeMap::new(),
-                    lots: vec![],
-                },
-                Some(id),
-            )),
+            (a, b) if a == b => Ok(nothing_earned(order_id, id)),
             (Placed, Paid | Completed) => {
                 self.emit(&id, Event::OrderStatusChanged { at, order_id: order_id.into(), status });
                 let order = self.state(&id).orders[order_id].order.clone();
@@ -1054,15 +1046,7 @@ impl<'a, S: Store> Tx<'a, S> {
             }
             (Paid, Completed) | (Placed, Cancelled) => {
                 self.emit(&id, Event::OrderStatusChanged { at, order_id: order_id.into(), status });
-                Ok((
-                    Outcome::Order {
-                        order_id: order_id.into(),
-                        member_id: id.clone(),
-                        earned: BTreeMap::new(),
-                        lots: vec![],
-                    },
-                    Some(id),
-                ))
+                Ok(nothing_earned(order_id, id))
             }
             (Paid | Completed, Cancelled) => {
                 self.emit(&id, Event::OrderStatusChanged { at, order_id: order_id.into(), status });
@@ -1075,15 +1059,7 @@ impl<'a, S: Store> Tx<'a, S> {
                 let o = &self.state(&id).orders[order_id];
                 // A zero-amount order still gives back the bonus it triggered.
                 if o.refunded_in_full() {
-                    return Ok((
-                        Outcome::Order {
-                            order_id: order_id.into(),
-                            member_id: id.clone(),
-                            earned: BTreeMap::new(),
-                            lots: vec![],
-                        },
-                        Some(id),
-                    ));
+                    return Ok(nothing_earned(order_id, id));
                 }
                 self.refund_order(&refund, true)
             }
@@ -2085,6 +2061,14 @@ impl<S: Store> Drop for ReadScope<'_, S> {
 /// `next_due_at() <= now`, reading as little as it can: the wake-up first.
 fn has_due(st: &MemberState, now: DateTime<Utc>) -> bool {
     st.wake_at.is_some_and(|w| w <= now) || st.lots_due_by(now)
+}
+
+/// The outcome of an order status change that earns nothing (a repeat,
+/// completion of a paid order, cancelling an unpaid or fully refunded one).
+fn nothing_earned(order_id: &str, id: MemberId) -> (Outcome, Option<MemberId>) {
+    let outcome =
+        Outcome::Order { order_id: order_id.into(), member_id: id.clone(), earned: BTreeMap::new(), lots: vec![] };
+    (outcome, Some(id))
 }
 
 fn same_or_conflict(r: Receipt, command: &Command) -> Result<Outcome> {
