@@ -714,8 +714,32 @@ impl Standing<'_> {
     /// What the engine should do with a member's tier after a fact at `t`.
     /// `None`: nothing changes.
     pub fn after_fact(&self, t: DateTime<Utc>, refund: bool) -> Option<(TierState, TierReason)> {
-        let Standing { ladder, tz, joined, current, activity } = *self;
-        let m = ladder.metric_at(activity, tz, joined, t);
+        self.decide(self.ladder.metric_at(self.activity, self.tz, self.joined, t), t, refund)
+    }
+
+    /// [`Self::after_fact`] for a fact recorded late, after decisions dated
+    /// later than it: the metric counted at `counted`, the change (if any)
+    /// dated `at`, the tier's last decision or later.
+    ///
+    /// Why: decisions already taken (a review, an upgrade by a later order)
+    /// were acted on and stay, and the tier history is a timeline, so a late
+    /// fact's change is never dated before a change already listed. What it
+    /// changes still counts the fact: the engine weighs it at its own instant
+    /// (what a record in time would have seen, also in a window that has
+    /// closed since), then at the member's last fact (with every fact known)
+    /// for an upgrade.
+    pub fn after_late_fact(
+        &self,
+        counted: DateTime<Utc>,
+        at: DateTime<Utc>,
+        refund: bool,
+    ) -> Option<(TierState, TierReason)> {
+        self.decide(self.ladder.metric_at(self.activity, self.tz, self.joined, counted), at, refund)
+    }
+
+    /// The change a fact decided at `t` makes, the metric `m` counted.
+    fn decide(&self, m: Metric, t: DateTime<Utc>, refund: bool) -> Option<(TierState, TierReason)> {
+        let Standing { ladder, tz, joined, current, .. } = *self;
         let q = ladder.qualified(&m);
         let cur = ladder.index(&current.tier).unwrap_or(0);
         if q > cur {

@@ -168,18 +168,53 @@ impl<S: Store> Tx<'_, S> {
         if let Some(ladder) = &program.tiers {
             let st = self.state(id);
             let current = current_tier(ladder, tz, st);
-            if let Some((state, reason)) = standing(ladder, tz, st, &current).after_fact(t, refund) {
+            let last = st.activity.last().map_or(t, |a| a.at.max(t));
+            if t < tier_decided(st, &current) || last > t {
+                self.weigh_late(id, t, last, refund);
+            } else if let Some((state, reason)) = standing(ladder, tz, st, &current).after_fact(t, refund) {
                 self.emit(id, Event::TierUpdated { at: t, tier: Shared::new(state), reason, note: None });
             }
         }
         if let Some(lc) = &program.lifecycle {
             let st = self.state(id);
             let orders = st.order_times();
-            let stage = lc.stage_at(tz, &orders, t.max(stage_cursor(st, &orders)));
+            // Evaluated, and dated, where the stages stand when the fact is
+            // older (recorded late): never before a transition already listed.
+            let at = t.max(stage_cursor(st, &orders));
+            let stage = lc.stage_at(tz, &orders, at);
             if st.stage != Some(stage) {
-                let reason = lc.reason(tz, stage, &orders, t);
+                let reason = lc.reason(tz, stage, &orders, at);
                 let from = st.stage;
-                self.emit(id, Event::StageChanged { at: t, from, to: stage, reason });
+                self.emit(id, Event::StageChanged { at, from, to: stage, reason });
+            }
+        }
+    }
+
+    /// The tier after a fact at `t` recorded late: older than the tier's last
+    /// decision or than the member's last fact (`last`). Decisions already
+    /// taken stand, and nothing is dated before them (the tier history is a
+    /// timeline); the fact still counts. It is weighed at its own instant as
+    /// a record in time would have weighed it (an upgrade, retention in
+    /// grace, a refund taking an upgrade back), then at `last` for an
+    /// upgrade only, where the facts recorded before it add to it (an
+    /// earlier order arriving after a later one, an upgrade the refund took
+    /// back that later orders earn again). Reviews due before each decision
+    /// happen first, as for a fact recorded in time. See
+    /// [`tier::Standing::after_late_fact`].
+    fn weigh_late(&mut self, id: &MemberId, t: DateTime<Utc>, last: DateTime<Utc>, refund: bool) {
+        let Some(ladder) = &self.program.tiers else { return };
+        let tz = self.program.timezone;
+        // At its own instant as the fact it is; at `last` only to move up.
+        let counted: &[(DateTime<Utc>, bool)] = if t == last { &[(t, refund)] } else { &[(t, refund), (last, false)] };
+        for &(c, refund) in counted {
+            let st = self.state(id);
+            let at = c.max(tier_decided(st, &current_tier(ladder, tz, st)));
+            self.catch_up(id, at, true);
+            let st = self.state(id);
+            let current = current_tier(ladder, tz, st);
+            let at = at.max(tier_decided(st, &current));
+            if let Some((state, reason)) = standing(ladder, tz, st, &current).after_late_fact(c, at, refund) {
+                self.emit(id, Event::TierUpdated { at, tier: Shared::new(state), reason, note: None });
             }
         }
     }

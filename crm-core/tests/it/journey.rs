@@ -10,6 +10,9 @@
 //! * Every write leaves a member's wake-up as its programme derives it, and
 //!   a changed programme's wake-ups are derived again once; a changed tier
 //!   ladder places every member at once (up, or out of a removed tier).
+//! * Facts recorded late (out of time order) keep the tier and stage
+//!   histories timelines and still count: no member is left below the tier
+//!   it qualifies for.
 //!
 //! 200 cases each by default (`PROPTEST_CASES` overrides).
 
@@ -799,4 +802,57 @@ fn a_changed_programme_takes_effect_at_the_next_run() {
     same_days(seventy_days(&reopened), &expected);
     drop(reopened);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Facts recorded late (a till that syncs later, an import out of
+    /// order): orders in any order, each recorded at the latest instant seen
+    /// so far with `run_due` before and after it, then the refunds. The tier
+    /// and stage histories stay timelines (no change dated before one
+    /// already listed), and after each run no member is below the tier its
+    /// metric qualifies for: a late order counts (at its own instant, and
+    /// with the orders recorded before it), and an upgrade a late refund
+    /// takes back is earned again by the later orders. Fails with the late
+    /// path taken out of `follow_up`, with the late fact weighed at its own
+    /// instant only, and with a stage change dated at the fact.
+    #[test]
+    fn facts_recorded_late_keep_the_histories_in_time_order_and_count(
+        window in window(),
+        facts in facts(),
+        seed in any::<u64>(),
+    ) {
+        let p = program(window, "one_step", 10, "immediate");
+        let engine = Engine::new(p, MemoryStore::new());
+        let items = timeline(&facts);
+        let mut orders: Vec<_> = items.iter().filter(|i| matches!(i.2, Command::RecordOrder { .. })).collect();
+        // A seeded shuffle (Fisher-Yates on a linear congruential sequence).
+        let mut s = seed;
+        for i in (1..orders.len()).rev() {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            orders.swap(i, (s >> 33) as usize % (i + 1));
+        }
+        let refunds = items.iter().filter(|i| matches!(i.2, Command::RecordRefund { .. }));
+        let mut now = t0();
+        for (i, (at, key, c)) in orders.into_iter().chain(refunds).enumerate() {
+            now = now.max(*at);
+            engine.run_due(now).unwrap();
+            let _ = engine.execute(key, c.clone(), now);
+            // A run of its own (a run's key is its instant, and `now` repeats).
+            let after = now + Duration::seconds(1);
+            engine.execute(&format!("due:{i}"), Command::run_due(), after).unwrap();
+            for m in 0..3 {
+                let id = MemberId::from(format!("m{m}"));
+                let Ok(st) = engine.member(&id) else { continue };
+                prop_assert!(st.tier_history.windows(2).all(|w| w[0].at <= w[1].at), "tiers: {:?}", st.tier_history);
+                prop_assert!(st.stage_history.windows(2).all(|w| w[0].at <= w[1].at), "stages: {:?}", st.stage_history);
+                let view = engine.tier(&id, after).unwrap();
+                prop_assert!(
+                    view.next.as_ref().is_none_or(|n| !n.missing.is_met()),
+                    "{} below what it qualifies for at {}: {:?}\n{:?}", id, after, view, st.tier_history
+                );
+            }
+        }
+    }
 }
