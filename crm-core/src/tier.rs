@@ -714,7 +714,7 @@ impl Standing<'_> {
     /// What the engine should do with a member's tier after a fact at `t`.
     /// `None`: nothing changes.
     pub fn after_fact(&self, t: DateTime<Utc>, refund: bool) -> Option<(TierState, TierReason)> {
-        self.decide(self.ladder.metric_at(self.activity, self.tz, self.joined, t), t, refund)
+        self.after_late_fact(t, t, refund)
     }
 
     /// [`Self::after_fact`] for a fact recorded late, after decisions dated
@@ -734,12 +734,9 @@ impl Standing<'_> {
         at: DateTime<Utc>,
         refund: bool,
     ) -> Option<(TierState, TierReason)> {
-        self.decide(self.ladder.metric_at(self.activity, self.tz, self.joined, counted), at, refund)
-    }
-
-    /// The change a fact decided at `t` makes, the metric `m` counted.
-    fn decide(&self, m: Metric, t: DateTime<Utc>, refund: bool) -> Option<(TierState, TierReason)> {
-        let Standing { ladder, tz, joined, current, .. } = *self;
+        let Standing { ladder, tz, joined, current, activity } = *self;
+        let m = ladder.metric_at(activity, tz, joined, counted);
+        let t = at;
         let q = ladder.qualified(&m);
         let cur = ladder.index(&current.tier).unwrap_or(0);
         if q > cur {
@@ -1131,6 +1128,31 @@ mod tests {
         let manual = ManualTier { until: utc("2024-09-01T00:00:00Z"), reason: "vip".into(), actor: "ops".into() };
         let assigned = TierState { manual: Some(manual), ..held("member") };
         assert_eq!(st(&l, sh(), joined, &assigned, &acts).after_ladder_change(now), None);
+    }
+
+    #[test]
+    fn a_late_fact_counts_where_it_was_placed_and_is_dated_at_the_last_decision() {
+        let l = ladder(Window::CalendarYear);
+        let tz = chrono_tz::UTC;
+        let joined = utc("2024-03-01T10:00:00Z");
+        let acts = [spend("2024-03-01T10:00:00Z", 300), spend("2024-12-30T10:00:00Z", 800)];
+        // Reviewed (kept in the base tier) at the year's end, before the December order was known.
+        let reviewed = TierState { since: utc("2025-01-01T00:00:00Z"), ..initial(&l, tz, joined, joined) };
+        let member = st(&l, tz, joined, &reviewed, &acts);
+        let (late, reason) =
+            member.after_late_fact(utc("2024-12-30T10:00:00Z"), utc("2025-01-01T00:00:00Z"), false).unwrap();
+        // 1,100 in 2024 reaches silver; the upgrade starts at the review, its first review a year on.
+        assert_eq!(reason, TierReason::Upgrade);
+        assert_eq!((late.tier.as_str(), late.since), ("silver", utc("2025-01-01T00:00:00Z")));
+        assert_eq!(late.review_at, Some(utc("2026-01-01T00:00:00Z")));
+        // Counted in 2025, where the tier now stands, nothing has been spent yet.
+        assert_eq!(member.after_late_fact(utc("2025-01-01T00:00:00Z"), utc("2025-01-01T00:00:00Z"), false), None);
+        // In time, the same order upgrades at its own instant, reviewed when 2024 ends.
+        let (in_time, _) = member.after_fact(utc("2024-12-30T10:00:00Z"), false).unwrap();
+        assert_eq!(
+            (in_time.since, in_time.review_at),
+            (utc("2024-12-30T10:00:00Z"), Some(utc("2025-01-01T00:00:00Z")))
+        );
     }
 
     #[test]
