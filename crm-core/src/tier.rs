@@ -719,7 +719,7 @@ impl Standing<'_> {
 
     /// [`Self::after_fact`] for a fact recorded late, after decisions dated
     /// later than it: the metric counted at `counted`, the change (if any)
-    /// dated `at`, the tier's last decision or later.
+    /// dated `t`, the tier's last decision or later.
     ///
     /// Why: decisions already taken (a review, an upgrade by a later order)
     /// were acted on and stay, and the tier history is a timeline, so a late
@@ -731,12 +731,11 @@ impl Standing<'_> {
     pub fn after_late_fact(
         &self,
         counted: DateTime<Utc>,
-        at: DateTime<Utc>,
+        t: DateTime<Utc>,
         refund: bool,
     ) -> Option<(TierState, TierReason)> {
         let Standing { ladder, tz, joined, current, activity } = *self;
         let m = ladder.metric_at(activity, tz, joined, counted);
-        let t = at;
         let q = ladder.qualified(&m);
         let cur = ladder.index(&current.tier).unwrap_or(0);
         if q > cur {
