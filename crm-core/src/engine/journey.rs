@@ -165,15 +165,9 @@ impl<S: Store> Tx<'_, S> {
         // tier and stage are a function of the facts whatever the cadence of
         // `run_due`.
         self.catch_up(id, t, true);
-        if let Some(ladder) = &program.tiers {
-            let st = self.state(id);
-            let current = current_tier(ladder, tz, st);
-            let last = st.activity.last().map_or(t, |a| a.at.max(t));
-            if t < tier_decided(st, &current) || last > t {
-                self.weigh_late(id, t, last, refund);
-            } else if let Some((state, reason)) = standing(ladder, tz, st, &current).after_fact(t, refund) {
-                self.emit(id, Event::TierUpdated { at: t, tier: Shared::new(state), reason, note: None });
-            }
+        if program.tiers.is_some() {
+            let last = self.state(id).activity.last().map_or(t, |a| a.at.max(t));
+            self.weigh(id, t, last, refund);
         }
         if let Some(lc) = &program.lifecycle {
             let st = self.state(id);
@@ -190,18 +184,20 @@ impl<S: Store> Tx<'_, S> {
         }
     }
 
-    /// The tier after a fact at `t` recorded late: older than the tier's last
-    /// decision or than the member's last fact (`last`). Decisions already
-    /// taken stand, and nothing is dated before them (the tier history is a
-    /// timeline); the fact still counts. It is weighed at its own instant as
-    /// a record in time would have weighed it (an upgrade, retention in
-    /// grace, a refund taking an upgrade back), then at `last` for an
-    /// upgrade only, where the facts recorded before it add to it (an
-    /// earlier order arriving after a later one, an upgrade the refund took
-    /// back that later orders earn again). Reviews due before each decision
-    /// happen first, as for a fact recorded in time. See
-    /// [`tier::Standing::after_late_fact`].
-    fn weigh_late(&mut self, id: &MemberId, t: DateTime<Utc>, last: DateTime<Utc>, refund: bool) {
+    /// The tier after a fact at `t`, the member's last fact being at `last`
+    /// (`t` itself unless the fact was recorded late). A fact in time is
+    /// weighed at `t`. One recorded late (older than the tier's last
+    /// decision or than `last`) changes nothing already decided, and nothing
+    /// is dated before those decisions (the tier history is a timeline); the
+    /// fact still counts. It is weighed at its own instant as a record in
+    /// time would have weighed it (an upgrade, retention in grace, a refund
+    /// taking an upgrade back), then at `last` for an upgrade only, where the
+    /// facts recorded before it add to it (an earlier order arriving after a
+    /// later one, an upgrade the refund took back that later orders earn
+    /// again). Reviews due before a decision dated after `t` happen first,
+    /// as for a fact recorded in time (those up to `t` the caller has run).
+    /// See [`tier::Standing::after_late_fact`].
+    fn weigh(&mut self, id: &MemberId, t: DateTime<Utc>, last: DateTime<Utc>, refund: bool) {
         let Some(ladder) = &self.program.tiers else { return };
         let tz = self.program.timezone;
         // At its own instant as the fact it is; at `last` only to move up.
@@ -209,7 +205,9 @@ impl<S: Store> Tx<'_, S> {
         for &(c, refund) in counted {
             let st = self.state(id);
             let at = c.max(tier_decided(st, &current_tier(ladder, tz, st)));
-            self.catch_up(id, at, true);
+            if at > t {
+                self.catch_up(id, at, true);
+            }
             let st = self.state(id);
             let current = current_tier(ladder, tz, st);
             let at = at.max(tier_decided(st, &current));
