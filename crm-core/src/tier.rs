@@ -354,6 +354,10 @@ pub enum TierReason {
     ManualExpired,
     /// The programme's ladder changed and the old tier no longer exists.
     LadderChanged,
+    /// Reviews already taken, taken again with a fact recorded late after
+    /// them: the member keeps (or gets back) a tier they took away
+    /// ([`Standing::reviews_again`]).
+    Reinstated,
 }
 
 /// One entry of a member's tier history.
@@ -934,6 +938,97 @@ impl Standing<'_> {
         Some((state, TierReason::Downgrade, at))
     }
 
+    /// The tier the reviews taken since `t` give when taken again, if it is
+    /// higher than the one held: what a fact at `t` recorded late (an order
+    /// a till syncs after the year-end run) would have kept. `history` is the
+    /// member's tier history, oldest first; the state and the instant of the
+    /// last review are returned, with [`TierReason::Reinstated`].
+    ///
+    /// Why: a review is taken once, at its instant, with the facts recorded
+    /// by then. An order of 30 December that reaches the engine on 2 January
+    /// would have kept Silver at the review of 1 January; without this the
+    /// member stays downgraded until they qualify again. Only when every
+    /// decision after `t` is a review (retained, grace, downgrade): the state
+    /// before the first of them is rebuilt from the history (the tier held and
+    /// when it was entered; in grace when the review is a grace's end) and
+    /// the reviews are taken again up to the last one, counting every fact
+    /// known now. A manual assignment, an upgrade or a refund after `t` ends
+    /// it (each was decided on facts the reviews did not see). Never lower:
+    /// a fact only adds to the metric, and a late refund waits for the next
+    /// review.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use crm_core::state::Activity;
+    /// use crm_core::tier::{Standing, TierChange, TierLadder, TierReason, TierState};
+    /// use rust_decimal::Decimal;
+    ///
+    /// let ladder: TierLadder = serde_json::from_value(serde_json::json!({
+    ///     "levels": [{"id": "member"}, {"id": "silver", "entry": {"spend": "1000"}, "retain": {"spend": "800"}}],
+    ///     "window": {"type": "calendar_year"},
+    /// }))?;
+    /// let tz = chrono_tz::UTC;
+    /// let at = |y, m, d| Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap();
+    /// let change = |t, from: Option<&str>, to: &str, reason| TierChange {
+    ///     at: t, from: from.map(String::from), to: to.into(), reason, note: None,
+    /// };
+    /// // Silver since March 2023, kept at the start of 2024, lost at the start
+    /// // of 2025 with 300 spent in 2024.
+    /// let history = [
+    ///     change(at(2023, 3, 1), None, "member", TierReason::Joined),
+    ///     change(at(2023, 3, 1), Some("member"), "silver", TierReason::Upgrade),
+    ///     change(at(2024, 1, 1), Some("silver"), "silver", TierReason::Retained),
+    ///     change(at(2025, 1, 1), Some("silver"), "member", TierReason::Downgrade),
+    /// ];
+    /// let order = |t, spend| Activity { at: t, spend: Decimal::new(spend, 0), orders: 1, point_type: None, points: 0 };
+    /// // An order of 600 placed on 30 December 2024 arrives after the review.
+    /// let activity = [order(at(2023, 3, 1), 1200), order(at(2024, 6, 1), 300), order(at(2024, 12, 30), 600)];
+    /// let current = TierState {
+    ///     tier: "member".into(), since: at(2025, 1, 1), review_at: Some(at(2026, 1, 1)),
+    ///     floor: "member".into(), grace_until: None, manual: None,
+    /// };
+    /// let standing = Standing { ladder: &ladder, tz, joined: at(2023, 3, 1), current: &current, activity: &activity };
+    /// let (kept, reason, when) = standing.reviews_again(&history, at(2024, 12, 30)).expect("silver kept");
+    /// assert_eq!((kept.tier.as_str(), reason, when), ("silver", TierReason::Reinstated, at(2025, 1, 1)));
+    /// // Held since it was entered, reviewed next at the end of 2025.
+    /// assert_eq!((kept.since, kept.review_at), (at(2023, 3, 1), Some(at(2026, 1, 1))));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn reviews_again(
+        &self,
+        history: &[TierChange],
+        t: DateTime<Utc>,
+    ) -> Option<(TierState, TierReason, DateTime<Utc>)> {
+        use TierReason::{Downgrade, Grace, Retained};
+        let Standing { ladder, current, .. } = *self;
+        let first = history.partition_point(|c| c.at <= t);
+        let (before, taken) = history.split_at(first);
+        let (opening, last) = (taken.first()?, taken.last()?);
+        if !taken.iter().all(|c| matches!(c.reason, Retained | Grace | Downgrade)) {
+            return None;
+        }
+        let held = opening.from.clone()?;
+        // The tier held was entered by the last change into it from elsewhere.
+        let since = before.iter().rev().find(|c| c.to == held && c.from.as_ref() != Some(&held))?.at;
+        // A downgrade right after a grace given for the tier is that grace's end.
+        let grace_end = opening.reason == Downgrade && before.last().is_some_and(|c| c.reason == Grace && c.to == held);
+        let mut state = TierState {
+            tier: held.clone(),
+            since,
+            review_at: Some(opening.at),
+            floor: held,
+            grace_until: grace_end.then_some(opening.at),
+            manual: None,
+        };
+        for _ in 0..taken.len() * 2 + 1 {
+            match (Standing { current: &state, ..*self }).due_review(last.at) {
+                Some((next, _, _)) => state = next,
+                None => break,
+            }
+        }
+        (ladder.index(&state.tier)? > ladder.index(&current.tier)?).then_some((state, TierReason::Reinstated, last.at))
+    }
+
     /// The view of a member's tier with progress, at `at`.
     pub fn view(&self, at: DateTime<Utc>) -> TierView {
         let Standing { ladder, tz, joined, current, activity } = *self;
@@ -1295,5 +1390,67 @@ mod tests {
             deadlines += usize::from(quick.retain.is_some());
         }
         assert_eq!(deadlines, 3, "gold with a review or a grace period has a deadline; the base tier has none");
+    }
+
+    #[test]
+    fn reviews_taken_again_end_a_grace_with_the_late_order_and_stop_at_other_decisions() {
+        let mut l = ladder(Window::CalendarYear);
+        l.grace_days = 30;
+        let tz = chrono_tz::UTC;
+        let joined = utc("2023-02-01T00:00:00Z");
+        let change = |at: &str, from: &str, to: &str, reason| TierChange {
+            at: utc(at),
+            from: Some(from.into()),
+            to: to.into(),
+            reason,
+            note: None,
+        };
+        // Gold since February 2023, kept at the start of 2024; 1,000 in 2024
+        // gives a grace at the start of 2025, which ends on 31 January.
+        let mut history = vec![
+            TierChange { from: None, ..change("2023-02-01T00:00:00Z", "", "member", TierReason::Joined) },
+            change("2023-02-01T00:00:00Z", "member", "gold", TierReason::Upgrade),
+            change("2024-01-01T00:00:00Z", "gold", "gold", TierReason::Retained),
+            change("2025-01-01T00:00:00Z", "gold", "gold", TierReason::Grace),
+            change("2025-01-31T00:00:00Z", "gold", "silver", TierReason::Downgrade),
+        ];
+        let silver = TierState {
+            tier: "silver".into(),
+            since: utc("2025-01-31T00:00:00Z"),
+            review_at: Some(utc("2026-01-01T00:00:00Z")),
+            floor: "silver".into(),
+            grace_until: None,
+            manual: None,
+        };
+        // 3,000 on 20 January, within the grace, synced on 2 February.
+        let activity = [
+            spend("2023-02-01T00:00:00Z", 6000),
+            spend("2024-05-01T00:00:00Z", 1000),
+            spend("2025-01-20T12:00:00Z", 3000),
+        ];
+        let late = utc("2025-01-20T12:00:00Z");
+        let standing = st(&l, tz, joined, &silver, &activity);
+        let (gold, reason, at) = standing.reviews_again(&history, late).expect("the grace ends retained");
+        assert_eq!((reason, at), (TierReason::Reinstated, utc("2025-01-31T00:00:00Z")));
+        // As the end of the grace would have decided with the order known:
+        // kept, out of grace, reviewed at the end of 2025, held since 2023.
+        let kept = TierState {
+            tier: "gold".into(),
+            since: utc("2023-02-01T00:00:00Z"),
+            review_at: Some(utc("2026-01-01T00:00:00Z")),
+            floor: "gold".into(),
+            grace_until: None,
+            manual: None,
+        };
+        assert_eq!(gold, kept);
+        // Short of the retention threshold, the downgrade stands.
+        let short = [activity[0].clone(), activity[1].clone(), spend("2025-01-20T12:00:00Z", 2000)];
+        assert!(st(&l, tz, joined, &silver, &short).reviews_again(&history, late).is_none());
+        // A fact no later than every decision takes nothing again.
+        assert!(standing.reviews_again(&history, utc("2025-01-31T00:00:00Z")).is_none());
+        // A decision after the order other than a review ends it: taken on
+        // facts the reviews did not see.
+        history.push(change("2025-01-31T00:00:00Z", "silver", "silver", TierReason::Manual));
+        assert!(standing.reviews_again(&history, late).is_none());
     }
 }

@@ -850,6 +850,7 @@ export type TierReason =
   | 'manual'
   | 'manual_expired'
   | 'ladder_changed'
+  | 'reinstated'
 
 export interface ManualTier {
   until: Timestamp

@@ -1008,7 +1008,7 @@ impl PyTierChange {
         &self.0.to
     }
     /// `joined`, `upgrade`, `retained`, `grace`, `downgrade`, `refund`,
-    /// `manual`, `manual_expired` or `ladder_changed`.
+    /// `manual`, `manual_expired`, `ladder_changed` or `reinstated`.
     #[getter]
     fn reason(&self) -> String {
         tag_of(&self.0.reason)

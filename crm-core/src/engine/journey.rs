@@ -196,10 +196,21 @@ impl<S: Store> Tx<'_, S> {
     /// later one, an upgrade the refund took back that later orders earn
     /// again). Reviews due before a decision dated after `t` happen first,
     /// as for a fact recorded in time (those up to `t` the caller has run).
-    /// See [`tier::Standing::after_late_fact`].
+    /// Before all that, an order older than reviews already taken has them
+    /// taken again ([`tier::Standing::reviews_again`]): what it would have
+    /// kept is given back. See [`tier::Standing::after_late_fact`].
     fn weigh(&mut self, id: &MemberId, t: DateTime<Utc>, last: DateTime<Utc>, refund: bool) {
         let Some(ladder) = &self.program.tiers else { return };
         let tz = self.program.timezone;
+        if !refund {
+            // Reviews taken since an order placed before them, taken again.
+            let st = self.state(id);
+            let again = standing(ladder, tz, st, &current_tier(ladder, tz, st)).reviews_again(&st.tier_history, t);
+            if let Some((state, reason, at)) = again {
+                let note = Some(format!("reviews taken again with a fact of {} recorded late", t.format("%Y-%m-%d")));
+                self.emit(id, Event::TierUpdated { at, tier: Shared::new(state), reason, note });
+            }
+        }
         // At its own instant as the fact it is; at `last` only to move up.
         let counted: &[(DateTime<Utc>, bool)] = if t == last { &[(t, refund)] } else { &[(t, refund), (last, false)] };
         for &(c, refund) in counted {

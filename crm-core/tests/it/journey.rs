@@ -856,3 +856,58 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A member's last order recorded late, after the runs that reviewed the
+    /// tier it would have counted for (a till synced after the year-end
+    /// run): the member ends no lower than with the order recorded in time,
+    /// whatever the window, the downgrade rule and the grace. Fails with the
+    /// reviews not taken again (`reviews_again` out of `weigh`).
+    #[test]
+    fn a_late_last_order_keeps_what_the_reviews_it_missed_would_have_kept(
+        window in prop_oneof![
+            Just(json!({"type": "calendar_year"})),
+            Just(json!({"type": "membership_year"})),
+            (1u32..7).prop_map(|m| json!({"type": "rolling_months", "months": m})),
+        ],
+        downgrade in prop_oneof![Just("one_step"), Just("to_qualified")],
+        grace in prop_oneof![Just(0u32), Just(20u32)],
+        facts in facts(),
+        member in 0u8..3,
+        lateness in 1i64..(24 * 500),
+    ) {
+        let p = program(window, downgrade, grace, "immediate");
+        let id = MemberId::from(format!("m{member}"));
+        let orders: Vec<_> =
+            timeline(&facts).into_iter().filter(|i| matches!(i.2, Command::RecordOrder { .. })).collect();
+        let mine = |c: &Command| matches!(c, Command::RecordOrder { order } if order.member_id == id);
+        let Some(late) = orders.iter().rposition(|(_, _, c)| mine(c)) else { return Ok(()) };
+        let end = orders.last().map_or(t0(), |o| o.0).max(orders[late].0 + Duration::hours(lateness));
+        let tier_at_end = |held_back: Option<usize>| {
+            let engine = Engine::new(p.clone(), MemoryStore::new());
+            for (i, (at, key, c)) in orders.iter().enumerate() {
+                if Some(i) != held_back {
+                    engine.run_due(*at).unwrap();
+                    let _ = engine.execute(key, c.clone(), *at);
+                }
+            }
+            engine.run_due(end).unwrap();
+            if let Some(i) = held_back {
+                let (_, key, c) = &orders[i];
+                engine.execute(key, c.clone(), end).unwrap();
+            }
+            let after = end + Duration::seconds(1);
+            engine.run_due(after).unwrap();
+            let view = engine.tier(&id, after).unwrap();
+            (view.tier[1..].parse::<u8>().unwrap(), engine.member(&id).unwrap().tier_history)
+        };
+        let (in_time, history) = tier_at_end(None);
+        let (recorded_late, late_history) = tier_at_end(Some(late));
+        prop_assert!(
+            recorded_late >= in_time,
+            "late t{recorded_late} below in time t{in_time}\nin time: {history:?}\nlate: {late_history:?}"
+        );
+    }
+}

@@ -587,7 +587,7 @@ class TierChange:
         """The tier after the change."""
     @property
     def reason(self) -> str:
-        """joined, upgrade, retained, grace, downgrade, refund, manual, manual_expired, ladder_changed."""
+        """joined, upgrade, retained, grace, downgrade, refund, manual, manual_expired, ladder_changed, reinstated."""
     @property
     def note(self) -> Optional[str]:
         """Free text, or None."""
