@@ -191,10 +191,11 @@ impl<S: Store> Tx<'_, S> {
     /// is dated before those decisions (the tier history is a timeline); the
     /// fact still counts. It is weighed at its own instant as a record in
     /// time would have weighed it (an upgrade, retention in grace, a refund
-    /// taking an upgrade back), then at `last` for an upgrade only, where the
-    /// facts recorded before it add to it (an earlier order arriving after a
-    /// later one, an upgrade the refund took back that later orders earn
-    /// again). Reviews due before a decision dated after `t` happen first,
+    /// taking an upgrade back), then for an upgrade only at each later fact
+    /// whose window still counts it and at `last`, where the facts recorded
+    /// before it add to it (an earlier order arriving after a later one, in
+    /// a rolling window the peak it made before leaving; an upgrade the
+    /// refund took back that later orders earn again). Reviews due before a decision dated after `t` happen first,
     /// as for a fact recorded in time (those up to `t` the caller has run).
     /// Before all that, an order older than reviews already taken has them
     /// taken again ([`tier::Standing::reviews_again`]): what it would have
@@ -211,9 +212,10 @@ impl<S: Store> Tx<'_, S> {
                 self.emit(id, Event::TierUpdated { at, tier: Shared::new(state), reason, note });
             }
         }
-        // At its own instant as the fact it is; at `last` only to move up.
-        let counted: &[(DateTime<Utc>, bool)] = if t == last { &[(t, refund)] } else { &[(t, refund), (last, false)] };
-        for &(c, refund) in counted {
+        // At its own instant as the fact it is; then, only to move up, at each
+        // later fact whose window counts it, and at `last`.
+        let (mut c, mut refund) = (t, refund);
+        loop {
             let st = self.state(id);
             let at = c.max(tier_decided(st, &current_tier(ladder, tz, st)));
             if at > t {
@@ -225,6 +227,14 @@ impl<S: Store> Tx<'_, S> {
             if let Some((state, reason)) = standing(ladder, tz, st, &current).after_late_fact(c, at, refund) {
                 self.emit(id, Event::TierUpdated { at, tier: Shared::new(state), reason, note: None });
             }
+            if c >= last {
+                break;
+            }
+            let st = self.state(id);
+            let later = st.activity[st.activity.partition_point(|a| a.at <= c)..].first().map(|a| a.at);
+            let counts = |s: DateTime<Utc>| ladder.window_start(tz, joined(st), s).is_none_or(|w| w < t);
+            c = later.filter(|&s| s < last && counts(s)).unwrap_or(last);
+            refund = false;
         }
     }
 

@@ -911,3 +911,64 @@ proptest! {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Orders recorded in any order reach every tier they reach recorded
+    /// in time: an upgrade is a function of the orders in the window at some
+    /// order's instant, and whichever of them is recorded last is weighed
+    /// there (at its own instant, or, late, at each later order its window
+    /// still counts). Fails with a late order weighed at its own instant and
+    /// the member's last order only (a rolling window's peak between the two
+    /// is missed).
+    #[test]
+    fn orders_in_any_recording_order_reach_the_tiers_they_reach_in_time(
+        // Not membership years: they start when the member joined, which is
+        // its first order recorded, so they move with the recording order.
+        window in prop_oneof![
+            Just(json!({"type": "calendar_year"})),
+            (20u32..200).prop_map(|d| json!({"type": "rolling_days", "days": d})),
+            (1u32..7).prop_map(|m| json!({"type": "rolling_months", "months": m})),
+            Just(json!({"type": "lifetime"})),
+        ],
+        downgrade in prop_oneof![Just("one_step"), Just("to_qualified")],
+        facts in facts(),
+        seed in any::<u64>(),
+    ) {
+        let p = program(window, downgrade, 10, "immediate");
+        let orders: Vec<_> =
+            timeline(&facts).into_iter().filter(|i| matches!(i.2, Command::RecordOrder { .. })).collect();
+        let mut shuffled: Vec<_> = orders.iter().collect();
+        let mut s = seed;
+        for i in (1..shuffled.len()).rev() {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            shuffled.swap(i, (s >> 33) as usize % (i + 1));
+        }
+        let highest = |sequence: &[&(DateTime<Utc>, String, Command)]| {
+            let engine = Engine::new(p.clone(), MemoryStore::new());
+            let mut now = t0();
+            for (at, key, c) in sequence {
+                now = now.max(*at);
+                engine.run_due(now).unwrap();
+                let _ = engine.execute(key, c.clone(), now);
+            }
+            (0..3)
+                .map(|m| {
+                    let st = engine.member(&MemberId::from(format!("m{m}"))).ok();
+                    let history = st.map(|st| st.tier_history.to_vec()).unwrap_or_default();
+                    let top = history.iter().map(|c| c.to[1..].parse::<u8>().unwrap()).max();
+                    (top, history)
+                })
+                .collect::<Vec<_>>()
+        };
+        let in_time = highest(&orders.iter().collect::<Vec<_>>());
+        let late = highest(&shuffled);
+        for (m, ((top, history), (late_top, late_history))) in in_time.iter().zip(&late).enumerate() {
+            prop_assert!(
+                late_top >= top,
+                "m{m} reached {late_top:?} recorded out of order, {top:?} in time\nin time: {history:?}\nlate: {late_history:?}"
+            );
+        }
+    }
+}
