@@ -1414,14 +1414,16 @@ mod tests {
             change("2025-01-01T00:00:00Z", "gold", "gold", TierReason::Grace),
             change("2025-01-31T00:00:00Z", "gold", "silver", TierReason::Downgrade),
         ];
-        let silver = TierState {
-            tier: "silver".into(),
-            since: utc("2025-01-31T00:00:00Z"),
+        // Out of grace, reviewed at the end of 2025.
+        let held = |tier: &str, since: &str| TierState {
+            tier: tier.into(),
+            since: utc(since),
             review_at: Some(utc("2026-01-01T00:00:00Z")),
-            floor: "silver".into(),
+            floor: tier.into(),
             grace_until: None,
             manual: None,
         };
+        let silver = held("silver", "2025-01-31T00:00:00Z");
         // 3,000 on 20 January, within the grace, synced on 2 February.
         let activity = [
             spend("2023-02-01T00:00:00Z", 6000),
@@ -1434,15 +1436,7 @@ mod tests {
         assert_eq!((reason, at), (TierReason::Reinstated, utc("2025-01-31T00:00:00Z")));
         // As the end of the grace would have decided with the order known:
         // kept, out of grace, reviewed at the end of 2025, held since 2023.
-        let kept = TierState {
-            tier: "gold".into(),
-            since: utc("2023-02-01T00:00:00Z"),
-            review_at: Some(utc("2026-01-01T00:00:00Z")),
-            floor: "gold".into(),
-            grace_until: None,
-            manual: None,
-        };
-        assert_eq!(gold, kept);
+        assert_eq!(gold, held("gold", "2023-02-01T00:00:00Z"));
         // Short of the retention threshold, the downgrade stands.
         let short = [activity[0].clone(), activity[1].clone(), spend("2025-01-20T12:00:00Z", 2000)];
         assert!(st(&l, tz, joined, &silver, &short).reviews_again(&history, late).is_none());
