@@ -804,6 +804,8 @@ export interface Member {
   outreach?: SentOutreach[]
   /** Outreach occurrences due up to this instant have been considered. */
   outreachThrough?: Timestamp
+  /** Orders recorded (or completed) behind `outreachThrough`: the next run looks at their messages due before it. */
+  outreachBehind?: string[]
   /** When the programme next needs this member (review, stage change, outreach). */
   wakeAt?: Timestamp
   /** Service contacts, tickets, reviews and surveys (absent when there are none). */

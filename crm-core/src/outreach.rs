@@ -736,8 +736,15 @@ impl OutreachConfig {
             return run;
         }
         let stale = ctx.now - Duration::hours(i64::from(self.max_delay_hours));
-        // Raw instants up to a day before `from` can be deferred into the range.
-        let lo = from.max(stale) - Duration::days(1);
+        // Orders recorded behind the last run: their messages due before it
+        // count too, unless stale (see `MemberState::outreach_behind`).
+        let behind = |o: &Occurrence| {
+            matches!(self.triggers[o.trigger].when, TriggerKind::UnpaidOrder { .. } | TriggerKind::OrderCare { .. })
+                && st.outreach_behind.contains(&o.key)
+        };
+        let start = if st.outreach_behind.is_empty() { from.max(stale) } else { stale };
+        // Raw instants up to a day before `start` can be deferred into the range.
+        let lo = start - Duration::days(1);
         let mut occ = Vec::new();
         for i in 0..self.triggers.len() {
             self.occurrences(i, ctx, (lo, ctx.now), false, &mut occ);
@@ -745,7 +752,7 @@ impl OutreachConfig {
         let mut due: Vec<(DateTime<Utc>, Occurrence)> = occ
             .into_iter()
             .map(|o| (self.defer(ctx.zone, o.due), o))
-            .filter(|(d, _)| *d > from && *d <= ctx.now && *d >= stale && *d >= st.created_at)
+            .filter(|(d, o)| (*d > from || behind(o)) && *d <= ctx.now && *d >= stale && *d >= st.created_at)
             .collect();
         due.sort_by(|a, b| (a.0, a.1.trigger, &a.1.key).cmp(&(b.0, b.1.trigger, &b.1.key)));
         // What went out before and a cap can still count (every item below

@@ -282,6 +282,17 @@ pub struct MemberState {
     /// Outreach occurrences due up to this instant have been considered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outreach_through: Option<DateTime<Utc>>,
+    /// Orders recorded (or completed) at an instant the scheduler had
+    /// already passed ([`Self::outreach_through`]), by id: the next run
+    /// looks at their messages (an unpaid-order reminder, order care) due
+    /// before it too, within the programme's staleness. Emptied by the run.
+    ///
+    /// Why: a run considers each occurrence once, in the range since the
+    /// last run, so a message due before an order reached the engine (a
+    /// feed that delivers orders hours late) was never looked at, even
+    /// when it was not stale yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outreach_behind: Vec<String>,
     /// When the programme next needs this member (a tier review, a stage
     /// change, an outreach occurrence). Derived by the engine from the
     /// programme on every write (not folded from events): part of
@@ -763,6 +774,7 @@ impl MemberState {
             segment_changes: empty!(Vec<SegmentMove>),
             outreach: empty!(Vec<Sent>),
             outreach_through: None,
+            outreach_behind: Vec::new(),
             wake_at: None,
             coupons: empty!(BTreeMap<String, crate::coupon::Coupon>),
             feedback: empty!(Feedback),
@@ -993,6 +1005,9 @@ impl MemberState {
             }
             Event::OrderRecorded { order, .. } => {
                 let o = &order.order;
+                if self.outreach_through.is_some_and(|c| o.placed_at < c) {
+                    note_behind(&mut self.outreach_behind, &o.id);
+                }
                 if o.status.earns() {
                     self.count_paid(o.amount, o.placed_at);
                     self.record_activity(Activity {
@@ -1024,6 +1039,9 @@ impl MemberState {
                     }
                     if *status == OrderStatus::Completed && o.completed_at.is_none() {
                         o.completed_at = Some(*at);
+                        if self.outreach_through.is_some_and(|c| *at < c) {
+                            note_behind(&mut self.outreach_behind, order_id);
+                        }
                     }
                     let placed = |s: OrderStatus| i32::from(s == OrderStatus::Placed);
                     self.placed.add(placed(*status) - placed(o.order.status));
@@ -1253,6 +1271,7 @@ impl MemberState {
             }
             Event::OutreachRun { at, emitted, .. } => {
                 self.outreach_through = Some(self.outreach_through.map_or(*at, |t| t.max(*at)));
+                self.outreach_behind.clear();
                 self.remember_sent(*at, emitted);
             }
             Event::CouponIssued { coupon, .. } => {
@@ -1513,6 +1532,13 @@ impl MemberState {
 
 /// When a lot next needs `run_due`: its activation while pending, else
 /// its expiry while points are left.
+/// Add an order to [`MemberState::outreach_behind`] (once).
+fn note_behind(behind: &mut Vec<String>, order_id: &str) {
+    if !behind.iter().any(|id| id == order_id) {
+        behind.push(order_id.to_string());
+    }
+}
+
 fn lot_due(l: &Lot) -> Option<DateTime<Utc>> {
     let activation = Some(l.available_at).filter(|_| !l.activated);
     min_opt(activation, l.expires_at.filter(|_| l.remaining > 0))

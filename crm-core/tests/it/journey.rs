@@ -972,3 +972,61 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// An unpaid order reaching the engine late (a feed hours behind):
+    /// its reminder goes out exactly once, at the first run at or after both
+    /// its recording and its due instant, when it is not stale there (due
+    /// no more than `max_delay_hours` before that run); otherwise never.
+    /// Runs every few hours and a member day keep moving the member's
+    /// scheduler cursor past due instants before the order is recorded.
+    /// Fails with the orders recorded behind the cursor left out of the run
+    /// (or of the wake-up).
+    #[test]
+    fn a_late_unpaid_order_is_reminded_once_unless_stale(
+        day in 1u32..=28,
+        gap_hours in 1i64..12,
+        placed_hours in 0i64..(24 * 20),
+        lateness_minutes in 0i64..(60 * 100),
+        minutes in 10u32..300,
+        max_delay_hours in 1u32..48,
+    ) {
+        let p = Program::from_value(json!({
+            "version": 1, "name": "O", "timezone": "UTC", "currency": "EUR",
+            "point_types": [{"id": "reward"}],
+            "earn": {"rules": [{"id": "base", "point_type": "reward", "points_per_unit": "1"}]},
+            "outreach": {"max_delay_hours": max_delay_hours, "triggers": [
+                {"id": "mday", "when": {"type": "member_day", "day": day}, "channels": ["app"], "marketing": false},
+                {"id": "unpaid", "when": {"type": "unpaid_order", "minutes": minutes}, "channels": ["sms"], "marketing": false}
+            ]}
+        }))
+        .unwrap();
+        let engine = Engine::new(p, MemoryStore::new());
+        let start = t0();
+        let paid = Order::paid("first", "m", start, Decimal::new(1000, 2));
+        engine.execute("order:first", Command::RecordOrder { order: paid }, start).unwrap();
+        let placed = start + Duration::hours(placed_hours) + Duration::seconds(7);
+        let recorded = placed + Duration::minutes(lateness_minutes);
+        let due = placed + Duration::minutes(i64::from(minutes));
+        let runs: Vec<_> = (1..=(24 * 30 / gap_hours)).map(|k| start + Duration::hours(k * gap_hours)).collect();
+        let mut late = Order::paid("late", "m", placed, Decimal::new(2500, 2));
+        late.status = crm_core::OrderStatus::Placed;
+        let mut pending = Some(late);
+        let mut reminded = Vec::new();
+        for &now in &runs {
+            if now > recorded {
+                if let Some(order) = pending.take() {
+                    engine.execute("order:late", Command::RecordOrder { order }, recorded).unwrap();
+                }
+            }
+            let Outcome::Due { outreach, .. } = engine.run_due(now).unwrap() else { unreachable!() };
+            reminded.extend(outreach.into_iter().filter(|i| i.trigger == "unpaid").map(|i| (now, i.due_at)));
+        }
+        let first = runs.iter().copied().find(|&r| r >= recorded.max(due));
+        let fresh = first.filter(|&r| due >= r - Duration::hours(i64::from(max_delay_hours)));
+        let expected: Vec<_> = fresh.map(|r| (r, due)).into_iter().collect();
+        prop_assert_eq!(reminded, expected, "due {} recorded {}", due, recorded);
+    }
+}
