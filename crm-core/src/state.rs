@@ -1530,8 +1530,6 @@ impl MemberState {
     }
 }
 
-/// When a lot next needs `run_due`: its activation while pending, else
-/// its expiry while points are left.
 /// Add an order to [`MemberState::outreach_behind`] (once).
 fn note_behind(behind: &mut Vec<String>, order_id: &str) {
     if !behind.iter().any(|id| id == order_id) {
@@ -1539,6 +1537,8 @@ fn note_behind(behind: &mut Vec<String>, order_id: &str) {
     }
 }
 
+/// When a lot next needs `run_due`: its activation while pending, else
+/// its expiry while points are left.
 fn lot_due(l: &Lot) -> Option<DateTime<Utc>> {
     let activation = Some(l.available_at).filter(|_| !l.activated);
     min_opt(activation, l.expires_at.filter(|_| l.remaining > 0))

@@ -197,11 +197,12 @@ impl<S: Store> Tx<'_, S> {
     /// whose window still counts it and at `last`, where the facts recorded
     /// before it add to it (an earlier order arriving after a later one, in
     /// a rolling window the peak it made before leaving; an upgrade the
-    /// refund took back that later orders earn again). Reviews due before a decision dated after `t` happen first,
-    /// as for a fact recorded in time (those up to `t` the caller has run).
-    /// Before all that, an order older than reviews already taken has them
-    /// taken again ([`tier::Standing::reviews_again`]): what it would have
-    /// kept is given back. See [`tier::Standing::after_late_fact`].
+    /// refund took back that later orders earn again). Reviews due before a
+    /// decision dated after `t` happen first, as for a fact recorded in time
+    /// (those up to `t` the caller has run). Before all that, an order older
+    /// than reviews already taken has them taken again
+    /// ([`tier::Standing::reviews_again`]): what it would have kept is given
+    /// back. See [`tier::Standing::after_late_fact`].
     fn weigh(&mut self, id: &MemberId, t: DateTime<Utc>, last: DateTime<Utc>, refund: bool) {
         let Some(ladder) = &self.program.tiers else { return };
         let tz = self.program.timezone;
