@@ -1469,6 +1469,26 @@ impl MemberState {
         for (k, v) in &other.orders {
             self.orders.entry(k.clone()).or_insert_with(|| v.clone());
         }
+        // The moved orders' messages (their occurrences are keyed by order
+        // id): what the merged member was sent is not sent again, and what
+        // fell due before the survivor's last run is looked at by its next
+        // one (see `outreach_behind`), as for an order recorded late.
+        let sent: Vec<Sent> = other
+            .outreach
+            .iter()
+            .filter(|s| other.orders.contains_key(&s.occurrence))
+            .map(|s| Sent { run_at: None, ..s.clone() })
+            .collect();
+        if !sent.is_empty() {
+            self.outreach.extend(sent);
+        }
+        if let Some(cursor) = self.outreach_through {
+            for o in other.orders.values() {
+                if o.order.placed_at < cursor || o.completed_at.is_some_and(|c| c < cursor) {
+                    note_behind(&mut self.outreach_behind, &o.order.id);
+                }
+            }
+        }
         // Merges are rare: counted again rather than added up.
         self.placed = Derived(Some(self.count_placed()));
         for (k, v) in &other.redemptions {
