@@ -1472,7 +1472,8 @@ impl MemberState {
         // The moved orders' messages (their occurrences are keyed by order
         // id): what the merged member was sent is not sent again, and what
         // fell due before the survivor's last run is looked at by its next
-        // one (see `outreach_behind`), as for an order recorded late.
+        // one (see `outreach_behind`), as for an order recorded late. The
+        // entries carried name no run: no run of the survivor sent them.
         let sent: Vec<Sent> = other
             .outreach
             .iter()
