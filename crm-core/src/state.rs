@@ -1005,9 +1005,7 @@ impl MemberState {
             }
             Event::OrderRecorded { order, .. } => {
                 let o = &order.order;
-                if self.outreach_through.is_some_and(|c| o.placed_at < c) {
-                    note_behind(&mut self.outreach_behind, &o.id);
-                }
+                note_behind(&mut self.outreach_behind, self.outreach_through, &o.id, o.placed_at);
                 if o.status.earns() {
                     self.count_paid(o.amount, o.placed_at);
                     self.record_activity(Activity {
@@ -1039,9 +1037,7 @@ impl MemberState {
                     }
                     if *status == OrderStatus::Completed && o.completed_at.is_none() {
                         o.completed_at = Some(*at);
-                        if self.outreach_through.is_some_and(|c| *at < c) {
-                            note_behind(&mut self.outreach_behind, order_id);
-                        }
+                        note_behind(&mut self.outreach_behind, self.outreach_through, order_id, *at);
                     }
                     let placed = |s: OrderStatus| i32::from(s == OrderStatus::Placed);
                     self.placed.add(placed(*status) - placed(o.order.status));
@@ -1483,11 +1479,9 @@ impl MemberState {
         if !sent.is_empty() {
             self.outreach.extend(sent);
         }
-        if let Some(cursor) = self.outreach_through {
-            for o in other.orders.values() {
-                if o.order.placed_at < cursor || o.completed_at.is_some_and(|c| c < cursor) {
-                    note_behind(&mut self.outreach_behind, &o.order.id);
-                }
+        for o in other.orders.values() {
+            for at in std::iter::once(o.order.placed_at).chain(o.completed_at) {
+                note_behind(&mut self.outreach_behind, self.outreach_through, &o.order.id, at);
             }
         }
         // Merges are rare: counted again rather than added up.
@@ -1551,9 +1545,10 @@ impl MemberState {
     }
 }
 
-/// Add an order to [`MemberState::outreach_behind`] (once).
-fn note_behind(behind: &mut Vec<String>, order_id: &str) {
-    if !behind.iter().any(|id| id == order_id) {
+/// Add an order to [`MemberState::outreach_behind`] (once) when its fact
+/// at `at` is behind the scheduler's `cursor` ([`MemberState::outreach_through`]).
+fn note_behind(behind: &mut Vec<String>, cursor: Option<DateTime<Utc>>, order_id: &str, at: DateTime<Utc>) {
+    if cursor.is_some_and(|c| at < c) && !behind.iter().any(|id| id == order_id) {
         behind.push(order_id.to_string());
     }
 }
