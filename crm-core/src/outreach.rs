@@ -736,11 +736,15 @@ impl OutreachConfig {
             return run;
         }
         let stale = ctx.now - Duration::hours(i64::from(self.max_delay_hours));
-        // Orders recorded behind the last run: their messages due before it
+        // Facts recorded behind the last run: their messages due before it
         // count too, unless stale (see `MemberState::outreach_behind`).
-        let behind = |o: &Occurrence| {
-            matches!(self.triggers[o.trigger].when, TriggerKind::UnpaidOrder { .. } | TriggerKind::OrderCare { .. })
-                && st.outreach_behind.contains(&o.key)
+        let behind = |o: &Occurrence| match self.triggers[o.trigger].when {
+            TriggerKind::UnpaidOrder { .. } | TriggerKind::OrderCare { .. } => st.is_behind("order", &o.key),
+            TriggerKind::CartAbandoned { .. } => st.is_behind("engagement", &o.key),
+            TriggerKind::TicketClosed { .. } => st.is_behind("ticket", &o.key),
+            // Keyed `review:<id>` or `survey:<id>` already.
+            TriggerKind::LowRating { .. } => o.key.split_once(':').is_some_and(|(kind, id)| st.is_behind(kind, id)),
+            _ => false,
         };
         let start = if st.outreach_behind.is_empty() { from.max(stale) } else { stale };
         // Raw instants up to a day before `start` can be deferred into the range.

@@ -282,15 +282,19 @@ pub struct MemberState {
     /// Outreach occurrences due up to this instant have been considered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outreach_through: Option<DateTime<Utc>>,
-    /// Orders recorded (or completed) at an instant the scheduler had
-    /// already passed ([`Self::outreach_through`]), by id: the next run
-    /// looks at their messages (an unpaid-order reminder, order care) due
-    /// before it too, within the programme's staleness. Emptied by the run.
+    /// Facts recorded at an instant the scheduler had already passed
+    /// ([`Self::outreach_through`]), as `kind:id`: an order placed or
+    /// completed (`order:<order id>`), a review (`review:<id>`), a survey
+    /// answer (`survey:<id>`), a ticket closed (`ticket:<id>`), an
+    /// engagement event (`engagement:<its RFC 3339 instant>`). The next run
+    /// looks at their messages (an unpaid-order reminder, order care, a
+    /// low-rating follow-up, a ticket survey, a cart reminder) due before
+    /// it too, within the programme's staleness. Emptied by the run.
     ///
     /// Why: a run considers each occurrence once, in the range since the
-    /// last run, so a message due before an order reached the engine (a
-    /// feed that delivers orders hours late) was never looked at, even
-    /// when it was not stale yet.
+    /// last run, so a message due before its fact reached the engine (a
+    /// feed that delivers orders or reviews hours late) was never looked
+    /// at, even when it was not stale yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outreach_behind: Vec<String>,
     /// When the programme next needs this member (a tier review, a stage
@@ -878,6 +882,21 @@ impl MemberState {
         self.placed.0 != Some(0)
     }
 
+    /// Was the fact `kind:id` recorded behind the scheduler (see
+    /// [`Self::outreach_behind`])?
+    ///
+    /// ```
+    /// # use crm_core::{MemberId, MemberState};
+    /// # use chrono::{TimeZone, Utc};
+    /// let mut st = MemberState::new(MemberId::from("kim"), Utc.with_ymd_and_hms(2025, 3, 1, 0, 0, 0).unwrap());
+    /// st.outreach_behind.push("review:r1".into());
+    /// assert!(st.is_behind("review", "r1"));
+    /// assert!(!st.is_behind("survey", "r1"));
+    /// ```
+    pub fn is_behind(&self, kind: &str, id: &str) -> bool {
+        self.outreach_behind.iter().any(|k| is_fact(k, kind, id))
+    }
+
     /// Is the member active (neither merged nor erased)?
     pub fn is_active(&self) -> bool {
         self.status == MemberStatus::Active
@@ -1005,7 +1024,7 @@ impl MemberState {
             }
             Event::OrderRecorded { order, .. } => {
                 let o = &order.order;
-                note_behind(&mut self.outreach_behind, self.outreach_through, &o.id, o.placed_at);
+                note_behind(&mut self.outreach_behind, self.outreach_through, o.placed_at, "order", &o.id);
                 if o.status.earns() {
                     self.count_paid(o.amount, o.placed_at);
                     self.record_activity(Activity {
@@ -1037,7 +1056,7 @@ impl MemberState {
                     }
                     if *status == OrderStatus::Completed && o.completed_at.is_none() {
                         o.completed_at = Some(*at);
-                        note_behind(&mut self.outreach_behind, self.outreach_through, order_id, *at);
+                        note_behind(&mut self.outreach_behind, self.outreach_through, *at, "order", order_id);
                     }
                     let placed = |s: OrderStatus| i32::from(s == OrderStatus::Placed);
                     self.placed.add(placed(*status) - placed(o.order.status));
@@ -1246,6 +1265,14 @@ impl MemberState {
                 self.stage = Some(*to);
             }
             Event::Engaged { engagement, .. } => {
+                let at = engagement.at;
+                note_behind(
+                    &mut self.outreach_behind,
+                    self.outreach_through,
+                    at,
+                    "engagement",
+                    &crate::time::rfc3339(at),
+                );
                 let pos = self.engagements.partition_point(|e| e.at <= engagement.at);
                 self.engagements.insert(pos, (**engagement).clone());
                 if self.engagements.len() > MAX_ENGAGEMENTS {
@@ -1299,12 +1326,17 @@ impl MemberState {
             Event::TicketStatusChanged { at, ticket_id, status } => {
                 if let Some(t) = self.feedback.tickets.get_mut(ticket_id) {
                     t.apply(*at, *status);
+                    if *status == TicketStatus::Closed {
+                        note_behind(&mut self.outreach_behind, self.outreach_through, *at, "ticket", ticket_id);
+                    }
                 }
             }
             Event::ReviewRecorded { review, .. } => {
+                note_behind(&mut self.outreach_behind, self.outreach_through, review.at, "review", &review.id);
                 self.feedback.reviews.insert(review.id.clone(), (**review).clone());
             }
             Event::SurveyRecorded { survey, .. } => {
+                note_behind(&mut self.outreach_behind, self.outreach_through, survey.at, "survey", &survey.id);
                 self.feedback.surveys.insert(survey.id.clone(), (**survey).clone());
             }
         }
@@ -1481,7 +1513,7 @@ impl MemberState {
         }
         for o in other.orders.values() {
             for at in std::iter::once(o.order.placed_at).chain(o.completed_at) {
-                note_behind(&mut self.outreach_behind, self.outreach_through, &o.order.id, at);
+                note_behind(&mut self.outreach_behind, self.outreach_through, at, "order", &o.order.id);
             }
         }
         // Merges are rare: counted again rather than added up.
@@ -1545,12 +1577,18 @@ impl MemberState {
     }
 }
 
-/// Add an order to [`MemberState::outreach_behind`] (once) when its fact
-/// at `at` is behind the scheduler's `cursor` ([`MemberState::outreach_through`]).
-fn note_behind(behind: &mut Vec<String>, cursor: Option<DateTime<Utc>>, order_id: &str, at: DateTime<Utc>) {
-    if cursor.is_some_and(|c| at < c) && !behind.iter().any(|id| id == order_id) {
-        behind.push(order_id.to_string());
+/// List the fact `kind:id` in [`MemberState::outreach_behind`] (once)
+/// when its instant `at` is behind the scheduler's `cursor`
+/// ([`MemberState::outreach_through`]).
+fn note_behind(behind: &mut Vec<String>, cursor: Option<DateTime<Utc>>, at: DateTime<Utc>, kind: &str, id: &str) {
+    if cursor.is_some_and(|c| at < c) && !behind.iter().any(|k| is_fact(k, kind, id)) {
+        behind.push(format!("{kind}:{id}"));
     }
+}
+
+/// Is `listed` (an entry of [`MemberState::outreach_behind`]) the fact `kind:id`?
+fn is_fact(listed: &str, kind: &str, id: &str) -> bool {
+    listed.strip_prefix(kind).and_then(|rest| rest.strip_prefix(':')) == Some(id)
 }
 
 /// When a lot next needs `run_due`: its activation while pending, else

@@ -1098,3 +1098,77 @@ proptest! {
         prop_assert_eq!(once.len(), orders.len(), "a reminder was lost: {:?}", sent);
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A low review, a closed ticket or an add-to-cart reaching the engine
+    /// late (a review feed or a helpdesk hours behind): its follow-up,
+    /// survey or cart reminder goes out exactly once, at the first run at
+    /// or after both its recording and its due instant, when it is not
+    /// stale there; otherwise never. As for a late unpaid order (above), a
+    /// member day and runs every few hours keep moving the member's
+    /// scheduler cursor past due instants before the fact is recorded.
+    /// Fails with any of the three kinds of facts left out of the run.
+    #[test]
+    fn a_late_review_ticket_or_cart_is_followed_up_once_unless_stale(
+        kind in 0usize..3,
+        day in 1u32..=28,
+        gap_hours in 1i64..12,
+        before_minutes in 0i64..(60 * 48),
+        lateness_minutes in 0i64..(60 * 100),
+        minutes in 10u32..300,
+        max_delay_hours in 1u32..48,
+    ) {
+        // Facts from two days before the member day (10:00 on `day` of
+        // January) on: the member day's run often passes their due
+        // instants before they are recorded.
+        let member_day = Utc.with_ymd_and_hms(2024, 1, day, 10, 0, 0).unwrap();
+        let (trigger, when) = [
+            ("recovery", json!({"type": "low_rating", "max_rating": 2, "delay_minutes": minutes})),
+            ("survey", json!({"type": "ticket_closed", "delay_minutes": minutes})),
+            ("cart", json!({"type": "cart_abandoned", "minutes": minutes})),
+        ][kind].clone();
+        let p = Program::from_value(json!({
+            "version": 1, "name": "O", "timezone": "UTC", "currency": "EUR",
+            "point_types": [{"id": "reward"}],
+            "earn": {"rules": [{"id": "base", "point_type": "reward", "points_per_unit": "1"}]},
+            "outreach": {"max_delay_hours": max_delay_hours, "triggers": [
+                {"id": "mday", "when": {"type": "member_day", "day": day}, "channels": ["app"], "marketing": false},
+                {"id": trigger, "when": when, "channels": ["sms"], "marketing": false}
+            ]}
+        }))
+        .unwrap();
+        let engine = Engine::new(p, MemoryStore::new());
+        let start = t0();
+        let command = |c: serde_json::Value| serde_json::from_value::<Command>(c).unwrap();
+        engine.execute("m", command(json!({"type": "create_member", "member_id": "m"})), start).unwrap();
+        engine
+            .execute("t", command(json!({"type": "open_ticket", "member_id": "m", "ticket_id": "t", "kind": "return"})), start)
+            .unwrap();
+        let at = (member_day - Duration::minutes(before_minutes)).max(start) + Duration::seconds(7);
+        let recorded = at + Duration::minutes(lateness_minutes);
+        let due = at + Duration::minutes(i64::from(minutes));
+        let fact = command(match kind {
+            0 => json!({"type": "record_review", "member_id": "m", "review_id": "r", "rating": 1, "at": at}),
+            1 => json!({"type": "update_ticket", "member_id": "m", "ticket_id": "t", "status": "closed", "at": at}),
+            _ => json!({"type": "record_engagement", "member_id": "m", "kind": "add_to_cart", "at": at}),
+        });
+        let runs: Vec<_> = (1..=(24 * 30 / gap_hours)).map(|k| start + Duration::hours(k * gap_hours)).collect();
+        let mut pending = Some(fact);
+        let mut followed = Vec::new();
+        for &now in &runs {
+            if now > recorded {
+                if let Some(fact) = pending.take() {
+                    engine.execute("fact", fact, recorded).unwrap();
+                }
+            }
+            let Outcome::Due { outreach, .. } = engine.run_due(now).unwrap() else { unreachable!() };
+            followed.extend(outreach.into_iter().filter(|i| i.trigger == trigger).map(|i| (now, i.due_at)));
+        }
+        let first = runs.iter().copied().find(|&r| r >= recorded.max(due));
+        let fresh = first.filter(|&r| due >= r - Duration::hours(i64::from(max_delay_hours)));
+        let expected: Vec<_> = fresh.map(|r| (r, due)).into_iter().collect();
+        prop_assert_eq!(followed, expected, "{} due {} recorded {}", trigger, due, recorded);
+    }
+}
