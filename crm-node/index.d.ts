@@ -1814,7 +1814,10 @@ export declare class Engine {
   adjust(memberId: string, delta: number, options: AdjustOptions): Promise<AdjustmentOutcome>
   /** Synchronous {@link Engine.adjust}. */
   adjustSync(memberId: string, delta: number, options: AdjustOptions): AdjustmentOutcome
-  /** Merge the duplicate `merged` into `survivor` (points, identities, orders). */
+  /**
+   * Merge the duplicate `merged` into `survivor` (points, identities, orders, feedback, and the
+   * messages it was sent: not sent again, counted by frequency caps).
+   */
   merge(survivor: string, merged: string, options: CommandOptions): Promise<MergeOutcome>
   /** Synchronous {@link Engine.merge}. */
   mergeSync(survivor: string, merged: string, options: CommandOptions): MergeOutcome

@@ -1497,24 +1497,37 @@ impl MemberState {
         for (k, v) in &other.orders {
             self.orders.entry(k.clone()).or_insert_with(|| v.clone());
         }
-        // The moved orders' messages (their occurrences are keyed by order
-        // id): what the merged member was sent is not sent again, and what
-        // fell due before the survivor's last run is looked at by its next
-        // one (see `outreach_behind`), as for an order recorded late. The
-        // entries carried name no run: no run of the survivor sent them.
-        let sent: Vec<Sent> = other
-            .outreach
-            .iter()
-            .filter(|s| other.orders.contains_key(&s.occurrence))
-            .map(|s| Sent { run_at: None, ..s.clone() })
-            .collect();
-        if !sent.is_empty() {
-            self.outreach.extend(sent);
+        // The two were one person: what the merged member was sent counts
+        // as sent to the survivor, both for once per occurrence (a moved
+        // order's reminder, this year's birthday greeting, this month's
+        // member day) and for the frequency caps. The entries carried name
+        // no run: no run of the survivor sent them.
+        if !other.outreach.is_empty() {
+            self.outreach.extend(other.outreach.iter().map(|s| Sent { run_at: None, ..s.clone() }));
         }
+        // The moved facts whose messages fell due before the survivor's last
+        // run are looked at by its next one (see `outreach_behind`), as for
+        // facts recorded late.
+        let (cursor, behind) = (self.outreach_through, &mut self.outreach_behind);
         for o in other.orders.values() {
             for at in std::iter::once(o.order.placed_at).chain(o.completed_at) {
-                note_behind(&mut self.outreach_behind, self.outreach_through, at, "order", &o.order.id);
+                note_behind(behind, cursor, at, "order", &o.order.id);
             }
+        }
+        let f = &other.feedback;
+        for r in f.reviews.values() {
+            note_behind(behind, cursor, r.at, "review", &r.id);
+        }
+        for s in f.surveys.values() {
+            note_behind(behind, cursor, s.at, "survey", &s.id);
+        }
+        for t in f.tickets.values() {
+            if let Some(closed) = t.closed_at.filter(|_| t.status == TicketStatus::Closed) {
+                note_behind(behind, cursor, closed, "ticket", &t.id);
+            }
+        }
+        for e in other.engagements.iter() {
+            note_behind(behind, cursor, e.at, "engagement", &crate::time::rfc3339(e.at));
         }
         // Merges are rare: counted again rather than added up.
         self.placed = Derived(Some(self.count_placed()));

@@ -1486,7 +1486,8 @@ impl Engine {
         self.run(&env, self.b_adjust(member_id, delta, options))
     }
 
-    /// Merge the duplicate `merged` into `survivor` (points, identities, orders).
+    /// Merge the duplicate `merged` into `survivor` (points, identities, orders, feedback, and the
+    /// messages it was sent: not sent again, counted by frequency caps).
     #[napi(
         catch_unwind,
         ts_args_type = "survivor: string, merged: string, options: CommandOptions",

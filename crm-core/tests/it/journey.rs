@@ -1172,3 +1172,72 @@ proptest! {
         prop_assert_eq!(followed, expected, "{} due {} recorded {}", trigger, due, recorded);
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Two members found to be one person and merged at any instant: after
+    /// the merge the person is sent no occurrence it was sent before under
+    /// either id (a birthday greeting of the year, a member day of the
+    /// month), and every message sent after the merge keeps the frequency
+    /// cap counting what both ids were sent. Members in different zones,
+    /// so the same occurrence falls due at different instants for each.
+    /// Fails with only the moved orders' messages carried by the merge.
+    #[test]
+    fn a_merged_person_is_not_sent_again_nor_beyond_the_cap(
+        zones in (0usize..4, 0usize..4),
+        birthdays in (1u32..=50, 1u32..=50),
+        days_before in 0u32..3,
+        day in 1u32..=28,
+        (max, days) in (1u32..4, 1u32..8),
+        merge_hours in 0i64..(24 * 50),
+        gap_hours in 1i64..30,
+    ) {
+        const ZONES: [&str; 4] = ["UTC", "Asia/Shanghai", "America/Los_Angeles", "Pacific/Auckland"];
+        let p = Program::from_value(json!({
+            "version": 1, "name": "O", "timezone": "UTC", "currency": "EUR",
+            "point_types": [{"id": "reward"}],
+            "earn": {"rules": [{"id": "base", "point_type": "reward", "points_per_unit": "1"}]},
+            "outreach": {"frequency_cap": {"max": max, "days": days}, "triggers": [
+                {"id": "bday", "when": {"type": "birthday", "days_before": days_before}, "channels": ["sms"]},
+                {"id": "mday", "when": {"type": "member_day", "day": day}, "channels": ["sms"]}
+            ]}
+        }))
+        .unwrap();
+        let engine = Engine::new(p, MemoryStore::new());
+        let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+        for (m, zone, birthday) in [("a", zones.0, birthdays.0), ("b", zones.1, birthdays.1)] {
+            let birthday = chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap() + chrono::Days::new(u64::from(birthday));
+            let create = serde_json::from_value::<Command>(json!({
+                "type": "create_member", "member_id": m, "consents": {"sms": true},
+                "profile": {"timezone": ZONES[zone], "birthday": birthday}
+            }))
+            .unwrap();
+            engine.execute(m, create, start).unwrap();
+        }
+        let merged_at = start + Duration::hours(merge_hours) + Duration::seconds(5);
+        let runs: Vec<_> = (1..=(24 * 60 / gap_hours)).map(|k| start + Duration::hours(k * gap_hours)).collect();
+        let mut merge = Some(Command::Merge { survivor: MemberId::from("a"), merged: MemberId::from("b") });
+        // (sent after the merge, trigger, occurrence, due)
+        let mut sent: Vec<(bool, String, String, DateTime<Utc>)> = Vec::new();
+        for &now in &runs {
+            if now > merged_at {
+                if let Some(c) = merge.take() {
+                    engine.execute("merge", c, merged_at).unwrap();
+                }
+            }
+            let Outcome::Due { outreach, .. } = engine.run_due(now).unwrap() else { unreachable!() };
+            sent.extend(outreach.into_iter().map(|i| (merge.is_none(), i.trigger, i.occurrence, i.due_at)));
+        }
+        for (k, (after, trigger, occurrence, due)) in sent.iter().enumerate() {
+            if !after {
+                continue;
+            }
+            let again = sent[..k].iter().any(|(_, t, o, _)| t == trigger && o == occurrence);
+            prop_assert!(!again, "{trigger} {occurrence} sent again after the merge: {sent:?}");
+            let window = Duration::days(i64::from(days));
+            let within = sent.iter().filter(|s| s.3 > *due - window && s.3 <= *due).count();
+            prop_assert!(within <= max as usize, "{within} messages within {days} days of {due}: {sent:?}");
+        }
+    }
+}

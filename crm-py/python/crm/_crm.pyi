@@ -891,7 +891,8 @@ class Engine:
     ) -> Outcome:
         """Grant or withdraw marketing consent."""
     def merge(self, survivor: str, merged: str, *, now: _Time, idempotency_key: Optional[str] = None) -> Outcome:
-        """Merge member ``merged`` into ``survivor``."""
+        """Merge member ``merged`` into ``survivor``: its points, orders, identities and feedback,
+        and the messages it was sent (the survivor is not sent them again; frequency caps count them)."""
     def erase(self, member_id: str, *, now: _Time, idempotency_key: Optional[str] = None) -> Outcome:
         """Erase a member's personal data."""
     # facts
