@@ -973,6 +973,60 @@ proptest! {
     }
 }
 
+/// The timing of a late-fact property: the member day of the month, the
+/// hours between runs, how late the fact is recorded, the delay of its
+/// message and the programme's staleness limit.
+#[derive(Debug, Clone)]
+struct LateTiming {
+    day: u32,
+    gap_hours: i64,
+    lateness_minutes: i64,
+    minutes: u32,
+    max_delay_hours: u32,
+}
+
+fn late_timing() -> impl Strategy<Value = LateTiming> {
+    (1u32..=28, 1i64..12, 0i64..(60 * 100), 10u32..300, 1u32..48).prop_map(
+        |(day, gap_hours, lateness_minutes, minutes, max_delay_hours)| LateTiming {
+            day,
+            gap_hours,
+            lateness_minutes,
+            minutes,
+            max_delay_hours,
+        },
+    )
+}
+
+/// The programme of the late-fact properties: a monthly member day on
+/// `day` (its runs move the member's scheduler cursor) and `trigger`, both
+/// service messages, at most `max_delay_hours` late.
+fn late_facts_program(max_delay_hours: u32, day: u32, trigger: &str, when: serde_json::Value) -> Program {
+    Program::from_value(json!({
+        "version": 1, "name": "O", "timezone": "UTC", "currency": "EUR",
+        "point_types": [{"id": "reward"}],
+        "earn": {"rules": [{"id": "base", "point_type": "reward", "points_per_unit": "1"}]},
+        "outreach": {"max_delay_hours": max_delay_hours, "triggers": [
+            {"id": "mday", "when": {"type": "member_day", "day": day}, "channels": ["app"], "marketing": false},
+            {"id": trigger, "when": when, "channels": ["sms"], "marketing": false}
+        ]}
+    }))
+    .unwrap()
+}
+
+/// The (run, due) of a late fact's message as it must go out: once, at the
+/// first of `runs` at or after both its recording and its due instant,
+/// when no more than `max_delay_hours` overdue there; otherwise never.
+fn sent_once_unless_stale(
+    runs: &[DateTime<Utc>],
+    recorded: DateTime<Utc>,
+    due: DateTime<Utc>,
+    max_delay_hours: u32,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let first = runs.iter().copied().find(|&r| r >= recorded.max(due));
+    let fresh = first.filter(|&r| due >= r - Duration::hours(i64::from(max_delay_hours)));
+    fresh.map(|r| (r, due)).into_iter().collect()
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -986,24 +1040,12 @@ proptest! {
     /// (or of the wake-up).
     #[test]
     fn a_late_unpaid_order_is_reminded_once_unless_stale(
-        day in 1u32..=28,
-        gap_hours in 1i64..12,
         placed_hours in 0i64..(24 * 20),
-        lateness_minutes in 0i64..(60 * 100),
-        minutes in 10u32..300,
-        max_delay_hours in 1u32..48,
+        timing in late_timing(),
     ) {
-        let p = Program::from_value(json!({
-            "version": 1, "name": "O", "timezone": "UTC", "currency": "EUR",
-            "point_types": [{"id": "reward"}],
-            "earn": {"rules": [{"id": "base", "point_type": "reward", "points_per_unit": "1"}]},
-            "outreach": {"max_delay_hours": max_delay_hours, "triggers": [
-                {"id": "mday", "when": {"type": "member_day", "day": day}, "channels": ["app"], "marketing": false},
-                {"id": "unpaid", "when": {"type": "unpaid_order", "minutes": minutes}, "channels": ["sms"], "marketing": false}
-            ]}
-        }))
-        .unwrap();
-        let engine = Engine::new(p, MemoryStore::new());
+        let LateTiming { day, gap_hours, lateness_minutes, minutes, max_delay_hours } = timing;
+        let when = json!({"type": "unpaid_order", "minutes": minutes});
+        let engine = Engine::new(late_facts_program(max_delay_hours, day, "unpaid", when), MemoryStore::new());
         let start = t0();
         let paid = Order::paid("first", "m", start, Decimal::new(1000, 2));
         engine.execute("order:first", Command::RecordOrder { order: paid }, start).unwrap();
@@ -1024,9 +1066,7 @@ proptest! {
             let Outcome::Due { outreach, .. } = engine.run_due(now).unwrap() else { unreachable!() };
             reminded.extend(outreach.into_iter().filter(|i| i.trigger == "unpaid").map(|i| (now, i.due_at)));
         }
-        let first = runs.iter().copied().find(|&r| r >= recorded.max(due));
-        let fresh = first.filter(|&r| due >= r - Duration::hours(i64::from(max_delay_hours)));
-        let expected: Vec<_> = fresh.map(|r| (r, due)).into_iter().collect();
+        let expected = sent_once_unless_stale(&runs, recorded, due, max_delay_hours);
         prop_assert_eq!(reminded, expected, "due {} recorded {}", due, recorded);
     }
 }
@@ -1113,13 +1153,10 @@ proptest! {
     #[test]
     fn a_late_review_ticket_or_cart_is_followed_up_once_unless_stale(
         kind in 0usize..3,
-        day in 1u32..=28,
-        gap_hours in 1i64..12,
         before_minutes in 0i64..(60 * 48),
-        lateness_minutes in 0i64..(60 * 100),
-        minutes in 10u32..300,
-        max_delay_hours in 1u32..48,
+        timing in late_timing(),
     ) {
+        let LateTiming { day, gap_hours, lateness_minutes, minutes, max_delay_hours } = timing;
         // Facts from two days before the member day (10:00 on `day` of
         // January) on: the member day's run often passes their due
         // instants before they are recorded.
@@ -1129,17 +1166,7 @@ proptest! {
             ("survey", json!({"type": "ticket_closed", "delay_minutes": minutes})),
             ("cart", json!({"type": "cart_abandoned", "minutes": minutes})),
         ][kind].clone();
-        let p = Program::from_value(json!({
-            "version": 1, "name": "O", "timezone": "UTC", "currency": "EUR",
-            "point_types": [{"id": "reward"}],
-            "earn": {"rules": [{"id": "base", "point_type": "reward", "points_per_unit": "1"}]},
-            "outreach": {"max_delay_hours": max_delay_hours, "triggers": [
-                {"id": "mday", "when": {"type": "member_day", "day": day}, "channels": ["app"], "marketing": false},
-                {"id": trigger, "when": when, "channels": ["sms"], "marketing": false}
-            ]}
-        }))
-        .unwrap();
-        let engine = Engine::new(p, MemoryStore::new());
+        let engine = Engine::new(late_facts_program(max_delay_hours, day, trigger, when), MemoryStore::new());
         let start = t0();
         let command = |c: serde_json::Value| serde_json::from_value::<Command>(c).unwrap();
         engine.execute("m", command(json!({"type": "create_member", "member_id": "m"})), start).unwrap();
@@ -1166,9 +1193,7 @@ proptest! {
             let Outcome::Due { outreach, .. } = engine.run_due(now).unwrap() else { unreachable!() };
             followed.extend(outreach.into_iter().filter(|i| i.trigger == trigger).map(|i| (now, i.due_at)));
         }
-        let first = runs.iter().copied().find(|&r| r >= recorded.max(due));
-        let fresh = first.filter(|&r| due >= r - Duration::hours(i64::from(max_delay_hours)));
-        let expected: Vec<_> = fresh.map(|r| (r, due)).into_iter().collect();
+        let expected = sent_once_unless_stale(&runs, recorded, due, max_delay_hours);
         prop_assert_eq!(followed, expected, "{} due {} recorded {}", trigger, due, recorded);
     }
 }
