@@ -742,6 +742,8 @@ impl OutreachConfig {
             TriggerKind::UnpaidOrder { .. } | TriggerKind::OrderCare { .. } => st.is_behind("order", &o.key),
             TriggerKind::CartAbandoned { .. } => st.is_behind("engagement", &o.key),
             TriggerKind::TicketClosed { .. } => st.is_behind("ticket", &o.key),
+            // Keyed by point type and expiry instant, as the lots are noted.
+            TriggerKind::PointsExpiring { .. } => st.is_behind("expiry", &o.key),
             // Keyed `review:<id>` or `survey:<id>` already.
             TriggerKind::LowRating { .. } => o.key.split_once(':').is_some_and(|(kind, id)| st.is_behind(kind, id)),
             _ => false,

@@ -286,10 +286,12 @@ pub struct MemberState {
     /// ([`Self::outreach_through`]), as `kind:id`: an order placed or
     /// completed (`order:<order id>`), a review (`review:<id>`), a survey
     /// answer (`survey:<id>`), a ticket closed (`ticket:<id>`), an
-    /// engagement event (`engagement:<its RFC 3339 instant>`). The next run
-    /// looks at their messages (an unpaid-order reminder, order care, a
-    /// low-rating follow-up, a ticket survey, a cart reminder) due before
-    /// it too, within the programme's staleness. Emptied by the run.
+    /// engagement event (`engagement:<its RFC 3339 instant>`), points
+    /// earned that expire (`expiry:<point type>:<expiry instant>`). The next
+    /// run looks at their messages (an unpaid-order reminder, order care, a
+    /// low-rating follow-up, a ticket survey, a cart reminder, an expiry
+    /// warning) due before it too, within the programme's staleness.
+    /// Emptied by the run.
     ///
     /// Why: a run considers each occurrence once, in the range since the
     /// last run, so a message due before its fact reached the engine (a
@@ -1098,6 +1100,13 @@ impl MemberState {
                     points: lot.granted,
                 });
                 if lot.remaining > 0 {
+                    // Points earned behind the scheduler (a late order) may
+                    // be due a warning before they expire already passed.
+                    if let Some(e) = lot.expires_at {
+                        note_behind_with(&mut self.outreach_behind, self.outreach_through, *at, "expiry", || {
+                            crate::time::instant_key(&lot.point_type, e)
+                        });
+                    }
                     self.lots.push(lot.clone());
                 }
             }
@@ -1266,13 +1275,9 @@ impl MemberState {
             }
             Event::Engaged { engagement, .. } => {
                 let at = engagement.at;
-                note_behind(
-                    &mut self.outreach_behind,
-                    self.outreach_through,
-                    at,
-                    "engagement",
-                    &crate::time::rfc3339(at),
-                );
+                note_behind_with(&mut self.outreach_behind, self.outreach_through, at, "engagement", || {
+                    crate::time::rfc3339(at)
+                });
                 let pos = self.engagements.partition_point(|e| e.at <= engagement.at);
                 self.engagements.insert(pos, (**engagement).clone());
                 if self.engagements.len() > MAX_ENGAGEMENTS {
@@ -1527,7 +1532,7 @@ impl MemberState {
             }
         }
         for e in other.engagements.iter() {
-            note_behind(behind, cursor, e.at, "engagement", &crate::time::rfc3339(e.at));
+            note_behind_with(behind, cursor, e.at, "engagement", || crate::time::rfc3339(e.at));
         }
         // Merges are rare: counted again rather than added up.
         self.placed = Derived(Some(self.count_placed()));
@@ -1594,8 +1599,23 @@ impl MemberState {
 /// when its instant `at` is behind the scheduler's `cursor`
 /// ([`MemberState::outreach_through`]).
 fn note_behind(behind: &mut Vec<String>, cursor: Option<DateTime<Utc>>, at: DateTime<Utc>, kind: &str, id: &str) {
-    if cursor.is_some_and(|c| at < c) && !behind.iter().any(|k| is_fact(k, kind, id)) {
-        behind.push(format!("{kind}:{id}"));
+    note_behind_with(behind, cursor, at, kind, || id.to_string());
+}
+
+/// [`note_behind`] with an id made only when the fact is behind (an
+/// instant written out: a lot's expiry, an engagement's time).
+fn note_behind_with(
+    behind: &mut Vec<String>,
+    cursor: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+    kind: &str,
+    id: impl FnOnce() -> String,
+) {
+    if cursor.is_some_and(|c| at < c) {
+        let id = id();
+        if !behind.iter().any(|k| is_fact(k, kind, &id)) {
+            behind.push(format!("{kind}:{id}"));
+        }
     }
 }
 

@@ -950,7 +950,8 @@ impl Standing<'_> {
     /// member stays downgraded until they qualify again. Only when every
     /// decision after `t` is a review (retained, grace, downgrade): the state
     /// before the first of them is rebuilt from the history (the tier held and
-    /// when it was entered; in grace when the review is a grace's end) and
+    /// when it was entered; in grace when the review is a grace's end, and
+    /// then the fact at `t`, inside the grace, weighed first as in time) and
     /// the reviews are taken again up to the last one, counting every fact
     /// known now. A manual assignment, an upgrade or a refund after `t` ends
     /// it (each was decided on facts the reviews did not see). Never lower:
@@ -1020,6 +1021,13 @@ impl Standing<'_> {
             grace_until: grace_end.then_some(opening.at),
             manual: None,
         };
+        // A fact inside the grace keeps the tier at once when it meets the
+        // retention (as `after_fact` does for a fact recorded in time), and
+        // the next review is a period on: the grace's end measured a later
+        // window, which in a rolling one may have let the fact's company go.
+        if let Some((kept, TierReason::Retained)) = (Standing { current: &state, ..*self }).after_fact(t, false) {
+            state = kept;
+        }
         for _ in 0..taken.len() * 2 + 1 {
             match (Standing { current: &state, ..*self }).due_review(last.at) {
                 Some((next, _, _)) => state = next,

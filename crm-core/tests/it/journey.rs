@@ -1001,7 +1001,12 @@ fn late_timing() -> impl Strategy<Value = LateTiming> {
 /// `day` (its runs move the member's scheduler cursor) and `trigger`, both
 /// service messages, at most `max_delay_hours` late.
 fn late_facts_program(max_delay_hours: u32, day: u32, trigger: &str, when: serde_json::Value) -> Program {
-    Program::from_value(json!({
+    Program::from_value(late_facts_value(max_delay_hours, day, trigger, when)).unwrap()
+}
+
+/// [`late_facts_program`] as JSON, to change before it is read.
+fn late_facts_value(max_delay_hours: u32, day: u32, trigger: &str, when: serde_json::Value) -> serde_json::Value {
+    json!({
         "version": 1, "name": "O", "timezone": "UTC", "currency": "EUR",
         "point_types": [{"id": "reward"}],
         "earn": {"rules": [{"id": "base", "point_type": "reward", "points_per_unit": "1"}]},
@@ -1009,8 +1014,7 @@ fn late_facts_program(max_delay_hours: u32, day: u32, trigger: &str, when: serde
             {"id": "mday", "when": {"type": "member_day", "day": day}, "channels": ["app"], "marketing": false},
             {"id": trigger, "when": when, "channels": ["sms"], "marketing": false}
         ]}
-    }))
-    .unwrap()
+    })
 }
 
 /// The (run, due) of a late fact's message as it must go out: once, at the
@@ -1264,5 +1268,54 @@ proptest! {
             let within = sent.iter().filter(|s| s.3 > *due - window && s.3 <= *due).count();
             prop_assert!(within <= max as usize, "{within} messages within {days} days of {due}: {sent:?}");
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Points earned by an order recorded late, expiring soon: the warning
+    /// `days` before their expiry goes out exactly once, at the first run at
+    /// or after both the order's recording and the warning's due instant,
+    /// when not stale there; otherwise never. Fails with lots earned behind
+    /// the scheduler left out of the run.
+    #[test]
+    fn a_late_orders_points_get_their_expiry_warning_once_unless_stale(
+        expiry_days in 6u32..20,
+        lead_days in 0u32..4,
+        before_minutes in 0i64..(60 * 48),
+        timing in late_timing(),
+    ) {
+        let LateTiming { day, gap_hours, lateness_minutes, max_delay_hours, .. } = timing;
+        let warn_days = expiry_days - lead_days;
+        let when = json!({"type": "points_expiring", "point_type": "reward", "days": warn_days});
+        let mut program = late_facts_value(max_delay_hours, day, "exp", when);
+        program["point_types"] =
+            json!([{"id": "reward", "expiry": {"type": "days_after_earning", "days": expiry_days}}]);
+        let engine = Engine::new(Program::from_value(program).unwrap(), MemoryStore::new());
+        let start = t0();
+        let create = serde_json::from_value::<Command>(json!({"type": "create_member", "member_id": "m"})).unwrap();
+        engine.execute("m", create, start).unwrap();
+        let member_day = Utc.with_ymd_and_hms(2024, 1, day, 10, 0, 0).unwrap();
+        let at = (member_day - Duration::minutes(before_minutes)).max(start) + Duration::seconds(7);
+        let recorded = at + Duration::minutes(lateness_minutes);
+        let runs: Vec<_> = (1..=(24 * 45 / gap_hours)).map(|k| start + Duration::hours(k * gap_hours)).collect();
+        let mut pending = Some(Order::paid("late", "m", at, Decimal::new(2500, 2)));
+        let (mut warned, mut expires) = (Vec::new(), None);
+        for &now in &runs {
+            if now > recorded {
+                if let Some(order) = pending.take() {
+                    engine.execute("order:late", Command::RecordOrder { order }, recorded).unwrap();
+                    // Read now: the lot is gone once expired.
+                    expires = engine.member(&MemberId::from("m")).unwrap().lots.iter().find_map(|l| l.expires_at);
+                }
+            }
+            let Outcome::Due { outreach, .. } = engine.run_due(now).unwrap() else { unreachable!() };
+            warned.extend(outreach.into_iter().filter(|i| i.trigger == "exp").map(|i| (now, i.due_at)));
+        }
+        let expires = expires.expect("the order earned a lot that expires");
+        let due = expires - Duration::days(i64::from(warn_days));
+        let expected = sent_once_unless_stale(&runs, recorded, due, max_delay_hours);
+        prop_assert_eq!(warned, expected, "expires {} due {} recorded {}", expires, due, recorded);
     }
 }
