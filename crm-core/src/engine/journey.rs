@@ -137,7 +137,7 @@ pub(crate) fn wake_at(program: &Program, st: &MemberState) -> Option<DateTime<Ut
             checking: false,
         };
         take(cfg.next_due(&ctx, after));
-        // Orders recorded behind the last run: the next run looks at them.
+        // Facts recorded behind the last run: the next run looks at them.
         take(Some(after).filter(|_| !st.outreach_behind.is_empty()));
     }
     next
