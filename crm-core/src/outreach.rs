@@ -738,7 +738,7 @@ impl OutreachConfig {
         let stale = ctx.now - Duration::hours(i64::from(self.max_delay_hours));
         // Facts recorded behind the last run: their messages due before it
         // count too, unless stale (see `MemberState::outreach_behind`).
-        let behind = |o: &Occurrence| match self.triggers[o.trigger].when {
+        let behind = |due: DateTime<Utc>, o: &Occurrence| match self.triggers[o.trigger].when {
             TriggerKind::UnpaidOrder { .. } | TriggerKind::OrderCare { .. } => st.is_behind("order", &o.key),
             TriggerKind::CartAbandoned { .. } => st.is_behind("engagement", &o.key),
             TriggerKind::TicketClosed { .. } => st.is_behind("ticket", &o.key),
@@ -746,6 +746,9 @@ impl OutreachConfig {
             TriggerKind::PointsExpiring { .. } => st.is_behind("expiry", &o.key),
             // Keyed `review:<id>` or `survey:<id>` already.
             TriggerKind::LowRating { .. } => o.key.split_once(':').is_some_and(|(kind, id)| st.is_behind(kind, id)),
+            // A reduction dated at or before the warning's (deferred) due
+            // instant: a run reaching it would have found the threshold missed.
+            TriggerKind::TierRetention { .. } => st.reduced_behind().is_some_and(|r| r <= due),
             _ => false,
         };
         let start = if st.outreach_behind.is_empty() { from.max(stale) } else { stale };
@@ -758,7 +761,7 @@ impl OutreachConfig {
         let mut due: Vec<(DateTime<Utc>, Occurrence)> = occ
             .into_iter()
             .map(|o| (self.defer(ctx.zone, o.due), o))
-            .filter(|(d, o)| (*d > from || behind(o)) && *d <= ctx.now && *d >= stale && *d >= st.created_at)
+            .filter(|(d, o)| (*d > from || behind(*d, o)) && *d <= ctx.now && *d >= stale && *d >= st.created_at)
             .collect();
         due.sort_by(|a, b| (a.0, a.1.trigger, &a.1.key).cmp(&(b.0, b.1.trigger, &b.1.key)));
         // What went out before and a cap can still count (every item below

@@ -287,10 +287,14 @@ pub struct MemberState {
     /// completed (`order:<order id>`), a review (`review:<id>`), a survey
     /// answer (`survey:<id>`), a ticket closed (`ticket:<id>`), an
     /// engagement event (`engagement:<its RFC 3339 instant>`), points
-    /// earned that expire (`expiry:<point type>:<expiry instant>`). The next
-    /// run looks at their messages (an unpaid-order reminder, order care, a
-    /// low-rating follow-up, a ticket survey, a cart reminder, an expiry
-    /// warning) due before it too, within the programme's staleness.
+    /// earned that expire (`expiry:<point type>:<expiry instant>`), the
+    /// earliest reduction of the tier metric (`reduction:<instant>`: a
+    /// refund, a clawback, a negative adjustment; see
+    /// [`Self::reduced_behind`]). The next run looks at their messages (an
+    /// unpaid-order reminder, order care, a low-rating follow-up, a ticket
+    /// survey, a cart reminder, an expiry warning, a tier-retention warning
+    /// due at or after the reduction) due before it too, within the
+    /// programme's staleness.
     /// Emptied by the run.
     ///
     /// Why: a run considers each occurrence once, in the range since the
@@ -854,11 +858,49 @@ impl MemberState {
 
     /// Record a change to what tiers and stages count, keeping time order.
     fn record_activity(&mut self, a: Activity) {
-        if let Some(last) = self.reduced.0.as_mut().filter(|_| a.lowers()) {
-            *last = (*last).max(Some(a.at));
+        if a.lowers() {
+            if let Some(last) = self.reduced.0.as_mut() {
+                *last = (*last).max(Some(a.at));
+            }
+            self.note_reduction_behind(a.at);
         }
         let pos = self.activity.partition_point(|x| x.at <= a.at);
         self.activity.insert(pos, a);
+    }
+
+    /// List a reduction (a refund, a clawback, a negative adjustment) at
+    /// `at` behind the scheduler as `reduction:<instant>`, one entry with the
+    /// earliest such instant (see [`Self::reduced_behind`]).
+    fn note_reduction_behind(&mut self, at: DateTime<Utc>) {
+        if self.outreach_through.is_none_or(|c| at >= c) || self.reduced_behind().is_some_and(|r| r <= at) {
+            return;
+        }
+        self.outreach_behind.retain(|k| !k.starts_with(REDUCTION));
+        self.outreach_behind.push(crate::time::instant_key(REDUCTION, at));
+    }
+
+    /// The earliest instant of a reduction (a refund, a clawback, a
+    /// negative adjustment) recorded behind the scheduler, listed in
+    /// [`Self::outreach_behind`] as `reduction:<instant>`.
+    ///
+    /// Why: a tier-retention warning is checked as of the run that reaches
+    /// its due instant; a member who met the retention threshold then was
+    /// not warned. A refund dated before that instant and recorded after the
+    /// run would have made it due: the next run looks at the warning again.
+    ///
+    /// ```
+    /// # use crm_core::{MemberId, MemberState};
+    /// # use chrono::{TimeZone, Utc};
+    /// let mut st = MemberState::new(MemberId::from("kim"), Utc.with_ymd_and_hms(2025, 3, 1, 0, 0, 0).unwrap());
+    /// st.outreach_behind.push("reduction:2025-11-30T10:00:00+00:00".into());
+    /// assert_eq!(st.reduced_behind(), Some(Utc.with_ymd_and_hms(2025, 11, 30, 10, 0, 0).unwrap()));
+    /// ```
+    pub fn reduced_behind(&self) -> Option<DateTime<Utc>> {
+        self.outreach_behind
+            .iter()
+            .find_map(|k| k.strip_prefix(REDUCTION)?.strip_prefix(':'))
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
     }
 
     /// Times of the paid orders (sorted), for lifecycle stages.
@@ -1594,6 +1636,9 @@ impl MemberState {
         }
     }
 }
+
+/// The kind of the reduction listed in [`MemberState::outreach_behind`].
+const REDUCTION: &str = "reduction";
 
 /// List the fact `kind:id` in [`MemberState::outreach_behind`] (once)
 /// when its instant `at` is behind the scheduler's `cursor`

@@ -804,7 +804,7 @@ export interface Member {
   outreach?: SentOutreach[]
   /** Outreach occurrences due up to this instant have been considered. */
   outreachThrough?: Timestamp
-  /** Facts recorded behind `outreachThrough`, as `kind:id` (`order:<id>`, `review:<id>`, `survey:<id>`, `ticket:<id>`, `engagement:<instant>`, `expiry:<pointType>:<instant>`): the next run looks at their messages due before it. */
+  /** Facts recorded behind `outreachThrough`, as `kind:id` (`order:<id>`, `review:<id>`, `survey:<id>`, `ticket:<id>`, `engagement:<instant>`, `expiry:<pointType>:<instant>`, and `reduction:<instant>` for the earliest refund, clawback or negative adjustment, which brings back a tier-retention warning due at or after it): the next run looks at their messages due before it. */
   outreachBehind?: string[]
   /** When the programme next needs this member (review, stage change, outreach). */
   wakeAt?: Timestamp

@@ -197,7 +197,9 @@ impl<S: Store> Tx<'_, S> {
     /// whose window still counts it and at `last`, where the facts recorded
     /// before it add to it (an earlier order arriving after a later one, in
     /// a rolling window the peak it made before leaving; an upgrade the
-    /// refund took back that later orders earn again). Reviews due before a
+    /// refund took back that later orders earn again), and at the first
+    /// reduction leaving a rolling window between it and the tier's last
+    /// decision where the metric qualifies for more. Reviews due before a
     /// decision dated after `t` happen first, as for a fact recorded in time
     /// (those up to `t` the caller has run). Before all that, an order older
     /// than reviews already taken has them taken again
@@ -238,6 +240,22 @@ impl<S: Store> Tx<'_, S> {
             let counts = |s: DateTime<Utc>| ladder.window_start(tz, joined(st), s).is_none_or(|w| w < t);
             c = later.filter(|&s| s < last && counts(s)).unwrap_or(last);
             refund = false;
+        }
+        // A reduction leaving a rolling window between the fact and the
+        // tier's last decision lifts the metric with no fact there: weighed
+        // in time when it left ([`leaving_upgrade`] looks only after the last
+        // decision), but never with this fact known (a late refund's own
+        // exit, or a late order's window when an earlier refund leaves it).
+        let st = self.state(id);
+        let current = current_tier(ladder, tz, st);
+        let decided = tier_decided(st, &current);
+        if t < decided && st.last_reduction().is_some() {
+            let lifted = standing(ladder, tz, st, &current).due_upgrade(t, Some(decided));
+            if let Some((state, reason)) =
+                lifted.and_then(|(_, _, e)| standing(ladder, tz, st, &current).after_late_fact(e, decided, false))
+            {
+                self.emit(id, Event::TierUpdated { at: decided, tier: Shared::new(state), reason, note: None });
+            }
         }
     }
 

@@ -1318,4 +1318,61 @@ proptest! {
         let expected = sent_once_unless_stale(&runs, recorded, due, max_delay_hours);
         prop_assert_eq!(warned, expected, "expires {} due {} recorded {}", expires, due, recorded);
     }
+
+    /// A refund recorded late on the order that held a tier: the retention
+    /// warning `days` before the year ends, which the run reaching it did not
+    /// send (the threshold was met then), goes out once at the first run
+    /// after the refund is recorded, when the refund is dated at or before
+    /// the warning's due instant and the warning is not stale; a refund
+    /// dated after it, recorded after that run, leaves it unsent, as it
+    /// would in time. A refund recorded before that run makes it go out
+    /// there, as always. Fails with reductions behind the scheduler left out
+    /// of the run, and with every such reduction counted whatever its date.
+    #[test]
+    fn a_late_refund_brings_the_retention_warning_once_unless_stale(
+        days in 5i64..25,
+        offset_minutes in -(60 * 72)..(60 * 72i64),
+        timing in late_timing(),
+    ) {
+        let LateTiming { day, gap_hours, lateness_minutes, max_delay_hours, .. } = timing;
+        let when = json!({"type": "tier_retention", "days": days});
+        let mut program = late_facts_value(max_delay_hours, day, "keep", when);
+        program["tiers"] = json!({"window": {"type": "calendar_year"}, "refunds": "next_review",
+            "levels": [{"id": "member"}, {"id": "silver", "entry": {"spend": "1000"}}]});
+        let engine = Engine::new(Program::from_value(program).unwrap(), MemoryStore::new());
+        let start = Utc.with_ymd_and_hms(2024, 11, 1, 0, 0, 0).unwrap();
+        engine.record_order(Order::paid("o1", "m", start, Decimal::from(1200)), start).unwrap();
+        let due = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() - Duration::days(days);
+        let dated = due + Duration::minutes(offset_minutes) + Duration::seconds(7);
+        let recorded = dated + Duration::minutes(lateness_minutes);
+        // Before the review at the year's end: the refund keeps Silver till then.
+        let end = Utc.with_ymd_and_hms(2024, 12, 31, 0, 0, 0).unwrap();
+        let runs: Vec<_> = (1..).map(|k| start + Duration::hours(k * gap_hours)).take_while(|&r| r < end).collect();
+        let refund = crm_core::Refund {
+            id: "r1".into(),
+            order_id: "o1".into(),
+            at: dated,
+            scope: crm_core::RefundScope::Amount { amount: Decimal::from(300) },
+        };
+        let mut pending = Some(refund);
+        let mut warned = Vec::new();
+        for &now in &runs {
+            if now > recorded {
+                if let Some(refund) = pending.take() {
+                    engine.execute("refund:r1", Command::RecordRefund { refund }, recorded).unwrap();
+                }
+            }
+            let Outcome::Due { outreach, .. } = engine.run_due(now).unwrap() else { unreachable!() };
+            warned.extend(outreach.into_iter().filter(|i| i.trigger == "keep").map(|i| (now, i.due_at)));
+        }
+        // The run that reaches the warning checks the threshold as of itself.
+        let reaching = runs.iter().copied().find(|&r| r >= due);
+        let in_time = reaching.is_some_and(|r| recorded < r);
+        let expected = if in_time || dated <= due {
+            sent_once_unless_stale(&runs, recorded, due, max_delay_hours)
+        } else {
+            Vec::new()
+        };
+        prop_assert_eq!(warned, expected, "due {} dated {} recorded {} reaching {:?}", due, dated, recorded, reaching);
+    }
 }
