@@ -1031,6 +1031,29 @@ fn sent_once_unless_stale(
     fresh.map(|r| (r, due)).into_iter().collect()
 }
 
+/// Run `engine` at each of `runs`, executing the late `fact` (under `key`,
+/// at `recorded`) before the first run after `recorded`: the (run, due) of
+/// every message of `trigger` handed out.
+fn runs_with_a_late_fact(
+    engine: &Engine<MemoryStore>,
+    runs: &[DateTime<Utc>],
+    (key, fact, recorded): (&str, Command, DateTime<Utc>),
+    trigger: &str,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut pending = Some(fact);
+    let mut sent = Vec::new();
+    for &now in runs {
+        if now > recorded {
+            if let Some(fact) = pending.take() {
+                engine.execute(key, fact, recorded).unwrap();
+            }
+        }
+        let Outcome::Due { outreach, .. } = engine.run_due(now).unwrap() else { unreachable!() };
+        sent.extend(outreach.into_iter().filter(|i| i.trigger == trigger).map(|i| (now, i.due_at)));
+    }
+    sent
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -1059,17 +1082,8 @@ proptest! {
         let runs: Vec<_> = (1..=(24 * 30 / gap_hours)).map(|k| start + Duration::hours(k * gap_hours)).collect();
         let mut late = Order::paid("late", "m", placed, Decimal::new(2500, 2));
         late.status = crm_core::OrderStatus::Placed;
-        let mut pending = Some(late);
-        let mut reminded = Vec::new();
-        for &now in &runs {
-            if now > recorded {
-                if let Some(order) = pending.take() {
-                    engine.execute("order:late", Command::RecordOrder { order }, recorded).unwrap();
-                }
-            }
-            let Outcome::Due { outreach, .. } = engine.run_due(now).unwrap() else { unreachable!() };
-            reminded.extend(outreach.into_iter().filter(|i| i.trigger == "unpaid").map(|i| (now, i.due_at)));
-        }
+        let fact = ("order:late", Command::RecordOrder { order: late }, recorded);
+        let reminded = runs_with_a_late_fact(&engine, &runs, fact, "unpaid");
         let expected = sent_once_unless_stale(&runs, recorded, due, max_delay_hours);
         prop_assert_eq!(reminded, expected, "due {} recorded {}", due, recorded);
     }
@@ -1186,17 +1200,7 @@ proptest! {
             _ => json!({"type": "record_engagement", "member_id": "m", "kind": "add_to_cart", "at": at}),
         });
         let runs: Vec<_> = (1..=(24 * 30 / gap_hours)).map(|k| start + Duration::hours(k * gap_hours)).collect();
-        let mut pending = Some(fact);
-        let mut followed = Vec::new();
-        for &now in &runs {
-            if now > recorded {
-                if let Some(fact) = pending.take() {
-                    engine.execute("fact", fact, recorded).unwrap();
-                }
-            }
-            let Outcome::Due { outreach, .. } = engine.run_due(now).unwrap() else { unreachable!() };
-            followed.extend(outreach.into_iter().filter(|i| i.trigger == trigger).map(|i| (now, i.due_at)));
-        }
+        let followed = runs_with_a_late_fact(&engine, &runs, ("fact", fact, recorded), trigger);
         let expected = sent_once_unless_stale(&runs, recorded, due, max_delay_hours);
         prop_assert_eq!(followed, expected, "{} due {} recorded {}", trigger, due, recorded);
     }
@@ -1354,17 +1358,7 @@ proptest! {
             at: dated,
             scope: crm_core::RefundScope::Amount { amount: Decimal::from(300) },
         };
-        let mut pending = Some(refund);
-        let mut warned = Vec::new();
-        for &now in &runs {
-            if now > recorded {
-                if let Some(refund) = pending.take() {
-                    engine.execute("refund:r1", Command::RecordRefund { refund }, recorded).unwrap();
-                }
-            }
-            let Outcome::Due { outreach, .. } = engine.run_due(now).unwrap() else { unreachable!() };
-            warned.extend(outreach.into_iter().filter(|i| i.trigger == "keep").map(|i| (now, i.due_at)));
-        }
+        let warned = runs_with_a_late_fact(&engine, &runs, ("refund:r1", Command::RecordRefund { refund }, recorded), "keep");
         // The run that reaches the warning checks the threshold as of itself.
         let reaching = runs.iter().copied().find(|&r| r >= due);
         let in_time = reaching.is_some_and(|r| recorded < r);
