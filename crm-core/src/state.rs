@@ -875,7 +875,7 @@ impl MemberState {
         if self.outreach_through.is_none_or(|c| at >= c) || self.reduced_behind().is_some_and(|r| r <= at) {
             return;
         }
-        self.outreach_behind.retain(|k| !k.starts_with(REDUCTION));
+        self.outreach_behind.retain(|k| reduction_instant(k).is_none());
         self.outreach_behind.push(crate::time::instant_key(REDUCTION, at));
     }
 
@@ -898,7 +898,7 @@ impl MemberState {
     pub fn reduced_behind(&self) -> Option<DateTime<Utc>> {
         self.outreach_behind
             .iter()
-            .find_map(|k| k.strip_prefix(REDUCTION)?.strip_prefix(':'))
+            .find_map(|k| reduction_instant(k))
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc))
     }
@@ -1639,6 +1639,11 @@ impl MemberState {
 
 /// The kind of the reduction listed in [`MemberState::outreach_behind`].
 const REDUCTION: &str = "reduction";
+
+/// The instant written in `listed` when it is the reduction entry.
+fn reduction_instant(listed: &str) -> Option<&str> {
+    listed.strip_prefix(REDUCTION)?.strip_prefix(':')
+}
 
 /// List the fact `kind:id` in [`MemberState::outreach_behind`] (once)
 /// when its instant `at` is behind the scheduler's `cursor`

@@ -250,10 +250,10 @@ impl<S: Store> Tx<'_, S> {
         let current = current_tier(ladder, tz, st);
         let decided = tier_decided(st, &current);
         if t < decided && st.last_reduction().is_some() {
-            let lifted = standing(ladder, tz, st, &current).due_upgrade(t, Some(decided));
-            if let Some((state, reason)) =
-                lifted.and_then(|(_, _, e)| standing(ladder, tz, st, &current).after_late_fact(e, decided, false))
-            {
+            let here = standing(ladder, tz, st, &current);
+            let lifted =
+                here.due_upgrade(t, Some(decided)).and_then(|(_, _, e)| here.after_late_fact(e, decided, false));
+            if let Some((state, reason)) = lifted {
                 self.emit(id, Event::TierUpdated { at: decided, tier: Shared::new(state), reason, note: None });
             }
         }
