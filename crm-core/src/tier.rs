@@ -673,6 +673,21 @@ impl TierLadder {
     }
 }
 
+/// What taking the reviews since a refund recorded late again gives
+/// ([`Standing::reviews_again_with_refund`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Retaken {
+    /// Not taken again: no review since the refund, or a decision other
+    /// than a review (each decided on facts the reviews did not see).
+    No,
+    /// Taken again, the refund weighed at its instant with them: nothing
+    /// changes.
+    Same,
+    /// Taken again: the member's tier becomes this state, for this reason,
+    /// at this instant (the last review).
+    Changed(TierState, TierReason, DateTime<Utc>),
+}
+
 /// A member's tier as the ladder sees it: everything a tier decision
 /// reads. Each decision below is a function of these five and one instant,
 /// so they travel together instead of as the same six parameters.
@@ -803,9 +818,72 @@ impl Standing<'_> {
         from: DateTime<Utc>,
         until: Option<DateTime<Utc>>,
     ) -> Option<(TierState, TierReason, DateTime<Utc>)> {
+        self.window_exits(from, until).into_iter().find_map(|e| self.after_fact(e, false).map(|(s, r)| (s, r, e)))
+    }
+
+    /// The upgrade a fact recorded late at `from` shows was missed before the
+    /// tier's last decision at `decided`: at the first instant in between at
+    /// which a reduction leaves a rolling window and the metric qualifies for
+    /// more than the tier held then ([`Self::after_late_fact_held`]), the
+    /// member moves up as a fact there would, dated `decided`.
+    ///
+    /// Why: the exit was weighed in time without the late fact (a late refund's
+    /// own exit, or a late order's window when an earlier refund leaves it).
+    /// Compared with the tier held at the exit, not the one held now: a tier
+    /// the metric there already gave, and a review took since, is not given
+    /// again.
+    pub fn missed_exit_upgrade(
+        &self,
+        from: DateTime<Utc>,
+        decided: DateTime<Utc>,
+        history: &[TierChange],
+        taken_back: Option<&str>,
+    ) -> Option<(TierState, TierReason)> {
+        self.window_exits(from, Some(decided))
+            .into_iter()
+            .find_map(|e| self.after_late_fact_held(e, decided, false, history, taken_back))
+            .filter(|(_, r)| *r == TierReason::Upgrade)
+    }
+
+    /// [`Self::after_late_fact`], with an upgrade only to more than the tier
+    /// held at `counted`: in `history` (the member's tier history), or
+    /// `taken_back` when lower (the tier a refund recorded late took the
+    /// member back to from before `counted`); a grace ended only by what is
+    /// counted inside it (a late fact before it is weighed by taking the
+    /// review again: [`Self::reviews_again`]).
+    ///
+    /// Why: the metric at `counted` was weighed in time against the tier held
+    /// then. When that tier was already as high (and a review took it since),
+    /// the late fact added nothing there an upgrade could be owed for; what
+    /// it changes at the review is [`Self::reviews_again`]'s.
+    pub fn after_late_fact_held(
+        &self,
+        counted: DateTime<Utc>,
+        t: DateTime<Utc>,
+        refund: bool,
+        history: &[TierChange],
+        taken_back: Option<&str>,
+    ) -> Option<(TierState, TierReason)> {
+        let ladder = self.ladder;
+        let then = history[..history.partition_point(|c| c.at <= counted)].last().map(|h| h.to.as_str());
+        let held = [then, taken_back].into_iter().flatten().filter_map(|tier| ladder.index(tier)).min();
+        let decided = history.last().map(|c| c.at);
+        self.after_late_fact(counted, t, refund).filter(|(s, r)| match r {
+            TierReason::Upgrade => held.is_none_or(|h| ladder.index(&s.tier) > Some(h)),
+            // Retention met in a grace ends it only when counted inside it:
+            // it began at the last decision.
+            TierReason::Retained => decided.is_none_or(|d| counted >= d),
+            _ => true,
+        })
+    }
+
+    /// The instants in `[from, until]` (no end when `until` is `None`), in
+    /// order, at which a reduction of the metric leaves a rolling window
+    /// (none for other windows).
+    fn window_exits(&self, from: DateTime<Utc>, until: Option<DateTime<Utc>>) -> Vec<DateTime<Utc>> {
         let Standing { ladder, tz, joined, activity, .. } = *self;
         if !matches!(ladder.window, Window::RollingDays { .. } | Window::RollingMonths { .. }) {
-            return None;
+            return Vec::new();
         }
         // What was counted a week before the window at `from` began had left
         // before `from`. The week is a margin: a month-long window's start
@@ -822,7 +900,7 @@ impl Standing<'_> {
             .collect();
         exits.sort_unstable();
         exits.dedup();
-        exits.into_iter().find_map(|e| self.after_fact(e, false).map(|(s, r)| (s, r, e)))
+        exits
     }
 
     /// What a member's tier becomes at `now` when the ladder may have changed
@@ -939,10 +1017,12 @@ impl Standing<'_> {
     }
 
     /// The tier the reviews taken since `t` give when taken again, if it is
-    /// higher than the one held: what a fact at `t` recorded late (an order
-    /// a till syncs after the year-end run) would have kept. `history` is the
+    /// higher than the one held, or the same one out of the grace the held
+    /// one is in ([`TierReason::Retained`]): what a fact at `t` recorded late
+    /// (an order a till syncs after the year-end run) would have kept. `history` is the
     /// member's tier history, oldest first; the state and the instant of the
-    /// last review are returned, with [`TierReason::Reinstated`].
+    /// last review are returned, with [`TierReason::Reinstated`] (or
+    /// [`TierReason::Retained`] out of the grace).
     ///
     /// Why: a review is taken once, at its instant, with the facts recorded
     /// by then. An order of 30 December that reaches the engine on 2 January
@@ -955,8 +1035,8 @@ impl Standing<'_> {
     /// the reviews are taken again up to the last one, counting every fact
     /// known now. A manual assignment, an upgrade or a refund after `t` ends
     /// it (each was decided on facts the reviews did not see). Never lower:
-    /// a fact only adds to the metric, and a late refund waits for the next
-    /// review.
+    /// an order only adds to the metric; a late refund is
+    /// [`Self::reviews_again_with_refund`]'s.
     ///
     /// ```
     /// use chrono::{TimeZone, Utc};
@@ -1000,8 +1080,110 @@ impl Standing<'_> {
         history: &[TierChange],
         t: DateTime<Utc>,
     ) -> Option<(TierState, TierReason, DateTime<Utc>)> {
+        let (state, at) = self.retaken(history, t, None)?;
+        let (ladder, current) = (self.ladder, self.current);
+        match ladder.index(&state.tier)?.cmp(&ladder.index(&current.tier)?) {
+            std::cmp::Ordering::Greater => Some((state, TierReason::Reinstated, at)),
+            // Kept at a review that gave a grace: the grace ends.
+            std::cmp::Ordering::Equal if state.grace_until.is_none() && current.grace_until.is_some() => {
+                Some((state, TierReason::Retained, at))
+            }
+            _ => None,
+        }
+    }
+
+    /// [`Self::reviews_again`] for a refund at `t` recorded late: the state
+    /// the reviews taken since give when taken again, when it is not the one
+    /// held: a lower tier ([`TierReason::Downgrade`]); the same one in a
+    /// grace ([`TierReason::Grace`]) or reviewed on another day (lost and
+    /// earned again on the way, its period runs from then:
+    /// [`TierReason::Retained`]); or a higher one ([`TierReason::Reinstated`]:
+    /// a refund taking an upgrade back starts a period, and the review it
+    /// makes the member miss may have cost more). Dated at the last review,
+    /// as a reinstatement is, or at the last change the reviews taken again
+    /// up to `now` (when the refund is recorded) make after it: with the
+    /// refund the schedule can differ from the one held.
+    ///
+    /// Why: a review counts the refunds dated before it. A refund of 30
+    /// December synced on 2 January, after the 1 January run kept Gold on
+    /// the order it refunds, would have cost Gold there; without this the
+    /// member keeps it a whole period (the next review's window no longer
+    /// counts the refund in a calendar year), and a refund recorded in time
+    /// and one recorded late would end apart. Between the reviews the facts
+    /// after `t` move the member up again as in time (an order that earns
+    /// back the tier the review took), which the tier held in the history,
+    /// being higher, did not show.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use crm_core::state::Activity;
+    /// use crm_core::tier::{Retaken, Standing, TierChange, TierLadder, TierReason, TierState};
+    /// use rust_decimal::Decimal;
+    ///
+    /// let ladder: TierLadder = serde_json::from_value(serde_json::json!({
+    ///     "levels": [{"id": "member"}, {"id": "silver", "entry": {"spend": "1000"}, "retain": {"spend": "800"}}],
+    ///     "window": {"type": "calendar_year"},
+    /// }))?;
+    /// let tz = chrono_tz::UTC;
+    /// let at = |y, m, d| Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap();
+    /// let change = |t, from: Option<&str>, to: &str, reason| TierChange {
+    ///     at: t, from: from.map(String::from), to: to.into(), reason, note: None,
+    /// };
+    /// // Silver since March 2023, kept at the start of 2025 with 900 spent in 2024.
+    /// let history = [
+    ///     change(at(2023, 3, 1), None, "member", TierReason::Joined),
+    ///     change(at(2023, 3, 1), Some("member"), "silver", TierReason::Upgrade),
+    ///     change(at(2024, 1, 1), Some("silver"), "silver", TierReason::Retained),
+    ///     change(at(2025, 1, 1), Some("silver"), "silver", TierReason::Retained),
+    /// ];
+    /// let fact = |t, spend| Activity { at: t, spend: Decimal::new(spend, 0), orders: 1, point_type: None, points: 0 };
+    /// // 200 of the 30 December order refunded that day, synced after the review.
+    /// let refund = Activity { orders: 0, ..fact(at(2024, 12, 30), -200) };
+    /// let activity = [fact(at(2023, 3, 1), 1200), fact(at(2024, 6, 1), 300), fact(at(2024, 12, 30), 600), refund];
+    /// let current = TierState {
+    ///     tier: "silver".into(), since: at(2023, 3, 1), review_at: Some(at(2026, 1, 1)),
+    ///     floor: "silver".into(), grace_until: None, manual: None,
+    /// };
+    /// let standing = Standing { ladder: &ladder, tz, joined: at(2023, 3, 1), current: &current, activity: &activity };
+    /// let Retaken::Changed(lost, reason, when) = standing.reviews_again_with_refund(&history, at(2024, 12, 30), at(2025, 1, 2)) else {
+    ///     panic!("silver lost")
+    /// };
+    /// assert_eq!((lost.tier.as_str(), reason, when), ("member", TierReason::Downgrade, at(2025, 1, 1)));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn reviews_again_with_refund(&self, history: &[TierChange], t: DateTime<Utc>, now: DateTime<Utc>) -> Retaken {
+        let Some((state, at)) = self.retaken(history, t, Some(now)) else { return Retaken::No };
+        let (ladder, current) = (self.ladder, self.current);
+        let (Some(to), Some(cur)) = (ladder.index(&state.tier), ladder.index(&current.tier)) else {
+            return Retaken::No;
+        };
+        let grace = state.grace_until != current.grace_until;
+        let reason = match to.cmp(&cur) {
+            std::cmp::Ordering::Less => TierReason::Downgrade,
+            std::cmp::Ordering::Greater => TierReason::Reinstated,
+            _ if grace && state.grace_until.is_some() => TierReason::Grace,
+            _ if grace || state.review_at != current.review_at => TierReason::Retained,
+            _ => return Retaken::Same,
+        };
+        Retaken::Changed(state, reason, at)
+    }
+
+    /// The state the reviews taken since `t` (the changes in `history` after
+    /// it, all reviews) give when taken again with every fact known now, and
+    /// the instant it is dated at: the last of them. For a refund at `t`
+    /// (`refund_now`: the instant it is recorded), the refund takes back at
+    /// once what the programme says, the facts after it move the member on
+    /// the way as in time ([`Self::after_fact`]), and the reviews run up to
+    /// now: the schedule may differ from the one held (dated then at the last
+    /// change, when after the last review).
+    fn retaken(
+        &self,
+        history: &[TierChange],
+        t: DateTime<Utc>,
+        refund_now: Option<DateTime<Utc>>,
+    ) -> Option<(TierState, DateTime<Utc>)> {
         use TierReason::{Downgrade, Grace, Retained};
-        let Standing { ladder, current, .. } = *self;
+        let Standing { ladder, activity, .. } = *self;
         let first = history.partition_point(|c| c.at <= t);
         let (before, taken) = history.split_at(first);
         let (opening, last) = (taken.first()?, taken.last()?);
@@ -1013,11 +1195,19 @@ impl Standing<'_> {
         let since = before.iter().rev().find(|c| c.to == held && c.from.as_ref() != Some(&held))?.at;
         // A downgrade right after a grace given for the tier is that grace's end.
         let grace_end = opening.reason == Downgrade && before.last().is_some_and(|c| c.reason == Grace && c.to == held);
+        // What a refund cannot take away: the tier the last decision other
+        // than a move up (or a grace, a fact ending one, or a hand) left.
+        let floor = (0..before.len()).rev().find_map(|i| match before[i].reason {
+            TierReason::LadderChanged => Some(ladder.base().id.clone()),
+            TierReason::Upgrade | TierReason::Refund | TierReason::Manual | Grace => None,
+            Retained if i > 0 && before[i - 1].reason == Grace => None,
+            _ => Some(before[i].to.clone()),
+        });
         let mut state = TierState {
             tier: held.clone(),
             since,
             review_at: Some(opening.at),
-            floor: held,
+            floor: floor.unwrap_or(held),
             grace_until: grace_end.then_some(opening.at),
             manual: None,
         };
@@ -1025,16 +1215,42 @@ impl Standing<'_> {
         // retention (as `after_fact` does for a fact recorded in time), and
         // the next review is a period on: the grace's end measured a later
         // window, which in a rolling one may have let the fact's company go.
-        if let Some((kept, TierReason::Retained)) = (Standing { current: &state, ..*self }).after_fact(t, false) {
-            state = kept;
+        // A refund takes back at once what the programme says it does.
+        let refund = refund_now.is_some();
+        match (Standing { current: &state, ..*self }).after_fact(t, refund) {
+            Some((next, TierReason::Retained)) => state = next,
+            Some((next, TierReason::Refund)) if refund => state = next,
+            _ => {}
         }
-        for _ in 0..taken.len() * 2 + 1 {
-            match (Standing { current: &state, ..*self }).due_review(last.at) {
-                Some((next, _, _)) => state = next,
-                None => break,
+        let until = refund_now.map_or(last.at, |now| now.max(last.at));
+        let mut dated = last.at;
+        // Each review is a period (or a grace) on from the one before: the
+        // bound only keeps a malformed ladder from looping.
+        let reviews_up_to = |state: &mut TierState, dated: &mut DateTime<Utc>, until: DateTime<Utc>| {
+            for _ in 0..taken.len() * 2 + 64 {
+                match (Standing { current: state, ..*self }).due_review(until) {
+                    Some((next, _, at)) => (*state, *dated) = (next, at.max(*dated)),
+                    None => break,
+                }
+            }
+        };
+        if refund {
+            // The facts after `t` (a refund among them taking back at once),
+            // and the reductions leaving a rolling window, in time order.
+            let after = &activity[activity.partition_point(|a| a.at <= t)..];
+            let facts = after.iter().take_while(|a| a.at <= until).map(|a| (a.at, ladder.reduces(a)));
+            let exits = self.window_exits(t, Some(until)).into_iter().map(|e| (e, false));
+            let mut moves: Vec<_> = facts.chain(exits).collect();
+            moves.sort_by_key(|m| m.0);
+            for (at, reduces) in moves {
+                reviews_up_to(&mut state, &mut dated, at);
+                if let Some((next, _)) = (Standing { current: &state, ..*self }).after_fact(at, reduces) {
+                    (state, dated) = (next, at.max(dated));
+                }
             }
         }
-        (ladder.index(&state.tier)? > ladder.index(&current.tier)?).then_some((state, TierReason::Reinstated, last.at))
+        reviews_up_to(&mut state, &mut dated, until);
+        Some((state, dated))
     }
 
     /// The view of a member's tier with progress, at `at`.

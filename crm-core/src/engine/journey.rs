@@ -201,25 +201,38 @@ impl<S: Store> Tx<'_, S> {
     /// reduction leaving a rolling window between it and the tier's last
     /// decision where the metric qualifies for more. Reviews due before a
     /// decision dated after `t` happen first, as for a fact recorded in time
-    /// (those up to `t` the caller has run). Before all that, an order older
-    /// than reviews already taken has them taken again
-    /// ([`tier::Standing::reviews_again`]): what it would have kept is given
-    /// back. See [`tier::Standing::after_late_fact`].
+    /// (those up to `t` the caller has run). Before all that, a fact older
+    /// than reviews already taken has them taken again: an order
+    /// ([`tier::Standing::reviews_again`]) gives back what it would have
+    /// kept; a refund ([`tier::Standing::reviews_again_with_refund`]), weighed
+    /// at its instant there, takes what it would have cost (and then is not
+    /// weighed again). Each later fact is weighed against the tier held at
+    /// it ([`tier::Standing::after_late_fact_held`]).
     fn weigh(&mut self, id: &MemberId, t: DateTime<Utc>, last: DateTime<Utc>, refund: bool) {
         let Some(ladder) = &self.program.tiers else { return };
         let tz = self.program.timezone;
-        if !refund {
-            // Reviews taken since an order placed before them, taken again.
-            let st = self.state(id);
-            let again = standing(ladder, tz, st, &current_tier(ladder, tz, st)).reviews_again(&st.tier_history, t);
-            if let Some((state, reason, at)) = again {
-                let note = Some(format!("reviews taken again with a fact of {} recorded late", t.format("%Y-%m-%d")));
-                self.emit(id, Event::TierUpdated { at, tier: Shared::new(state), reason, note });
+        // Reviews taken since a fact dated before them, taken again. A refund
+        // is weighed at its instant there: not again below.
+        let st = self.state(id);
+        let current = current_tier(ladder, tz, st);
+        let here = standing(ladder, tz, st, &current);
+        let (again, weighed) = if refund {
+            match here.reviews_again_with_refund(&st.tier_history, t, self.now) {
+                tier::Retaken::No => (None, false),
+                tier::Retaken::Same => (None, true),
+                tier::Retaken::Changed(state, reason, at) => (Some((state, reason, at)), true),
             }
+        } else {
+            (here.reviews_again(&st.tier_history, t), false)
+        };
+        if let Some((state, reason, at)) = again {
+            let note = Some(format!("reviews taken again with a fact of {} recorded late", t.format("%Y-%m-%d")));
+            self.emit(id, Event::TierUpdated { at, tier: Shared::new(state), reason, note });
         }
         // At its own instant as the fact it is; then, only to move up, at each
         // later fact whose window counts it, and at `last`.
-        let (mut c, mut refund) = (t, refund);
+        let (mut c, mut refund) = (t, refund && !weighed);
+        let mut taken_back: Option<String> = None;
         loop {
             let st = self.state(id);
             let at = c.max(tier_decided(st, &current_tier(ladder, tz, st)));
@@ -229,7 +242,12 @@ impl<S: Store> Tx<'_, S> {
             let st = self.state(id);
             let current = current_tier(ladder, tz, st);
             let at = at.max(tier_decided(st, &current));
-            if let Some((state, reason)) = standing(ladder, tz, st, &current).after_late_fact(c, at, refund) {
+            let here = standing(ladder, tz, st, &current);
+            let outcome = here.after_late_fact_held(c, at, refund, &st.tier_history, taken_back.as_deref());
+            if let Some((state, reason)) = outcome {
+                if reason == TierReason::Refund {
+                    taken_back = Some(state.tier.clone());
+                }
                 self.emit(id, Event::TierUpdated { at, tier: Shared::new(state), reason, note: None });
             }
             if c >= last {
@@ -250,9 +268,12 @@ impl<S: Store> Tx<'_, S> {
         let current = current_tier(ladder, tz, st);
         let decided = tier_decided(st, &current);
         if t < decided && st.last_reduction().is_some() {
-            let here = standing(ladder, tz, st, &current);
-            let lifted =
-                here.due_upgrade(t, Some(decided)).and_then(|(_, _, e)| here.after_late_fact(e, decided, false));
+            let lifted = standing(ladder, tz, st, &current).missed_exit_upgrade(
+                t,
+                decided,
+                &st.tier_history,
+                taken_back.as_deref(),
+            );
             if let Some((state, reason)) = lifted {
                 self.emit(id, Event::TierUpdated { at: decided, tier: Shared::new(state), reason, note: None });
             }

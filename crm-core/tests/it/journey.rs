@@ -25,12 +25,15 @@ use proptest::test_runner::FileFailurePersistence;
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use crm_core::tier::TierReason;
 use crm_core::{Command, Engine, MemberId, MemoryStore, Order, Outcome, Program, Store};
 
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     ProptestConfig {
         cases,
+        // Stress runs (`PROPTEST_CASES` in the thousands) reject in proportion.
+        max_global_rejects: cases.max(1024),
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/journey.txt"))),
         ..ProptestConfig::default()
     }
@@ -115,6 +118,18 @@ fn timeline(facts: &[Fact]) -> Vec<(DateTime<Utc>, String, Command)> {
     }
     out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     out
+}
+
+/// A member's tier (its level) from `end` on, with a run a month (for the
+/// reviews to come), eight months long.
+fn tiers_from<S: Store>(engine: &Engine<S>, id: &MemberId, end: DateTime<Utc>) -> Vec<u8> {
+    (0..8)
+        .map(|month| {
+            let at = end + Duration::days(30 * month) + Duration::seconds(1);
+            engine.run_due(at).unwrap();
+            engine.tier(id, at).unwrap().tier[1..].parse::<u8>().unwrap()
+        })
+        .collect()
 }
 
 fn histories<S: Store>(e: &Engine<S>) -> Vec<String> {
@@ -908,6 +923,68 @@ proptest! {
         prop_assert!(
             recorded_late >= in_time,
             "late t{recorded_late} below in time t{in_time}\nin time: {history:?}\nlate: {late_history:?}"
+        );
+    }
+
+    /// The mirror of the late order: a member's last refund recorded late,
+    /// after the runs that reviewed the tier it would have counted against
+    /// (a refund of 30 December synced after the year-end run): when
+    /// nothing but reviews was decided after the refund's instant, the
+    /// member is from then on (a run a month, for the reviews to come) no
+    /// higher than with the refund recorded in time, whatever
+    /// the window, the downgrade rule, the grace and the refund rule. Fails
+    /// with the reviews not taken again for a refund
+    /// (`reviews_again_with_refund` out of `weigh`), with the facts after the
+    /// refund not moving the member in the retake, and with a late fact
+    /// weighed against the tier held now rather than the one held at its
+    /// instant.
+    #[test]
+    fn a_late_refund_takes_what_the_reviews_it_missed_would_have_taken(
+        window in prop_oneof![
+            Just(json!({"type": "calendar_year"})),
+            Just(json!({"type": "membership_year"})),
+            (1u32..7).prop_map(|m| json!({"type": "rolling_months", "months": m})),
+        ],
+        downgrade in prop_oneof![Just("one_step"), Just("to_qualified")],
+        grace in prop_oneof![Just(0u32), Just(20u32)],
+        refunds in prop_oneof![Just("immediate"), Just("next_review")],
+        facts in facts(),
+        lateness in 1i64..(24 * 500),
+    ) {
+        let p = program(window, downgrade, grace, refunds);
+        let items = timeline(&facts);
+        let is_refund = |c: &Command| matches!(c, Command::RecordRefund { .. });
+        let Some(late) = items.iter().rposition(|(_, _, c)| is_refund(c)) else { return Ok(()) };
+        let Command::RecordRefund { refund } = &items[late].2 else { unreachable!() };
+        let owner = items.iter().find_map(|(_, _, c)| match c {
+            Command::RecordOrder { order } if order.id == refund.order_id => Some(order.member_id.clone()),
+            _ => None,
+        });
+        let id = owner.expect("a refund's order is in the timeline");
+        let end = items.last().map_or(t0(), |i| i.0).max(items[late].0 + Duration::hours(lateness));
+        let tier_at_end = |held_back: Option<usize>| {
+            let engine = Engine::new(p.clone(), MemoryStore::new());
+            for (i, (at, key, c)) in items.iter().enumerate() {
+                if Some(i) != held_back {
+                    engine.run_due(*at).unwrap();
+                    let _ = engine.execute(key, c.clone(), *at);
+                }
+            }
+            engine.run_due(end).unwrap();
+            let before = engine.member(&id).unwrap().tier_history;
+            if let Some(i) = held_back {
+                let (_, key, c) = &items[i];
+                let _ = engine.execute(key, c.clone(), end);
+            }
+            (tiers_from(&engine, &id, end), before, engine.member(&id).unwrap().tier_history)
+        };
+        let (in_time, _, history) = tier_at_end(None);
+        let (recorded_late, before, late_history) = tier_at_end(Some(late));
+        let reviews = [TierReason::Retained, TierReason::Grace, TierReason::Downgrade];
+        prop_assume!(before.iter().filter(|c| c.at > refund.at).all(|c| reviews.contains(&c.reason)));
+        prop_assert!(
+            recorded_late.iter().zip(&in_time).all(|(late, in_time)| late <= in_time),
+            "late {recorded_late:?} above in time {in_time:?}\nin time: {history:?}\nlate: {late_history:?}"
         );
     }
 }
