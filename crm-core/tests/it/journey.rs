@@ -25,7 +25,7 @@ use proptest::test_runner::FileFailurePersistence;
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use crm_core::tier::TierReason;
+use crm_core::tier::{TierChange, TierReason};
 use crm_core::{Command, Engine, MemberId, MemoryStore, Order, Outcome, Program, Store};
 
 fn config() -> ProptestConfig {
@@ -67,6 +67,17 @@ fn window() -> impl Strategy<Value = serde_json::Value> {
         (1u32..7).prop_map(|m| json!({"type": "rolling_months", "months": m})),
         Just(json!({"type": "lifetime"})),
     ]
+}
+
+/// Windows with reviews (periods that a late fact can miss), the downgrade
+/// rule and the grace days.
+fn reviewed() -> impl Strategy<Value = (serde_json::Value, &'static str, u32)> {
+    let window = prop_oneof![
+        Just(json!({"type": "calendar_year"})),
+        Just(json!({"type": "membership_year"})),
+        (1u32..7).prop_map(|m| json!({"type": "rolling_months", "months": m})),
+    ];
+    (window, prop_oneof![Just("one_step"), Just("to_qualified")], prop_oneof![Just(0u32), Just(20u32)])
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +129,30 @@ fn timeline(facts: &[Fact]) -> Vec<(DateTime<Utc>, String, Command)> {
     }
     out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     out
+}
+
+/// A fresh engine fed `items` in time, `run_due` before each, but for the
+/// one `held_back`, recorded after a run at `end`: the engine, `id`'s tier
+/// history before that, and what recording it gave.
+fn recorded_holding_back(
+    p: &Program,
+    items: &[(DateTime<Utc>, String, Command)],
+    held_back: Option<usize>,
+    end: DateTime<Utc>,
+    id: &MemberId,
+) -> (Engine<MemoryStore>, Vec<TierChange>, Option<crm_core::Result<Outcome>>) {
+    let engine = Engine::new(p.clone(), MemoryStore::new());
+    for (i, (at, key, c)) in items.iter().enumerate() {
+        if Some(i) != held_back {
+            engine.run_due(*at).unwrap();
+            let _ = engine.execute(key, c.clone(), *at);
+        }
+    }
+    engine.run_due(end).unwrap();
+    // None when the member's one fact is the one held back.
+    let before = engine.member(id).map(|m| m.tier_history.to_vec()).unwrap_or_default();
+    let late = held_back.map(|i| engine.execute(&items[i].1, items[i].2.clone(), end));
+    (engine, before, late)
 }
 
 /// A member's tier (its level) from `end` on, with a run a month (for the
@@ -882,13 +917,7 @@ proptest! {
     /// reviews not taken again (`reviews_again` out of `weigh`).
     #[test]
     fn a_late_last_order_keeps_what_the_reviews_it_missed_would_have_kept(
-        window in prop_oneof![
-            Just(json!({"type": "calendar_year"})),
-            Just(json!({"type": "membership_year"})),
-            (1u32..7).prop_map(|m| json!({"type": "rolling_months", "months": m})),
-        ],
-        downgrade in prop_oneof![Just("one_step"), Just("to_qualified")],
-        grace in prop_oneof![Just(0u32), Just(20u32)],
+        (window, downgrade, grace) in reviewed(),
         facts in facts(),
         member in 0u8..3,
         lateness in 1i64..(24 * 500),
@@ -901,18 +930,8 @@ proptest! {
         let Some(late) = orders.iter().rposition(|(_, _, c)| mine(c)) else { return Ok(()) };
         let end = orders.last().map_or(t0(), |o| o.0).max(orders[late].0 + Duration::hours(lateness));
         let tier_at_end = |held_back: Option<usize>| {
-            let engine = Engine::new(p.clone(), MemoryStore::new());
-            for (i, (at, key, c)) in orders.iter().enumerate() {
-                if Some(i) != held_back {
-                    engine.run_due(*at).unwrap();
-                    let _ = engine.execute(key, c.clone(), *at);
-                }
-            }
-            engine.run_due(end).unwrap();
-            if let Some(i) = held_back {
-                let (_, key, c) = &orders[i];
-                engine.execute(key, c.clone(), end).unwrap();
-            }
+            let (engine, _, late) = recorded_holding_back(&p, &orders, held_back, end, &id);
+            late.transpose().unwrap();
             let after = end + Duration::seconds(1);
             engine.run_due(after).unwrap();
             let view = engine.tier(&id, after).unwrap();
@@ -940,13 +959,7 @@ proptest! {
     /// instant.
     #[test]
     fn a_late_refund_takes_what_the_reviews_it_missed_would_have_taken(
-        window in prop_oneof![
-            Just(json!({"type": "calendar_year"})),
-            Just(json!({"type": "membership_year"})),
-            (1u32..7).prop_map(|m| json!({"type": "rolling_months", "months": m})),
-        ],
-        downgrade in prop_oneof![Just("one_step"), Just("to_qualified")],
-        grace in prop_oneof![Just(0u32), Just(20u32)],
+        (window, downgrade, grace) in reviewed(),
         refunds in prop_oneof![Just("immediate"), Just("next_review")],
         facts in facts(),
         lateness in 1i64..(24 * 500),
@@ -963,19 +976,7 @@ proptest! {
         let id = owner.expect("a refund's order is in the timeline");
         let end = items.last().map_or(t0(), |i| i.0).max(items[late].0 + Duration::hours(lateness));
         let tier_at_end = |held_back: Option<usize>| {
-            let engine = Engine::new(p.clone(), MemoryStore::new());
-            for (i, (at, key, c)) in items.iter().enumerate() {
-                if Some(i) != held_back {
-                    engine.run_due(*at).unwrap();
-                    let _ = engine.execute(key, c.clone(), *at);
-                }
-            }
-            engine.run_due(end).unwrap();
-            let before = engine.member(&id).unwrap().tier_history;
-            if let Some(i) = held_back {
-                let (_, key, c) = &items[i];
-                let _ = engine.execute(key, c.clone(), end);
-            }
+            let (engine, before, _) = recorded_holding_back(&p, &items, held_back, end, &id);
             (tiers_from(&engine, &id, end), before, engine.member(&id).unwrap().tier_history)
         };
         let (in_time, _, history) = tier_at_end(None);
