@@ -9,6 +9,7 @@
 //! events, and commits them atomically with optimistic concurrency.
 
 pub mod analytics;
+pub mod behind;
 pub mod campaign;
 pub mod command;
 pub mod coupon;

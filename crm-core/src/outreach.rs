@@ -38,6 +38,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use crate::behind::{Behind, FactKind};
 use crate::error::{CrmError, Result};
 use crate::facts::OrderStatus;
 use crate::feedback::{SurveyKind, TicketStatus};
@@ -693,7 +694,7 @@ impl OutreachConfig {
                 let wait = Duration::minutes(i64::from(*delay_minutes));
                 let f = &st.feedback;
                 for r in f.reviews.values().filter(|r| u32::from(r.rating) <= *max_rating) {
-                    push(&|| format!("review:{}", r.id), r.at + wait, &|| {
+                    push(&|| Behind::fact(FactKind::Review, &r.id).to_string(), r.at + wait, &|| {
                         serde_json::json!({ "source": "review", "review_id": r.id, "rating": r.rating,
                                             "sku": r.sku, "order_id": r.order_id })
                     });
@@ -703,7 +704,7 @@ impl OutreachConfig {
                     SurveyKind::Nps => max_nps.is_some_and(|m| u32::from(s.score) <= m),
                 };
                 for s in f.surveys.values().filter(|s| low(s)) {
-                    push(&|| format!("survey:{}", s.id), s.at + wait, &|| {
+                    push(&|| Behind::fact(FactKind::Survey, &s.id).to_string(), s.at + wait, &|| {
                         serde_json::json!({ "source": s.kind, "survey_id": s.id, "score": s.score,
                                             "ticket_id": s.ticket_id })
                     });
@@ -739,13 +740,17 @@ impl OutreachConfig {
         // Facts recorded behind the last run: their messages due before it
         // count too, unless stale (see `MemberState::outreach_behind`).
         let behind = |due: DateTime<Utc>, o: &Occurrence| match self.triggers[o.trigger].when {
-            TriggerKind::UnpaidOrder { .. } | TriggerKind::OrderCare { .. } => st.is_behind("order", &o.key),
-            TriggerKind::CartAbandoned { .. } => st.is_behind("engagement", &o.key),
-            TriggerKind::TicketClosed { .. } => st.is_behind("ticket", &o.key),
+            TriggerKind::UnpaidOrder { .. } | TriggerKind::OrderCare { .. } => st.is_behind(FactKind::Order, &o.key),
+            TriggerKind::CartAbandoned { .. } => st.is_behind(FactKind::Engagement, &o.key),
+            TriggerKind::TicketClosed { .. } => st.is_behind(FactKind::Ticket, &o.key),
             // Keyed by point type and expiry instant, as the lots are noted.
-            TriggerKind::PointsExpiring { .. } => st.is_behind("expiry", &o.key),
+            TriggerKind::PointsExpiring { .. } => st.is_behind(FactKind::Expiry, &o.key),
             // Keyed `review:<id>` or `survey:<id>` already.
-            TriggerKind::LowRating { .. } => o.key.split_once(':').is_some_and(|(kind, id)| st.is_behind(kind, id)),
+            TriggerKind::LowRating { .. } => o
+                .key
+                .split_once(':')
+                .and_then(|(kind, id)| Some((FactKind::parse(kind)?, id)))
+                .is_some_and(|(kind, id)| st.is_behind(kind, id)),
             // A reduction dated at or before the warning's (deferred) due
             // instant: a run reaching it would have found the threshold missed.
             TriggerKind::TierRetention { .. } => st.reduced_behind().is_some_and(|r| r <= due),

@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::behind::{Behind, FactKind};
 use crate::facts::{Order, OrderStatus, ReturnedItem};
 use crate::feedback::{Contact, Feedback, Review, Survey, Ticket, TicketStatus};
 use crate::ledger::{Allocation, Lot, LotSource};
@@ -283,14 +284,13 @@ pub struct MemberState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outreach_through: Option<DateTime<Utc>>,
     /// Facts recorded at an instant the scheduler had already passed
-    /// ([`Self::outreach_through`]), as `kind:id`: an order placed or
-    /// completed (`order:<order id>`), a review (`review:<id>`), a survey
-    /// answer (`survey:<id>`), a ticket closed (`ticket:<id>`), an
-    /// engagement event (`engagement:<its RFC 3339 instant>`), points
-    /// earned that expire (`expiry:<point type>:<expiry instant>`), the
-    /// earliest reduction of the tier metric (`reduction:<instant>`: a
-    /// refund, a clawback, a negative adjustment; see
-    /// [`Self::reduced_behind`]). The next run looks at their messages (an
+    /// ([`Self::outreach_through`]), each a [`Behind`]: an order placed or
+    /// completed, a review, a survey answer, a ticket closed, an engagement
+    /// event, points earned that expire (each with the key its messages'
+    /// occurrences carry, [`FactKind`]), and the earliest reduction of the
+    /// tier metric (a refund, a clawback, a negative adjustment; see
+    /// [`Self::reduced_behind`]). Stored as text, `kind:key`
+    /// (`order:o-1`, `reduction:2025-11-30T10:00:00+00:00`). The next run looks at their messages (an
     /// unpaid-order reminder, order care, a low-rating follow-up, a ticket
     /// survey, a cart reminder, an expiry warning, a tier-retention warning
     /// due at or after the reduction) due before it too, within the
@@ -302,7 +302,7 @@ pub struct MemberState {
     /// feed that delivers orders or reviews hours late) was never looked
     /// at, even when it was not stale yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub outreach_behind: Vec<String>,
+    pub outreach_behind: Vec<Behind>,
     /// When the programme next needs this member (a tier review, a stage
     /// change, an outreach occurrence). Derived by the engine from the
     /// programme on every write (not folded from events): part of
@@ -875,8 +875,8 @@ impl MemberState {
         if self.outreach_through.is_none_or(|c| at >= c) || self.reduced_behind().is_some_and(|r| r <= at) {
             return;
         }
-        self.outreach_behind.retain(|k| reduction_instant(k).is_none());
-        self.outreach_behind.push(crate::time::instant_key(REDUCTION, at));
+        self.outreach_behind.retain(|k| k.reduction().is_none());
+        self.outreach_behind.push(Behind::Reduction(at));
     }
 
     /// The earliest instant of a reduction (a refund, a clawback, a
@@ -892,15 +892,11 @@ impl MemberState {
     /// # use crm_core::{MemberId, MemberState};
     /// # use chrono::{TimeZone, Utc};
     /// let mut st = MemberState::new(MemberId::from("kim"), Utc.with_ymd_and_hms(2025, 3, 1, 0, 0, 0).unwrap());
-    /// st.outreach_behind.push("reduction:2025-11-30T10:00:00+00:00".into());
+    /// st.outreach_behind.push("reduction:2025-11-30T10:00:00+00:00".parse().unwrap());
     /// assert_eq!(st.reduced_behind(), Some(Utc.with_ymd_and_hms(2025, 11, 30, 10, 0, 0).unwrap()));
     /// ```
     pub fn reduced_behind(&self) -> Option<DateTime<Utc>> {
-        self.outreach_behind
-            .iter()
-            .find_map(|k| reduction_instant(k))
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
+        self.outreach_behind.iter().find_map(Behind::reduction)
     }
 
     /// Times of the paid orders (sorted), for lifecycle stages.
@@ -933,12 +929,13 @@ impl MemberState {
     /// # use crm_core::{MemberId, MemberState};
     /// # use chrono::{TimeZone, Utc};
     /// let mut st = MemberState::new(MemberId::from("kim"), Utc.with_ymd_and_hms(2025, 3, 1, 0, 0, 0).unwrap());
-    /// st.outreach_behind.push("review:r1".into());
-    /// assert!(st.is_behind("review", "r1"));
-    /// assert!(!st.is_behind("survey", "r1"));
+    /// # use crm_core::behind::{Behind, FactKind};
+    /// st.outreach_behind.push(Behind::fact(FactKind::Review, "r1"));
+    /// assert!(st.is_behind(FactKind::Review, "r1"));
+    /// assert!(!st.is_behind(FactKind::Survey, "r1"));
     /// ```
-    pub fn is_behind(&self, kind: &str, id: &str) -> bool {
-        self.outreach_behind.iter().any(|k| is_fact(k, kind, id))
+    pub fn is_behind(&self, kind: FactKind, key: &str) -> bool {
+        self.outreach_behind.iter().any(|k| k.is(kind, key))
     }
 
     /// Is the member active (neither merged nor erased)?
@@ -1068,7 +1065,7 @@ impl MemberState {
             }
             Event::OrderRecorded { order, .. } => {
                 let o = &order.order;
-                note_behind(&mut self.outreach_behind, self.outreach_through, o.placed_at, "order", &o.id);
+                note_behind(&mut self.outreach_behind, self.outreach_through, o.placed_at, FactKind::Order, &o.id);
                 if o.status.earns() {
                     self.count_paid(o.amount, o.placed_at);
                     self.record_activity(Activity {
@@ -1100,7 +1097,7 @@ impl MemberState {
                     }
                     if *status == OrderStatus::Completed && o.completed_at.is_none() {
                         o.completed_at = Some(*at);
-                        note_behind(&mut self.outreach_behind, self.outreach_through, *at, "order", order_id);
+                        note_behind(&mut self.outreach_behind, self.outreach_through, *at, FactKind::Order, order_id);
                     }
                     let placed = |s: OrderStatus| i32::from(s == OrderStatus::Placed);
                     self.placed.add(placed(*status) - placed(o.order.status));
@@ -1145,9 +1142,13 @@ impl MemberState {
                     // Points earned behind the scheduler (a late order) may
                     // be due a warning before they expire already passed.
                     if let Some(e) = lot.expires_at {
-                        note_behind_with(&mut self.outreach_behind, self.outreach_through, *at, "expiry", || {
-                            crate::time::instant_key(&lot.point_type, e)
-                        });
+                        note_behind_with(
+                            &mut self.outreach_behind,
+                            self.outreach_through,
+                            *at,
+                            FactKind::Expiry,
+                            || crate::time::instant_key(&lot.point_type, e),
+                        );
                     }
                     self.lots.push(lot.clone());
                 }
@@ -1317,7 +1318,7 @@ impl MemberState {
             }
             Event::Engaged { engagement, .. } => {
                 let at = engagement.at;
-                note_behind_with(&mut self.outreach_behind, self.outreach_through, at, "engagement", || {
+                note_behind_with(&mut self.outreach_behind, self.outreach_through, at, FactKind::Engagement, || {
                     crate::time::rfc3339(at)
                 });
                 let pos = self.engagements.partition_point(|e| e.at <= engagement.at);
@@ -1374,16 +1375,16 @@ impl MemberState {
                 if let Some(t) = self.feedback.tickets.get_mut(ticket_id) {
                     t.apply(*at, *status);
                     if *status == TicketStatus::Closed {
-                        note_behind(&mut self.outreach_behind, self.outreach_through, *at, "ticket", ticket_id);
+                        note_behind(&mut self.outreach_behind, self.outreach_through, *at, FactKind::Ticket, ticket_id);
                     }
                 }
             }
             Event::ReviewRecorded { review, .. } => {
-                note_behind(&mut self.outreach_behind, self.outreach_through, review.at, "review", &review.id);
+                note_behind(&mut self.outreach_behind, self.outreach_through, review.at, FactKind::Review, &review.id);
                 self.feedback.reviews.insert(review.id.clone(), (**review).clone());
             }
             Event::SurveyRecorded { survey, .. } => {
-                note_behind(&mut self.outreach_behind, self.outreach_through, survey.at, "survey", &survey.id);
+                note_behind(&mut self.outreach_behind, self.outreach_through, survey.at, FactKind::Survey, &survey.id);
                 self.feedback.surveys.insert(survey.id.clone(), (**survey).clone());
             }
         }
@@ -1558,23 +1559,23 @@ impl MemberState {
         let (cursor, behind) = (self.outreach_through, &mut self.outreach_behind);
         for o in other.orders.values() {
             for at in std::iter::once(o.order.placed_at).chain(o.completed_at) {
-                note_behind(behind, cursor, at, "order", &o.order.id);
+                note_behind(behind, cursor, at, FactKind::Order, &o.order.id);
             }
         }
         let f = &other.feedback;
         for r in f.reviews.values() {
-            note_behind(behind, cursor, r.at, "review", &r.id);
+            note_behind(behind, cursor, r.at, FactKind::Review, &r.id);
         }
         for s in f.surveys.values() {
-            note_behind(behind, cursor, s.at, "survey", &s.id);
+            note_behind(behind, cursor, s.at, FactKind::Survey, &s.id);
         }
         for t in f.tickets.values() {
             if let Some(closed) = t.closed_at.filter(|_| t.status == TicketStatus::Closed) {
-                note_behind(behind, cursor, closed, "ticket", &t.id);
+                note_behind(behind, cursor, closed, FactKind::Ticket, &t.id);
             }
         }
         for e in other.engagements.iter() {
-            note_behind_with(behind, cursor, e.at, "engagement", || crate::time::rfc3339(e.at));
+            note_behind_with(behind, cursor, e.at, FactKind::Engagement, || crate::time::rfc3339(e.at));
         }
         // Merges are rare: counted again rather than added up.
         self.placed = Derived(Some(self.count_placed()));
@@ -1637,41 +1638,28 @@ impl MemberState {
     }
 }
 
-/// The kind of the reduction listed in [`MemberState::outreach_behind`].
-const REDUCTION: &str = "reduction";
-
-/// The instant written in `listed` when it is the reduction entry.
-fn reduction_instant(listed: &str) -> Option<&str> {
-    listed.strip_prefix(REDUCTION)?.strip_prefix(':')
-}
-
 /// List the fact `kind:id` in [`MemberState::outreach_behind`] (once)
 /// when its instant `at` is behind the scheduler's `cursor`
 /// ([`MemberState::outreach_through`]).
-fn note_behind(behind: &mut Vec<String>, cursor: Option<DateTime<Utc>>, at: DateTime<Utc>, kind: &str, id: &str) {
+fn note_behind(behind: &mut Vec<Behind>, cursor: Option<DateTime<Utc>>, at: DateTime<Utc>, kind: FactKind, id: &str) {
     note_behind_with(behind, cursor, at, kind, || id.to_string());
 }
 
 /// [`note_behind`] with an id made only when the fact is behind (an
 /// instant written out: a lot's expiry, an engagement's time).
 fn note_behind_with(
-    behind: &mut Vec<String>,
+    behind: &mut Vec<Behind>,
     cursor: Option<DateTime<Utc>>,
     at: DateTime<Utc>,
-    kind: &str,
+    kind: FactKind,
     id: impl FnOnce() -> String,
 ) {
     if cursor.is_some_and(|c| at < c) {
         let id = id();
-        if !behind.iter().any(|k| is_fact(k, kind, &id)) {
-            behind.push(format!("{kind}:{id}"));
+        if !behind.iter().any(|k| k.is(kind, &id)) {
+            behind.push(Behind::fact(kind, id));
         }
     }
-}
-
-/// Is `listed` (an entry of [`MemberState::outreach_behind`]) the fact `kind:id`?
-fn is_fact(listed: &str, kind: &str, id: &str) -> bool {
-    listed.strip_prefix(kind).and_then(|rest| rest.strip_prefix(':')) == Some(id)
 }
 
 /// When a lot next needs `run_due`: its activation while pending, else
