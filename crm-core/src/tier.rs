@@ -667,6 +667,56 @@ impl TierLadder {
         Some(review)
     }
 
+    /// The first review of a tier earned at `earned` by a fact recorded
+    /// late, its change dated `t` (at or after `earned`, the tier's last
+    /// decision): the review a record in time would have scheduled
+    /// ([`Self::first_review`] at `earned`), or, when that one is already
+    /// before `t`, the first period end after `t` on the same cadence.
+    ///
+    /// Why: dated at the last decision, an upgrade reviewed a period from
+    /// there falls on other days than in time (rolling six months, an
+    /// order of 30 October recorded after a 1 January run: reviewed on
+    /// 1 July, when the October order has left the window, instead of on
+    /// 29 April, when it still counts), and the member's later tiers part
+    /// from those of the same facts recorded in time. A review that passed
+    /// before `t` cannot be taken at its instant (the tier history is a
+    /// timeline); the member keeps the tier until the next.
+    ///
+    /// ```
+    /// # use chrono::{TimeZone, Utc};
+    /// # use crm_core::tier::TierLadder;
+    /// let ladder: TierLadder = serde_json::from_value(serde_json::json!({
+    ///     "window": {"type": "rolling_months", "months": 6},
+    ///     "levels": [{"id": "member"}, {"id": "silver", "entry": {"spend": "500"}}]
+    /// }))?;
+    /// let (tz, joined) = (chrono_tz::UTC, Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap());
+    /// let earned = Utc.with_ymd_and_hms(2024, 10, 30, 0, 0, 0).unwrap();
+    /// let recorded = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+    /// let in_time = ladder.first_review(tz, joined, earned);
+    /// assert_eq!(in_time, Some(Utc.with_ymd_and_hms(2025, 4, 30, 0, 0, 0).unwrap()));
+    /// assert_eq!(ladder.first_review_late(tz, joined, earned, recorded), in_time);
+    /// // Recorded after that review: the next one of the same cadence.
+    /// let much_later = Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap();
+    /// assert_eq!(
+    ///     ladder.first_review_late(tz, joined, earned, much_later),
+    ///     Some(Utc.with_ymd_and_hms(2025, 10, 30, 0, 0, 0).unwrap())
+    /// );
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn first_review_late(
+        &self,
+        tz: Tz,
+        joined: DateTime<Utc>,
+        earned: DateTime<Utc>,
+        t: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let in_time = self.first_review(tz, joined, earned)?;
+        if in_time >= t {
+            return Some(in_time);
+        }
+        self.period_end(tz, joined, earned, t)
+    }
+
     /// The benefits of a tier (the base tier's when unknown).
     pub fn benefits(&self, id: Option<&str>) -> &Benefits {
         id.and_then(|i| self.get(i)).map_or(&self.base().benefits, |t| &t.benefits)
@@ -758,10 +808,12 @@ impl Standing<'_> {
         let q = ladder.qualified(&m);
         let cur = ladder.index(&current.tier).unwrap_or(0);
         if q > cur {
+            // Entered when the facts qualified it: reviewed on the schedule
+            // of a record in time (see `TierLadder::first_review_late`).
             let state = TierState {
                 tier: ladder.levels[q].id.clone(),
-                since: t,
-                review_at: ladder.first_review(tz, joined, t),
+                since: counted,
+                review_at: ladder.first_review_late(tz, joined, counted, t),
                 floor: current.floor.clone(),
                 grace_until: None,
                 manual: None,
@@ -1459,10 +1511,15 @@ mod tests {
         let member = st(&l, tz, joined, &reviewed, &acts);
         let (late, reason) =
             member.after_late_fact(utc("2024-12-30T10:00:00Z"), utc("2025-01-01T00:00:00Z"), false).unwrap();
-        // 1,100 in 2024 reaches silver; the upgrade starts at the review, its first review a year on.
+        // 1,100 in 2024 reaches silver, entered on 30 December; its first
+        // review is the one a record in time has (2024's end), due at once.
         assert_eq!(reason, TierReason::Upgrade);
-        assert_eq!((late.tier.as_str(), late.since), ("silver", utc("2025-01-01T00:00:00Z")));
-        assert_eq!(late.review_at, Some(utc("2026-01-01T00:00:00Z")));
+        assert_eq!((late.tier.as_str(), late.since), ("silver", utc("2024-12-30T10:00:00Z")));
+        assert_eq!(late.review_at, Some(utc("2025-01-01T00:00:00Z")));
+        let upgraded = st(&l, tz, joined, &late, &acts);
+        let (kept, reason, at) = upgraded.due_review(utc("2025-01-01T00:00:00Z")).unwrap();
+        assert_eq!((kept.tier.as_str(), reason, at), ("silver", TierReason::Retained, utc("2025-01-01T00:00:00Z")));
+        assert_eq!(kept.review_at, Some(utc("2026-01-01T00:00:00Z")));
         // Counted in 2025, where the tier now stands, nothing has been spent yet.
         assert_eq!(member.after_late_fact(utc("2025-01-01T00:00:00Z"), utc("2025-01-01T00:00:00Z"), false), None);
         // In time, the same order upgrades at its own instant, reviewed when 2024 ends.

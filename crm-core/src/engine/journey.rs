@@ -248,7 +248,14 @@ impl<S: Store> Tx<'_, S> {
                 if reason == TierReason::Refund {
                     taken_back = Some(state.tier.clone());
                 }
+                let upgrade = reason == TierReason::Upgrade;
                 self.emit(id, Event::TierUpdated { at, tier: Shared::new(state), reason, note: None });
+                // An upgrade counted before `at` is reviewed on the schedule
+                // of a record in time ([`tier::TierLadder::first_review_late`]):
+                // a review that falls at `at` itself is taken here.
+                if upgrade {
+                    self.review_due_at(id, at);
+                }
             }
             if c >= last {
                 break;
@@ -277,6 +284,17 @@ impl<S: Store> Tx<'_, S> {
             if let Some((state, reason)) = lifted {
                 self.emit(id, Event::TierUpdated { at: decided, tier: Shared::new(state), reason, note: None });
             }
+        }
+    }
+
+    /// Take the tier review due at or before `at`, if any (one: the next
+    /// is a period later).
+    fn review_due_at(&mut self, id: &MemberId, at: DateTime<Utc>) {
+        let Some(ladder) = &self.program.tiers else { return };
+        let st = self.state(id);
+        let current = current_tier(ladder, self.program.timezone, st);
+        if let Some((state, reason, at)) = standing(ladder, self.program.timezone, st, &current).due_review(at) {
+            self.emit(id, Event::TierUpdated { at, tier: Shared::new(state), reason, note: None });
         }
     }
 
