@@ -667,20 +667,22 @@ impl TierLadder {
         Some(review)
     }
 
-    /// The first review of a tier earned at `earned` by a fact recorded
-    /// late, its change dated `t` (at or after `earned`, the tier's last
-    /// decision): the review a record in time would have scheduled
-    /// ([`Self::first_review`] at `earned`), or, when that one is already
-    /// before `t`, the first period end after `t` on the same cadence.
+    /// When a tier earned at `earned` by a fact recorded late, its change
+    /// listed at `t` (at or after `earned`: the tier's last decision), is
+    /// held from and first reviewed: from `earned`, at the review a record
+    /// in time would have scheduled ([`Self::first_review`] at `earned`),
+    /// when that review is not before `t`; otherwise from `t`, with a first
+    /// review of its own, as an upgrade at `t`.
     ///
-    /// Why: dated at the last decision, an upgrade reviewed a period from
+    /// Why: listed at the last decision, an upgrade reviewed a period from
     /// there falls on other days than in time (rolling six months, an
     /// order of 30 October recorded after a 1 January run: reviewed on
     /// 1 July, when the October order has left the window, instead of on
     /// 29 April, when it still counts), and the member's later tiers part
-    /// from those of the same facts recorded in time. A review that passed
-    /// before `t` cannot be taken at its instant (the tier history is a
-    /// timeline); the member keeps the tier until the next.
+    /// from those of the same facts recorded in time. A review a record in
+    /// time would have taken before `t` cannot be taken at its instant (the
+    /// tier history is a timeline), and the tier it would have reviewed
+    /// belongs to facts long past: the tier is entered anew at `t`.
     ///
     /// ```
     /// # use chrono::{TimeZone, Utc};
@@ -691,30 +693,31 @@ impl TierLadder {
     /// }))?;
     /// let (tz, joined) = (chrono_tz::UTC, Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap());
     /// let earned = Utc.with_ymd_and_hms(2024, 10, 30, 0, 0, 0).unwrap();
-    /// let recorded = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+    /// let listed = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
     /// let in_time = ladder.first_review(tz, joined, earned);
     /// assert_eq!(in_time, Some(Utc.with_ymd_and_hms(2025, 4, 30, 0, 0, 0).unwrap()));
-    /// assert_eq!(ladder.first_review_late(tz, joined, earned, recorded), in_time);
-    /// // Recorded after that review: the next one of the same cadence.
+    /// assert_eq!(ladder.entered_late(tz, joined, earned, listed), (earned, in_time));
+    /// // Listed after that review: entered then, reviewed six months on.
     /// let much_later = Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap();
     /// assert_eq!(
-    ///     ladder.first_review_late(tz, joined, earned, much_later),
-    ///     Some(Utc.with_ymd_and_hms(2025, 10, 30, 0, 0, 0).unwrap())
+    ///     ladder.entered_late(tz, joined, earned, much_later),
+    ///     (much_later, Some(Utc.with_ymd_and_hms(2025, 12, 1, 0, 0, 0).unwrap()))
     /// );
     /// # Ok::<(), serde_json::Error>(())
     /// ```
-    pub fn first_review_late(
+    pub fn entered_late(
         &self,
         tz: Tz,
         joined: DateTime<Utc>,
         earned: DateTime<Utc>,
         t: DateTime<Utc>,
-    ) -> Option<DateTime<Utc>> {
-        let in_time = self.first_review(tz, joined, earned)?;
-        if in_time >= t {
-            return Some(in_time);
+    ) -> (DateTime<Utc>, Option<DateTime<Utc>>) {
+        match self.first_review(tz, joined, earned) {
+            Some(review) if review >= t => (earned, Some(review)),
+            // No review (a lifetime window): held from when it was earned.
+            None => (earned, None),
+            Some(_) => (t, self.first_review(tz, joined, t)),
         }
-        self.period_end(tz, joined, earned, t)
     }
 
     /// The benefits of a tier (the base tier's when unknown).
@@ -808,12 +811,13 @@ impl Standing<'_> {
         let q = ladder.qualified(&m);
         let cur = ladder.index(&current.tier).unwrap_or(0);
         if q > cur {
-            // Entered when the facts qualified it: reviewed on the schedule
-            // of a record in time (see `TierLadder::first_review_late`).
+            // Reviewed on the schedule of a record in time while it is
+            // still ahead (see `TierLadder::entered_late`).
+            let (since, review_at) = ladder.entered_late(tz, joined, counted, t);
             let state = TierState {
                 tier: ladder.levels[q].id.clone(),
-                since: counted,
-                review_at: ladder.first_review_late(tz, joined, counted, t),
+                since,
+                review_at,
                 floor: current.floor.clone(),
                 grace_until: None,
                 manual: None,

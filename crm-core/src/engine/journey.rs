@@ -251,7 +251,7 @@ impl<S: Store> Tx<'_, S> {
                 let upgrade = reason == TierReason::Upgrade;
                 self.emit(id, Event::TierUpdated { at, tier: Shared::new(state), reason, note: None });
                 // An upgrade counted before `at` is reviewed on the schedule
-                // of a record in time ([`tier::TierLadder::first_review_late`]):
+                // of a record in time ([`tier::TierLadder::entered_late`]):
                 // a review that falls at `at` itself is taken here.
                 if upgrade {
                     self.review_due_at(id, at);

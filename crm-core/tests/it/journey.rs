@@ -918,7 +918,7 @@ proptest! {
     /// taken again (`reviews_again` out of `weigh`), and with the upgrade a
     /// late order gives reviewed a period from the decision it is listed at
     /// rather than on the schedule of a record in time
-    /// (`TierLadder::first_review_late`; rolling six months: an October
+    /// (`TierLadder::entered_late`; rolling six months: an October
     /// Silver listed on 1 January lost on 1 July, kept on 29 April in time).
     #[test]
     fn a_late_last_order_keeps_what_the_reviews_it_missed_would_have_kept(
