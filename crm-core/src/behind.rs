@@ -56,7 +56,7 @@ pub enum FactKind {
 }
 
 impl FactKind {
-    /// Every kind, in the order of the text forms below.
+    /// Every kind.
     pub const ALL: [FactKind; 6] =
         [FactKind::Order, FactKind::Engagement, FactKind::Ticket, FactKind::Review, FactKind::Survey, FactKind::Expiry];
 

@@ -289,12 +289,12 @@ pub struct MemberState {
     /// event, points earned that expire (each with the key its messages'
     /// occurrences carry, [`FactKind`]), and the earliest reduction of the
     /// tier metric (a refund, a clawback, a negative adjustment; see
-    /// [`Self::reduced_behind`]). Stored as text, `kind:key`
-    /// (`order:o-1`, `reduction:2025-11-30T10:00:00+00:00`). The next run looks at their messages (an
-    /// unpaid-order reminder, order care, a low-rating follow-up, a ticket
-    /// survey, a cart reminder, an expiry warning, a tier-retention warning
-    /// due at or after the reduction) due before it too, within the
-    /// programme's staleness.
+    /// [`Self::reduced_behind`]). Stored as text, `kind:key` (`order:o-1`,
+    /// `reduction:2025-11-30T10:00:00+00:00`). The next run looks at their
+    /// messages (an unpaid-order reminder, order care, a low-rating
+    /// follow-up, a ticket survey, a cart reminder, an expiry warning, a
+    /// tier-retention warning due at or after the reduction) due before it
+    /// too, within the programme's staleness.
     /// Emptied by the run.
     ///
     /// Why: a run considers each occurrence once, in the range since the
