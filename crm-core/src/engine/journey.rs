@@ -248,14 +248,7 @@ impl<S: Store> Tx<'_, S> {
                 if reason == TierReason::Refund {
                     taken_back = Some(state.tier.clone());
                 }
-                let upgrade = reason == TierReason::Upgrade;
-                self.emit(id, Event::TierUpdated { at, tier: Shared::new(state), reason, note: None });
-                // An upgrade counted before `at` is reviewed on the schedule
-                // of a record in time ([`tier::TierLadder::entered_late`]):
-                // a review that falls at `at` itself is taken here.
-                if upgrade {
-                    self.review_due_at(id, at);
-                }
+                self.list_late(id, at, state, reason);
             }
             if c >= last {
                 break;
@@ -282,15 +275,19 @@ impl<S: Store> Tx<'_, S> {
                 taken_back.as_deref(),
             );
             if let Some((state, reason)) = lifted {
-                self.emit(id, Event::TierUpdated { at: decided, tier: Shared::new(state), reason, note: None });
+                self.list_late(id, decided, state, reason);
             }
         }
     }
 
-    /// Take the tier review due at or before `at`, if any (one: the next
-    /// is a period later).
-    fn review_due_at(&mut self, id: &MemberId, at: DateTime<Utc>) {
-        let Some(ladder) = &self.program.tiers else { return };
+    /// List a change a late fact makes at `at` (the tier's last decision or
+    /// later). An upgrade counted before `at` is reviewed on the schedule of
+    /// a record in time ([`tier::TierLadder::entered_late`]): a review that
+    /// falls at `at` itself is taken here (one: the next is a period later).
+    fn list_late(&mut self, id: &MemberId, at: DateTime<Utc>, state: TierState, reason: TierReason) {
+        let upgrade = reason == TierReason::Upgrade;
+        self.emit(id, Event::TierUpdated { at, tier: Shared::new(state), reason, note: None });
+        let Some(ladder) = self.program.tiers.as_ref().filter(|_| upgrade) else { return };
         let st = self.state(id);
         let current = current_tier(ladder, self.program.timezone, st);
         if let Some((state, reason, at)) = standing(ladder, self.program.timezone, st, &current).due_review(at) {
