@@ -485,11 +485,26 @@ impl TierLadder {
         (1..self.levels.len()).rev().find(|&i| self.levels[i].entry.met(m)).unwrap_or(0)
     }
 
-    /// Sum the metric over `(from, to]` (`from = None`: since the beginning).
+    /// Sum the metric over `(from, to]` (`from = None`: since the beginning)
+    /// of `activity` in time order (as [`MemberState::activity`] is kept).
+    ///
+    /// Why a range: the engine weighs the metric on every order, and a long
+    /// history is mostly outside the window; only the window's own
+    /// activity is read (property `the_window_is_summed_as_a_filter_would`).
+    ///
+    /// [`MemberState::activity`]: crate::state::MemberState::activity
     pub fn metric(&self, activity: &[Activity], from: Option<DateTime<Utc>>, to: DateTime<Utc>) -> Metric {
+        // The activity is in time order: the window is a range of it.
+        let end = activity.partition_point(|a| a.at <= to);
+        let start = from.map_or(0, |f| activity[..end].partition_point(|a| a.at <= f));
         let mut m = Metric::default();
-        for a in activity.iter().filter(|a| a.at <= to && from.is_none_or(|f| a.at > f)) {
-            m.spend += a.spend;
+        for a in &activity[start..end] {
+            // Points carry no spend, and a Decimal addition is not free.
+            // A zero added to a sum that is not zero gives that sum, scale
+            // and all (to a zero sum it gives the zero added, with its scale).
+            if !a.spend.is_zero() || m.spend.is_zero() {
+                m.spend += a.spend;
+            }
             m.orders += a.orders;
             if a.point_type.is_some() && a.point_type == self.point_type {
                 m.points += a.points;
@@ -1462,6 +1477,49 @@ mod tests {
     }
     fn spend(at: &str, amount: i64) -> Activity {
         Activity { at: utc(at), spend: Decimal::from(amount), orders: 1, point_type: None, points: 0 }
+    }
+
+    proptest::proptest! {
+        /// The window summed as a range of the time-ordered activity is the
+        /// sum of every entry the window holds, to the decimal scale
+        /// (refunds of zero at two decimals, points with no spend, entries
+        /// at the window's ends).
+        #[test]
+        fn the_window_is_summed_as_a_filter_would(
+            mut entries in proptest::collection::vec(
+                (0i64..40, proptest::prop_oneof![proptest::strategy::Just(0i64), -500i64..5_000], 0u32..3, -2i64..3, proptest::option::of(0u8..2), -50i64..200),
+                0..40,
+            ),
+            from in proptest::option::of(-2i64..42),
+            to in -2i64..42,
+        ) {
+            let day = |d: i64| utc("2025-01-01T00:00:00Z") + chrono::Duration::days(d);
+            entries.sort_by_key(|e| e.0);
+            let activity: Vec<Activity> = entries
+                .iter()
+                .map(|&(d, cents, scale, orders, pt, points)| Activity {
+                    at: day(d),
+                    spend: Decimal::new(if scale == 0 { cents / 100 } else { cents }, if scale == 0 { 0 } else { 2 }),
+                    orders,
+                    point_type: pt.map(|p| ["growth", "reward"][usize::from(p)].to_string()),
+                    points,
+                })
+                .collect();
+            let mut l = ladder(Window::Lifetime);
+            l.point_type = Some("growth".into());
+            let (from, to) = (from.map(day), day(to));
+            let mut expected = Metric::default();
+            for a in activity.iter().filter(|a| a.at <= to && from.is_none_or(|f| a.at > f)) {
+                expected.spend += a.spend;
+                expected.orders += a.orders;
+                if a.point_type.as_deref() == Some("growth") {
+                    expected.points += a.points;
+                }
+            }
+            let got = l.metric(&activity, from, to);
+            proptest::prop_assert_eq!(&got, &expected);
+            proptest::prop_assert_eq!(got.spend.to_string(), expected.spend.to_string());
+        }
     }
 
     #[test]
