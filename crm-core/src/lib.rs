@@ -28,6 +28,7 @@ pub mod report;
 pub mod rules;
 pub mod segment;
 pub mod shared;
+pub mod shared_list;
 pub mod state;
 pub mod store;
 #[cfg(test)]

@@ -17,6 +17,7 @@ use crate::lifecycle::{Stage, StageChange};
 use crate::member::{Consent, Identity, MemberId, MemberStatus, Profile, ProfilePatch};
 use crate::outreach::{OutreachItem, Sent, Suppressed};
 use crate::shared::Shared;
+use crate::shared_list::SharedList;
 use crate::tier::{TierChange, TierReason, TierState};
 use crate::vec_map::VecMap;
 
@@ -250,8 +251,8 @@ pub struct MemberState {
     /// Latest effective time of any event.
     pub last_event_at: DateTime<Utc>,
     /// What tiers and stages count, in time order.
-    #[serde(default, skip_serializing_if = "is_empty_shared")]
-    pub activity: Shared<Vec<Activity>>,
+    #[serde(default, skip_serializing_if = "<[Activity]>::is_empty")]
+    pub activity: SharedList<Activity>,
     /// Lifetime point movements per point type.
     #[serde(default, skip_serializing_if = "is_empty_shared")]
     pub totals: Shared<VecMap<String, PointTotals>>,
@@ -773,7 +774,7 @@ impl MemberState {
             rule_days: BTreeMap::new(),
             last_activity: empty!(VecMap<String, DateTime<Utc>>),
             last_event_at: at,
-            activity: empty!(Vec<Activity>),
+            activity: SharedList::new(),
             totals: empty!(VecMap<String, PointTotals>),
             tier: None,
             tier_history: empty!(Vec<TierChange>),
@@ -1712,6 +1713,44 @@ mod tests {
         let mut order = Order::paid("o", "m", utc(at), Decimal::from(10));
         order.status = OrderStatus::Placed;
         OrderLedger::new(order)
+    }
+
+    /// The activity appends in place: a command's working copy and the
+    /// store's snapshot share one buffer, each reading its own length (most
+    /// orders copy nothing); a second command from the same snapshot (one
+    /// that will fail its version check) and a late order copy instead.
+    #[test]
+    fn orders_append_to_the_activity_the_snapshot_shares() {
+        let day = |d: i64| utc("2024-02-01T00:00:00Z") + chrono::Duration::days(d);
+        let order = |id: &str, at| Event::OrderRecorded {
+            at,
+            order: Box::new(OrderLedger::new(Order::paid(id, "m", at, Decimal::from(10)))),
+        };
+        let mut st = member();
+        let (mut stored, mut in_place) = (Vec::new(), 0);
+        for d in 0..40 {
+            let before = st.clone();
+            st.evolve(&order(&format!("o{d}"), day(d)));
+            in_place += usize::from(SharedList::shares_buffer(&before.activity, &st.activity));
+            stored.push(before);
+        }
+        assert!(in_place >= 30, "{in_place} of 40 orders appended in place");
+        let at = |s: &MemberState| s.activity.iter().map(|a| a.at).collect::<Vec<_>>();
+        for (n, before) in stored.iter().enumerate() {
+            assert_eq!(at(before), (0..n as i64).map(day).collect::<Vec<_>>(), "snapshot {n} reads what it held");
+        }
+        // A rival command from an older snapshot copies; the others stand.
+        let mut rival = stored[20].clone();
+        rival.evolve(&order("rival", day(50)));
+        assert!(!SharedList::shares_buffer(&rival.activity, &st.activity));
+        assert_eq!(at(&rival).last(), Some(&day(50)));
+        assert_eq!((stored[21].activity.len(), st.activity.len()), (21, 40));
+        assert_eq!(at(&st).last(), Some(&day(39)));
+        // A late order is put in time order.
+        let before = st.clone();
+        st.evolve(&order("late", day(-10)));
+        assert_eq!(at(&st)[..2], [day(-10), day(0)]);
+        assert_eq!((before.activity.len(), st.activity.len()), (40, 41));
     }
 
     #[test]
