@@ -452,19 +452,17 @@ impl<S: Store> Tx<'_, S> {
         }
         if let Some(lc) = &program.lifecycle {
             // Stage changes do not change the order times: read them once.
-            let mut orders = self.state(id).order_times();
-            if before_fact {
-                orders.retain(|o| *o < until);
-            }
+            let times = self.state(id).order_times();
+            let orders = if before_fact { &times[..times.partition_point(|o| *o < until)] } else { &times[..] };
             for _ in 0..MAX_CATCH_UP {
                 let st = self.state(id);
                 let Some((at, to)) = lc
-                    .next_change(tz, &orders, stage_cursor(st, &orders))
+                    .next_change(tz, orders, stage_cursor(st, orders))
                     .filter(|c| c.0 <= until && !(before_fact && c.0 == until))
                 else {
                     break;
                 };
-                let reason = lc.reason(tz, to, &orders, at);
+                let reason = lc.reason(tz, to, orders, at);
                 let from = st.stage;
                 done.stage_changes += 1;
                 self.emit(id, Event::StageChanged { at, from, to, reason });

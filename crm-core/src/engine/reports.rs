@@ -144,7 +144,8 @@ impl<S: Store> Engine<S> {
                     }
                 }
             }
-            let orders: Vec<DateTime<Utc>> = st.order_times().into_iter().filter(|t| *t <= at).collect();
+            let times = st.order_times();
+            let orders = &times[..times.partition_point(|t| *t <= at)];
             let Some(first) = orders.first() else { return Ok(()) };
             buyers += 1;
             if orders.len() >= 2 {

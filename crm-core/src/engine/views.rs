@@ -104,8 +104,9 @@ impl<S: Store> Engine<S> {
 
     fn stage_view(&self, st: &MemberState, at: DateTime<Utc>) -> StageView {
         let lc = self.program.lifecycle_or_default();
-        let orders: Vec<_> = st.order_times().into_iter().filter(|o| *o <= at).collect();
-        let stage = lc.stage_at(self.program.timezone, &orders, at);
+        let times = st.order_times();
+        let orders = &times[..times.partition_point(|o| *o <= at)];
+        let stage = lc.stage_at(self.program.timezone, orders, at);
         let since = st.stage_history.iter().rev().find(|c| c.at <= at).filter(|c| c.to == stage).map(|c| c.at);
         let last = orders.last().copied();
         StageView {
