@@ -125,10 +125,7 @@ impl<T> SharedList<T> {
                 return;
             }
         }
-        let mut list = Vec::with_capacity(room(self.len + 1));
-        list.extend_from_slice(self);
-        list.push(value);
-        *self = SharedList::from(list);
+        *self = SharedList::collect(self.iter().cloned().chain(std::iter::once(value)), room(self.len + 1));
     }
 
     /// Insert `value` at `index` (`push` at the end; before it the list is
@@ -143,10 +140,28 @@ impl<T> SharedList<T> {
         if index == self.len {
             return self.push(value);
         }
-        let mut list = Vec::with_capacity(room(self.len + 1));
-        list.extend_from_slice(self);
-        list.insert(index, value);
-        *self = SharedList::from(list);
+        let (before, after) = self.split_at(index);
+        let values = before.iter().cloned().chain(std::iter::once(value)).chain(after.iter().cloned());
+        *self = SharedList::collect(values, room(self.len + 1));
+    }
+
+    /// A list of `values` in a new buffer of `capacity` slots (at least as
+    /// many as there are values): each value written once, straight into
+    /// its slot.
+    fn collect(values: impl IntoIterator<Item = T>, capacity: usize) -> SharedList<T> {
+        let mut buf = Buffer::with_room(capacity);
+        let mut len = 0;
+        for (slot, value) in buf.slots.iter_mut().zip(values) {
+            slot.get_mut().write(value);
+            len += 1;
+            // Counted as written at once: if the next value's clone panics,
+            // the buffer still drops the values written so far.
+            *buf.filled.get_mut() = len;
+        }
+        if len == 0 {
+            return SharedList::new();
+        }
+        SharedList { buf: Some(Arc::new(buf)), len }
     }
 
     /// Empty this version (the others keep their values).
@@ -169,13 +184,8 @@ impl<T> From<Vec<T>> for SharedList<T> {
         if list.is_empty() {
             return SharedList::new();
         }
-        let mut buf = Buffer::with_room(list.capacity().max(list.len()));
-        let len = list.len();
-        for (slot, value) in buf.slots.iter_mut().zip(list) {
-            slot.get_mut().write(value);
-        }
-        *buf.filled.get_mut() = len;
-        SharedList { buf: Some(Arc::new(buf)), len }
+        let capacity = list.capacity();
+        SharedList::collect(list, capacity)
     }
 }
 

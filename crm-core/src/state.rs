@@ -924,7 +924,12 @@ impl MemberState {
     }
 
     fn scan_order_times(&self) -> SharedList<DateTime<Utc>> {
-        SharedList::from(self.activity.iter().filter(|a| a.orders > 0).map(|a| a.at).collect::<Vec<_>>())
+        SharedList::from(self.listed_order_times().collect::<Vec<_>>())
+    }
+
+    /// The paid orders' times as the activity lists them.
+    fn listed_order_times(&self) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        self.activity.iter().filter(|a| a.orders > 0).map(|a| a.at)
     }
 
     /// [`MemberState::order_times`] into a buffer the caller reuses (scans
@@ -933,7 +938,7 @@ impl MemberState {
         out.clear();
         match &self.paid_times.0 {
             Some(times) => out.extend_from_slice(times),
-            None => out.extend(self.activity.iter().filter(|a| a.orders > 0).map(|a| a.at)),
+            None => out.extend(self.listed_order_times()),
         }
     }
 
@@ -2051,6 +2056,7 @@ mod tests {
                 read_back in 0usize..24,
                 settle in any::<bool>(),
             ) {
+                // Written out here, not `listed_order_times`: the check stands apart.
                 let listed = |st: &MemberState| -> Vec<DateTime<Utc>> {
                     st.activity.iter().filter(|a| a.orders > 0).map(|a| a.at).collect()
                 };
