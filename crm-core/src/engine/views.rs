@@ -227,8 +227,6 @@ pub(crate) struct StageCount {
     tz: chrono_tz::Tz,
     at: DateTime<Utc>,
     out: BTreeMap<Stage, u64>,
-    /// Reused for every member's order times.
-    orders: Vec<DateTime<Utc>>,
 }
 
 impl StageCount {
@@ -238,7 +236,6 @@ impl StageCount {
             tz: program.timezone,
             at,
             out: Stage::ALL.iter().map(|s| (*s, 0)).collect(),
-            orders: Vec::new(),
         }
     }
 
@@ -247,8 +244,7 @@ impl StageCount {
         if !st.is_active() || st.created_at > self.at {
             return;
         }
-        st.order_times_into(&mut self.orders);
-        let stage = self.lifecycle.stage_at(self.tz, &self.orders, self.at);
+        let stage = self.lifecycle.stage_at(self.tz, &st.order_times(), self.at);
         *self.out.entry(stage).or_insert(0) += 1;
     }
 
