@@ -53,12 +53,24 @@ pub enum FactKind {
     Survey,
     /// Points earned that expire: the expiry warning (key: `<point type>:<expiry instant>`).
     Expiry,
+    /// A birthday set or changed: this year's greeting, which may have
+    /// fallen due before the run that follows (key: when it was set, RFC
+    /// 3339; not the date itself, which is personal data the profile's
+    /// erasure must not leave behind here).
+    Birthday,
 }
 
 impl FactKind {
     /// Every kind.
-    pub const ALL: [FactKind; 6] =
-        [FactKind::Order, FactKind::Engagement, FactKind::Ticket, FactKind::Review, FactKind::Survey, FactKind::Expiry];
+    pub const ALL: [FactKind; 7] = [
+        FactKind::Order,
+        FactKind::Engagement,
+        FactKind::Ticket,
+        FactKind::Review,
+        FactKind::Survey,
+        FactKind::Expiry,
+        FactKind::Birthday,
+    ];
 
     /// The kind's name in the text form.
     pub fn as_str(self) -> &'static str {
@@ -69,6 +81,7 @@ impl FactKind {
             FactKind::Review => "review",
             FactKind::Survey => "survey",
             FactKind::Expiry => "expiry",
+            FactKind::Birthday => "birthday",
         }
     }
 
@@ -97,6 +110,11 @@ impl Behind {
     /// A fact of `kind` keyed `key`.
     pub fn fact(kind: FactKind, key: impl Into<String>) -> Behind {
         Behind::Fact { kind, key: key.into() }
+    }
+
+    /// Is this a fact of `kind`, whatever its key?
+    pub fn is_kind(&self, kind: FactKind) -> bool {
+        matches!(self, Behind::Fact { kind: k, .. } if *k == kind)
     }
 
     /// Is this the fact of `kind` keyed `key`?

@@ -745,6 +745,8 @@ impl OutreachConfig {
             TriggerKind::TicketClosed { .. } => st.is_behind(FactKind::Ticket, &o.key),
             // Keyed by point type and expiry instant, as the lots are noted.
             TriggerKind::PointsExpiring { .. } => st.is_behind(FactKind::Expiry, &o.key),
+            // A birthday set since the last run: its greeting, whenever due.
+            TriggerKind::Birthday { .. } => st.outreach_behind.iter().any(|b| b.is_kind(FactKind::Birthday)),
             // Keyed `review:<id>` or `survey:<id>` already.
             TriggerKind::LowRating { .. } => o
                 .key

@@ -1059,7 +1059,21 @@ impl MemberState {
                 self.created_at = *at;
                 self.profile = Shared::new((**profile).clone());
             }
-            Event::ProfileUpdated { patch, .. } => self.profile.apply(patch),
+            Event::ProfileUpdated { at, patch } => {
+                let before = self.profile.birthday;
+                self.profile.apply(patch);
+                // A birthday set or corrected once the scheduler has run:
+                // this year's greeting may have fallen due before its last
+                // run (three days ahead of a birthday given the day before);
+                // the next run looks at it, within the staleness.
+                let set = self.profile.birthday.is_some_and(|b| before != Some(b));
+                if set
+                    && self.outreach_through.is_some()
+                    && !self.outreach_behind.iter().any(|b| b.is_kind(FactKind::Birthday))
+                {
+                    self.outreach_behind.push(Behind::fact(FactKind::Birthday, crate::time::rfc3339(*at)));
+                }
+            }
             Event::IdentityLinked { identity, .. } => {
                 self.identities.insert(identity.clone());
             }
@@ -1960,6 +1974,34 @@ mod tests {
         assert_eq!(st.last_event_at, utc("2024-02-01T00:00:00Z"));
     }
 
+    #[test]
+    fn a_birthday_given_after_a_run_is_listed_behind_it_without_the_date() {
+        let mut st = member();
+        let at = utc("2025-03-01T00:00:00Z");
+        st.evolve(&Event::MemberCreated { at, profile: Box::default() });
+        let patch = |birthday: Option<&str>, clear: &[&str]| Event::ProfileUpdated {
+            at: utc("2025-03-04T15:00:00Z"),
+            patch: Box::new(crate::member::ProfilePatch {
+                birthday: birthday.map(|d| d.parse().unwrap()),
+                clear: clear.iter().map(|c| c.to_string()).collect(),
+                ..Default::default()
+            }),
+        };
+        // No run yet: every occurrence since joining is looked at anyway.
+        st.evolve(&patch(Some("1990-03-06"), &[]));
+        assert!(st.outreach_behind.is_empty());
+        st.outreach_through = Some(utc("2025-03-04T12:00:00Z"));
+        // The same birthday again, a cleared one: nothing new to look at.
+        st.evolve(&patch(Some("1990-03-06"), &[]));
+        st.evolve(&patch(None, &["birthday"]));
+        assert!(st.outreach_behind.is_empty());
+        // Given again after the run, then corrected: listed once, keyed by
+        // when it was given (the date itself stays in the profile alone).
+        st.evolve(&patch(Some("1990-03-06"), &[]));
+        st.evolve(&patch(Some("1990-03-07"), &[]));
+        assert_eq!(st.outreach_behind, vec![Behind::fact(FactKind::Birthday, "2025-03-04T15:00:00+00:00")]);
+        assert!(!st.outreach_behind[0].to_string().contains("1990"));
+    }
     /// What the `unpaid_order` trigger relies on: a member whose orders
     /// are known to hold no placed one has none, whatever mix of orders,
     /// payments, cancellations and merges it went through; read back from
