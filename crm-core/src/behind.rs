@@ -58,11 +58,16 @@ pub enum FactKind {
     /// 3339; not the date itself, which is personal data the profile's
     /// erasure must not leave behind here).
     Birthday,
+    /// The member's time zone changed: messages that fall due earlier in
+    /// the new zone than in the old one, some before the last run (key: the
+    /// zone the runs before had used, an IANA name, or empty for the
+    /// programme's zone).
+    Zone,
 }
 
 impl FactKind {
     /// Every kind.
-    pub const ALL: [FactKind; 7] = [
+    pub const ALL: [FactKind; 8] = [
         FactKind::Order,
         FactKind::Engagement,
         FactKind::Ticket,
@@ -70,6 +75,7 @@ impl FactKind {
         FactKind::Survey,
         FactKind::Expiry,
         FactKind::Birthday,
+        FactKind::Zone,
     ];
 
     /// The kind's name in the text form.
@@ -82,6 +88,7 @@ impl FactKind {
             FactKind::Survey => "survey",
             FactKind::Expiry => "expiry",
             FactKind::Birthday => "birthday",
+            FactKind::Zone => "zone",
         }
     }
 

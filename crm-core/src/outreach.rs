@@ -728,6 +728,30 @@ impl OutreachConfig {
         }
     }
 
+    /// The occurrences (trigger, key) the runs up to `from` had reached with
+    /// the member in `zone`: due (after deferral there) by `from`, from two
+    /// days before `lo` (no two zones are more than 26 hours apart).
+    ///
+    /// Why: after a change of zone, an occurrence due before `from` in the
+    /// new zone was looked at by an earlier run only if it was due by then
+    /// in the old one too; the others (a member day at 10:00 in Shanghai
+    /// when the runs had waited for 10:00 in Los Angeles) are looked at now,
+    /// and nothing a run had already decided (sent, or suppressed) is.
+    fn reached(
+        &self,
+        ctx: &Context<'_>,
+        zone: Tz,
+        lo: DateTime<Utc>,
+        from: DateTime<Utc>,
+    ) -> std::collections::BTreeSet<(usize, String)> {
+        let before = Context { zone, now: from, checking: false, ..*ctx };
+        let mut occ = Vec::new();
+        for i in 0..self.triggers.len() {
+            self.occurrences(i, &before, (lo - Duration::days(2), from), false, &mut occ);
+        }
+        occ.into_iter().filter(|o| self.defer(zone, o.due) <= from).map(|o| (o.trigger, o.key)).collect()
+    }
+
     /// Run the triggers for one member over `(member.outreach_through, now]`.
     pub fn run(&self, ctx: &Context<'_>) -> Run {
         let st = ctx.member;
@@ -739,28 +763,36 @@ impl OutreachConfig {
         let stale = ctx.now - Duration::hours(i64::from(self.max_delay_hours));
         // Facts recorded behind the last run: their messages due before it
         // count too, unless stale (see `MemberState::outreach_behind`).
-        let behind = |due: DateTime<Utc>, o: &Occurrence| match self.triggers[o.trigger].when {
-            TriggerKind::UnpaidOrder { .. } | TriggerKind::OrderCare { .. } => st.is_behind(FactKind::Order, &o.key),
-            TriggerKind::CartAbandoned { .. } => st.is_behind(FactKind::Engagement, &o.key),
-            TriggerKind::TicketClosed { .. } => st.is_behind(FactKind::Ticket, &o.key),
-            // Keyed by point type and expiry instant, as the lots are noted.
-            TriggerKind::PointsExpiring { .. } => st.is_behind(FactKind::Expiry, &o.key),
-            // A birthday set since the last run: its greeting, whenever due.
-            TriggerKind::Birthday { .. } => st.outreach_behind.iter().any(|b| b.is_kind(FactKind::Birthday)),
-            // Keyed `review:<id>` or `survey:<id>` already.
-            TriggerKind::LowRating { .. } => o
-                .key
-                .split_once(':')
-                .and_then(|(kind, id)| Some((FactKind::parse(kind)?, id)))
-                .is_some_and(|(kind, id)| st.is_behind(kind, id)),
-            // A reduction dated at or before the warning's (deferred) due
-            // instant: a run reaching it would have found the threshold missed.
-            TriggerKind::TierRetention { .. } => st.reduced_behind().is_some_and(|r| r <= due),
-            _ => false,
-        };
         let start = if st.outreach_behind.is_empty() { from.max(stale) } else { stale };
         // Raw instants up to a day before `start` can be deferred into the range.
         let lo = start - Duration::days(1);
+        // After a change of zone, what the runs before it had reached.
+        let reached = st.zone_behind().map(|zone| self.reached(ctx, zone.unwrap_or(ctx.program_tz), lo, from));
+        let moved = |o: &Occurrence| reached.as_ref().is_some_and(|r| !r.contains(&(o.trigger, o.key.clone())));
+        let behind = |due: DateTime<Utc>, o: &Occurrence| {
+            moved(o)
+                || match self.triggers[o.trigger].when {
+                    TriggerKind::UnpaidOrder { .. } | TriggerKind::OrderCare { .. } => {
+                        st.is_behind(FactKind::Order, &o.key)
+                    }
+                    TriggerKind::CartAbandoned { .. } => st.is_behind(FactKind::Engagement, &o.key),
+                    TriggerKind::TicketClosed { .. } => st.is_behind(FactKind::Ticket, &o.key),
+                    // Keyed by point type and expiry instant, as the lots are noted.
+                    TriggerKind::PointsExpiring { .. } => st.is_behind(FactKind::Expiry, &o.key),
+                    // A birthday set since the last run: its greeting, whenever due.
+                    TriggerKind::Birthday { .. } => st.is_kind_behind(FactKind::Birthday),
+                    // Keyed `review:<id>` or `survey:<id>` already.
+                    TriggerKind::LowRating { .. } => o
+                        .key
+                        .split_once(':')
+                        .and_then(|(kind, id)| Some((FactKind::parse(kind)?, id)))
+                        .is_some_and(|(kind, id)| st.is_behind(kind, id)),
+                    // A reduction dated at or before the warning's (deferred) due
+                    // instant: a run reaching it would have found the threshold missed.
+                    TriggerKind::TierRetention { .. } => st.reduced_behind().is_some_and(|r| r <= due),
+                    _ => false,
+                }
+        };
         let mut occ = Vec::new();
         for i in 0..self.triggers.len() {
             self.occurrences(i, ctx, (lo, ctx.now), false, &mut occ);

@@ -950,6 +950,20 @@ impl MemberState {
         self.outreach_behind.iter().any(|k| k.is(kind, key))
     }
 
+    /// Whether a fact of `kind` is listed behind the scheduler, whatever its key.
+    pub fn is_kind_behind(&self, kind: FactKind) -> bool {
+        self.outreach_behind.iter().any(|b| b.is_kind(kind))
+    }
+
+    /// The zone the scheduler's runs had when the member's zone changed
+    /// since the last run (`Some(None)`: the programme's), if it did.
+    pub fn zone_behind(&self) -> Option<Option<chrono_tz::Tz>> {
+        self.outreach_behind.iter().find_map(|b| match b {
+            Behind::Fact { kind: FactKind::Zone, key } => Some(key.parse().ok()),
+            _ => None,
+        })
+    }
+
     /// Is the member active (neither merged nor erased)?
     pub fn is_active(&self) -> bool {
         self.status == MemberStatus::Active
@@ -1060,18 +1074,24 @@ impl MemberState {
                 self.profile = Shared::new((**profile).clone());
             }
             Event::ProfileUpdated { at, patch } => {
-                let before = self.profile.birthday;
+                let (birthday, zone) = (self.profile.birthday, self.profile.timezone);
                 self.profile.apply(patch);
-                // A birthday set or corrected once the scheduler has run:
-                // this year's greeting may have fallen due before its last
-                // run (three days ahead of a birthday given the day before);
-                // the next run looks at it, within the staleness.
-                let set = self.profile.birthday.is_some_and(|b| before != Some(b));
-                if set
-                    && self.outreach_through.is_some()
-                    && !self.outreach_behind.iter().any(|b| b.is_kind(FactKind::Birthday))
-                {
-                    self.outreach_behind.push(Behind::fact(FactKind::Birthday, crate::time::rfc3339(*at)));
+                if self.outreach_through.is_some() {
+                    // A birthday set or corrected once the scheduler has run:
+                    // this year's greeting may have fallen due before its
+                    // last run (three days ahead of a birthday given the day
+                    // before); the next run looks at it, within the staleness.
+                    if self.profile.birthday.is_some_and(|b| birthday != Some(b)) {
+                        note_kind_once(&mut self.outreach_behind, FactKind::Birthday, || crate::time::rfc3339(*at));
+                    }
+                    // A zone changed: a message due later than the last run
+                    // in the old zone may be due before it in the new one
+                    // (a member day at 10:00 in Shanghai, not Los Angeles).
+                    // The zone the runs had is kept (the first change since).
+                    if self.profile.timezone != zone {
+                        let before = || zone.map_or_else(String::new, |z| z.name().to_string());
+                        note_kind_once(&mut self.outreach_behind, FactKind::Zone, before);
+                    }
                 }
             }
             Event::IdentityLinked { identity, .. } => {
@@ -1554,6 +1574,8 @@ impl MemberState {
         self.tags.clear();
         self.consents.clear();
         self.feedback.erase_text();
+        // The zone a change of zone left behind is the member's location.
+        self.outreach_behind.retain(|b| !b.is_kind(FactKind::Zone));
     }
 
     fn count_paid(&mut self, amount: Decimal, at: DateTime<Utc>) {
@@ -1689,6 +1711,15 @@ fn note_behind_with(
         if !behind.iter().any(|k| k.is(kind, &id)) {
             behind.push(Behind::fact(kind, id));
         }
+    }
+}
+
+/// List a fact of `kind` keyed `key()` in [`MemberState::outreach_behind`]
+/// unless one of that kind is listed already (the first since the last run
+/// is the one that counts).
+fn note_kind_once(behind: &mut Vec<Behind>, kind: FactKind, key: impl FnOnce() -> String) {
+    if !behind.iter().any(|b| b.is_kind(kind)) {
+        behind.push(Behind::fact(kind, key()));
     }
 }
 
@@ -2001,6 +2032,35 @@ mod tests {
         st.evolve(&patch(Some("1990-03-07"), &[]));
         assert_eq!(st.outreach_behind, vec![Behind::fact(FactKind::Birthday, "2025-03-04T15:00:00+00:00")]);
         assert!(!st.outreach_behind[0].to_string().contains("1990"));
+    }
+
+    #[test]
+    fn a_change_of_zone_after_a_run_keeps_the_zone_the_runs_had_until_erased() {
+        let mut st = member();
+        st.evolve(&Event::MemberCreated { at: utc("2025-03-01T00:00:00Z"), profile: Box::default() });
+        let zone = |tz: Option<&str>, clear: &[&str]| Event::ProfileUpdated {
+            at: utc("2025-03-10T13:00:00Z"),
+            patch: Box::new(crate::member::ProfilePatch {
+                timezone: tz.map(|z| z.parse().unwrap()),
+                clear: clear.iter().map(|c| c.to_string()).collect(),
+                ..Default::default()
+            }),
+        };
+        st.evolve(&zone(Some("America/Los_Angeles"), &[]));
+        assert_eq!(st.zone_behind(), None, "no run yet");
+        st.outreach_through = Some(utc("2025-03-10T12:00:00Z"));
+        st.evolve(&zone(Some("America/Los_Angeles"), &[]));
+        assert_eq!(st.zone_behind(), None, "the same zone again");
+        // Moved twice since the run: the zone that run had is the one kept.
+        st.evolve(&zone(Some("Asia/Shanghai"), &[]));
+        st.evolve(&zone(None, &["timezone"]));
+        assert_eq!(st.zone_behind(), Some(Some(chrono_tz::America::Los_Angeles)));
+        let mut programme = member();
+        programme.outreach_through = st.outreach_through;
+        programme.evolve(&zone(Some("Asia/Tokyo"), &[]));
+        assert_eq!(programme.zone_behind(), Some(None), "from the programme's zone");
+        st.evolve(&Event::Erased { at: utc("2025-03-11T00:00:00Z") });
+        assert_eq!(st.zone_behind(), None, "a location: erased with the profile");
     }
     /// What the `unpaid_order` trigger relies on: a member whose orders
     /// are known to hold no placed one has none, whatever mix of orders,

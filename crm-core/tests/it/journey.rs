@@ -491,6 +491,9 @@ proptest! {
         runs in prop::collection::vec(0i64..(24 * 450), 1..12),
         quiet in prop::collection::vec((0u32..24, 0u32..24).prop_filter("start != end", |(a, b)| a != b), 1..3),
         caps in prop::collection::vec((1u32..4, 1u32..10, any::<bool>()), 0..3),
+        // Profile updates between runs: a new zone and birthday (which can
+        // bring messages due before the last run to the next one).
+        moves in prop::collection::vec((0usize..5, 0i64..(24 * 400), 0usize..4, 1u32..=12, 1u32..=29), 0..6),
     ) {
         let zones = ["Asia/Shanghai", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"];
         let windows: Vec<(NaiveTime, NaiveTime)> = quiet
@@ -539,6 +542,14 @@ proptest! {
                 o.status = crm_core::OrderStatus::Placed;
             }
             items.push((at, format!("order:o{k}"), Command::RecordOrder { order: o }));
+        }
+        for (k, (m, hours, zone, month, day)) in moves.iter().enumerate() {
+            let c: Command = serde_json::from_value(json!({
+                "type": "update_profile", "member_id": format!("m{}", m % members.len()),
+                "patch": {"birthday": format!("2000-{month:02}-{day:02}"), "timezone": zones[*zone]}
+            }))
+            .unwrap();
+            items.push((t0() + Duration::hours(*hours), format!("move:{k}"), c));
         }
         items.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let mut runs: Vec<_> = runs.into_iter().map(|h| t0() + Duration::hours(h)).collect();
