@@ -6,7 +6,9 @@
 //! hours late, a review synced overnight, a refund dated last week) may have
 //! made a message due inside the range already covered; the fact is listed
 //! here and the next run looks at its messages again, within the
-//! programme's staleness.
+//! programme's staleness. So may a profile update: a birthday given after
+//! its greeting fell due, or a new zone in which a local-hour message (the
+//! member day at 10:00) falls due earlier than in the old one.
 //!
 //! Each entry is typed: a message-bearing fact of a known [`FactKind`] with
 //! the key its occurrences carry, or the earliest [`Behind::Reduction`] of the

@@ -288,14 +288,17 @@ pub struct MemberState {
     /// ([`Self::outreach_through`]), each a [`Behind`]: an order placed or
     /// completed, a review, a survey answer, a ticket closed, an engagement
     /// event, points earned that expire (each with the key its messages'
-    /// occurrences carry, [`FactKind`]), and the earliest reduction of the
-    /// tier metric (a refund, a clawback, a negative adjustment; see
-    /// [`Self::reduced_behind`]). Stored as text, `kind:key` (`order:o-1`,
+    /// occurrences carry, [`FactKind`]), a birthday given or corrected, a
+    /// change of zone (with the zone the runs had), and the earliest
+    /// reduction of the tier metric (a refund, a clawback, a negative
+    /// adjustment; see [`Self::reduced_behind`]). Stored as text, `kind:key`
+    /// (`order:o-1`, `zone:America/Los_Angeles`,
     /// `reduction:2025-11-30T10:00:00+00:00`). The next run looks at their
     /// messages (an unpaid-order reminder, order care, a low-rating
-    /// follow-up, a ticket survey, a cart reminder, an expiry warning, a
-    /// tier-retention warning due at or after the reduction) due before it
-    /// too, within the programme's staleness.
+    /// follow-up, a ticket survey, a cart reminder, an expiry warning, the
+    /// birthday greeting, any message a change of zone moved before the last
+    /// run, a tier-retention warning due at or after the reduction) due
+    /// before it too, within the programme's staleness.
     /// Emptied by the run.
     ///
     /// Why: a run considers each occurrence once, in the range since the
@@ -957,6 +960,18 @@ impl MemberState {
 
     /// The zone the scheduler's runs had when the member's zone changed
     /// since the last run (`Some(None)`: the programme's), if it did.
+    ///
+    /// ```
+    /// # use crm_core::{MemberId, MemberState};
+    /// # use chrono::{TimeZone, Utc};
+    /// use crm_core::behind::{Behind, FactKind};
+    /// let mut st = MemberState::new(MemberId::from("lee"), Utc.with_ymd_and_hms(2025, 3, 1, 0, 0, 0).unwrap());
+    /// assert_eq!(st.zone_behind(), None);
+    /// st.outreach_behind.push(Behind::fact(FactKind::Zone, "America/Los_Angeles"));
+    /// assert_eq!(st.zone_behind(), Some(Some(chrono_tz::America::Los_Angeles)));
+    /// st.outreach_behind[0] = Behind::fact(FactKind::Zone, "");
+    /// assert_eq!(st.zone_behind(), Some(None));
+    /// ```
     pub fn zone_behind(&self) -> Option<Option<chrono_tz::Tz>> {
         self.outreach_behind.iter().find_map(|b| match b {
             Behind::Fact { kind: FactKind::Zone, key } => Some(key.parse().ok()),
