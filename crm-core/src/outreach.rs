@@ -736,7 +736,8 @@ impl OutreachConfig {
     /// new zone was looked at by an earlier run only if it was due by then
     /// in the old one too; the others (a member day at 10:00 in Shanghai
     /// when the runs had waited for 10:00 in Los Angeles) are looked at now,
-    /// and nothing a run had already decided (sent, or suppressed) is.
+    /// and nothing a run had already decided (sent, or suppressed) is, also
+    /// when the new zone puts it after `from` (a move west).
     fn reached(
         &self,
         ctx: &Context<'_>,
@@ -768,7 +769,8 @@ impl OutreachConfig {
         let lo = start - Duration::days(1);
         // After a change of zone, what the runs before it had reached.
         let reached = st.zone_behind().map(|zone| self.reached(ctx, zone.unwrap_or(ctx.program_tz), lo, from));
-        let moved = |o: &Occurrence| reached.as_ref().is_some_and(|r| !r.contains(&(o.trigger, o.key.clone())));
+        let decided = |o: &Occurrence| reached.as_ref().is_some_and(|r| r.contains(&(o.trigger, o.key.clone())));
+        let moved = |o: &Occurrence| reached.is_some() && !decided(o);
         let behind = |due: DateTime<Utc>, o: &Occurrence| {
             moved(o)
                 || match self.triggers[o.trigger].when {
@@ -800,7 +802,11 @@ impl OutreachConfig {
         let mut due: Vec<(DateTime<Utc>, Occurrence)> = occ
             .into_iter()
             .map(|o| (self.defer(ctx.zone, o.due), o))
-            .filter(|(d, o)| (*d > from || behind(*d, o)) && *d <= ctx.now && *d >= stale && *d >= st.created_at)
+            // After a change of zone, one a run had decided in the old zone is
+            // not decided again, wherever the new one puts it.
+            .filter(|(d, o)| {
+                ((*d > from && !decided(o)) || behind(*d, o)) && *d <= ctx.now && *d >= stale && *d >= st.created_at
+            })
             .collect();
         due.sort_by(|a, b| (a.0, a.1.trigger, &a.1.key).cmp(&(b.0, b.1.trigger, &b.1.key)));
         // What went out before and a cap can still count (every item below
