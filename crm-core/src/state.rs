@@ -519,10 +519,17 @@ pub enum Event {
     },
     /// The programme changed and the member's next wake-up under it differs
     /// from the stored one: derived again (by the first `run_due` under the
-    /// new programme, see `Engine::run_due`). Nothing else changes; the
-    /// event makes the write a new version, as every store expects of one.
+    /// new programme, see `Engine::run_due`), or the programme's zone moved
+    /// under the member (`zone_before`). Nothing else changes; the event
+    /// makes the write a new version, as every store expects of one.
     Rescheduled {
         at: DateTime<Utc>,
+        /// The programme's zone before it changed (an IANA name), for a
+        /// member with no zone of its own that the scheduler had run for:
+        /// its local-hour messages moved, and the next run looks at those
+        /// now due before the last one (see [`FactKind::Zone`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zone_before: Option<String>,
     },
     /// A scheduler run for this member: what it emitted and suppressed;
     /// occurrences due up to `at` are done.
@@ -678,7 +685,7 @@ impl Event {
             | StageChanged { at, .. }
             | Engaged { at, .. }
             | SegmentChanged { at, .. }
-            | Rescheduled { at }
+            | Rescheduled { at, .. }
             | OutreachRun { at, .. }
             | CouponIssued { at, .. }
             | CouponReturned { at, .. }
@@ -1363,7 +1370,12 @@ impl MemberState {
             }
             Event::ProfileErased { .. } => self.erase_personal_data(),
             // The engine derives the wake-up when it writes the member.
-            Event::Rescheduled { .. } => {}
+            Event::Rescheduled { zone_before, .. } => {
+                // The programme's zone changed under a member without its own.
+                if let Some(zone) = zone_before.as_ref().filter(|_| self.outreach_through.is_some()) {
+                    note_kind_once(&mut self.outreach_behind, FactKind::Zone, || zone.clone());
+                }
+            }
             Event::TierUpdated { at, tier, reason, note } => {
                 self.tier_history.push(TierChange {
                     at: *at,

@@ -27,8 +27,20 @@
 //! removed tier; downgrades wait for the review), with a
 //! [`Event::TierUpdated`] noted "the tier ladder changed". With no ladder
 //! recorded yet (a store no run has scheduled), tiers stand as decided.
+//!
+//! A changed programme zone (one set up in UTC by mistake, corrected to
+//! Asia/Shanghai) moves every local-hour message of the members without a
+//! zone of their own: a member day at 10:00 moves eight hours earlier, to
+//! before the last run for a member that run had passed. The store keeps a
+//! fingerprint of the zone's name too (the tally [`ZONE_TALLY`]); when it
+//! differs, `reschedule` writes each such member the scheduler had run for
+//! with a [`Event::Rescheduled`] naming the zone before, which lists it
+//! behind the scheduler (`FactKind::Zone`), so the next run looks at the
+//! messages the move brought before the last one, as after a member's own
+//! change of zone. With no zone recorded yet, nothing is known to have moved.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
 use super::{journey, Engine, Tx, MAX_ATTEMPTS, RUN_DUE_CHUNK};
@@ -47,6 +59,21 @@ pub(crate) const SCHEDULE_TALLY: &str = "schedule:programme";
 /// The tally whose `count` is the fingerprint of the tier ladder the
 /// stored tiers were decided under ([`fingerprint`] of `program.tiers`).
 pub(crate) const LADDER_TALLY: &str = "schedule:ladder";
+
+/// The tally whose `count` is the fingerprint of the name of the
+/// programme's zone the stored wake-ups were derived in ([`zone_print`]).
+pub(crate) const ZONE_TALLY: &str = "schedule:zone";
+
+/// The fingerprint of a zone's IANA name, as [`ZONE_TALLY`] keeps it.
+fn zone_print(zone: Tz) -> i64 {
+    fingerprint(zone.name())
+}
+
+/// The zone whose name has the fingerprint `print`, among the IANA zones
+/// this build knows (a tally holds a number, not the name).
+fn zone_by_print(print: i64) -> Option<Tz> {
+    chrono_tz::TZ_VARIANTS.iter().copied().find(|z| zone_print(*z) == print)
+}
 
 /// A stable fingerprint of a programme or a part of it (its ladder): 64
 /// bits of the FNV-1a hash of its JSON form (the same across builds,
@@ -93,17 +120,31 @@ fn ladder_change(program: &Program, st: &MemberState, now: DateTime<Utc>) -> Opt
     journey::standing(ladder, tz, st, &current).after_ladder_change(now)
 }
 
-/// What [`Engine::reschedule`] writes for `st` at `now`, if anything: the
-/// tier a changed ladder places it in (`place`, see [`Engine::reschedule`]),
-/// else a [`Event::Rescheduled`] when its next due instant changes (any
-/// write derives the wake-up again).
-fn write_for(program: &Program, st: &MemberState, now: DateTime<Utc>, place: bool) -> Option<Event> {
+/// What [`Engine::reschedule`] writes for `st` at `now`: the tier a
+/// changed ladder places it in (`place`, see [`Engine::reschedule`]); a
+/// [`Event::Rescheduled`] when its next due instant changes (any write
+/// derives the wake-up again), or when the programme's zone moved from
+/// `moved_from` under a member in it whom the scheduler had run for (the
+/// next run looks at the messages the move brought before the last one).
+fn write_for(
+    program: &Program,
+    st: &MemberState,
+    now: DateTime<Utc>,
+    place: bool,
+    moved_from: Option<Tz>,
+) -> Vec<Event> {
+    let mut events = Vec::new();
     // Only a changed ladder is read: placing costs a metric per member.
     if let Some((state, reason)) = place.then(|| ladder_change(program, st, now)).flatten() {
         let note = Some("the tier ladder changed".to_string());
-        return Some(Event::TierUpdated { at: now, tier: Shared::new(state), reason, note });
+        events.push(Event::TierUpdated { at: now, tier: Shared::new(state), reason, note });
     }
-    needs_rescheduling(program, st).then_some(Event::Rescheduled { at: now })
+    let in_it = st.is_active() && st.profile.timezone.is_none() && st.outreach_through.is_some();
+    let zone_before = moved_from.filter(|_| in_it && program.outreach.is_some()).map(|z| z.name().to_string());
+    if zone_before.is_some() || (events.is_empty() && needs_rescheduling(program, st)) {
+        events.push(Event::Rescheduled { at: now, zone_before });
+    }
+    events
 }
 
 impl<S: Store + Clone> Engine<S> {
@@ -188,16 +229,22 @@ impl<S: Store> Engine<S> {
         // Only a ladder known to have changed moves tiers: with none recorded
         // (a store no run has scheduled yet) the tiers stand as decided.
         let place = recorded_ladder.is_some_and(|t| t.tally.count != ladder);
+        // The programme's zone the wake-ups were derived in, when it is
+        // another (with none recorded, nothing is known to have moved).
+        let zone = zone_print(self.program.timezone);
+        let recorded_zone = self.store.tally(ZONE_TALLY)?;
+        let moved_from =
+            recorded_zone.as_ref().filter(|t| t.tally.count != zone).and_then(|t| zone_by_print(t.tally.count));
         let mut stale: Vec<MemberId> = Vec::new();
         self.store.scan(&mut |v| {
-            if write_for(&self.program, &v.state, now, place).is_some() {
+            if !write_for(&self.program, &v.state, now, place, moved_from).is_empty() {
                 stale.push(v.state.id.clone());
             }
             Ok(())
         })?;
         let mut done = Rescheduled::default();
         for chunk in stale.chunks(RUN_DUE_CHUNK) {
-            let chunk = self.reschedule_chunk(chunk, now, place)?;
+            let chunk = self.reschedule_chunk(chunk, now, place, moved_from)?;
             done.written += chunk.written;
             done.tier_changes += chunk.tier_changes;
         }
@@ -206,8 +253,11 @@ impl<S: Store> Engine<S> {
             expected_version: recorded.map_or(0, |t| t.version),
             tally: Tally { count, amount: Decimal::ZERO },
         };
-        let tallies =
-            vec![write(SCHEDULE_TALLY, self.schedule, recorded), write(LADDER_TALLY, ladder, recorded_ladder)];
+        let tallies = vec![
+            write(SCHEDULE_TALLY, self.schedule, recorded),
+            write(LADDER_TALLY, ladder, recorded_ladder),
+            write(ZONE_TALLY, zone, recorded_zone),
+        ];
         match self.store.commit(Commit { tallies, ..Commit::default() }) {
             // Another engine recorded a programme meanwhile: the next run
             // compares again.
@@ -218,7 +268,13 @@ impl<S: Store> Engine<S> {
     }
 
     /// Write the members of `chunk` that still need it.
-    fn reschedule_chunk(&self, chunk: &[MemberId], now: DateTime<Utc>, place: bool) -> Result<Rescheduled> {
+    fn reschedule_chunk(
+        &self,
+        chunk: &[MemberId],
+        now: DateTime<Utc>,
+        place: bool,
+        moved_from: Option<Tz>,
+    ) -> Result<Rescheduled> {
         for _ in 0..MAX_ATTEMPTS {
             let mut tx = Tx::new(&self.program, &self.store, now);
             tx.load_all(chunk)?;
@@ -226,13 +282,19 @@ impl<S: Store> Engine<S> {
             for id in chunk {
                 // Written by another command since the scan: derived then.
                 let Some(w) = tx.members.get(id) else { continue };
-                let Some(event) = write_for(&self.program, &w.state, now, place) else { continue };
-                if let Event::TierUpdated { tier, .. } = &event {
-                    if w.state.tier.as_ref().is_none_or(|t| t.tier != tier.tier) {
-                        done.tier_changes += 1;
-                    }
+                let events = write_for(&self.program, &w.state, now, place, moved_from);
+                if events.is_empty() {
+                    continue;
                 }
-                tx.emit(id, event);
+                for event in events {
+                    if let Event::TierUpdated { tier, .. } = &event {
+                        let st = &tx.members[id].state;
+                        if st.tier.as_ref().is_none_or(|t| t.tier != tier.tier) {
+                            done.tier_changes += 1;
+                        }
+                    }
+                    tx.emit(id, event);
+                }
                 done.written += 1;
             }
             match self.store.commit(tx.finish()) {
@@ -253,5 +315,20 @@ impl<S: Store> Engine<S> {
             return Ok(0);
         }
         self.rescheduled(now).map(|done| done.tier_changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The zone tally keeps a number: every zone this build knows must be
+    /// found again from it, and no two share one.
+    #[test]
+    fn every_zone_is_found_again_by_its_fingerprint() {
+        for zone in chrono_tz::TZ_VARIANTS {
+            assert_eq!(zone_by_print(zone_print(zone)), Some(zone), "{}", zone.name());
+        }
+        assert_eq!(zone_by_print(fingerprint("Mars/Olympus_Mons")), None);
     }
 }
