@@ -2032,18 +2032,21 @@ mod tests {
         assert_eq!(st.last_event_at, utc("2024-02-01T00:00:00Z"));
     }
 
+    /// A profile update at `at` clearing the fields in `clear` and setting what `set` sets.
+    fn profile_updated(at: &str, clear: &[&str], set: impl FnOnce(&mut crate::member::ProfilePatch)) -> Event {
+        let mut patch =
+            crate::member::ProfilePatch { clear: clear.iter().map(|c| c.to_string()).collect(), ..Default::default() };
+        set(&mut patch);
+        Event::ProfileUpdated { at: utc(at), patch: Box::new(patch) }
+    }
+
     #[test]
     fn a_birthday_given_after_a_run_is_listed_behind_it_without_the_date() {
         let mut st = member();
         let at = utc("2025-03-01T00:00:00Z");
         st.evolve(&Event::MemberCreated { at, profile: Box::default() });
-        let patch = |birthday: Option<&str>, clear: &[&str]| Event::ProfileUpdated {
-            at: utc("2025-03-04T15:00:00Z"),
-            patch: Box::new(crate::member::ProfilePatch {
-                birthday: birthday.map(|d| d.parse().unwrap()),
-                clear: clear.iter().map(|c| c.to_string()).collect(),
-                ..Default::default()
-            }),
+        let patch = |b: Option<&str>, clear: &[&str]| {
+            profile_updated("2025-03-04T15:00:00Z", clear, |p| p.birthday = b.map(|d| d.parse().unwrap()))
         };
         // No run yet: every occurrence since joining is looked at anyway.
         st.evolve(&patch(Some("1990-03-06"), &[]));
@@ -2065,13 +2068,8 @@ mod tests {
     fn a_change_of_zone_after_a_run_keeps_the_zone_the_runs_had_until_erased() {
         let mut st = member();
         st.evolve(&Event::MemberCreated { at: utc("2025-03-01T00:00:00Z"), profile: Box::default() });
-        let zone = |tz: Option<&str>, clear: &[&str]| Event::ProfileUpdated {
-            at: utc("2025-03-10T13:00:00Z"),
-            patch: Box::new(crate::member::ProfilePatch {
-                timezone: tz.map(|z| z.parse().unwrap()),
-                clear: clear.iter().map(|c| c.to_string()).collect(),
-                ..Default::default()
-            }),
+        let zone = |tz: Option<&str>, clear: &[&str]| {
+            profile_updated("2025-03-10T13:00:00Z", clear, |p| p.timezone = tz.map(|z| z.parse().unwrap()))
         };
         st.evolve(&zone(Some("America/Los_Angeles"), &[]));
         assert_eq!(st.zone_behind(), None, "no run yet");
